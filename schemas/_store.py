@@ -1,0 +1,103 @@
+"""Opening zarr stores from paths and URLs, and the codec choices."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import zarr
+import zarr.codecs as zc
+from zarr.abc.store import Store
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
+
+from . import _format as F
+from .errors import StoreFormatError
+
+StoreLike = str | os.PathLike | Store
+
+
+def describe(url: StoreLike) -> str:
+    """A short name of a store for messages."""
+    return str(url) if not isinstance(url, Store) else repr(url)
+
+
+def open_store(
+    url: StoreLike, *, read_only: bool, storage_options: dict | None = None
+) -> Store:
+    """A zarr store for a local path, ``file://``, any fsspec URL, or a store object.
+
+    Local paths get zarr's LocalStore, whose writes go to a temporary file and are renamed into
+    place, so every object (chunk, shard or metadata document) appears whole or not at all.
+    Object stores (s3://, gcs://, memory://) give the same guarantee per PUT.
+    """
+    if isinstance(url, Store):
+        return url
+    if isinstance(url, os.PathLike):
+        url = os.fspath(url)
+    if not isinstance(url, str) or not url:
+        raise TypeError(f"a store must be a path, a URL or a zarr store, got {url!r}")
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    if "://" not in url:
+        path = Path(url).expanduser()
+        if read_only and not (path / "zarr.json").is_file():
+            if not path.exists():
+                raise StoreFormatError(f"no store at {url}: the path does not exist")
+            raise StoreFormatError(f"{url} is not an envreel store: it has no zarr.json")
+        return zarr.storage.LocalStore(path, read_only=read_only)
+    try:
+        return zarr.storage.FsspecStore.from_url(
+            url, storage_options=storage_options, read_only=read_only
+        )
+    except ImportError as exc:
+        raise ImportError(
+            f"opening {url} needs the fsspec backend for its protocol ({exc}); "
+            "e.g. pip install s3fs for s3://"
+        ) from exc
+
+
+def read_json(store: Store, key: str, *, limit: int = F.MAX_METADATA_BYTES) -> dict[str, Any] | None:
+    """Read a JSON document from the store, refusing one over ``limit`` bytes.
+
+    Returns None when the key does not exist.
+
+    Raises:
+        StoreFormatError: too large, not JSON, or not an object.
+    """
+    try:
+        buf = sync(store.get(key, prototype=default_buffer_prototype()))
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - any backend error becomes a format error
+        raise StoreFormatError(f"cannot read {key}: {type(exc).__name__}: {exc}") from exc
+    if buf is None:
+        return None
+    if len(buf) > limit:
+        raise StoreFormatError(f"{key} is {len(buf)} bytes; envreel reads at most {limit}")
+    try:
+        doc = json.loads(buf.to_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StoreFormatError(f"{key} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise StoreFormatError(f"{key} must hold a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def compressors(codec: str, level: int) -> list:
+    """The bytes-to-bytes codec chain for a codec name, ending with a crc32c checksum.
+
+    The checksum makes a flipped byte in a chunk an error that names the chunk, instead of
+    silently wrong pixels (zstd frames carry no checksum by default).
+    """
+    chain: list = []
+    if codec == "zstd":
+        chain.append(zc.ZstdCodec(level=level))
+    elif codec == "blosc-lz4":
+        chain.append(zc.BloscCodec(cname="lz4", clevel=level, shuffle="shuffle"))
+    elif codec == "gzip":
+        chain.append(zc.GzipCodec(level=level))
+    chain.append(zc.Crc32cCodec())
+    return chain

@@ -1,0 +1,515 @@
+"""The read side: ``open_run(url) -> Run``, a lazy, typed, read-only view of a run store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zarr
+
+from . import _format as F
+from ._inspect import array_docs, check_array_doc, check_root, expected_arrays, OPTIONAL
+from ._store import StoreLike, describe, open_store, read_json
+from .errors import CorruptChunkError, StoreFormatError
+from .spec import RunSpec
+
+__all__ = ["Run", "Clip", "Cameras", "open_run"]
+
+ENV_SCALARS = ("reward", "terminated", "truncated", "episode", "episode_step", "stale")
+FRAME_VALUES = ("step", "sim_time", "wall_time", "clip")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A recording window: frames ``[start_frame, stop_frame)`` of the store.
+
+    Attributes:
+        id: clip id (increasing over the run).
+        start_frame, stop_frame: frame range in the store, stop exclusive.
+        start_step, stop_step: simulation steps of the first frame and after the last.
+    """
+
+    id: int
+    start_frame: int
+    stop_frame: int
+    start_step: int
+    stop_step: int
+
+    @property
+    def num_frames(self) -> int:
+        return self.stop_frame - self.start_frame
+
+
+@dataclass(frozen=True)
+class Cameras:
+    """Camera poses (camera-to-world 4×4, OpenGL convention: looks along -Z, +Y up; world Z-up)
+    and pinhole intrinsics in pixels. Any field is None when the producer did not record it.
+
+    Attributes:
+        env_pose: (N, 4, 4) float64 static poses, or None (also None when poses are per frame:
+            use ``Run.env_camera_poses(start, stop)``).
+        env_intrinsics: (N, 3, 3) float64.
+        global_pose: (4, 4) float64, or None (None too when per frame).
+        global_intrinsics: (3, 3) float64.
+        env_pose_per_frame, global_pose_per_frame: whether poses are stored per frame.
+        source_quat_order: quaternion order of the producer ("xyzw" or "wxyz"), for reference.
+    """
+
+    env_pose: np.ndarray | None
+    env_intrinsics: np.ndarray | None
+    global_pose: np.ndarray | None
+    global_intrinsics: np.ndarray | None
+    env_pose_per_frame: bool
+    global_pose_per_frame: bool
+    source_quat_order: str
+    convention: str = F.CAMERA_CONVENTION
+
+
+def _runs(ids: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+    """Split env ids into runs of consecutive ids: (first, stop, positions in the request)."""
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    runs, i = [], 0
+    while i < len(sorted_ids):
+        j = i + 1
+        while j < len(sorted_ids) and sorted_ids[j] == sorted_ids[j - 1] + 1:
+            j += 1
+        runs.append((int(sorted_ids[i]), int(sorted_ids[j - 1]) + 1, order[i:j]))
+        i = j
+    return runs
+
+
+class Run:
+    """A read-only view of a run store. Get one with ``open_run``.
+
+    Nothing is read until asked for: frames and scalars are read by time range and env, touching
+    only the chunks that hold them. ``num_frames`` is the committed length at open (or at the
+    last ``refresh()``); data a writer is still appending beyond it is ignored.
+    """
+
+    def __init__(self, store: Any, url: str, static: dict, spec: RunSpec, state: dict):
+        self._store = store
+        self.url = url
+        self._static = static
+        self.spec = spec
+        self._state = state
+        self._group = None
+        self._arrays: dict[str, zarr.Array] = {}
+        self._present = set()
+
+    # ---- static facts -------------------------------------------------------------------------
+    @property
+    def num_envs(self) -> int:
+        return self.spec.num_envs
+
+    @property
+    def num_frames(self) -> int:
+        return int(self._state["num_frames"])
+
+    @property
+    def fps(self) -> float:
+        return self.spec.fps
+
+    @property
+    def step_dt(self) -> float:
+        return self.spec.step_dt
+
+    @property
+    def env_frame_shape(self) -> tuple[int, int]:
+        """(height, width) of each env's frame."""
+        return self.spec.env_frame_shape
+
+    @property
+    def global_frame_shape(self) -> tuple[int, int] | None:
+        """(height, width) of the global view, or None."""
+        return self.spec.global_frame_shape
+
+    @property
+    def has_global(self) -> bool:
+        return self.spec.global_frame_shape is not None
+
+    @property
+    def block_frames(self) -> int:
+        return self.spec.block_frames
+
+    @property
+    def scalar_names(self) -> tuple[str, ...]:
+        """Names of the user scalars (``scalar(name)`` also takes the built-in ones)."""
+        return self.spec.scalar_names
+
+    @property
+    def format_version(self) -> str:
+        return str(self._static["version"])
+
+    @property
+    def source(self) -> dict:
+        return dict(self.spec.source)
+
+    @property
+    def metadata(self) -> dict:
+        return dict(self.spec.metadata)
+
+    @property
+    def rank(self) -> int:
+        return self.spec.rank
+
+    @property
+    def world_size(self) -> int:
+        return self.spec.world_size
+
+    @property
+    def env_id_offset(self) -> int:
+        return self.spec.env_id_offset
+
+    # ---- commit state ---------------------------------------------------------------------------
+    @property
+    def clips(self) -> list[Clip]:
+        return [Clip(**{k: c[k] for k in Clip.__dataclass_fields__}) for c in self._state["clips"]]
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return dict(self._state["counters"])
+
+    @property
+    def errors(self) -> list[str]:
+        return [str(e) for e in self._state.get("errors", [])]
+
+    @property
+    def closed(self) -> bool:
+        """Whether the writer closed the run (a run that is not closed still reads fine)."""
+        return bool(self._state.get("closed", False))
+
+    def refresh(self) -> Run:
+        """Re-read the commit record, to see blocks appended since opening."""
+        doc = read_json(self._store, "zarr.json")
+        _, _, self._state = check_root(doc)
+        return self
+
+    # ---- arrays ---------------------------------------------------------------------------------
+    def _array(self, path: str) -> zarr.Array:
+        arr = self._arrays.get(path)
+        if arr is None:
+            if path not in self._present:
+                raise KeyError(path)
+            try:
+                if self._group is None:
+                    self._group = zarr.open_group(self._store, mode="r", zarr_format=3)
+                arr = self._group[path]
+            except Exception as exc:  # noqa: BLE001
+                raise StoreFormatError(f"{path}: cannot open: {type(exc).__name__}: {exc}") from exc
+            self._arrays[path] = arr
+        return arr
+
+    def _range(self, start: int | None, stop: int | None, stride: int = 1) -> tuple[int, int, int]:
+        n = self.num_frames
+        start = 0 if start is None else start
+        stop = n if stop is None else stop
+        for name, v in (("start", start), ("stop", stop), ("stride", stride)):
+            if isinstance(v, bool) or not isinstance(v, int | np.integer):
+                raise TypeError(f"{name} must be an int, got {v!r}")
+        if not 0 <= start <= stop <= n:
+            raise ValueError(
+                f"frame range [{start}, {stop}) must satisfy 0 <= start <= stop <= {n} "
+                "(the committed frames)"
+            )
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        return int(start), int(stop), int(stride)
+
+    def _env_ids(self, env_ids: Iterable[int] | None) -> np.ndarray:
+        if env_ids is None:
+            return np.arange(self.num_envs)
+        ids = np.asarray(list(env_ids) if not isinstance(env_ids, np.ndarray) else env_ids)
+        if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
+            raise TypeError(f"env_ids must be a sequence of ints, got {env_ids!r}")
+        bad = ids[(ids < 0) | (ids >= self.num_envs)]
+        if bad.size:
+            raise ValueError(
+                f"env ids {bad[:8].tolist()} are out of range: this run has envs "
+                f"0..{self.num_envs - 1}"
+            )
+        return ids.astype(np.int64)
+
+    def _read(self, path: str, index: tuple, chunk_of: Any = None) -> np.ndarray:
+        """Read ``arr[index]``, turning decode failures into CorruptChunkError naming the chunk."""
+        arr = self._array(path)
+        try:
+            return arr[index]
+        except Exception as exc:  # noqa: BLE001
+            chunk = chunk_of() if chunk_of else None
+            where = f" chunk {chunk}" if chunk is not None else ""
+            raise CorruptChunkError(
+                f"{path}{where}: cannot read or decode: {type(exc).__name__}: {exc}",
+                array=path,
+                chunk=chunk,
+            ) from exc
+
+    def _find_bad_chunk(self, path: str, t0: int, t1: int, e0: int, e1: int) -> tuple | None:
+        arr = self._array(path)
+        b = self.block_frames
+        for blk in range(t0 // b, (t1 - 1) // b + 1):
+            for e in range(e0, e1):
+                lo, hi = max(t0, blk * b), min(t1, (blk + 1) * b)
+                try:
+                    arr[lo:hi, e : e + 1]
+                except Exception:  # noqa: BLE001
+                    return (blk, e, 0, 0, 0)
+        return None
+
+    def env_frames(
+        self,
+        env_ids: Sequence[int] | None = None,
+        start: int | None = None,
+        stop: int | None = None,
+        *,
+        stride: int = 1,
+    ) -> np.ndarray:
+        """Frames of some envs over a frame range.
+
+        Args:
+            env_ids: envs in the order wanted (duplicates allowed). Defaults to all.
+            start, stop: frame range, stop exclusive. Defaults to all committed frames.
+            stride: take every stride-th frame. Defaults to 1.
+
+        Returns:
+            (t, len(env_ids), H, W, 3) uint8.
+
+        Raises:
+            ValueError: an env id or the range is out of bounds.
+            CorruptChunkError: a chunk cannot be read, naming it.
+        """
+        ids = self._env_ids(env_ids)
+        start, stop, stride = self._range(start, stop, stride)
+        h, w = self.env_frame_shape
+        t = len(range(start, stop, stride))
+        out = np.empty((t, len(ids), h, w, 3), np.uint8)
+        if t == 0 or len(ids) == 0:
+            return out
+        # One basic slice per run of consecutive envs: orthogonal indexing of scattered envs is
+        # pathologically slow on sharded arrays (zarr-python #3829).
+        for e0, e1, pos in _runs(ids):
+            data = self._read(
+                F.ENV_FRAMES.path,
+                (slice(start, stop, stride), slice(e0, e1)),
+                lambda e0=e0, e1=e1: self._find_bad_chunk(F.ENV_FRAMES.path, start, stop, e0, e1),
+            )
+            out[:, pos] = data[:, ids[pos] - e0]
+        return out
+
+    def global_frames(
+        self, start: int | None = None, stop: int | None = None, *, stride: int = 1
+    ) -> np.ndarray:
+        """Frames of the global camera, (t, Hg, Wg, 3) uint8.
+
+        Raises:
+            ValueError: the run has no global view, or the range is out of bounds.
+            CorruptChunkError: a chunk cannot be read, naming it.
+        """
+        if not self.has_global:
+            raise ValueError(f"{self.url} has no global view (recorded without global frames)")
+        start, stop, stride = self._range(start, stop, stride)
+        b = self.block_frames
+
+        def find():
+            for blk in range(start // b, max(start, stop - 1) // b + 1):
+                try:
+                    self._array(F.GLOBAL_FRAMES.path)[blk * b : min(stop, (blk + 1) * b)]
+                except Exception:  # noqa: BLE001
+                    return (blk, 0, 0, 0)
+            return None
+
+        return self._read(F.GLOBAL_FRAMES.path, (slice(start, stop, stride),), find)
+
+    def _time_chunk_finder(self, path: str, start: int, stop: int, ndim: int):
+        b = self.block_frames
+
+        def find():
+            arr = self._array(path)
+            for blk in range(start // b, max(start, stop - 1) // b + 1):
+                try:
+                    arr[blk * b : min(stop, (blk + 1) * b)]
+                except Exception:  # noqa: BLE001
+                    return (blk,) + (0,) * (ndim - 1)
+            return None
+
+        return find
+
+    def scalar(
+        self,
+        name: str,
+        start: int | None = None,
+        stop: int | None = None,
+        *,
+        env_ids: Sequence[int] | None = None,
+        stride: int = 1,
+    ) -> np.ndarray:
+        """A per-env value over a frame range: (t, len(env_ids)).
+
+        Args:
+            name: "reward", "terminated", "truncated", "episode", "episode_step", "stale", or a
+                user scalar name (``scalar_names``).
+        """
+        if name in ENV_SCALARS:
+            path = f"env/{name}"
+        elif name in self.scalar_names:
+            path = f"{F.SCALAR_GROUP}/{name}"
+        else:
+            raise ValueError(
+                f"unknown scalar {name!r}; this run has {list(ENV_SCALARS + self.scalar_names)}"
+            )
+        ids = self._env_ids(env_ids)
+        start, stop, stride = self._range(start, stop, stride)
+        data = self._read(path, (slice(start, stop, stride),),
+                          self._time_chunk_finder(path, start, stop, 2))
+        return data if env_ids is None else data[:, ids]
+
+    def frame_values(
+        self, name: str, start: int | None = None, stop: int | None = None, *, stride: int = 1
+    ) -> np.ndarray:
+        """A per-frame value: "step" (int64), "sim_time", "wall_time" (float64 s), "clip" (int32)."""
+        if name not in FRAME_VALUES:
+            raise ValueError(f"unknown frame value {name!r}; expected one of {FRAME_VALUES}")
+        start, stop, stride = self._range(start, stop, stride)
+        path = f"frame/{name}"
+        return self._read(path, (slice(start, stop, stride),),
+                          self._time_chunk_finder(path, start, stop, 1))
+
+    def _static_array(self, path: str) -> np.ndarray | None:
+        if path not in self._present:
+            return None
+        return self._read(path, (Ellipsis,), lambda: (0,) * self._array(path).ndim)
+
+    @property
+    def env_origins(self) -> np.ndarray | None:
+        """(N, 3) float64 env origins in world (metres), or None when not recorded."""
+        return self._static_array(F.ENV_ORIGINS.path)
+
+    @property
+    def cameras(self) -> Cameras:
+        return Cameras(
+            env_pose=None if self.spec.env_pose_per_frame else self._static_array(F.ENV_POSE.path),
+            env_intrinsics=self._static_array(F.ENV_INTRINSICS.path),
+            global_pose=None
+            if self.spec.global_pose_per_frame
+            else self._static_array(F.GLOBAL_POSE.path),
+            global_intrinsics=self._static_array(F.GLOBAL_INTRINSICS.path),
+            env_pose_per_frame=self.spec.env_pose_per_frame,
+            global_pose_per_frame=self.spec.global_pose_per_frame,
+            source_quat_order=self.spec.quat_order,
+        )
+
+    def env_camera_poses(self, start: int | None = None, stop: int | None = None) -> np.ndarray | None:
+        """(t, N, 4, 4) per-env camera poses over a frame range (static poses repeated)."""
+        start, stop, _ = self._range(start, stop)
+        if self.spec.env_pose_per_frame:
+            return self._read(F.ENV_POSE.path, (slice(start, stop),))
+        static = self._static_array(F.ENV_POSE.path)
+        return None if static is None else np.broadcast_to(static, (stop - start, *static.shape))
+
+    def global_camera_poses(self, start: int | None = None, stop: int | None = None) -> np.ndarray | None:
+        """(t, 4, 4) global camera poses over a frame range (a static pose repeated)."""
+        start, stop, _ = self._range(start, stop)
+        if self.spec.global_pose_per_frame:
+            return self._read(F.GLOBAL_POSE.path, (slice(start, stop),))
+        static = self._static_array(F.GLOBAL_POSE.path)
+        return None if static is None else np.broadcast_to(static, (stop - start, 4, 4))
+
+    # ---- summary --------------------------------------------------------------------------------
+    def stored_bytes(self) -> int:
+        """Bytes the store's objects take (compressed), summed over every array."""
+        total = 0
+        for path in sorted(self._present):
+            try:
+                total += int(self._array(path).nbytes_stored())
+            except Exception:  # noqa: BLE001 - some backends cannot list sizes
+                return -1
+        return total
+
+    def raw_bytes(self) -> int:
+        """Bytes of the committed data uncompressed."""
+        total = 0
+        for path in self._present:
+            arr = self._array(path)
+            n = arr.size // max(1, arr.shape[0]) * self.num_frames if (
+                path in expected_arrays(self.spec) and expected_arrays(self.spec)[path].per_frame
+            ) else arr.size
+            total += n * arr.dtype.itemsize
+        return total
+
+    def info(self) -> dict[str, Any]:
+        """A JSON-able summary of the run."""
+        stored, raw = self.stored_bytes(), self.raw_bytes()
+        return {
+            "url": self.url,
+            "format": F.FORMAT_NAME,
+            "format_version": self.format_version,
+            "created": self._static.get("created"),
+            "num_envs": self.num_envs,
+            "num_frames": self.num_frames,
+            "num_clips": len(self._state["clips"]),
+            "clips": self._state["clips"][:50],
+            "fps": self.fps,
+            "step_dt": self.step_dt,
+            "duration_s": self.num_frames / self.fps,
+            "env_frame_shape": list(self.env_frame_shape),
+            "global_frame_shape": list(self.global_frame_shape) if self.has_global else None,
+            "scalars": list(ENV_SCALARS + self.scalar_names),
+            "block_frames": self.block_frames,
+            "codec": self.spec.codec,
+            "stored_bytes": stored,
+            "raw_bytes": raw,
+            "compression_ratio": round(raw / stored, 2) if stored > 0 else None,
+            "counters": self.counters,
+            "errors": self.errors,
+            "closed": self.closed,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "env_id_offset": self.env_id_offset,
+            "source": self.source,
+            "metadata": self.metadata,
+        }
+
+    def __repr__(self) -> str:
+        h, w = self.env_frame_shape
+        g = f", global {self.global_frame_shape}" if self.has_global else ""
+        return (f"Run({self.url!r}: {self.num_envs} envs × {self.num_frames} frames of "
+                f"{h}×{w}{g} at {self.fps:g} fps)")
+
+
+def open_run(url: StoreLike, *, storage_options: dict | None = None) -> Run:
+    """Open a run store for reading.
+
+    Checks the format name and version, the spec, the commit record and every array's metadata
+    (shape, dtype, standard codecs) before returning; no chunk is read.
+
+    Args:
+        url: a local path or an fsspec URL (``file://``, ``memory://``, ``s3://``, ``https://``).
+        storage_options: fsspec options for URLs. Defaults to None.
+
+    Raises:
+        StoreFormatError: not an envreel store, a newer major version, or inconsistent metadata;
+            the message names the attribute or array.
+
+    Example:
+        >>> run = open_run("runs/ant.zarr")               # doctest: +SKIP
+        >>> run.env_frames([0, 3], 0, 64).shape            # doctest: +SKIP
+        (64, 2, 128, 128, 3)
+    """
+    store = open_store(url, read_only=True, storage_options=storage_options)
+    static, spec, state = check_root(read_json(store, "zarr.json"))
+    docs = array_docs(store, spec)
+    present = set()
+    n = int(state["num_frames"])
+    for path, s in expected_arrays(spec).items():
+        doc = docs[path]
+        if doc is None and path in OPTIONAL:
+            continue
+        problems = check_array_doc(doc, s, spec.sizes, n)
+        if problems:
+            raise StoreFormatError(str(problems[0]))
+        present.add(path)
+    run = Run(store, describe(url), static, spec, state)
+    run._present = present
+    return run

@@ -1,0 +1,208 @@
+"""``RunSpec``: the static facts of a run, fixed when the store is created."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from . import _format as F
+
+__all__ = ["RunSpec", "CODECS"]
+
+CODECS = ("zstd", "blosc-lz4", "gzip", "none")
+"""Compressors for frames and per-frame data; all are zarr v3 standard codecs."""
+
+
+def _positive_int(name: str, value: Any, *, limit: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | _np_int()):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if not 0 < int(value) <= limit:
+        raise ValueError(f"{name} must be between 1 and {limit}, got {value}")
+    return int(value)
+
+
+def _np_int():
+    import numpy as np
+
+    return np.integer
+
+
+def _shape2(name: str, value: Any) -> tuple[int, int]:
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise ValueError(f"{name} must be (height, width), got {value!r}")
+    h, w = value
+    return (
+        _positive_int(f"{name}[0] (height)", h, limit=F.MAX_IMAGE_SIDE),
+        _positive_int(f"{name}[1] (width)", w, limit=F.MAX_IMAGE_SIDE),
+    )
+
+
+def _json_bounded(name: str, value: Any, *, limit: int = 1 << 20) -> dict:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict of JSON values, got {type(value).__name__}")
+    try:
+        text = json.dumps(dict(value), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must hold only JSON values (str, number, list, dict): {exc}")
+    if len(text) > limit:
+        raise ValueError(f"{name} is {len(text)} bytes as JSON; at most {limit} are stored")
+    return json.loads(text)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """The static facts of a run. Checked on construction; round-trips through ``to_dict``.
+
+    Args:
+        num_envs: envs recorded per frame (N).
+        env_frame_shape: (height, width) of each env's frame.
+        fps: playback frames per second. Defaults to round(1 / step_dt) when step_dt is given.
+        step_dt: simulated seconds between env steps. Defaults to 1 / fps.
+        global_frame_shape: (height, width) of the global camera, or None for no global view.
+            Defaults to None.
+        block_frames: frames per time block: the unit of commit, chunking and sharding.
+            Defaults to 32.
+        scalar_names: names of extra per-env scalars recorded each frame. Defaults to ().
+        codec: compressor, one of ``CODECS``. Defaults to "zstd".
+        codec_level: compression level. Defaults to 3.
+        envs_per_shard: envs per shard of ``env/frames`` (each block of N envs is written as
+            ceil(N / envs_per_shard) objects). Defaults to None, meaning all N in one shard.
+        env_pose_per_frame: per-env camera poses are stored per frame. Defaults to False.
+        global_pose_per_frame: the global camera pose is stored per frame. Defaults to False.
+        quat_order: quaternion order of the source ("xyzw" or "wxyz"), recorded for reference;
+            stored poses are matrices. Defaults to "xyzw".
+        rank: this process's rank in a multi-GPU run. Defaults to 0.
+        world_size: number of ranks. Defaults to 1.
+        env_id_offset: global id of local env 0 (rank × N under torchrun). Defaults to 0.
+        source: free-form description of the producer (simulator, versions, renderer).
+            Defaults to {}.
+        metadata: free-form user metadata (JSON values). Defaults to {}.
+    """
+
+    num_envs: int
+    env_frame_shape: tuple[int, int]
+    fps: float | None = None
+    step_dt: float | None = None
+    global_frame_shape: tuple[int, int] | None = None
+    block_frames: int = 32
+    scalar_names: tuple[str, ...] = ()
+    codec: str = "zstd"
+    codec_level: int = 3
+    envs_per_shard: int | None = None
+    env_pose_per_frame: bool = False
+    global_pose_per_frame: bool = False
+    quat_order: str = "xyzw"
+    rank: int = 0
+    world_size: int = 1
+    env_id_offset: int = 0
+    source: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "num_envs", _positive_int("num_envs", self.num_envs, limit=F.MAX_ENVS))
+        set_(self, "env_frame_shape", _shape2("env_frame_shape", self.env_frame_shape))
+        if self.global_frame_shape is not None:
+            set_(
+                self, "global_frame_shape", _shape2("global_frame_shape", self.global_frame_shape)
+            )
+        fps, dt = self.fps, self.step_dt
+        for name, v in (("fps", fps), ("step_dt", dt)):
+            if v is not None and (
+                isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+                or v <= 0
+            ):
+                raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+        if fps is None and dt is None:
+            raise ValueError("give fps or step_dt (or both); got neither")
+        if fps is None:
+            fps = max(1, round(1.0 / dt))
+        if dt is None:
+            dt = 1.0 / fps
+        set_(self, "fps", float(fps))
+        set_(self, "step_dt", float(dt))
+        set_(
+            self,
+            "block_frames",
+            _positive_int("block_frames", self.block_frames, limit=F.MAX_BLOCK_FRAMES),
+        )
+        names = tuple(self.scalar_names)
+        if len(names) > F.MAX_SCALARS:
+            raise ValueError(f"at most {F.MAX_SCALARS} scalar names, got {len(names)}")
+        for n in names:
+            if not isinstance(n, str) or not F.SCALAR_NAME.match(n):
+                raise ValueError(
+                    f"scalar name {n!r} must be an identifier of letters, digits and _ "
+                    "(at most 64 characters)"
+                )
+        if len(set(names)) != len(names):
+            raise ValueError(f"scalar_names has duplicates: {names}")
+        set_(self, "scalar_names", names)
+        if self.codec not in CODECS:
+            raise ValueError(f"codec must be one of {CODECS}, got {self.codec!r}")
+        if isinstance(self.codec_level, bool) or not isinstance(self.codec_level, int):
+            raise TypeError(f"codec_level must be an int, got {self.codec_level!r}")
+        shard = self.envs_per_shard if self.envs_per_shard is not None else self.num_envs
+        shard = _positive_int("envs_per_shard", shard, limit=self.num_envs)
+        set_(self, "envs_per_shard", shard)
+        h, w = self.env_frame_shape
+        block_bytes = self.block_frames * shard * h * w * 3
+        if block_bytes > F.MAX_BLOCK_BYTES:
+            raise ValueError(
+                f"one shard of block_frames={self.block_frames} × envs_per_shard={shard} × "
+                f"{h}×{w}×3 is {block_bytes / 2**30:.1f} GiB; lower block_frames or "
+                f"envs_per_shard to stay under {F.MAX_BLOCK_BYTES / 2**30:.0f} GiB"
+            )
+        if self.quat_order not in ("xyzw", "wxyz"):
+            raise ValueError(f"quat_order must be 'xyzw' or 'wxyz', got {self.quat_order!r}")
+        for name in ("rank", "env_id_offset"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {v!r}")
+        set_(self, "world_size", _positive_int("world_size", self.world_size, limit=1 << 16))
+        if self.rank >= self.world_size:
+            raise ValueError(f"rank {self.rank} must be below world_size {self.world_size}")
+        set_(self, "source", _json_bounded("source", self.source, limit=64 << 10))
+        set_(self, "metadata", _json_bounded("metadata", self.metadata))
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Sizes of the symbolic dims of the array table (without T)."""
+        h, w = self.env_frame_shape
+        sizes = {"N": self.num_envs, "H": h, "W": w}
+        if self.global_frame_shape is not None:
+            sizes["Hg"], sizes["Wg"] = self.global_frame_shape
+        return sizes
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict; ``RunSpec.from_dict(spec.to_dict()) == spec``."""
+        d = asdict(self)
+        d["env_frame_shape"] = list(self.env_frame_shape)
+        if self.global_frame_shape is not None:
+            d["global_frame_shape"] = list(self.global_frame_shape)
+        d["scalar_names"] = list(self.scalar_names)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RunSpec:
+        """Build from ``to_dict`` output. Unknown keys (from a newer minor version) are ignored.
+
+        Raises:
+            ValueError/TypeError: a value is missing or out of range.
+        """
+        if not isinstance(d, Mapping):
+            raise TypeError(f"a run spec must be a dict, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        for k in ("env_frame_shape", "global_frame_shape", "scalar_names"):
+            if isinstance(kwargs.get(k), list):
+                kwargs[k] = tuple(kwargs[k])
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            if "required positional argument" in str(exc) or "unexpected keyword" in str(exc):
+                raise ValueError(f"run spec is incomplete: {exc}") from None
+            raise

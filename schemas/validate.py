@@ -1,0 +1,132 @@
+"""``validate(url)``: every way a store departs from the format, as a list of problems."""
+
+from __future__ import annotations
+
+import numpy as np
+from zarr.core.sync import sync
+
+from . import _format as F
+from ._inspect import (
+    OPTIONAL,
+    Problem,
+    array_docs,
+    check_array_doc,
+    check_root,
+    expected_arrays,
+)
+from ._store import StoreLike, open_store, read_json
+from .errors import CorruptChunkError, StoreFormatError
+
+__all__ = ["validate", "Problem"]
+
+_GROUPS = {"", "env", "env/scalars", "frame", "scene", "camera", "camera/env", "global",
+           "camera/global"}
+
+
+def _listing(store) -> list[str]:
+    async def collect():
+        return [k async for k in store.list()]
+
+    return sync(collect())
+
+
+def validate(
+    url: StoreLike, *, check_data: bool = True, storage_options: dict | None = None
+) -> list[Problem]:
+    """Check a store against the format. An empty list means it is valid.
+
+    Checks: format name and version (a newer major is reported, not read); the spec; the commit
+    record (counters, clips inside the committed frames); every expected array is present with
+    the dtype, shape and standard codecs the layout gives, holding at least the committed frames;
+    no unexpected arrays or groups; with ``check_data``, every committed chunk decodes (checksums
+    included) and the clip column agrees with the clip table.
+
+    Args:
+        url: path or URL of the store.
+        check_data: read every committed chunk. Defaults to True.
+        storage_options: fsspec options. Defaults to None.
+
+    Returns:
+        Problems, each naming the array or attribute concerned.
+
+    Example:
+        >>> for p in validate("runs/ant.zarr"): print(p)   # doctest: +SKIP
+    """
+    try:
+        store = open_store(url, read_only=True, storage_options=storage_options)
+        _, spec, state = check_root(read_json(store, "zarr.json"))
+    except StoreFormatError as exc:
+        return [Problem("zarr.json", str(exc))]
+    problems: list[Problem] = []
+    n = int(state["num_frames"])
+    expected = expected_arrays(spec)
+    docs = array_docs(store, spec)
+    present = []
+    for path, s in expected.items():
+        if docs[path] is None and path in OPTIONAL:
+            continue
+        found = check_array_doc(docs[path], s, spec.sizes, n)
+        problems += found
+        if not found:
+            present.append(path)
+    try:
+        keys = _listing(store)
+    except Exception as exc:  # noqa: BLE001 - e.g. http stores cannot list
+        keys = []
+        problems.append(Problem("(listing)", f"cannot list the store to find extra arrays: {exc}"))
+    for key in keys:
+        if not key.endswith("zarr.json"):
+            continue
+        node = key[: -len("zarr.json")].rstrip("/")
+        if node not in expected and node not in _GROUPS:
+            problems.append(Problem(node, "unexpected node: not part of the envreel layout"))
+    if check_data and not problems:
+        problems += _check_data(url, store, spec, state, present)
+    return problems
+
+
+def _check_data(url, store, spec, state, present) -> list[Problem]:
+    from .reader import Run
+
+    run = Run(store, str(url), {"version": ""}, spec, state)
+    run._present = set(present)
+    problems: list[Problem] = []
+    b, n = spec.block_frames, run.num_frames
+    for t0 in range(0, n, b):
+        t1 = min(n, t0 + b)
+        reads = [
+            lambda: run.env_frames(None, t0, t1),
+            *[lambda nm=nm: run.frame_values(nm, t0, t1) for nm in ("step", "sim_time",
+                                                                      "wall_time", "clip")],
+            *[lambda nm=nm: run.scalar(nm, t0, t1) for nm in
+              ("reward", "terminated", "truncated", "episode", "episode_step", "stale",
+               *spec.scalar_names)],
+        ]
+        if run.has_global:
+            reads.append(lambda: run.global_frames(t0, t1))
+        for read in reads:
+            try:
+                read()
+            except CorruptChunkError as exc:
+                problems.append(Problem(exc.array, str(exc).split(": ", 1)[-1]))
+        if len(problems) > 100:
+            problems.append(Problem("(data)", "stopped after 100 problems"))
+            return problems
+    for path in present:
+        if not expected_arrays(spec)[path].per_frame:
+            try:
+                run._static_array(path)
+            except CorruptChunkError as exc:
+                problems.append(Problem(exc.array, str(exc).split(": ", 1)[-1]))
+    if not problems and n:
+        clip = run.frame_values("clip")
+        want = np.full(n, -1, np.int64)
+        for c in run.clips:
+            want[c.start_frame : c.stop_frame] = c.id
+        covered = want >= 0
+        if not np.array_equal(clip[covered], want[covered]) or not covered.all():
+            bad = int(np.flatnonzero((clip != want) | ~covered)[0])
+            problems.append(Problem(
+                "frame/clip", f"frame {bad} has clip {int(clip[bad])}, but the clip table "
+                f"(attributes.{F.STATE_KEY}.clips) gives {int(want[bad])}"))
+    return problems
