@@ -28,8 +28,19 @@ STANDARD_CODECS = frozenset(
     {"bytes", "transpose", "zstd", "blosc", "gzip", "crc32c", "sharding_indexed"}
 )
 NUMERIC_DTYPES = frozenset(
-    {"bool", "uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64",
-     "float32", "float64"}
+    {
+        "bool",
+        "uint8",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float32",
+        "float64",
+    }
 )
 
 # Limits that keep a hostile or broken store from asking for absurd memory or time. They are far

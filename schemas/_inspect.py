@@ -140,8 +140,13 @@ def expected_arrays(spec: RunSpec) -> dict[str, F.ArraySpec]:
 
 
 OPTIONAL = frozenset(
-    {F.ENV_ORIGINS.path, F.ENV_INTRINSICS.path, F.GLOBAL_INTRINSICS.path, F.ENV_POSE.path,
-     F.GLOBAL_POSE.path}
+    {
+        F.ENV_ORIGINS.path,
+        F.ENV_INTRINSICS.path,
+        F.GLOBAL_INTRINSICS.path,
+        F.ENV_POSE.path,
+        F.GLOBAL_POSE.path,
+    }
 )
 
 
@@ -181,30 +186,47 @@ def check_array_doc(
         return [*problems, Problem(p, f"shape {shape!r} is not a list of non-negative ints")]
     want = F.concrete_shape(s, {**sizes, "T": num_frames})
     if len(shape) != len(want):
-        problems.append(Problem(p, f"shape {tuple(shape)} has {len(shape)} dims, expected "
-                                   f"{len(want)} {s.dims}"))
+        problems.append(
+            Problem(p, f"shape {tuple(shape)} has {len(shape)} dims, expected {len(want)} {s.dims}")
+        )
     elif s.per_frame:
         if shape[0] < num_frames:
-            problems.append(Problem(
-                p, f"holds {shape[0]} frames but {num_frames} are committed "
-                   f"(attributes.{F.STATE_KEY}.num_frames)"))
+            problems.append(
+                Problem(
+                    p,
+                    f"holds {shape[0]} frames but {num_frames} are committed "
+                    f"(attributes.{F.STATE_KEY}.num_frames)",
+                )
+            )
         if shape[0] > F.MAX_FRAMES:
             problems.append(Problem(p, f"declares {shape[0]} frames; at most {F.MAX_FRAMES}"))
         if tuple(shape[1:]) != want[1:]:
-            problems.append(Problem(p, f"shape {tuple(shape)} disagrees with the spec: expected "
-                                       f"(T, {', '.join(map(str, want[1:]))})"))
+            problems.append(
+                Problem(
+                    p,
+                    f"shape {tuple(shape)} disagrees with the spec: expected "
+                    f"(T, {', '.join(map(str, want[1:]))})",
+                )
+            )
     elif tuple(shape) != want:
         problems.append(Problem(p, f"shape {tuple(shape)}, expected {want}"))
     grid = doc.get("chunk_grid")
     try:
         chunk = grid["configuration"]["chunk_shape"]
-        if not (isinstance(chunk, list) and len(chunk) == len(shape)
-                and all(isinstance(c, int) and c > 0 for c in chunk)):
+        if not (
+            isinstance(chunk, list)
+            and len(chunk) == len(shape)
+            and all(isinstance(c, int) and c > 0 for c in chunk)
+        ):
             raise TypeError
         itemsize = 1 if s.dtype in ("bool", "uint8") else 8
         if math.prod(chunk) * itemsize > F.MAX_BLOCK_BYTES:
-            problems.append(Problem(p, f"chunk shape {chunk} needs more than "
-                                       f"{F.MAX_BLOCK_BYTES >> 30} GiB per chunk"))
+            problems.append(
+                Problem(
+                    p,
+                    f"chunk shape {chunk} needs more than {F.MAX_BLOCK_BYTES >> 30} GiB per chunk",
+                )
+            )
     except (KeyError, TypeError):
         problems.append(Problem(p, f"chunk_grid {grid!r} is not a regular grid"))
     try:
@@ -213,9 +235,12 @@ def check_array_doc(
         return [*problems, Problem(p, str(exc).split(": ", 1)[-1])]
     bad = [n for n in names if n not in F.STANDARD_CODECS]
     if bad:
-        problems.append(Problem(
-            p, f"non-standard codec(s) {bad}; envreel stores use only {sorted(F.STANDARD_CODECS)}"
-        ))
+        problems.append(
+            Problem(
+                p,
+                f"non-standard codec(s) {bad}; envreel stores use only {sorted(F.STANDARD_CODECS)}",
+            )
+        )
     return problems
 
 

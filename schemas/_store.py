@@ -24,9 +24,7 @@ def describe(url: StoreLike) -> str:
     return str(url) if not isinstance(url, Store) else repr(url)
 
 
-def open_store(
-    url: StoreLike, *, read_only: bool, storage_options: dict | None = None
-) -> Store:
+def open_store(url: StoreLike, *, read_only: bool, storage_options: dict | None = None) -> Store:
     """A zarr store for a local path, ``file://``, any fsspec URL, or a store object.
 
     Local paths get zarr's LocalStore, whose writes go to a temporary file and are renamed into
@@ -59,7 +57,9 @@ def open_store(
         ) from exc
 
 
-def read_json(store: Store, key: str, *, limit: int = F.MAX_METADATA_BYTES) -> dict[str, Any] | None:
+def read_json(
+    store: Store, key: str, *, limit: int = F.MAX_METADATA_BYTES
+) -> dict[str, Any] | None:
     """Read a JSON document from the store, refusing one over ``limit`` bytes.
 
     Returns None when the key does not exist.

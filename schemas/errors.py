@@ -1,8 +1,8 @@
 """The errors envreel raises for problems with stores and data.
 
 Bad arguments raise the built-in ``ValueError`` / ``TypeError``; problems found on disk raise
-``StoreFormatError``; a chunk that cannot be read or decoded raises ``CorruptChunkError``, which names
-the array and the chunk.
+``StoreFormatError``; a chunk that cannot be read or decoded raises ``CorruptChunkError``, which
+names the array and the chunk.
 """
 
 from __future__ import annotations

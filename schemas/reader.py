@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.core.sync import sync
 
 from . import _format as F
-from ._inspect import array_docs, check_array_doc, check_root, expected_arrays, OPTIONAL
+from ._inspect import OPTIONAL, array_docs, check_array_doc, check_root, expected_arrays
 from ._store import StoreLike, describe, open_store, read_json
 from .errors import CorruptChunkError, StoreFormatError
 from .spec import RunSpec
@@ -81,6 +82,19 @@ def _runs(ids: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
     return runs
 
 
+def _no_gap_coalescing(arr: zarr.Array) -> zarr.Array:
+    """Read only the requested envs' bytes of a shard.
+
+    zarr >= 3.4 merges byte ranges less than 1 MiB apart into one request, which for a few
+    scattered envs means fetching the envs between them too. A gap of 0 still merges adjacent
+    envs' chunks. Older zarr reads each chunk's range separately and has no such setting.
+    """
+    try:
+        return arr.with_config({"sharding_coalesce_max_gap_bytes": 0})
+    except (TypeError, ValueError, KeyError):
+        return arr
+
+
 class Run:
     """A read-only view of a run store. Get one with ``open_run``.
 
@@ -98,6 +112,7 @@ class Run:
         self._group = None
         self._arrays: dict[str, zarr.Array] = {}
         self._present = set()
+        self._verified: set[tuple[str, tuple[int, ...]]] = set()
 
     # ---- static facts -------------------------------------------------------------------------
     @property
@@ -197,6 +212,8 @@ class Run:
                 if self._group is None:
                     self._group = zarr.open_group(self._store, mode="r", zarr_format=3)
                 arr = self._group[path]
+                if path == F.ENV_FRAMES.path:
+                    arr = _no_gap_coalescing(arr)
             except Exception as exc:  # noqa: BLE001
                 raise StoreFormatError(f"{path}: cannot open: {type(exc).__name__}: {exc}") from exc
             self._arrays[path] = arr
@@ -232,8 +249,55 @@ class Run:
             )
         return ids.astype(np.int64)
 
+    def _require_chunks(self, path: str, index: tuple) -> None:
+        """Raise CorruptChunkError for a committed chunk missing from the store.
+
+        zarr reads a missing chunk (or shard) as fill values, which would turn a deleted object
+        into silently black frames; every committed block wrote every chunk, so a missing one is
+        damage. Checked once per chunk per Run (one existence check per object).
+        """
+        arr = self._array(path)
+        if index and isinstance(index[0], slice) and arr.ndim and self._per_frame(path):
+            t0, t1, _ = index[0].indices(self.num_frames)
+            blocks = range(t0 // self.block_frames, (max(t0, t1 - 1)) // self.block_frames + 1)
+            if t1 <= t0:
+                return
+        else:
+            blocks = [0]
+        env_shards = [0]
+        if path == F.ENV_FRAMES.path:
+            sel = index[1] if len(index) > 1 else slice(None)
+            e0, e1, _ = sel.indices(self.num_envs)
+            per = self.spec.envs_per_shard
+            env_shards = range(e0 // per, (max(e0, e1 - 1)) // per + 1)
+        for blk in blocks:
+            for s in env_shards:
+                coords = ((blk, s) + (0,) * (arr.ndim - 2)) if arr.ndim >= 2 else (blk,)
+                if not self._per_frame(path):
+                    coords = (0,) * arr.ndim
+                if (path, coords) in self._verified:
+                    continue
+                key = f"{path}/c/" + "/".join(map(str, coords))
+                try:
+                    ok = sync(self._store.exists(key))
+                except Exception as exc:  # noqa: BLE001
+                    raise StoreFormatError(f"{path}: cannot check {key}: {exc}") from exc
+                if not ok:
+                    raise CorruptChunkError(
+                        f"{path} chunk {coords}: missing from the store (deleted or never "
+                        f"written) although its frames are committed",
+                        array=path,
+                        chunk=coords,
+                    )
+                self._verified.add((path, coords))
+
+    def _per_frame(self, path: str) -> bool:
+        spec = expected_arrays(self.spec).get(path)
+        return spec is not None and spec.per_frame
+
     def _read(self, path: str, index: tuple, chunk_of: Any = None) -> np.ndarray:
         """Read ``arr[index]``, turning decode failures into CorruptChunkError naming the chunk."""
+        self._require_chunks(path, index)
         arr = self._array(path)
         try:
             return arr[index]
@@ -361,20 +425,22 @@ class Run:
             )
         ids = self._env_ids(env_ids)
         start, stop, stride = self._range(start, stop, stride)
-        data = self._read(path, (slice(start, stop, stride),),
-                          self._time_chunk_finder(path, start, stop, 2))
+        data = self._read(
+            path, (slice(start, stop, stride),), self._time_chunk_finder(path, start, stop, 2)
+        )
         return data if env_ids is None else data[:, ids]
 
     def frame_values(
         self, name: str, start: int | None = None, stop: int | None = None, *, stride: int = 1
     ) -> np.ndarray:
-        """A per-frame value: "step" (int64), "sim_time", "wall_time" (float64 s), "clip" (int32)."""
+        """Per-frame values: "step" (int64), "sim_time", "wall_time" (float64 s), "clip" (int32)."""
         if name not in FRAME_VALUES:
             raise ValueError(f"unknown frame value {name!r}; expected one of {FRAME_VALUES}")
         start, stop, stride = self._range(start, stop, stride)
         path = f"frame/{name}"
-        return self._read(path, (slice(start, stop, stride),),
-                          self._time_chunk_finder(path, start, stop, 1))
+        return self._read(
+            path, (slice(start, stop, stride),), self._time_chunk_finder(path, start, stop, 1)
+        )
 
     def _static_array(self, path: str) -> np.ndarray | None:
         if path not in self._present:
@@ -400,7 +466,9 @@ class Run:
             source_quat_order=self.spec.quat_order,
         )
 
-    def env_camera_poses(self, start: int | None = None, stop: int | None = None) -> np.ndarray | None:
+    def env_camera_poses(
+        self, start: int | None = None, stop: int | None = None
+    ) -> np.ndarray | None:
         """(t, N, 4, 4) per-env camera poses over a frame range (static poses repeated)."""
         start, stop, _ = self._range(start, stop)
         if self.spec.env_pose_per_frame:
@@ -408,7 +476,9 @@ class Run:
         static = self._static_array(F.ENV_POSE.path)
         return None if static is None else np.broadcast_to(static, (stop - start, *static.shape))
 
-    def global_camera_poses(self, start: int | None = None, stop: int | None = None) -> np.ndarray | None:
+    def global_camera_poses(
+        self, start: int | None = None, stop: int | None = None
+    ) -> np.ndarray | None:
         """(t, 4, 4) global camera poses over a frame range (a static pose repeated)."""
         start, stop, _ = self._range(start, stop)
         if self.spec.global_pose_per_frame:
@@ -432,9 +502,14 @@ class Run:
         total = 0
         for path in self._present:
             arr = self._array(path)
-            n = arr.size // max(1, arr.shape[0]) * self.num_frames if (
-                path in expected_arrays(self.spec) and expected_arrays(self.spec)[path].per_frame
-            ) else arr.size
+            n = (
+                arr.size // max(1, arr.shape[0]) * self.num_frames
+                if (
+                    path in expected_arrays(self.spec)
+                    and expected_arrays(self.spec)[path].per_frame
+                )
+                else arr.size
+            )
             total += n * arr.dtype.itemsize
         return total
 
@@ -474,8 +549,10 @@ class Run:
     def __repr__(self) -> str:
         h, w = self.env_frame_shape
         g = f", global {self.global_frame_shape}" if self.has_global else ""
-        return (f"Run({self.url!r}: {self.num_envs} envs × {self.num_frames} frames of "
-                f"{h}×{w}{g} at {self.fps:g} fps)")
+        return (
+            f"Run({self.url!r}: {self.num_envs} envs × {self.num_frames} frames of "
+            f"{h}×{w}{g} at {self.fps:g} fps)"
+        )
 
 
 def open_run(url: StoreLike, *, storage_options: dict | None = None) -> Run:

@@ -46,7 +46,9 @@ def _json_bounded(name: str, value: Any, *, limit: int = 1 << 20) -> dict:
     try:
         text = json.dumps(dict(value), allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must hold only JSON values (str, number, list, dict): {exc}")
+        raise ValueError(
+            f"{name} must hold only JSON values (str, number, list, dict): {exc}"
+        ) from None
     if len(text) > limit:
         raise ValueError(f"{name} is {len(text)} bytes as JSON; at most {limit} are stored")
     return json.loads(text)
@@ -106,13 +108,13 @@ class RunSpec:
         set_(self, "num_envs", _positive_int("num_envs", self.num_envs, limit=F.MAX_ENVS))
         set_(self, "env_frame_shape", _shape2("env_frame_shape", self.env_frame_shape))
         if self.global_frame_shape is not None:
-            set_(
-                self, "global_frame_shape", _shape2("global_frame_shape", self.global_frame_shape)
-            )
+            set_(self, "global_frame_shape", _shape2("global_frame_shape", self.global_frame_shape))
         fps, dt = self.fps, self.step_dt
         for name, v in (("fps", fps), ("step_dt", dt)):
             if v is not None and (
-                isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+                isinstance(v, bool)
+                or not isinstance(v, int | float)
+                or not math.isfinite(v)
                 or v <= 0
             ):
                 raise ValueError(f"{name} must be a positive finite number, got {v!r}")

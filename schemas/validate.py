@@ -19,8 +19,17 @@ from .errors import CorruptChunkError, StoreFormatError
 
 __all__ = ["validate", "Problem"]
 
-_GROUPS = {"", "env", "env/scalars", "frame", "scene", "camera", "camera/env", "global",
-           "camera/global"}
+_GROUPS = {
+    "",
+    "env",
+    "env/scalars",
+    "frame",
+    "scene",
+    "camera",
+    "camera/env",
+    "global",
+    "camera/global",
+}
 
 
 def _listing(store) -> list[str]:
@@ -92,23 +101,21 @@ def _check_data(url, store, spec, state, present) -> list[Problem]:
     run._present = set(present)
     problems: list[Problem] = []
     b, n = spec.block_frames, run.num_frames
+    env_names = ("reward", "terminated", "truncated", "episode", "episode_step", "stale")
     for t0 in range(0, n, b):
         t1 = min(n, t0 + b)
-        reads = [
-            lambda: run.env_frames(None, t0, t1),
-            *[lambda nm=nm: run.frame_values(nm, t0, t1) for nm in ("step", "sim_time",
-                                                                      "wall_time", "clip")],
-            *[lambda nm=nm: run.scalar(nm, t0, t1) for nm in
-              ("reward", "terminated", "truncated", "episode", "episode_step", "stale",
-               *spec.scalar_names)],
+        reads = [(run.env_frames, (None, t0, t1))]
+        reads += [
+            (run.frame_values, (nm, t0, t1)) for nm in ("step", "sim_time", "wall_time", "clip")
         ]
+        reads += [(run.scalar, (nm, t0, t1)) for nm in env_names + spec.scalar_names]
         if run.has_global:
-            reads.append(lambda: run.global_frames(t0, t1))
-        for read in reads:
+            reads.append((run.global_frames, (t0, t1)))
+        for read, args in reads:
             try:
-                read()
+                read(*args)
             except CorruptChunkError as exc:
-                problems.append(Problem(exc.array, str(exc).split(": ", 1)[-1]))
+                problems.append(Problem(exc.array, str(exc)[len(exc.array) :].lstrip(": ")))
         if len(problems) > 100:
             problems.append(Problem("(data)", "stopped after 100 problems"))
             return problems
@@ -117,7 +124,7 @@ def _check_data(url, store, spec, state, present) -> list[Problem]:
             try:
                 run._static_array(path)
             except CorruptChunkError as exc:
-                problems.append(Problem(exc.array, str(exc).split(": ", 1)[-1]))
+                problems.append(Problem(exc.array, str(exc)[len(exc.array) :].lstrip(": ")))
     if not problems and n:
         clip = run.frame_values("clip")
         want = np.full(n, -1, np.int64)
@@ -126,7 +133,11 @@ def _check_data(url, store, spec, state, present) -> list[Problem]:
         covered = want >= 0
         if not np.array_equal(clip[covered], want[covered]) or not covered.all():
             bad = int(np.flatnonzero((clip != want) | ~covered)[0])
-            problems.append(Problem(
-                "frame/clip", f"frame {bad} has clip {int(clip[bad])}, but the clip table "
-                f"(attributes.{F.STATE_KEY}.clips) gives {int(want[bad])}"))
+            problems.append(
+                Problem(
+                    "frame/clip",
+                    f"frame {bad} has clip {int(clip[bad])}, but the clip table "
+                    f"(attributes.{F.STATE_KEY}.clips) gives {int(want[bad])}",
+                )
+            )
     return problems

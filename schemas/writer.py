@@ -30,7 +30,12 @@ from .spec import RunSpec
 __all__ = ["Block", "RunWriter", "create_run"]
 
 _DIM_NAMES = {
-    "T": "time", "N": "env", "H": "height", "W": "width", "Hg": "height", "Wg": "width",
+    "T": "time",
+    "N": "env",
+    "H": "height",
+    "W": "width",
+    "Hg": "height",
+    "Wg": "width",
 }
 
 
@@ -101,18 +106,25 @@ class Block:
 
     def head(self, length: int) -> Block:
         """The first ``length`` frames (views, no copy)."""
+
         def cut(a):
             return None if a is None else a[:length]
 
         return Block(
-            env_frames=self.env_frames[:length], step=self.step[:length],
-            sim_time=self.sim_time[:length], wall_time=self.wall_time[:length],
-            clip=self.clip[:length], reward=self.reward[:length],
-            terminated=self.terminated[:length], truncated=self.truncated[:length],
-            episode=self.episode[:length], episode_step=self.episode_step[:length],
+            env_frames=self.env_frames[:length],
+            step=self.step[:length],
+            sim_time=self.sim_time[:length],
+            wall_time=self.wall_time[:length],
+            clip=self.clip[:length],
+            reward=self.reward[:length],
+            terminated=self.terminated[:length],
+            truncated=self.truncated[:length],
+            episode=self.episode[:length],
+            episode_step=self.episode_step[:length],
             stale=self.stale[:length],
             scalars={k: v[:length] for k, v in self.scalars.items()},
-            global_frames=cut(self.global_frames), env_pose=cut(self.env_pose),
+            global_frames=cut(self.global_frames),
+            env_pose=cut(self.env_pose),
             global_pose=cut(self.global_pose),
         )
 
@@ -166,7 +178,7 @@ class Block:
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def static_arrays(spec: RunSpec) -> list[F.ArraySpec]:
@@ -192,7 +204,13 @@ class RunWriter:
         self._root = root
         self.spec = spec
         self.url = url
-        self._arrays = {s.path: root[s.path] for s in static_arrays(spec) if s.per_frame}
+        # Every committed chunk is written, even all-zero ones (zarr skips those by default), so
+        # a chunk missing from a store is always damage that readers can report.
+        self._arrays = {
+            s.path: root[s.path].with_config({"write_empty_chunks": True})
+            for s in static_arrays(spec)
+            if s.per_frame
+        }
         self.num_frames = 0
         self.num_blocks = 0
         self.clips: list[dict[str, int]] = []
@@ -217,7 +235,6 @@ class RunWriter:
         """Create an empty run store. See ``create_run``."""
         if not isinstance(spec, RunSpec):
             raise TypeError(f"spec must be a RunSpec, got {type(spec).__name__}")
-        n = spec.num_envs
         statics = _check_statics(
             spec,
             env_origins=env_origins,
@@ -259,14 +276,20 @@ class RunWriter:
                 shards=shards,
                 compressors=comp,
                 fill_value=0,
-                dimension_names=[_DIM_NAMES.get(d, None) if isinstance(d, str) else None
-                                 for d in s.dims],
+                dimension_names=[
+                    _DIM_NAMES.get(d, None) if isinstance(d, str) else None for d in s.dims
+                ],
                 attributes={"description": s.doc},
             )
         for path, value in statics.items():
             arr = root.create_array(
-                path, shape=value.shape, dtype=value.dtype, chunks=value.shape,
-                compressors=compressors("zstd", 3), fill_value=0,
+                path,
+                shape=value.shape,
+                dtype=value.dtype,
+                chunks=value.shape,
+                compressors=compressors("zstd", 3),
+                fill_value=0,
+                config={"write_empty_chunks": True},
             )
             arr[...] = value
         attrs = {
@@ -274,8 +297,12 @@ class RunWriter:
             "version": f"{F.FORMAT_VERSION[0]}.{F.FORMAT_VERSION[1]}",
             "created": _now(),
             "spec": spec.to_dict(),
-            "camera": {"pose": "camera_to_world", "convention": F.CAMERA_CONVENTION,
-                       "world_up": F.WORLD_UP, "source_quat_order": spec.quat_order},
+            "camera": {
+                "pose": "camera_to_world",
+                "convention": F.CAMERA_CONVENTION,
+                "world_up": F.WORLD_UP,
+                "source_quat_order": spec.quat_order,
+            },
         }
         writer = cls(root, spec, describe(url))
         # The static description goes in with the first commit record, in one write.
@@ -314,7 +341,7 @@ class RunWriter:
         new_counters = self._check_counters(counters)
         clips = self._extend_clips(block)
         t0, t1 = self.num_frames, self.num_frames + len(block)
-        for path, arr in self._arrays.items():
+        for arr in self._arrays.values():
             arr.resize((t1, *arr.shape[1:]))
         for path, arr in self._arrays.items():
             arr[t0:t1] = data[path]
@@ -357,27 +384,25 @@ class RunWriter:
                 raise ValueError(f"clip ids must be non-negative, got {cid}")
             if clips and clips[-1]["id"] == cid:
                 raise ValueError(f"clip {cid} resumes after a gap; each clip must be contiguous")
-            clips.append({
-                "id": cid,
-                "start_frame": self.num_frames + int(s),
-                "stop_frame": self.num_frames + int(e),
-                "start_step": int(block.step[s]),
-                "stop_step": int(block.step[e - 1]) + 1,
-            })
+            clips.append(
+                {
+                    "id": cid,
+                    "start_frame": self.num_frames + int(s),
+                    "stop_frame": self.num_frames + int(e),
+                    "start_step": int(block.step[s]),
+                    "stop_step": int(block.step[e - 1]) + 1,
+                }
+            )
         return clips
 
-    def update_counters(
-        self, counters: Mapping[str, int], *, error: str | None = None
-    ) -> None:
+    def update_counters(self, counters: Mapping[str, int], *, error: str | None = None) -> None:
         """Commit new absolute counter values (and optionally an error message) without data."""
         self.counters.update(self._check_counters(counters))
         if error is not None:
             self.errors.append(str(error)[:2000])
         self._commit()
 
-    def close(
-        self, *, counters: Mapping[str, int] | None = None, error: str | None = None
-    ) -> None:
+    def close(self, *, counters: Mapping[str, int] | None = None, error: str | None = None) -> None:
         """Mark the run closed (a reader does not need this; it is informational). Idempotent."""
         if self.closed:
             return

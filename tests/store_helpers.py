@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from zarr.storage import WrapperStore
-
 from envreel.schemas import Block, RunSpec, create_run
+from zarr.storage import WrapperStore
 
 
 class CountingStore(WrapperStore):
@@ -19,6 +18,15 @@ class CountingStore(WrapperStore):
         buf = await self._store.get(key, prototype, byte_range)
         self.reads.append((key, 0 if buf is None else len(buf)))
         return buf
+
+    # zarr >= 3.4 may read through a synchronous fast path; keep every read on the counted path.
+    _supports_sync_io = False
+
+    async def get_ranges(self, key, byte_ranges, *, prototype, **kwargs):
+        async for group in self._store.get_ranges(key, byte_ranges, prototype=prototype, **kwargs):
+            for _, buf in group:
+                self.reads.append((key, 0 if buf is None else len(buf)))
+            yield group
 
     async def get_partial_values(self, prototype, key_ranges):
         key_ranges = list(key_ranges)
@@ -73,8 +81,9 @@ def fill_block(spec: RunSpec, t0: int, t: int, *, clip: int = 0) -> Block:
         b.scalars[name][:] = (frames[:, None] * (i + 1) - np.arange(n)).astype(np.float32)
     if b.global_frames is not None:
         gh, gw = spec.global_frame_shape
-        b.global_frames[:] = ((frames[:, None, None, None] + np.arange(gw)[None, None, :, None])
-                              % 256).astype(np.uint8)
+        b.global_frames[:] = (
+            (frames[:, None, None, None] + np.arange(gw)[None, None, :, None]) % 256
+        ).astype(np.uint8)
     if b.env_pose is not None:
         b.env_pose[:] = np.eye(4)
         b.env_pose[:, :, 0, 3] = frames[:, None] + np.arange(n)
@@ -85,8 +94,14 @@ def fill_block(spec: RunSpec, t0: int, t: int, *, clip: int = 0) -> Block:
 
 
 def small_spec(**kw) -> RunSpec:
-    base = dict(num_envs=4, env_frame_shape=(12, 16), fps=30, global_frame_shape=(10, 20),
-                block_frames=8, scalar_names=("speed", "success"))
+    base = dict(
+        num_envs=4,
+        env_frame_shape=(12, 16),
+        fps=30,
+        global_frame_shape=(10, 20),
+        block_frames=8,
+        scalar_names=("speed", "success"),
+    )
     base.update(kw)
     return RunSpec(**base)
 

@@ -1,4 +1,4 @@
-"""Round trips through real stores on disk and in memory, read back by envreel, zarr, tensorstore."""
+"""Round trips through real stores on disk and in memory, read by envreel, zarr, tensorstore."""
 
 import subprocess
 import sys
@@ -7,8 +7,7 @@ import uuid
 import numpy as np
 import pytest
 import zarr
-
-from envreel.schemas import Block, RunSpec, create_run, open_run, validate
+from envreel.schemas import Block, create_run, open_run, validate
 from store_helpers import fill_block, frames_for, small_spec, statics, write_run
 
 
@@ -27,16 +26,31 @@ def test_round_trip_exact(tmp_path, per_frame):
     url = tmp_path / "run.zarr"
     write_run(url, spec, block_sizes=(8, 8, 5))
     blocks = _expected(spec, (8, 8, 5))
-    cat = {f: np.concatenate([getattr(b, f) for b in blocks]) for f in (
-        "env_frames", "step", "sim_time", "wall_time", "clip", "reward", "terminated",
-        "truncated", "episode", "episode_step", "stale", "global_frames")}
+    cat = {
+        f: np.concatenate([getattr(b, f) for b in blocks])
+        for f in (
+            "env_frames",
+            "step",
+            "sim_time",
+            "wall_time",
+            "clip",
+            "reward",
+            "terminated",
+            "truncated",
+            "episode",
+            "episode_step",
+            "stale",
+            "global_frames",
+        )
+    }
     run = open_run(url)
     assert (run.num_envs, run.num_frames, run.fps) == (4, 21, 30.0)
     assert run.env_frame_shape == (12, 16) and run.global_frame_shape == (10, 20)
     np.testing.assert_array_equal(run.env_frames(), cat["env_frames"])
     np.testing.assert_array_equal(run.env_frames([2, 0], 3, 17), cat["env_frames"][3:17, [2, 0]])
-    np.testing.assert_array_equal(run.env_frames([1, 2, 3, 1], 0, 21, stride=4),
-                                  cat["env_frames"][::4][:, [1, 2, 3, 1]])
+    np.testing.assert_array_equal(
+        run.env_frames([1, 2, 3, 1], 0, 21, stride=4), cat["env_frames"][::4][:, [1, 2, 3, 1]]
+    )
     np.testing.assert_array_equal(run.global_frames(5, 9), cat["global_frames"][5:9])
     for name in ("reward", "terminated", "truncated", "episode", "episode_step", "stale"):
         np.testing.assert_array_equal(run.scalar(name), cat[name])
@@ -54,14 +68,16 @@ def test_round_trip_exact(tmp_path, per_frame):
         assert cams.env_pose is None and cams.env_pose_per_frame
         want = np.concatenate([b.env_pose for b in blocks])
         np.testing.assert_array_equal(run.env_camera_poses(), want)
-        np.testing.assert_array_equal(run.global_camera_poses(1, 3),
-                                      np.concatenate([b.global_pose for b in blocks])[1:3])
+        np.testing.assert_array_equal(
+            run.global_camera_poses(1, 3), np.concatenate([b.global_pose for b in blocks])[1:3]
+        )
     else:
         np.testing.assert_array_equal(cams.env_pose, st["env_camera_poses"])
         np.testing.assert_array_equal(cams.global_pose, st["global_camera_pose"])
         assert run.env_camera_poses(0, 3).shape == (3, 4, 4, 4)
     assert [c.__dict__ for c in run.clips] == [
-        dict(id=0, start_frame=0, stop_frame=21, start_step=0, stop_step=41)]
+        dict(id=0, start_frame=0, stop_frame=21, start_step=0, stop_step=41)
+    ]
     assert run.counters == {"dropped_frames": 0, "write_errors": 0}
     assert run.closed
     assert validate(url) == []
@@ -80,7 +96,10 @@ def test_clips_and_counters(tmp_path):
     w.close(error="disk hiccup")
     run = open_run(url)
     assert [(c.id, c.start_frame, c.stop_frame, c.start_step, c.stop_step) for c in run.clips] == [
-        (0, 0, 3, 0, 5), (2, 3, 10, 6, 19), (5, 10, 12, 20, 23)]
+        (0, 0, 3, 0, 5),
+        (2, 3, 10, 6, 19),
+        (5, 10, 12, 20, 23),
+    ]
     assert run.counters == {"dropped_frames": 4, "write_errors": 1}
     assert run.errors == ["disk hiccup"]
     assert validate(url) == []
@@ -100,12 +119,16 @@ def test_clip_that_resumes_after_a_gap_is_refused(tmp_path):
 
 @pytest.mark.parametrize("prefix", ["file://", "memory://"])
 def test_urls(tmp_path, prefix):
-    url = f"file://{tmp_path}/u.zarr" if prefix == "file://" else f"memory://{uuid.uuid4().hex}.zarr"
+    url = (
+        f"file://{tmp_path}/u.zarr" if prefix == "file://" else f"memory://{uuid.uuid4().hex}.zarr"
+    )
     spec = small_spec()
     write_run(url, spec, block_sizes=(8, 3))
     run = open_run(url)
     assert run.num_frames == 11
-    np.testing.assert_array_equal(run.env_frames([1], 8, 11)[:, 0], frames_for(8, 3, 4, 12, 16)[:, 1])
+    np.testing.assert_array_equal(
+        run.env_frames([1], 8, 11)[:, 0], frames_for(8, 3, 4, 12, 16)[:, 1]
+    )
     assert validate(url) == []
 
 
@@ -134,10 +157,18 @@ print(json.dumps({{"attrs": dict(g.attrs), "arrays": out}}))
     got = json.loads(res.stdout)
     run = open_run(url)
     assert got["attrs"]["envreel"]["format"] == "envreel.run"
-    np.testing.assert_array_equal(np.array(got["arrays"]["env/frames"], np.uint8)[:21],
-                                  run.env_frames())
-    assert set(got["arrays"]) >= {"env/frames", "env/reward", "frame/step", "global/frames",
-                                  "scene/env_origins", "camera/env/pose", "env/scalars/speed"}
+    np.testing.assert_array_equal(
+        np.array(got["arrays"]["env/frames"], np.uint8)[:21], run.env_frames()
+    )
+    assert set(got["arrays"]) >= {
+        "env/frames",
+        "env/reward",
+        "frame/step",
+        "global/frames",
+        "scene/env_origins",
+        "camera/env/pose",
+        "env/scalars/speed",
+    }
 
 
 def test_tensorstore_reads_every_array(tmp_path):
@@ -158,14 +189,17 @@ def test_tensorstore_reads_every_array(tmp_path):
     walk(g)
     assert len(arrays) >= 17
     for path, want in arrays.items():
-        t = ts.open({"driver": "zarr3", "kvstore": {"driver": "file",
-                     "path": str(url / path)}}).result()
+        t = ts.open(
+            {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(url / path)}}
+        ).result()
         np.testing.assert_array_equal(t.read().result(), want, err_msg=path)
 
 
 def test_schemas_never_imports_torch():
-    code = "import envreel.schemas, sys; assert 'torch' not in sys.modules; " \
-           "assert 'envreel.capture' not in sys.modules and 'envreel.render' not in sys.modules"
+    code = (
+        "import envreel.schemas, sys; assert 'torch' not in sys.modules; "
+        "assert 'envreel.capture' not in sys.modules and 'envreel.render' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -182,7 +216,12 @@ def test_bad_arguments_write_nothing(tmp_path):
     w = create_run(url, spec)
     good = fill_block(spec, 0, 4)
     cases = [
-        ("env_frames", np.zeros((4, 3, 12, 16, 3), np.uint8), ValueError, r"env_frames must have shape"),
+        (
+            "env_frames",
+            np.zeros((4, 3, 12, 16, 3), np.uint8),
+            ValueError,
+            r"env_frames must have shape",
+        ),
         ("env_frames", np.zeros((4, 4, 12, 16, 3), np.float32), TypeError, "must be uint8"),
         ("reward", np.zeros((4, 5), np.float32), ValueError, r"reward must have shape \(4, 4\)"),
         ("global_frames", None, ValueError, "global_frames is required"),

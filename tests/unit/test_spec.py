@@ -1,11 +1,16 @@
 import pytest
-
 from envreel.schemas import RunSpec
 
 
 def test_round_trip_and_defaults():
-    spec = RunSpec(num_envs=8, env_frame_shape=(64, 96), step_dt=1 / 60, scalar_names=("a",),
-                   global_frame_shape=(720, 1280), source={"sim": "newton"})
+    spec = RunSpec(
+        num_envs=8,
+        env_frame_shape=(64, 96),
+        step_dt=1 / 60,
+        scalar_names=("a",),
+        global_frame_shape=(720, 1280),
+        source={"sim": "newton"},
+    )
     assert spec.fps == 60.0
     assert RunSpec.from_dict(spec.to_dict()) == spec
     assert RunSpec(num_envs=1, env_frame_shape=(2, 2), fps=25).step_dt == pytest.approx(0.04)

@@ -1,0 +1,241 @@
+"""Partial reads, interrupted writes, versions, and one broken store per validate check."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import zarr
+from envreel.schemas import (
+    RunSpec,
+    StoreFormatError,
+    create_run,
+    open_run,
+    validate,
+)
+from store_helpers import CountingStore, FailingStore, fill_block, frames_for, small_spec, write_run
+from zarr.storage import LocalStore
+
+
+def test_subset_reads_only_those_envs_chunks(tmp_path):
+    n, h, w = 64, 32, 32
+    spec = RunSpec(num_envs=n, env_frame_shape=(h, w), fps=30, block_frames=16, codec="none")
+    url = tmp_path / "sub.zarr"
+    write_run(url, spec, block_sizes=(16, 16))
+    counting = CountingStore(LocalStore(url, read_only=True))
+    run = open_run(counting)
+    counting.reads.clear()
+    got = run.env_frames([3, 40, 41, 7], 0, 32)
+    np.testing.assert_array_equal(got, frames_for(0, 32, n, h, w)[:, [3, 40, 41, 7]])
+    frame_reads = [(k, b) for k, b in counting.reads if k.startswith("env/frames/c/")]
+    data_bytes = sum(b for _, b in frame_reads)
+    chunk = 16 * h * w * 3
+    # 4 envs × 2 blocks of raw chunks (+4 bytes crc32c each), plus each shard's index.
+    index_bytes = n * 16 + 4
+    assert data_bytes <= 4 * 2 * (chunk + 4) + 2 * 3 * index_bytes, (data_bytes, frame_reads)
+    assert data_bytes >= 4 * 2 * chunk
+    total = 2 * n * chunk
+    assert data_bytes < total / 10
+    # and nothing of any other env was decoded: every read hit only those two shard objects
+    assert {k for k, _ in frame_reads} == {"env/frames/c/0/0/0/0/0", "env/frames/c/1/0/0/0/0"}
+
+
+@pytest.mark.parametrize("fail_after", [0, 1, 3, 6, 10])
+def test_interrupted_block_leaves_previous_state(tmp_path, fail_after):
+    spec = small_spec()
+    url = tmp_path / "int.zarr"
+    w = create_run(url, spec)
+    w.append(fill_block(spec, 0, 8))
+    w.append(fill_block(spec, 8, 8))
+    # A second writer on the same store whose disk "fills" partway through the next block.
+    failing = FailingStore(LocalStore(url), fail_after=fail_after)
+    w._root = zarr.open_group(failing, mode="r+")
+    w._arrays = {p: w._root[p] for p in w._arrays}
+    with pytest.raises(OSError, match="No space left"):
+        w.append(fill_block(spec, 16, 8))
+    run = open_run(url)
+    assert run.num_frames == 16
+    np.testing.assert_array_equal(run.env_frames(), frames_for(0, 16, 4, 12, 16))
+    assert validate(url) == []
+
+
+def _edit_root(url, fn):
+    path = url / "zarr.json"
+    doc = json.loads(path.read_text())
+    fn(doc["attributes"])
+    path.write_text(json.dumps(doc))
+
+
+def test_newer_major_version_refused(tmp_path):
+    url = tmp_path / "v.zarr"
+    write_run(url, small_spec(), block_sizes=(4,))
+    _edit_root(url, lambda a: a["envreel"].update(version="2.1"))
+    with pytest.raises(
+        StoreFormatError,
+        match=r"format version 2\.1; this build of envreel reads "
+        r"version 1\.x .*upgrade envreel",
+    ):
+        open_run(url)
+    assert "2.1" in str(validate(url)[0])
+
+
+def test_newer_minor_version_opens(tmp_path):
+    url = tmp_path / "v.zarr"
+    write_run(url, small_spec(), block_sizes=(4,))
+    _edit_root(url, lambda a: a["envreel"].update(version="1.7"))
+    assert open_run(url).num_frames == 4
+
+
+def _break_array_meta(path, fn):
+    doc = json.loads(path.read_text())
+    fn(doc)
+    path.write_text(json.dumps(doc))
+
+
+BREAKS = {
+    "missing array": (lambda u: shutil.rmtree(u / "env/reward"), "env/reward", "missing"),
+    "extra array": (
+        lambda u: zarr.open_group(u, mode="r+").create_array("env/extra", shape=(3,), dtype="i4"),
+        "env/extra",
+        "unexpected node",
+    ),
+    "shape disagreement": (
+        lambda u: _break_array_meta(
+            u / "env/frames/zarr.json", lambda d: d.update(shape=[21, 4, 12, 17, 3])
+        ),
+        "env/frames",
+        "disagrees with the spec",
+    ),
+    "committed beyond data": (
+        lambda u: _edit_root(u, lambda a: a["envreel_state"].update(num_frames=40)),
+        "env/frames",
+        "holds 21 frames but 40 are committed",
+    ),
+    "clip beyond committed": (
+        lambda u: _edit_root(u, lambda a: a["envreel_state"]["clips"][0].update(stop_frame=30)),
+        "zarr.json",
+        "within the 21 committed frames",
+    ),
+    "non-standard codec": (
+        lambda u: _break_array_meta(
+            u / "frame/step/zarr.json",
+            lambda d: d["codecs"].append({"name": "numcodecs.pickle", "configuration": {}}),
+        ),
+        "frame/step",
+        "non-standard codec(s) ['numcodecs.pickle']",
+    ),
+    "wrong dtype": (
+        lambda u: _break_array_meta(
+            u / "env/reward/zarr.json", lambda d: d.update(data_type="float64")
+        ),
+        "env/reward",
+        "data type 'float64', expected 'float32'",
+    ),
+    "unknown major version": (
+        lambda u: _edit_root(u, lambda a: a["envreel"].update(version="9.0")),
+        "zarr.json",
+        "version 9.0",
+    ),
+    "not an envreel store": (
+        lambda u: _edit_root(u, lambda a: a.pop("envreel")),
+        "zarr.json",
+        "not an envreel run",
+    ),
+    "negative counter": (
+        lambda u: _edit_root(u, lambda a: a["envreel_state"]["counters"].update(dropped_frames=-2)),
+        "zarr.json",
+        "dropped_frames",
+    ),
+    "corrupt chunk": (
+        lambda u: _flip_byte(u / "env/frames/c/1/0/0/0/0"),
+        "env/frames",
+        "chunk (1, ",
+    ),
+    "deleted chunk": (
+        lambda u: (u / "env/reward/c/1/0").unlink(),
+        "env/reward",
+        "chunk (1, 0): missing",
+    ),
+    "deleted shard": (
+        lambda u: (u / "env/frames/c/2/0/0/0/0").unlink(),
+        "env/frames",
+        "chunk (2, 0, 0, 0, 0)",
+    ),
+    "truncated shard": (
+        lambda u: _truncate(u / "env/frames/c/0/0/0/0/0"),
+        "env/frames",
+        "chunk (0, ",
+    ),
+    "clip column disagrees": (
+        lambda u: _edit_root(u, lambda a: a["envreel_state"]["clips"][0].update(id=3)),
+        "frame/clip",
+        "clip table",
+    ),
+}
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _flip_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name", sorted(BREAKS))
+def test_validate_reports_each_break(tmp_path, name):
+    url = tmp_path / "b.zarr"
+    write_run(url, small_spec(), block_sizes=(8, 8, 5))
+    assert validate(url) == []
+    breaker, where, text = BREAKS[name]
+    breaker(url)
+    problems = validate(url)
+    assert problems, name
+    assert any(p.where == where and (text is None or text in p.message) for p in problems), problems
+
+
+def test_open_run_names_the_problem(tmp_path):
+    url = tmp_path / "o.zarr"
+    write_run(url, small_spec(), block_sizes=(8,))
+    _break_array_meta(url / "env/frames/zarr.json", lambda d: d.update(shape=[8, 4, 12, 99, 3]))
+    with pytest.raises(StoreFormatError, match="env/frames: shape"):
+        open_run(url)
+    with pytest.raises(StoreFormatError, match="no store at"):
+        open_run(tmp_path / "nothing.zarr")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(StoreFormatError, match="has no zarr.json"):
+        open_run(tmp_path / "plain")
+
+
+def test_corrupt_chunk_read_names_array_and_chunk(tmp_path):
+    from envreel.schemas import CorruptChunkError
+
+    url = tmp_path / "c.zarr"
+    write_run(url, small_spec(), block_sizes=(8, 8))
+    _flip_byte(url / "env/frames/c/1/0/0/0/0")
+    run = open_run(url)
+    np.testing.assert_array_equal(
+        run.env_frames([0], 0, 8)[:, 0], frames_for(0, 8, 4, 12, 16)[:, 0]
+    )
+    with pytest.raises(CorruptChunkError) as ei:
+        run.env_frames([0, 1, 2, 3], 0, 16)
+    assert ei.value.array == "env/frames"
+    assert ei.value.chunk is not None and ei.value.chunk[0] == 1
+    assert "env/frames chunk (1, " in str(ei.value)
+
+
+def test_reader_during_writes_sees_committed_prefix(tmp_path):
+    spec = small_spec()
+    url = tmp_path / "live.zarr"
+    w = create_run(url, spec)
+    run = open_run(url)
+    for k in range(4):
+        w.append(fill_block(spec, k * 8, 8))
+        assert run.num_frames == 0  # not refreshed yet: the view is stable
+    assert run.refresh().num_frames == 32
+    np.testing.assert_array_equal(
+        run.env_frames([2], 24, 32)[:, 0], frames_for(24, 8, 4, 12, 16)[:, 2]
+    )
