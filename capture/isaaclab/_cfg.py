@@ -1,0 +1,287 @@
+"""Camera configs of the Isaac Lab adapter, in Isaac Lab's ``*Cfg`` style.
+
+These are plain dataclasses (Isaac Lab's ``configclass`` is a dataclass too): they import
+nothing from Isaac Lab, so they can be built, validated and turned into poses and intrinsics on
+any machine. :func:`envreel.capture.isaaclab.add_env_camera` and
+:func:`envreel.capture.isaaclab.add_global_camera` turn them into Isaac Lab ``CameraCfg``
+entries of a scene config.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import numbers
+import re
+from dataclasses import dataclass
+
+__all__ = ["EnvCameraCfg", "GlobalCameraCfg"]
+
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_name(value: object, field: str) -> None:
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value) or keyword.iskeyword(value):
+        raise ValueError(
+            f"{field} must be a Python identifier that is also a valid USD prim name "
+            f"(letters, digits, underscores, not starting with a digit), got {_short(value)}"
+        )
+
+
+def _vec(value: object, field: str, size: int) -> tuple[float, ...]:
+    if isinstance(value, str | bytes) or not hasattr(value, "__len__") or len(value) != size:
+        raise ValueError(f"{field} must be a sequence of {size} numbers, got {_short(value)}")
+    out = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, numbers.Real):
+            raise TypeError(f"{field} must contain numbers, got {_short(value)}")
+        if not math.isfinite(float(item)):
+            raise ValueError(f"{field} must be finite, got {_short(value)}")
+        out.append(float(item))
+    return tuple(out)
+
+
+def _positive(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{field} must be a positive number, got {_short(value)}")
+    if not math.isfinite(float(value)) or float(value) <= 0.0:
+        raise ValueError(f"{field} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _non_negative(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{field} must be a number >= 0, got {_short(value)}")
+    if not math.isfinite(float(value)) or float(value) < 0.0:
+        raise ValueError(f"{field} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _positive_int(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{field} must be a positive integer (pixels), got {_short(value)}")
+    if int(value) <= 0:
+        raise ValueError(f"{field} must be a positive integer (pixels), got {value!r}")
+    return int(value)
+
+
+def _bool(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{field} must be True or False, got {_short(value)}")
+    return value
+
+
+def _clipping(value: object, field: str) -> tuple[float, float]:
+    near, far = _vec(value, field, 2)
+    if not 0.0 < near < far:
+        raise ValueError(f"{field} must be (near, far) with 0 < near < far metres, got {value!r}")
+    return near, far
+
+
+def _real(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{field} must be a number, got {_short(value)}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{field} must be finite, got {value!r}")
+    return float(value)
+
+
+@dataclass
+class EnvCameraCfg:
+    """A camera in every env, anchored to the env origin (the per-env view).
+
+    The pose is fixed relative to the env origin: the camera sits at ``origin + eye_offset`` and
+    looks at ``origin + lookat_offset`` with the world's +Z up. The defaults are those of Isaac Lab
+    Arena's synchronized visualizer.
+
+    Example:
+        >>> cfg = EnvCameraCfg(width=160, height=120)
+        >>> cfg.name, cfg.eye_offset
+        ('envreel_cam', (0.9, 0.0, 1.0))
+    """
+
+    name: str = "envreel_cam"
+    """Scene entry name and prim name; the camera lives at ``{ENV_REGEX_NS}/<name>`` and is
+    ``env.unwrapped.scene.sensors[<name>]``. Defaults to "envreel_cam"."""
+
+    eye_offset: tuple[float, float, float] = (0.9, 0.0, 1.0)
+    """Camera position relative to the env origin (x, y, z), metres. Defaults to
+    (0.9, 0.0, 1.0)."""
+
+    lookat_offset: tuple[float, float, float] = (0.0, 0.0, 0.1)
+    """Point looked at, relative to the env origin (x, y, z), metres. Defaults to
+    (0.0, 0.0, 0.1)."""
+
+    width: int = 480
+    """Image width in pixels. Defaults to 480."""
+
+    height: int = 360
+    """Image height in pixels. Defaults to 360."""
+
+    focal_length: float = 24.0
+    """Focal length in USD lens units (tenths of a scene unit: mm for metres); only its ratio to
+    the aperture matters. Defaults to 24.0."""
+
+    horizontal_aperture: float = 20.955
+    """Horizontal aperture (sensor width) in the same unit as ``focal_length``; the vertical
+    aperture follows from the aspect ratio (square pixels). Defaults to 20.955."""
+
+    clipping_range: tuple[float, float] = (0.01, 100.0)
+    """Near and far clipping distances, metres. Defaults to (0.01, 100.0)."""
+
+    update_period: float = 0.0
+    """Seconds between camera updates; 0 renders every env step. Defaults to 0.0."""
+
+    update_latest_camera_pose: bool = False
+    """Whether Isaac Lab refreshes ``pos_w``/``quat_w_*`` every step (slower; only needed when
+    the camera moves). Defaults to False."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks every field and normalises sequences to tuples of floats.
+
+        Raises:
+            ValueError: If a field has a bad value (the message names it).
+            TypeError: If a field has the wrong type.
+        """
+        _check_name(self.name, "EnvCameraCfg.name")
+        self.eye_offset = _vec(self.eye_offset, "EnvCameraCfg.eye_offset", 3)  # type: ignore[assignment]
+        self.lookat_offset = _vec(self.lookat_offset, "EnvCameraCfg.lookat_offset", 3)  # type: ignore[assignment]
+        if self.eye_offset == self.lookat_offset:
+            raise ValueError(
+                f"EnvCameraCfg.eye_offset and lookat_offset must differ, both are {self.eye_offset}"
+            )
+        self.width = _positive_int(self.width, "EnvCameraCfg.width")
+        self.height = _positive_int(self.height, "EnvCameraCfg.height")
+        self.focal_length = _positive(self.focal_length, "EnvCameraCfg.focal_length")
+        self.horizontal_aperture = _positive(
+            self.horizontal_aperture, "EnvCameraCfg.horizontal_aperture"
+        )
+        self.clipping_range = _clipping(self.clipping_range, "EnvCameraCfg.clipping_range")
+        self.update_period = _non_negative(self.update_period, "EnvCameraCfg.update_period")
+        self.update_latest_camera_pose = _bool(
+            self.update_latest_camera_pose, "EnvCameraCfg.update_latest_camera_pose"
+        )
+
+
+@dataclass
+class GlobalCameraCfg:
+    """One bird's-eye camera over all envs (the global view), outside the env namespace.
+
+    Either give ``eye`` and ``lookat`` (world frame), or leave both None to auto-frame the env
+    origins: ``span = max(x extent, y extent of the origins) + 2 * margin`` (at least
+    ``min_span``), the camera at ``distance_scale * span`` from the centroid of the origins, at
+    ``azimuth_deg`` and ``elevation_deg`` (see :func:`envreel.schemas.geometry.auto_frame`).
+    With ``fit_to_image`` the camera then backs off along the same ray until every origin and
+    its margin is inside the image. The other defaults are those of Isaac Lab Arena's
+    synchronized visualizer (1280x720, about 60 degrees of horizontal field of view).
+
+    Example:
+        >>> GlobalCameraCfg(eye=(20.0, -20.0, 15.0), lookat=(0.0, 0.0, 0.0)).eye
+        (20.0, -20.0, 15.0)
+    """
+
+    name: str = "envreel_global"
+    """Scene entry name and prim name; the camera lives at ``/World/<name>``. Defaults to
+    "envreel_global"."""
+
+    eye: tuple[float, float, float] | None = None
+    """Camera position in the world (x, y, z), metres, or None to auto-frame. Defaults to None."""
+
+    lookat: tuple[float, float, float] | None = None
+    """Point looked at in the world (x, y, z), metres, or None to auto-frame. Defaults to None."""
+
+    margin: float = 1.5
+    """Auto-framing: free space around the outermost env origins, metres. Defaults to 1.5."""
+
+    min_span: float = 1.0
+    """Auto-framing: smallest framed span, metres (matters for a single env). Defaults to 1.0."""
+
+    distance_scale: float = 1.6
+    """Auto-framing: camera distance from the centroid as a multiple of the span. Defaults to
+    1.6."""
+
+    azimuth_deg: float = -45.0
+    """Auto-framing: direction from the centroid to the camera around +Z, degrees from +X.
+    Defaults to -45.0."""
+
+    elevation_deg: float = 35.0
+    """Auto-framing: camera angle above the horizontal plane, degrees in [-90, 90]. Defaults to
+    35.0."""
+
+    fit_to_image: bool = True
+    """Auto-framing: move the camera back (never closer) until every env origin, and its margin
+    along x and y, projects inside the image; the seed's formula alone cuts off the nearest envs
+    of large grids. Defaults to True."""
+
+    width: int = 1280
+    """Image width in pixels. Defaults to 1280."""
+
+    height: int = 720
+    """Image height in pixels. Defaults to 720."""
+
+    focal_length: float = 18.147
+    """Focal length in USD lens units; 18.147 with a 20.955 aperture gives about 60 degrees of
+    horizontal field of view. Defaults to 18.147."""
+
+    horizontal_aperture: float = 20.955
+    """Horizontal aperture in the same unit as ``focal_length``. Defaults to 20.955."""
+
+    clipping_range: tuple[float, float] = (0.01, 1.0e6)
+    """Near and far clipping distances, metres (Isaac Lab's default; the global camera can be
+    hundreds of metres away from thousands of envs). Defaults to (0.01, 1.0e6)."""
+
+    update_period: float = 0.0
+    """Seconds between camera updates; 0 renders every env step. Defaults to 0.0."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def auto_framed(self) -> bool:
+        """True when the pose comes from the env origins (``eye`` and ``lookat`` are None)."""
+        return self.eye is None
+
+    def validate(self) -> None:
+        """Checks every field and normalises sequences to tuples of floats.
+
+        Raises:
+            ValueError: If a field has a bad value, or only one of ``eye``/``lookat`` is given.
+            TypeError: If a field has the wrong type.
+        """
+        _check_name(self.name, "GlobalCameraCfg.name")
+        if (self.eye is None) != (self.lookat is None):
+            raise ValueError(
+                "GlobalCameraCfg.eye and lookat must both be given (explicit view) or both be "
+                f"None (auto-framed), got eye={self.eye!r} and lookat={self.lookat!r}"
+            )
+        if self.eye is not None:
+            self.eye = _vec(self.eye, "GlobalCameraCfg.eye", 3)  # type: ignore[assignment]
+            self.lookat = _vec(self.lookat, "GlobalCameraCfg.lookat", 3)  # type: ignore[assignment]
+            if self.eye == self.lookat:
+                raise ValueError(f"GlobalCameraCfg.eye and lookat must differ, both are {self.eye}")
+        self.margin = _non_negative(self.margin, "GlobalCameraCfg.margin")
+        self.min_span = _positive(self.min_span, "GlobalCameraCfg.min_span")
+        self.distance_scale = _positive(self.distance_scale, "GlobalCameraCfg.distance_scale")
+        self.azimuth_deg = _real(self.azimuth_deg, "GlobalCameraCfg.azimuth_deg")
+        self.elevation_deg = _real(self.elevation_deg, "GlobalCameraCfg.elevation_deg")
+        if not -90.0 <= self.elevation_deg <= 90.0:
+            raise ValueError(
+                f"GlobalCameraCfg.elevation_deg must be in [-90, 90], got {self.elevation_deg!r}"
+            )
+        self.fit_to_image = _bool(self.fit_to_image, "GlobalCameraCfg.fit_to_image")
+        self.width = _positive_int(self.width, "GlobalCameraCfg.width")
+        self.height = _positive_int(self.height, "GlobalCameraCfg.height")
+        self.focal_length = _positive(self.focal_length, "GlobalCameraCfg.focal_length")
+        self.horizontal_aperture = _positive(
+            self.horizontal_aperture, "GlobalCameraCfg.horizontal_aperture"
+        )
+        self.clipping_range = _clipping(self.clipping_range, "GlobalCameraCfg.clipping_range")
+        self.update_period = _non_negative(self.update_period, "GlobalCameraCfg.update_period")

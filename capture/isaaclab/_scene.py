@@ -1,0 +1,506 @@
+"""Adding envreel's cameras to an Isaac Lab scene config, and the poses the recorder stores.
+
+Isaac Lab is imported lazily, only by :func:`add_env_camera` and :func:`add_global_camera`; every
+other function here is pure NumPy and runs without Isaac Lab.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.metadata
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from envreel.schemas import geometry
+
+from ._cfg import EnvCameraCfg, GlobalCameraCfg
+
+__all__ = [
+    "add_env_camera",
+    "add_global_camera",
+    "camera_intrinsics",
+    "env_camera_poses",
+    "global_camera_pose",
+    "grid_env_origins",
+]
+
+ENV_NAMESPACE = "{ENV_REGEX_NS}"
+"""Isaac Lab's placeholder for ``/World/envs/env_.*`` in a scene config's prim paths."""
+
+_INSTALL_HINT = (
+    "envreel's Isaac Lab adapter needs Isaac Lab (Python 3.12, an NVIDIA GPU): see "
+    "https://isaac-sim.github.io/IsaacLab/main/source/setup/installation/index.html, e.g. "
+    "`pip install 'isaaclab[isaacsim,all]' --extra-index-url https://pypi.nvidia.com`"
+)
+
+
+# --------------------------------------------------------------------------------------------
+# lazy Isaac Lab import
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _IsaacLab:
+    """The few Isaac Lab classes the adapter needs, and the conventions of the installed one."""
+
+    camera_cfg: type
+    """``CameraCfg`` (3.x) or ``TiledCameraCfg`` (2.x; in 3.x a deprecated alias)."""
+    pinhole_cfg: type
+    """``isaaclab.sim.PinholeCameraCfg``."""
+    major: int
+    """Major version of Isaac Lab: 3 or 2 (2 also stands for older releases)."""
+    quat_order: str
+    """Quaternion order of ``OffsetCfg.rot``: "xyzw" (3.x) or "wxyz" (2.x)."""
+
+
+def _installed_isaaclab_version() -> str | None:
+    """Version string of the installed Isaac Lab, or None when it cannot be told."""
+    try:
+        return importlib.metadata.version("isaaclab")
+    except importlib.metadata.PackageNotFoundError:
+        module = importlib.import_module("isaaclab")
+        version = getattr(module, "__version__", None)
+        return str(version) if version is not None else None
+
+
+def _import_isaaclab(quat_order: str | None = None) -> _IsaacLab:
+    """Imports Isaac Lab's camera config classes and tells its major version.
+
+    The version is told from behaviour first: the identity default of ``CameraCfg.OffsetCfg.rot``
+    is ``(0, 0, 0, 1)`` in 3.x (xyzw) and ``(1, 0, 0, 0)`` in 2.x (wxyz). Package metadata is
+    the fallback (source installs report the extension's version, which is why it comes second).
+    """
+    if quat_order is not None and quat_order not in geometry.QUAT_ORDERS:
+        raise ValueError(
+            f"quat_order must be one of {geometry.QUAT_ORDERS} or None, got {quat_order!r}"
+        )
+    try:
+        sensors = importlib.import_module("isaaclab.sensors")
+        sim = importlib.import_module("isaaclab.sim")
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and exc.name.split(".")[0] == "isaaclab":
+            raise ImportError(_INSTALL_HINT) from exc
+        raise ImportError(
+            f"Isaac Lab is installed but importing it failed ({exc}); with Isaac Sim, launch the "
+            "app first (isaaclab.app.AppLauncher) and build configs afterwards. " + _INSTALL_HINT
+        ) from exc
+
+    camera_cfg = sensors.CameraCfg
+    default_rot = tuple(float(v) for v in camera_cfg.OffsetCfg().rot)
+    if default_rot == (0.0, 0.0, 0.0, 1.0):
+        major = 3
+    elif default_rot == (1.0, 0.0, 0.0, 0.0):
+        major = 2
+    else:
+        version = _installed_isaaclab_version()
+        try:
+            major = int(str(version).split(".")[0])
+        except ValueError:
+            raise RuntimeError(
+                f"cannot tell the quaternion order of Isaac Lab {version!r} (OffsetCfg.rot "
+                f"defaults to {default_rot}); pass quat_order='xyzw' (3.x) or 'wxyz' (2.x)"
+            ) from None
+        major = 3 if major >= 3 else 2
+    if major == 2:
+        # 2.x: one render product per Camera is slow for many envs; TiledCamera batches them.
+        camera_cfg = getattr(sensors, "TiledCameraCfg", camera_cfg)
+    order = quat_order or ("xyzw" if major >= 3 else "wxyz")
+    return _IsaacLab(camera_cfg, sim.PinholeCameraCfg, major, order)
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _as_numpy(value: object, name: str) -> np.ndarray:
+    """NumPy float64 copy of an array-like, a torch tensor (any device) or a ProxyArray."""
+    if hasattr(value, "torch") and not hasattr(value, "__array__"):
+        value = value.torch  # Isaac Lab 3.0 ProxyArray
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        value = value.detach().cpu().numpy()  # torch, without importing it
+    try:
+        return np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name} must be an array-like of numbers (NumPy, torch or a list), got "
+            f"{type(value).__name__}"
+        ) from None
+
+
+def _origins(value: object, name: str = "env_origins") -> np.ndarray:
+    origins = _as_numpy(value, name)
+    if origins.ndim != 2 or origins.shape[1] != 3 or origins.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (N, 3) with N >= 1, got shape {origins.shape}")
+    if not np.all(np.isfinite(origins)):
+        raise ValueError(f"{name} must be finite")
+    return origins
+
+
+def _check_cfg(cfg: object, expected: type, name: str = "cfg") -> None:
+    if not isinstance(cfg, expected):
+        raise TypeError(f"{name} must be an {expected.__name__} instance, got {type(cfg).__name__}")
+    cfg.validate()  # fields may have been edited since construction
+
+
+def _scene_of(scene_cfg: object) -> Any:
+    """The InteractiveSceneCfg itself, or the ``.scene`` of an env cfg."""
+    if hasattr(scene_cfg, "unwrapped") or hasattr(getattr(scene_cfg, "scene", None), "sensors"):
+        raise TypeError(
+            "cameras must be added to the scene config before the env is built (a camera added "
+            "after the simulation starts renders white): call this on env_cfg.scene before "
+            f"gym.make(...), got a built env ({type(scene_cfg).__name__})"
+        )
+    if hasattr(scene_cfg, "num_envs") and hasattr(scene_cfg, "env_spacing"):
+        return scene_cfg
+    scene = getattr(scene_cfg, "scene", None)
+    if hasattr(scene, "num_envs") and hasattr(scene, "env_spacing"):
+        return scene
+    raise TypeError(
+        "scene_cfg must be an Isaac Lab InteractiveSceneCfg (with num_envs and env_spacing) or an "
+        f"env cfg whose .scene is one, got {type(scene_cfg).__name__}"
+    )
+
+
+def _check_free(scene: Any, name: str, prim_path: str) -> None:
+    if hasattr(scene, name):
+        raise ValueError(
+            f"camera name {name!r} collides with an existing entry of the scene config "
+            f"{type(scene).__name__}; choose another name in the camera cfg"
+        )
+    for entry_name, entry in getattr(scene, "__dict__", {}).items():
+        if getattr(entry, "prim_path", None) == prim_path:
+            raise ValueError(
+                f"camera prim path {prim_path!r} is already used by scene entry {entry_name!r}; "
+                "choose another name in the camera cfg"
+            )
+
+
+def _camera_cfg(
+    lab: _IsaacLab,
+    *,
+    prim_path: str,
+    position: Sequence[float],
+    rotation: np.ndarray,
+    cfg: EnvCameraCfg | GlobalCameraCfg,
+    update_latest_camera_pose: bool,
+) -> Any:
+    quat = geometry.rotation_to_quat(rotation, order=lab.quat_order)
+    return lab.camera_cfg(
+        prim_path=prim_path,
+        update_period=cfg.update_period,
+        offset=lab.camera_cfg.OffsetCfg(
+            pos=tuple(float(v) for v in position),
+            rot=tuple(float(v) for v in quat),
+            convention="opengl",
+        ),
+        spawn=lab.pinhole_cfg(
+            focal_length=cfg.focal_length,
+            horizontal_aperture=cfg.horizontal_aperture,
+            clipping_range=tuple(cfg.clipping_range),
+        ),
+        data_types=["rgb"],
+        width=cfg.width,
+        height=cfg.height,
+        update_latest_camera_pose=update_latest_camera_pose,
+    )
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------------------------
+# public: pure helpers
+# --------------------------------------------------------------------------------------------
+
+
+def grid_env_origins(num_envs: int, env_spacing: float) -> np.ndarray:
+    """Env origins as Isaac Lab lays them out on a grid, before the env exists.
+
+    Reproduces Isaac Lab 3.x's grid (``isaaclab.cloner.grid_transforms``, which matches the
+    plane ``TerrainImporter``): ``num_rows = ceil(N / sqrt(N))``, ``num_cols = ceil(N /
+    num_rows)``, env ``i`` at row ``i // num_cols`` and column ``i % num_cols``, centred on the
+    world origin, rows along -x and columns along +y, z = 0. Isaac Lab 2.x's cloner orders envs
+    differently, and a generated terrain places envs on its sub-terrains, so use the live
+    ``env.unwrapped.scene.env_origins`` whenever the env exists; auto-framing only needs the
+    extent and centroid, which a regular grid shares across these layouts.
+
+    Args:
+        num_envs: Number of envs N, > 0.
+        env_spacing: Distance between neighbouring env origins, metres, >= 0.
+
+    Returns:
+        Origins, shape (N, 3) float64, metres.
+
+    Raises:
+        ValueError: If ``num_envs`` is not a positive integer or ``env_spacing`` is negative.
+
+    Example:
+        >>> grid_env_origins(4, 2.0).tolist()
+        [[1.0, -1.0, 0.0], [1.0, 1.0, 0.0], [-1.0, -1.0, 0.0], [-1.0, 1.0, 0.0]]
+    """
+    n = _positive_int(num_envs, "num_envs")
+    if (
+        isinstance(env_spacing, bool)
+        or not isinstance(env_spacing, numbers.Real)
+        or not math.isfinite(float(env_spacing))
+        or float(env_spacing) < 0.0
+    ):
+        raise ValueError(f"env_spacing must be a finite number >= 0 metres, got {env_spacing!r}")
+    spacing = float(env_spacing)
+    num_rows = math.ceil(n / math.sqrt(n))
+    num_cols = math.ceil(n / num_rows)
+    index = np.arange(n)
+    row, col = index // num_cols, index % num_cols
+    origins = np.zeros((n, 3))
+    origins[:, 0] = -(row - (num_rows - 1) / 2.0) * spacing
+    origins[:, 1] = (col - (num_cols - 1) / 2.0) * spacing
+    return origins + 0.0  # no negative zeros
+
+
+def camera_intrinsics(cfg: EnvCameraCfg | GlobalCameraCfg) -> np.ndarray:
+    """The pinhole matrix Isaac Lab reports for a camera made from ``cfg``.
+
+    Same values as ``camera.data.intrinsic_matrices[i]`` (which is float32):
+    ``fx = fy = focal_length / horizontal_aperture * width``, ``cx = width / 2``,
+    ``cy = height / 2``.
+
+    Args:
+        cfg: A per-env or global camera config.
+
+    Returns:
+        Intrinsic matrix, shape (3, 3) float64.
+
+    Raises:
+        TypeError: If ``cfg`` is neither config type.
+    """
+    if not isinstance(cfg, EnvCameraCfg | GlobalCameraCfg):
+        raise TypeError(f"cfg must be an EnvCameraCfg or GlobalCameraCfg, got {type(cfg).__name__}")
+    cfg.validate()
+    return geometry.pinhole_intrinsics(
+        focal_length=cfg.focal_length,
+        horizontal_aperture=cfg.horizontal_aperture,
+        width=cfg.width,
+        height=cfg.height,
+    )
+
+
+def env_camera_poses(
+    env_origins: object,
+    cfg: EnvCameraCfg | None = None,
+    *,
+    convention: Literal["opengl", "ros", "world"] = "opengl",
+) -> np.ndarray:
+    """Camera-to-world poses of the per-env cameras made from ``cfg``.
+
+    Args:
+        env_origins: Env origins, shape (N, 3), metres: a NumPy array, a list, a torch tensor on
+            any device or an Isaac Lab 3.0 ProxyArray (e.g. ``env.unwrapped.scene.env_origins``).
+        cfg: The per-env camera config. Defaults to None, meaning ``EnvCameraCfg()``.
+        convention: Camera convention of the rotation blocks. Defaults to ``"opengl"`` (the
+            convention envreel stores).
+
+    Returns:
+        Poses, shape (N, 4, 4) float64: translation ``origin + eye_offset``, the same rotation
+        for every env.
+
+    Raises:
+        ValueError: If ``env_origins`` is not (N, 3) or the convention is unknown.
+        TypeError: If ``cfg`` is not an EnvCameraCfg.
+    """
+    cfg = EnvCameraCfg() if cfg is None else cfg
+    _check_cfg(cfg, EnvCameraCfg)
+    origins = _origins(env_origins)
+    rotation = geometry.look_at_rotation(cfg.eye_offset, cfg.lookat_offset, convention=convention)
+    return geometry.pose_matrix(origins + np.asarray(cfg.eye_offset), rotation)
+
+
+def _resolve_global(cfg: GlobalCameraCfg, env_origins: object | None) -> GlobalCameraCfg:
+    """A copy of ``cfg`` with ``eye`` and ``lookat`` filled in from the env origins."""
+    if not cfg.auto_framed:
+        return dataclasses.replace(cfg)
+    if env_origins is None:
+        raise ValueError(
+            "an auto-framed GlobalCameraCfg (eye=None, lookat=None) needs env_origins, shape "
+            "(N, 3); pass env_origins= or set eye and lookat"
+        )
+    framing = geometry.auto_frame(
+        _origins(env_origins),
+        margin=cfg.margin,
+        min_span=cfg.min_span,
+        distance_scale=cfg.distance_scale,
+        azimuth_deg=cfg.azimuth_deg,
+        elevation_deg=cfg.elevation_deg,
+        intrinsics=camera_intrinsics(cfg) if cfg.fit_to_image else None,
+        image_shape=(cfg.height, cfg.width) if cfg.fit_to_image else None,
+    )
+    return dataclasses.replace(
+        cfg,
+        eye=tuple(float(v) for v in framing.eye),
+        lookat=tuple(float(v) for v in framing.target),
+    )
+
+
+def global_camera_pose(
+    cfg: GlobalCameraCfg | None = None,
+    *,
+    env_origins: object | None = None,
+    convention: Literal["opengl", "ros", "world"] = "opengl",
+) -> np.ndarray:
+    """Camera-to-world pose of the global camera made from ``cfg``.
+
+    Args:
+        cfg: The global camera config. Defaults to None, meaning ``GlobalCameraCfg()``.
+        env_origins: Env origins, shape (N, 3), metres (NumPy, list, torch or ProxyArray);
+            required when ``cfg`` is auto-framed, ignored otherwise. Defaults to None.
+        convention: Camera convention of the rotation block. Defaults to ``"opengl"``.
+
+    Returns:
+        Pose, shape (4, 4) float64.
+
+    Raises:
+        ValueError: If ``cfg`` is auto-framed and ``env_origins`` is missing or not (N, 3).
+        TypeError: If ``cfg`` is not a GlobalCameraCfg.
+    """
+    cfg = GlobalCameraCfg() if cfg is None else cfg
+    _check_cfg(cfg, GlobalCameraCfg)
+    resolved = _resolve_global(cfg, env_origins)
+    return geometry.look_at_pose(resolved.eye, resolved.lookat, convention=convention)
+
+
+# --------------------------------------------------------------------------------------------
+# public: scene config editing (imports Isaac Lab)
+# --------------------------------------------------------------------------------------------
+
+
+def add_env_camera(
+    scene_cfg: object,
+    cfg: EnvCameraCfg | None = None,
+    *,
+    quat_order: Literal["xyzw", "wxyz"] | None = None,
+) -> EnvCameraCfg:
+    """Adds a camera to every env of a scene config, before the env is built.
+
+    The camera is a ``CameraCfg`` (Isaac Lab 3.x; ``TiledCameraCfg`` on 2.x) at
+    ``{ENV_REGEX_NS}/<cfg.name>``, so each env gets its own under ``/World/envs/env_i``. Its
+    pose is baked into ``offset`` relative to the env prim, in the OpenGL convention, with the
+    quaternion in the order of the installed Isaac Lab. Training scripts must also enable
+    cameras (``--enable_cameras``).
+
+    Args:
+        scene_cfg: The ``InteractiveSceneCfg`` (or an env cfg, whose ``.scene`` is used). It is
+            modified in place: a new attribute ``<cfg.name>`` is set.
+        cfg: The camera. Defaults to None, meaning ``EnvCameraCfg()``.
+        quat_order: Quaternion order of ``OffsetCfg.rot``. Defaults to None, meaning that of
+            the installed Isaac Lab (xyzw for 3.x, wxyz for 2.x).
+
+    Returns:
+        The camera config used (``cfg``), to hand to the recorder.
+
+    Raises:
+        ValueError: If ``cfg.name`` (or its prim path) collides with an existing scene entry.
+        TypeError: If ``scene_cfg`` is not a scene config (or is an already built env).
+        ImportError: If Isaac Lab is not installed (with how to install it).
+
+    Example:
+        >>> env_cfg = parse_env_cfg("Isaac-Cartpole-v0", num_envs=64)  # doctest: +SKIP
+        >>> cam = add_env_camera(env_cfg.scene, EnvCameraCfg(width=160))  # doctest: +SKIP
+        >>> env = gym.make("Isaac-Cartpole-v0", cfg=env_cfg)  # doctest: +SKIP
+    """
+    cfg = EnvCameraCfg() if cfg is None else cfg
+    _check_cfg(cfg, EnvCameraCfg)
+    scene = _scene_of(scene_cfg)
+    prim_path = f"{ENV_NAMESPACE}/{cfg.name}"
+    _check_free(scene, cfg.name, prim_path)
+    lab = _import_isaaclab(quat_order)
+    rotation = geometry.look_at_rotation(cfg.eye_offset, cfg.lookat_offset, convention="opengl")
+    camera = _camera_cfg(
+        lab,
+        prim_path=prim_path,
+        position=cfg.eye_offset,
+        rotation=rotation,
+        cfg=cfg,
+        update_latest_camera_pose=cfg.update_latest_camera_pose,
+    )
+    setattr(scene, cfg.name, camera)
+    return cfg
+
+
+def add_global_camera(
+    scene_cfg: object,
+    cfg: GlobalCameraCfg | None = None,
+    *,
+    env_origins: object | None = None,
+    quat_order: Literal["xyzw", "wxyz"] | None = None,
+) -> GlobalCameraCfg:
+    """Adds one bird's-eye camera over all envs to a scene config, before the env is built.
+
+    The camera is a single ``CameraCfg`` (``TiledCameraCfg`` on 2.x) at ``/World/<cfg.name>``,
+    outside the env namespace, so it needs neither ``env.render()`` nor ``ViewerCfg``.
+
+    When ``cfg`` is auto-framed, the env origins come from ``env_origins`` if given, else from
+    the scene's ``num_envs`` and ``env_spacing`` laid out as :func:`grid_env_origins` (Isaac Lab's
+    grid). Scenes whose terrain generator places the envs need ``env_origins`` (or an explicit
+    ``eye``/``lookat``).
+
+    Args:
+        scene_cfg: The ``InteractiveSceneCfg`` (or an env cfg, whose ``.scene`` is used),
+            modified in place.
+        cfg: The camera. Defaults to None, meaning ``GlobalCameraCfg()`` (auto-framed).
+        env_origins: Env origins, shape (N, 3), metres, used for auto-framing. Defaults to None.
+        quat_order: Quaternion order of ``OffsetCfg.rot``. Defaults to None, meaning that of
+            the installed Isaac Lab.
+
+    Returns:
+        A copy of ``cfg`` with ``eye`` and ``lookat`` set to the pose the camera was given, to
+        hand to the recorder.
+
+    Raises:
+        ValueError: If the name collides with a scene entry, or auto-framing has no origins
+            (terrain-generated env origins, no ``env_spacing``).
+        TypeError: If ``scene_cfg`` is not a scene config.
+        ImportError: If Isaac Lab is not installed.
+
+    Example:
+        >>> top = add_global_camera(env_cfg.scene)  # doctest: +SKIP
+        >>> top.eye, top.lookat  # doctest: +SKIP
+    """
+    cfg = GlobalCameraCfg() if cfg is None else cfg
+    _check_cfg(cfg, GlobalCameraCfg)
+    scene = _scene_of(scene_cfg)
+    prim_path = f"/World/{cfg.name}"
+    _check_free(scene, cfg.name, prim_path)
+    if cfg.auto_framed and env_origins is None:
+        terrain = getattr(scene, "terrain", None)
+        if getattr(terrain, "terrain_type", None) == "generator":
+            raise ValueError(
+                "the scene's terrain generator places the envs, so their origins are not a grid "
+                "known before the env is built; pass env_origins= or set GlobalCameraCfg eye and "
+                "lookat"
+            )
+        if scene.env_spacing is None:
+            raise ValueError(
+                "auto-framing needs env origins but the scene config has env_spacing=None; pass "
+                "env_origins= or set GlobalCameraCfg eye and lookat"
+            )
+        env_origins = grid_env_origins(scene.num_envs, scene.env_spacing)
+    resolved = _resolve_global(cfg, env_origins)
+    lab = _import_isaaclab(quat_order)
+    rotation = geometry.look_at_rotation(resolved.eye, resolved.lookat, convention="opengl")
+    camera = _camera_cfg(
+        lab,
+        prim_path=prim_path,
+        position=resolved.eye,
+        rotation=rotation,
+        cfg=resolved,
+        update_latest_camera_pose=False,
+    )
+    setattr(scene, cfg.name, camera)
+    return resolved
