@@ -1,0 +1,469 @@
+"""Input normalisation: numpy arrays and torch tensors (CPU or CUDA) into ring-buffer slots.
+
+Every ``capture()`` input passes through here twice: ``check`` (cheap validation, nothing written)
+and then a copy into a preallocated slot. Checks are cached on the input's (type, shape, dtype,
+strides or device): a caller that passes the same kind of array every step pays one tuple
+comparison, not a full validation.
+
+Host copies and what they cost (16 envs × 128×128, 2-core CPU, numpy 2):
+
+* contiguous RGB uint8: one ``np.copyto`` (a memcpy), ~0.04 ms;
+* RGBA uint8, or an RGB view of RGBA memory (Isaac Lab's ``rgb`` is ``rgba[..., :3]``): numpy's
+  strided copy of 3-byte pixels takes ~1.3 ms, so the pixels are copied as 4-byte words into
+  destinations 3 bytes apart, in ascending order, each word's 4th byte overwritten by the next
+  pixel (~0.1 ms). Slots have one byte of slack after them for the last pixel's spill. The trick
+  is checked once per process against the plain copy; where it disagrees, the plain copy is used;
+* float frames: range check (min and max: two passes, which also catch NaN/inf) and a
+  conversion (``round((x - lo) / (hi - lo) * 255)``) into a float32 scratch buffer, then a cast:
+  several passes, ~10× the cost of uint8 input; give uint8 where you can.
+
+torch is imported only when an input's type lives in the ``torch`` module.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "is_torch",
+    "describe",
+    "ImageInput",
+    "ValueInput",
+    "check_step",
+    "check_pose",
+    "check_static",
+    "overlap_copy_works",
+]
+
+# Plan kinds for an image input.
+NP_COPY = "np-copy"  # np.copyto of a contiguous (or any plain) RGB array
+NP_WORDS = "np-words"  # 4-byte-word copy from RGBA memory (see the module doc)
+NP_FLOAT = "np-float"  # host float conversion
+CUDA = "cuda"  # uint8 CUDA tensor: batched async copy
+CUDA_FLOAT = "cuda-float"  # float CUDA tensor: converted on the device, then copied
+
+
+def is_torch(x: Any) -> bool:
+    """Whether ``x`` is a torch object, without importing torch."""
+    return type(x).__module__.startswith("torch")
+
+
+def describe(x: Any) -> str:
+    """A short description of an input for error messages: type, shape, dtype, device."""
+    if is_torch(x) and hasattr(x, "shape"):
+        return f"torch tensor of shape {tuple(x.shape)}, {x.dtype} on {x.device}"
+    if isinstance(x, np.ndarray):
+        return f"numpy array of shape {x.shape}, {x.dtype}"
+    return f"{type(x).__name__} {x!r}"[:200]
+
+
+_OVERLAP_OK: bool | None = None
+
+
+def overlap_copy_works() -> bool:
+    """Whether numpy copies overlapping 4-byte words in ascending order here (checked once)."""
+    global _OVERLAP_OK
+    if _OVERLAP_OK is None:
+        rng = np.random.default_rng(7)
+        src = rng.integers(0, 256, (3, 5, 7, 4), dtype=np.uint8)
+        out = np.zeros(3 * 5 * 7 * 3 + 1, np.uint8)
+        try:
+            dst = np.ndarray((3, 5, 7), np.uint32, buffer=out, strides=(5 * 7 * 3, 7 * 3, 3))
+            np.copyto(dst, src.view(np.uint32)[..., 0])
+            view = src[..., :3]
+            words = _words_of(view)
+            out2 = np.zeros_like(out)
+            dst2 = np.ndarray((3, 5, 7), np.uint32, buffer=out2, strides=(5 * 7 * 3, 7 * 3, 3))
+            np.copyto(dst2, words)
+            ref = np.ascontiguousarray(src[..., :3]).reshape(-1)
+            _OVERLAP_OK = bool(np.array_equal(out[:-1], ref) and np.array_equal(out2[:-1], ref))
+        except Exception:  # noqa: BLE001 - any failure means: use the plain copy
+            _OVERLAP_OK = False
+    return _OVERLAP_OK
+
+
+def _words_of(view: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 with pixel stride >= 4 and channel stride 1 -> (...) unaligned uint32 words.
+
+    Reads one byte past each pixel (the alpha); the caller has checked that byte is readable.
+    """
+    lead = view.shape[:-1]
+    wide = np.lib.stride_tricks.as_strided(
+        view, shape=(*lead, 4), strides=(*view.strides[:-1], 1), writeable=False
+    )
+    return wide.view(np.uint32)[..., 0]
+
+
+try:
+    from numpy.lib.array_utils import byte_bounds as _byte_bounds
+except ImportError:  # numpy < 2
+    _byte_bounds = np.byte_bounds
+
+
+def _numpy_root(x: np.ndarray) -> np.ndarray:
+    while isinstance(x.base, np.ndarray):
+        x = x.base
+    return x
+
+
+def _spill_readable(view: np.ndarray, owner_hi: int | None) -> bool:
+    """Whether the byte after the last pixel of ``view`` lies inside memory we know is readable."""
+    if owner_hi is None:
+        return False
+    hi = _byte_bounds(view)[1]
+    return hi + 1 <= owner_hi
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+class ImageInput:
+    """Checks one image input (env or global frames) and copies it into slots.
+
+    Args:
+        name: argument name for messages ("env_rgb" or "global_rgb").
+        lead: leading dims before (H, W, C): (num_envs,) for env frames, () for global.
+        shape: (height, width) expected, or None to fix it at the first input.
+        value_range: (lo, hi) of float input, or None (float input is then an error).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        lead: tuple[int, ...],
+        shape: tuple[int, int] | None,
+        value_range: tuple[float, float] | None,
+    ) -> None:
+        self.name = name
+        self.lead = lead
+        self.shape = shape
+        self.value_range = value_range
+        self._key: tuple | None = None
+        self._kind: str | None = None
+        self._scratch: np.ndarray | None = None  # float32 (lead..., H, W, 3), host floats
+        self.device: Any = None  # torch.device of CUDA input, fixed by the first one
+
+    @property
+    def expected(self) -> str:
+        n = ", ".join(str(d) for d in self.lead)
+        hw = "height, width" if self.shape is None else f"{self.shape[0]}, {self.shape[1]}"
+        return f"({n + ', ' if n else ''}{hw}, 3 or 4)"
+
+    def check(self, x: Any) -> tuple[str, Any]:
+        """Validate ``x``; return (plan kind, payload) for ``copy_host`` / the CUDA path.
+
+        Raises:
+            TypeError: not an array, or a dtype other than uint8 / float with value_range.
+            ValueError: wrong rank, env count, channel count or layout, a shape that differs
+                from the first input's, or float values outside value_range (host input).
+        """
+        if isinstance(x, np.ndarray):
+            key = (np.ndarray, x.shape, x.dtype, x.strides)
+            if key == self._key:
+                kind = self._kind
+            else:
+                kind = self._classify(x.shape, x.dtype, None)
+                if kind == NP_COPY and x.shape[-1] == 3 and x.strides[-2:] != (3, 1):
+                    kind = NP_WORDS if self._wordable(x) else NP_COPY
+                elif kind == NP_COPY and x.shape[-1] == 4:
+                    kind = NP_WORDS
+                self._key, self._kind = key, kind
+            return self._host_payload(kind, x, None)
+        if is_torch(x):
+            torch = _torch()
+            if not isinstance(x, torch.Tensor):
+                raise TypeError(
+                    f"{self.name} must be a numpy array or torch tensor, got {describe(x)}"
+                )
+            dev = x.device
+            key = (torch.Tensor, x.shape, x.dtype, dev, x.stride())
+            if key == self._key:
+                kind = self._kind
+            else:
+                kind = self._classify(tuple(x.shape), x.dtype, dev)
+                if dev.type == "cuda":
+                    if self.device is None:
+                        self.device = dev
+                    elif dev != self.device:
+                        raise ValueError(
+                            f"{self.name} is on {dev}, but this recorder's CUDA inputs are on "
+                            f"{self.device}; one recorder records one device"
+                        )
+                self._key, self._kind = key, kind
+            if dev.type == "cuda":
+                return kind, x
+            x = x.detach()
+            if x.dtype == torch.bfloat16:
+                x = x.float()
+            arr = x.numpy()
+            if kind == NP_COPY and arr.shape[-1] == 3 and arr.strides[-2:] != (3, 1):
+                kind = NP_WORDS if self._wordable(arr, tensor=x) else NP_COPY
+            elif kind == NP_COPY and arr.shape[-1] == 4:
+                kind = NP_WORDS
+            return self._host_payload(kind, arr, x)
+        raise TypeError(
+            f"{self.name} must be a numpy array or torch tensor of shape {self.expected}, "
+            f"got {describe(x)}"
+        )
+
+    def _classify(self, shape: tuple, dtype: Any, device: Any) -> str:
+        name, lead = self.name, self.lead
+        want_ndim = len(lead) + 3
+        if len(shape) != want_ndim:
+            hint = ""
+            if len(shape) == want_ndim - 1 and not lead:
+                hint = " (a single image; add the channel axis)"
+            elif len(shape) == want_ndim + 1 and not lead and shape[0] == 1:
+                hint = " (drop the leading axis of size 1)"
+            raise ValueError(
+                f"{name} must have {want_ndim} dims {self.expected}, got shape {tuple(shape)}{hint}"
+            )
+        if tuple(shape[: len(lead)]) != lead:
+            raise ValueError(
+                f"{name} must have {lead[0]} envs on its first axis (num_envs), got shape "
+                f"{tuple(shape)}"
+            )
+        h, w, c = shape[len(lead) :]
+        if c not in (3, 4):
+            if h in (3, 4) and c not in (3, 4):
+                raise ValueError(
+                    f"{name} looks channels-first {tuple(shape)}; envreel wants channels-last "
+                    f"{self.expected}: permute it (e.g. x.permute(0, 2, 3, 1))"
+                )
+            raise ValueError(
+                f"{name} must have 3 (RGB) or 4 (RGBA) channels on its last axis, got shape "
+                f"{tuple(shape)}"
+            )
+        if self.shape is not None and (h, w) != self.shape:
+            raise ValueError(
+                f"{name} frames are {h}×{w} (height×width), but this run's frames are "
+                f"{self.shape[0]}×{self.shape[1]}: the shape is fixed by the first capture (or "
+                "the constructor) and cannot change mid-run"
+            )
+        is_cuda = device is not None and device.type == "cuda"
+        if device is not None:
+            torch = _torch()
+            floating = dtype.is_floating_point
+            ok = dtype == torch.uint8
+        else:
+            floating = np.issubdtype(dtype, np.floating)
+            ok = dtype == np.uint8
+        if ok:
+            return CUDA if is_cuda else NP_COPY
+        if floating:
+            if self.value_range is None:
+                raise TypeError(
+                    f"{name} is {dtype}; float frames need value_range=(lo, hi) on the Recorder "
+                    "(e.g. (0.0, 1.0)), which maps lo to 0 and hi to 255; or pass uint8"
+                )
+            return CUDA_FLOAT if is_cuda else NP_FLOAT
+        raise TypeError(
+            f"{name} must be uint8 (or float with value_range), got {dtype}: "
+            f"{describe_dtype(dtype)}"
+        )
+
+    def _wordable(self, arr: np.ndarray, tensor: Any = None) -> bool:
+        """An RGB view whose pixels are >= 4 bytes apart, channels 1 byte apart, spill readable."""
+        if arr.strides[-1] != 1 or arr.strides[-2] < 4 or not overlap_copy_works():
+            return False
+        if tensor is not None:
+            st = tensor.untyped_storage()
+            owner_hi = st.data_ptr() + st.nbytes()
+        else:
+            owner_hi = _byte_bounds(_numpy_root(arr))[1]
+        return _spill_readable(arr, owner_hi)
+
+    def _host_payload(self, kind: str, arr: np.ndarray, tensor: Any) -> tuple[str, Any]:
+        if kind == NP_WORDS:
+            if arr.shape[-1] == 4:
+                if arr.strides[-1] != 1 or not overlap_copy_works():
+                    return NP_COPY, arr[..., :3]
+                return NP_WORDS, _words_of(arr[..., :3])
+            if not self._wordable(arr, tensor):
+                return NP_COPY, arr
+            return NP_WORDS, _words_of(arr)
+        if kind == NP_FLOAT:
+            return NP_FLOAT, self._check_float(arr[..., :3])
+        if kind == NP_COPY and arr.shape[-1] == 4:
+            return NP_COPY, arr[..., :3]
+        return kind, arr
+
+    def _check_float(self, x3: np.ndarray) -> np.ndarray:
+        lo, hi = self.value_range
+        mn, mx = x3.min(), x3.max()
+        # NaN fails both comparisons; +-inf fails one: two reductions catch all three.
+        if not (lo <= mn and mx <= hi):
+            bad = "NaN" if np.isnan(mn) or np.isnan(mx) else f"[{float(mn):g}, {float(mx):g}]"
+            raise ValueError(
+                f"{self.name} has values {bad} outside value_range=({lo:g}, {hi:g}); clip or "
+                "rescale them, or widen value_range"
+            )
+        return x3
+
+    def copy_host(self, kind: str, payload: Any, dst: np.ndarray, dst_words: np.ndarray) -> None:
+        """Copy a checked host input into a slot: ``dst`` (…, H, W, 3) uint8 and its word view."""
+        if kind == NP_COPY:
+            np.copyto(dst, payload)
+        elif kind == NP_WORDS:
+            np.copyto(dst_words, payload)
+        else:  # NP_FLOAT
+            lo, hi = self.value_range
+            if self._scratch is None or self._scratch.shape != dst.shape:
+                self._scratch = np.empty(dst.shape, np.float32)
+            tmp = self._scratch
+            np.subtract(payload, lo, out=tmp, casting="same_kind")
+            np.multiply(tmp, 255.0 / (hi - lo), out=tmp)
+            np.rint(tmp, out=tmp)
+            np.copyto(dst, tmp, casting="unsafe")
+
+    def to_device_uint8(self, kind: str, x: Any) -> tuple[Any, Any]:
+        """CUDA input -> (uint8 RGB tensor to copy, (2,) float32 [min, max] or None).
+
+        Float input is converted on the producer's stream (a few elementwise kernels); its range
+        is reduced there too and checked by the writer thread, since reading it here would
+        synchronise the device.
+        """
+        x3 = x[..., :3]
+        if kind == CUDA:
+            return x3, None
+        torch = _torch()
+        lo, hi = self.value_range
+        xf = x3.float()
+        mm = torch.stack(torch.aminmax(xf))
+        y = torch.nan_to_num(xf, nan=lo).sub_(lo).mul_(255.0 / (hi - lo)).round_().clamp_(0, 255)
+        return y.to(torch.uint8), mm
+
+
+def describe_dtype(dtype: Any) -> str:
+    s = str(dtype)
+    if "int" in s:
+        return "integer frames are ambiguous (0..255? 0..65535?); convert to uint8"
+    if "bool" in s:
+        return "a mask is not an image"
+    return "not an image type"
+
+
+_VALUE_KINDS = {
+    "float": ("bfiu", "a real number"),
+    "bool": ("biu", "bool (or integer 0/1)"),
+    "int": ("iu", "an integer"),
+}
+
+
+class ValueInput:
+    """Checks a per-env value of shape (num_envs,): reward, done flags, episode step, scalars.
+
+    Args:
+        name: argument name for messages.
+        kind: "float", "bool" or "int": which dtypes are accepted.
+        num_envs: N.
+    """
+
+    def __init__(self, name: str, *, kind: str, num_envs: int) -> None:
+        self.name = name
+        self.num_envs = num_envs
+        self._kinds, self._what = _VALUE_KINDS[kind]
+        self._key: tuple | None = None
+
+    def check(self, x: Any) -> tuple[bool, Any]:
+        """Validate; return (is_cuda, numpy array or CUDA tensor)."""
+        n = self.num_envs
+        if is_torch(x):
+            torch = _torch()
+            if not isinstance(x, torch.Tensor):
+                raise TypeError(f"{self.name} must be an array of shape ({n},), got {describe(x)}")
+            key = (x.shape, x.dtype, x.device)
+            if key != self._key:
+                if tuple(x.shape) != (n,):
+                    raise ValueError(
+                        f"{self.name} must have shape ({n},) (one value per env), got "
+                        f"{tuple(x.shape)}"
+                    )
+                if x.dtype.is_complex or (x.dtype.is_floating_point and "f" not in self._kinds):
+                    raise TypeError(f"{self.name} must be {self._what}, got {x.dtype}")
+                self._key = key
+            if x.device.type == "cuda":
+                return True, x
+            x = x.detach()
+            if x.dtype == torch.bfloat16:
+                x = x.float()
+            return False, x.numpy()
+        arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+        key = (arr.shape, arr.dtype)
+        if key != self._key:
+            if arr.shape != (n,):
+                raise ValueError(
+                    f"{self.name} must have shape ({n},) (one value per env), got {arr.shape}"
+                )
+            if arr.dtype.kind not in self._kinds:
+                raise TypeError(f"{self.name} must be {self._what}, got {arr.dtype}")
+            self._key = key
+        return False, arr
+
+
+def check_step(step: Any, last: int | None) -> int:
+    """A step number: a non-negative int greater than the last one."""
+    if step is None:
+        return 0 if last is None else last + 1
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        if is_torch(step) and getattr(step, "ndim", None) == 0 and not step.is_floating_point():
+            step = int(step)  # a 0-d tensor; on CUDA this synchronises: pass an int
+        else:
+            raise TypeError(f"step must be an int, got {step!r} ({type(step).__name__})")
+    step = int(step)
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    if last is not None and step <= last:
+        raise ValueError(f"step must increase from call to call: got {step} after {last}")
+    return step
+
+
+def check_pose(name: str, x: Any, shape: tuple[int, ...]) -> tuple[bool, Any]:
+    """A per-frame camera pose (camera-to-world 4×4 matrices) of ``shape``; not checked for NaN."""
+    if is_torch(x):
+        torch = _torch()
+        if not isinstance(x, torch.Tensor) or tuple(x.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {describe(x)}")
+        if not x.dtype.is_floating_point:
+            raise TypeError(f"{name} must be floating point, got {x.dtype}")
+        if x.device.type == "cuda":
+            return True, x
+        return False, x.detach().double().numpy()
+    arr = np.asarray(x)
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be floating point, got {arr.dtype}")
+    return False, arr
+
+
+def check_static(name: str, x: Any, shapes: tuple[tuple[int, ...], ...]) -> np.ndarray | None:
+    """A static array given to the constructor (origins, poses, intrinsics): float64, finite.
+
+    Torch tensors are copied to the host here (once, at construction).
+    """
+    if x is None:
+        return None
+    if is_torch(x):
+        x = x.detach().cpu().double().numpy()
+    elif hasattr(x, "torch") and is_torch(getattr(x, "torch", None)):  # Isaac Lab ProxyArray
+        x = x.torch.detach().cpu().double().numpy()
+    try:
+        arr = np.array(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name} must be a numeric array of shape {shapes[0]}, got {describe(x)}"
+        ) from None
+    if arr.shape not in shapes:
+        want = " or ".join(str(s) for s in shapes)
+        raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got NaN or inf")
+    return arr

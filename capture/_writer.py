@@ -1,0 +1,347 @@
+"""The ring of block buffers and the background thread that writes full blocks.
+
+Memory is a fixed budget: ``Ring`` carves ``num_blocks`` block buffers (every per-frame field of
+``block_frames`` frames) out of one flat host allocation made once, at the first capture. The
+caller fills one block at a time; a full block goes to the writer thread through a queue; the
+writer appends it through ``RunWriter`` (zarr compresses its chunks on its own codec threads,
+which release the GIL) and hands the buffer back to the free list. Nothing is allocated per frame
+on either side, so memory stays flat whatever the length of the run.
+
+Errors (``on_error``):
+
+* "raise": the first failure stops writing; later blocks are discarded (and their frames counted
+  as dropped) so the caller never waits on a dead writer; ``Recorder`` raises ``RecorderError``
+  at its next ``capture()`` or ``close()``.
+* "warn": one ``warnings.warn``; each failed block counts one write error and its frames as
+  dropped; the writer keeps going. The store is valid up to the last committed block either way
+  (the schemas writer commits a block only after all its chunks are written).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from envreel.schemas import Block, RecorderError, RunSpec
+
+__all__ = ["Ring", "Slots", "WriterThread", "ring_layout"]
+
+_ALIGN = 64
+
+
+@dataclass
+class Slots:
+    """One block buffer: per-field arrays of ``block_frames`` frames (views into the ring).
+
+    ``words`` holds, per frame, a uint32 view of the frame slot with 3-byte strides (for the
+    RGBA fast copy); ``tensors`` holds torch views of each field (CUDA copies), made on demand.
+    """
+
+    index: int
+    arrays: dict[str, np.ndarray]
+    words: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    tensors: dict[str, list[Any]] = field(default_factory=dict)
+    event: Any = None
+    used_cuda: bool = False
+
+    def tensor(self, name: str, i: int) -> Any:
+        """torch view of frame ``i`` of field ``name`` (cached)."""
+        views = self.tensors.get(name)
+        if views is None:
+            import torch
+
+            whole = torch.from_numpy(self.arrays[name])
+            views = self.tensors[name] = list(whole.unbind(0))
+        return views[i]
+
+
+def ring_layout(spec: RunSpec, *, value_range: bool) -> list[tuple[str, tuple[int, ...], Any]]:
+    """(field, per-frame shape, dtype) of every field of a block buffer."""
+    n = spec.num_envs
+    h, w = spec.env_frame_shape
+    out: list[tuple[str, tuple[int, ...], Any]] = [("env_frames", (n, h, w, 3), np.uint8)]
+    if spec.global_frame_shape is not None:
+        out.append(("global_frames", (*spec.global_frame_shape, 3), np.uint8))
+    out += [
+        ("step", (), np.int64),
+        ("sim_time", (), np.float64),
+        ("wall_time", (), np.float64),
+        ("clip", (), np.int32),
+        ("reward", (n,), np.float32),
+        ("terminated", (n,), np.bool_),
+        ("truncated", (n,), np.bool_),
+        ("stale", (n,), np.bool_),
+        ("ep_state", (2, n), np.int64),  # [episode index, step of the episode's step 0]
+        ("episode_step", (n,), np.int32),
+        ("explicit_episode_step", (), np.bool_),
+    ]
+    out += [(f"scalar:{s}", (n,), np.float32) for s in spec.scalar_names]
+    if spec.env_pose_per_frame:
+        out.append(("env_pose", (n, 4, 4), np.float64))
+    if spec.global_pose_per_frame:
+        out.append(("global_pose", (4, 4), np.float64))
+    if value_range:
+        out.append(("env_range", (2,), np.float32))
+        if spec.global_frame_shape is not None:
+            out.append(("global_range", (2,), np.float32))
+    return out
+
+
+def _carve(layout, t: int) -> tuple[list[tuple[str, int, tuple, Any]], int]:
+    """Offsets of each field in one block (aligned; frame fields get one byte of slack)."""
+    off, placed = 0, []
+    for name, shape, dtype in layout:
+        off = -(-off // _ALIGN) * _ALIGN
+        placed.append((name, off, (t, *shape), dtype))
+        nbytes = t * int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        off += nbytes + (1 if name.endswith("frames") else 0)
+    return placed, -(-off // _ALIGN) * _ALIGN
+
+
+def block_nbytes(spec: RunSpec, *, value_range: bool) -> int:
+    """Bytes one block buffer takes in the ring."""
+    return _carve(ring_layout(spec, value_range=value_range), spec.block_frames)[1]
+
+
+class Ring:
+    """``num_blocks`` block buffers in one host allocation, and their free list.
+
+    Args:
+        spec: the run's spec.
+        num_blocks: buffers (>= 2).
+        memory: a factory ``nbytes -> HostMemory``-like object with ``.array`` and ``.release``.
+        value_range: reserve per-frame range fields for float CUDA input.
+    """
+
+    def __init__(
+        self, spec: RunSpec, *, num_blocks: int, memory: Callable[[int], Any], value_range: bool
+    ) -> None:
+        t = spec.block_frames
+        placed, per_block = _carve(ring_layout(spec, value_range=value_range), t)
+        self.block_bytes = per_block
+        self.num_blocks = num_blocks
+        self.nbytes = per_block * num_blocks
+        self.memory = memory(per_block * num_blocks)
+        flat = self.memory.array
+        self.blocks: list[Slots] = []
+        for b in range(num_blocks):
+            base = b * per_block
+            arrays = {
+                name: np.ndarray(shape, dtype, buffer=flat, offset=base + off)
+                for name, off, shape, dtype in placed
+            }
+            slots = Slots(b, arrays)
+            for name, off, shape, _ in placed:
+                if name.endswith("frames"):
+                    lead = shape[1:-1]  # per frame: (N, H, W) or (Hg, Wg)
+                    frame_bytes = int(np.prod(shape[1:]))
+                    strides = tuple(
+                        int(np.prod(lead[k + 1 :], dtype=np.int64)) * 3 for k in range(len(lead))
+                    )
+                    slots.words[name] = [
+                        np.ndarray(
+                            lead,
+                            np.uint32,
+                            buffer=flat,
+                            offset=base + off + i * frame_bytes,
+                            strides=strides,
+                        )
+                        for i in range(t)
+                    ]
+            self.blocks.append(slots)
+        self.free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for b in range(num_blocks):
+            self.free.put(b)
+
+    def release(self) -> None:
+        self.memory.release()
+
+
+class WriterThread:
+    """Appends full blocks from the ring to a ``RunWriter`` on a background thread.
+
+    Args:
+        writer: the ``RunWriter`` (owned by this thread from now on).
+        ring: the ring whose blocks arrive.
+        on_error: "raise" or "warn".
+        dropped: callable giving the caller's count of frames dropped at a full queue.
+        value_range: (lo, hi) of float CUDA frames, checked here from per-frame min/max.
+    """
+
+    def __init__(
+        self,
+        writer: Any,
+        ring: Ring,
+        *,
+        on_error: str,
+        dropped: Callable[[], int],
+        value_range: tuple[float, float] | None,
+    ) -> None:
+        self.writer = writer
+        self.ring = ring
+        self.on_error = on_error
+        self._dropped_by_caller = dropped
+        self.value_range = value_range
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        # Written by this thread only; read (racily, as ints) by the caller for stats.
+        self.frames_written = 0
+        self.frames_lost = 0  # frames of blocks that failed or were discarded after an error
+        self.blocks_written = 0
+        self.write_errors = 0
+        self.invalid_frames = 0
+        self.busy_s = 0.0
+        self.error: BaseException | None = None  # first failure (raise mode: stops writing)
+        self.error_message: str | None = None
+        self.close_error: BaseException | None = None
+        self._warned = False
+        self.pending_warning: str | None = None
+        self._thread = threading.Thread(target=self._run, name="envreel-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def submit(self, index: int, length: int) -> None:
+        """Hand block ``index`` (its first ``length`` frames) to the thread."""
+        self._queue.put((index, length))
+
+    def finish(self, *, closing_error: str | None = None) -> None:
+        """Write what is queued, mark the store closed, and stop the thread (blocks until done)."""
+        self._queue.put(("close", closing_error))
+        self._thread.join()
+
+    # -- the thread -----------------------------------------------------------------------------
+
+    def counters(self) -> dict[str, int]:
+        c = {
+            "dropped_frames": int(self._dropped_by_caller()) + self.frames_lost,
+            "write_errors": self.write_errors,
+        }
+        if self.invalid_frames:
+            c["invalid_frames"] = self.invalid_frames
+        return c
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item[0] == "close":
+                self._close(item[1])
+                return
+            index, length = item
+            slots = self.ring.blocks[index]
+            try:
+                self._write(slots, length)
+            except BaseException as exc:  # noqa: BLE001 - never let the thread die silently
+                self._failed(exc, length)
+            finally:
+                slots.used_cuda = False
+                self.ring.free.put(index)
+
+    def _write(self, slots: Slots, length: int) -> None:
+        if slots.used_cuda:
+            slots.event.synchronize()  # a host wait, on this thread only
+        if self.error is not None and self.on_error == "raise":
+            self.frames_lost += length  # discarded: the recorder has failed
+            return
+        block = self._block(slots, length)
+        t0 = time.perf_counter()
+        try:
+            self.writer.append(block, counters=self.counters())
+        finally:
+            self.busy_s += time.perf_counter() - t0
+        self.frames_written += length
+        self.blocks_written += 1
+
+    def _block(self, slots: Slots, length: int) -> Block:
+        a = {k: v[:length] for k, v in slots.arrays.items()}
+        spec = self.writer.spec
+        if self.value_range is not None:
+            self._check_ranges(a)
+        explicit = a["explicit_episode_step"]
+        episode_step = (a["step"][:, None] - a["ep_state"][:, 1]).astype(np.int32)
+        if explicit.any():
+            episode_step[explicit] = a["episode_step"][explicit]
+        return Block(
+            env_frames=a["env_frames"],
+            step=a["step"],
+            sim_time=a["sim_time"],
+            wall_time=a["wall_time"],
+            clip=a["clip"],
+            reward=a["reward"],
+            terminated=a["terminated"],
+            truncated=a["truncated"],
+            episode=a["ep_state"][:, 0].astype(np.int32),
+            episode_step=episode_step,
+            stale=a["stale"],
+            scalars={s: a[f"scalar:{s}"] for s in spec.scalar_names},
+            global_frames=a.get("global_frames"),
+            env_pose=a.get("env_pose"),
+            global_pose=a.get("global_pose"),
+        )
+
+    def _check_ranges(self, a: dict[str, np.ndarray]) -> None:
+        lo, hi = self.value_range
+        for name, what in (("env_range", "env_rgb"), ("global_range", "global_rgb")):
+            r = a.get(name)
+            if r is None:
+                continue
+            ok = (r[:, 0] >= lo) & (r[:, 1] <= hi)  # NaN compares False
+            # Host inputs were checked before copying and left their range fields at [lo, hi].
+            if not ok.all():
+                i = int(np.flatnonzero(~ok)[0])
+                msg = (
+                    f"{what} at step {int(a['step'][i])} has values in "
+                    f"[{float(r[i, 0]):g}, {float(r[i, 1]):g}] (NaN if shown), outside "
+                    f"value_range=({lo:g}, {hi:g}); {int((~ok).sum())} such frame(s) in this block"
+                )
+                if self.on_error == "raise":
+                    raise ValueError(msg)
+                # warn: the frames were clamped (NaN -> lo) on the device; keep them, count them.
+                self.invalid_frames += int((~ok).sum())
+                self._warn(msg)
+
+    def _failed(self, exc: BaseException, length: int) -> None:
+        self.frames_lost += length
+        self.write_errors += 1
+        message = f"{type(exc).__name__}: {exc}"
+        if self.error is None:
+            self.error = exc
+            self.error_message = message
+        if self.on_error == "warn":
+            self._warn(f"writing a block of {length} frames failed ({message})")
+            try:  # best effort: the store may be the thing that fails
+                self.writer.update_counters(self.counters(), error=message)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _warn(self, message: str) -> None:
+        # Shown by the Recorder on the caller's thread (at its next capture() or close()), so
+        # the warning points at the training loop and warning filters apply there.
+        if not self._warned:
+            self._warned = True
+            self.pending_warning = (
+                f"envreel recorder ({self.writer.url}): {message}; recording goes on, errors "
+                "are counted in the store (further warnings suppressed)"
+            )
+
+    def _close(self, closing_error: str | None) -> None:
+        error = closing_error or self.error_message
+        try:
+            self.writer.close(counters=self.counters(), error=error)
+        except BaseException as exc:  # noqa: BLE001
+            self.close_error = exc
+
+
+def raise_for(writer: WriterThread | None, url: str) -> None:
+    """Raise the writer's first failure as a RecorderError naming the cause."""
+    if writer is not None and writer.error is not None:
+        raise RecorderError(
+            f"the envreel writer for {url} failed: {writer.error_message}; the store holds "
+            f"every block committed before it ({writer.frames_written} frames)"
+        ) from writer.error

@@ -1,0 +1,865 @@
+"""``Recorder``: record what N parallel envs see into a run store, at almost no cost per step."""
+
+from __future__ import annotations
+
+import atexit
+import math
+import numbers
+import os
+import queue
+import time
+import warnings
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from envreel.schemas import RecorderError, RunSpec, create_run
+
+from . import _frames as fr
+from ._episodes import AUTORESET_MODES, Episodes
+from ._windows import Windows
+from ._writer import Ring, WriterThread, block_nbytes, raise_for
+
+__all__ = ["Recorder", "RecorderStats", "DEFAULT_MAX_QUEUE_BYTES"]
+
+DEFAULT_MAX_QUEUE_BYTES = 256 * 2**20
+"""256 MiB: two blocks of 64 envs × 128×128 RGB × 32 frames (101 MB each). A block is the unit
+the writer compresses; the recorder needs room for at least two (one filling, one writing); more
+absorb a writer that is briefly slower than the loop."""
+
+_MAX_BLOCKS = 64  # more buffers than this add nothing but memory for tiny frames
+_OPEN: weakref.WeakSet[Recorder] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_recorders() -> None:
+    # A forgotten close() still flushes the last partial block at interpreter exit.
+    for rec in list(_OPEN):
+        try:
+            rec.close()
+        except Exception:  # noqa: BLE001 - nothing useful to do at exit
+            pass
+
+
+@dataclass(frozen=True)
+class RecorderStats:
+    """A snapshot of a recorder's counters (``Recorder.stats``).
+
+    Attributes:
+        steps: ``capture()`` calls.
+        frames_captured: frames kept and copied into the queue.
+        frames_dropped: frames lost: the queue was full (``on_full="drop"``) or their block
+            failed to write. Also in the store's ``dropped_frames`` counter.
+        frames_written: frames committed to the store.
+        blocks_written: blocks committed.
+        write_errors: blocks that failed to write.
+        bytes_in: uncompressed RGB bytes of the frames captured (env and global views).
+        bytes_stored: bytes the store takes on its backend, measured at ``close()``; -1 before
+            that, or where the backend cannot list sizes.
+        queue_bytes: ring bytes holding captured frames not yet written.
+        queue_high_water_bytes: the most ``queue_bytes`` reached.
+        queue_capacity_bytes: bytes of the ring (<= ``max_queue_bytes``).
+        blocked_s: seconds ``capture()`` waited for a free buffer (``on_full="block"``).
+        writer_busy_s: seconds the writer spent appending blocks (compressing and writing).
+    """
+
+    steps: int
+    frames_captured: int
+    frames_dropped: int
+    frames_written: int
+    blocks_written: int
+    write_errors: int
+    bytes_in: int
+    bytes_stored: int
+    queue_bytes: int
+    queue_high_water_bytes: int
+    queue_capacity_bytes: int
+    blocked_s: float
+    writer_busy_s: float
+
+
+def _is_store(url: Any) -> bool:
+    from zarr.abc.store import Store
+
+    return isinstance(url, Store)
+
+
+def _local_path(url: Any) -> Path | None:
+    if isinstance(url, os.PathLike):
+        url = os.fspath(url)
+    if not isinstance(url, str):
+        return None
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    return None if "://" in url else Path(url).expanduser()
+
+
+class Recorder:
+    """Records per-env (and optional global) camera frames of N parallel envs into a run store.
+
+    ``capture()`` is meant to be called every env step and costs about a memory copy: it checks
+    the inputs (cached per input kind), starts one batched copy into a preallocated ring of block
+    buffers (CUDA tensors: an asynchronous copy to page-locked memory on a side stream) and
+    returns. A background thread compresses and appends whole blocks through the store writer.
+    No per-env Python loop, device synchronisation, compression or disk I/O happens on the
+    caller's thread. Memory is fixed at ``max_queue_bytes`` whatever the length of the run.
+
+    The store is created at the first ``capture()``, when the frame shapes are known (shapes not
+    given here are taken from that first call and fixed). Nothing is created by a constructor
+    that raises or by a ``capture()`` whose inputs are rejected.
+
+    Episodes: each frame's episode index and step within the episode are derived from
+    ``terminated | truncated``. With ``autoreset="same_step"`` (Isaac Lab, which resets envs
+    inside ``step()``), the frame returned with done=True already shows the new episode: it
+    gets the next episode index and episode step 0, unless it is marked ``stale`` (rendered
+    before the reset), in which case it keeps the finished episode's index and last step and the
+    new episode shows from the next frame. With ``autoreset="next_step"`` (gymnasium's default
+    for vector envs) the done frame is the finished episode's last and the next frame is the new
+    episode's step 0. Counting needs ``capture()`` every step (frames outside a recording window
+    cost only the checks); or pass ``episode_step`` (e.g. Isaac Lab's ``episode_length_buf``),
+    which is then stored as given.
+
+    Recording windows: without ``video_length`` the whole run is clip 0; ``stop_clip()`` /
+    ``start_clip()`` cut it into clips by hand. With ``video_length``, ``video_length`` steps are
+    recorded every ``video_interval`` steps from ``step_offset`` (gymnasium's ``RecordVideo``
+    vocabulary); ``frame_stride`` keeps every k-th step. Each window is a clip in the store.
+
+    Not thread-safe: call ``capture()`` from one thread.
+
+    Args:
+        url: where the store goes: a local path, a ``file://``, ``memory://`` or other fsspec
+            URL, or a zarr ``Store`` object.
+        num_envs: N, envs per frame (this process's envs under multi-GPU training).
+        fps: playback frames per second. Defaults to None: round(1 / step_dt).
+        step_dt: simulated seconds per env step (Isaac Lab's ``env.step_dt``). Defaults to None:
+            1 / fps. Give fps or step_dt.
+        env_frame_shape: (height, width) of each env's frame. Defaults to None: fixed by the
+            first capture.
+        global_frame_shape: (height, width) of the global camera. Defaults to None: fixed by
+            the first capture if it passes ``global_rgb``, else the run has no global view.
+        env_origins: (N, 3) env origins in world, metres (numpy or torch). Defaults to None.
+        env_camera_poses: (N, 4, 4) static camera-to-world poses (OpenGL convention: camera
+            looks along -Z, +Y up). Defaults to None.
+        env_intrinsics: (N, 3, 3) or (3, 3) pinhole matrices in pixels. Defaults to None.
+        global_camera_pose: (4, 4) static camera-to-world of the global camera. Defaults to None.
+        global_intrinsics: (3, 3) pinhole matrix of the global camera. Defaults to None.
+        scalar_names: names of extra per-env float values passed to ``capture(scalars=)``.
+            Defaults to ().
+        source: JSON description of the producer (simulator, versions, renderer).
+            Defaults to None ({}).
+        metadata: JSON user metadata. Defaults to None ({}).
+        rank: this process's rank under multi-GPU training. Defaults to 0.
+        world_size: number of ranks. Defaults to 1.
+        env_id_offset: global id of local env 0 (rank × N). Defaults to 0.
+        quat_order: quaternion order of the source ("xyzw" Isaac Lab 3, "wxyz" 2.x), recorded
+            for reference. Defaults to "xyzw".
+        env_pose_per_frame: per-env camera poses are passed to every ``capture()``.
+            Defaults to False.
+        global_pose_per_frame: the global camera pose is passed to every ``capture()``.
+            Defaults to False.
+        codec: "zstd", "blosc-lz4", "gzip" or "none". Defaults to "zstd".
+        codec_level: compression level. Defaults to 3.
+        block_frames: frames per block: the unit of compression, commit and chunking.
+            Defaults to 32.
+        max_queue_bytes: host memory for the ring of block buffers, allocated once at the first
+            capture (page-locked for CUDA input); it must hold at least 2 blocks. Defaults to
+            256 MiB (``DEFAULT_MAX_QUEUE_BYTES``).
+        on_full: what ``capture()`` does when every buffer waits for the writer: "block" waits
+            (back-pressure), "drop" drops the frame and counts it. Defaults to "block".
+        on_error: when the writer fails: "warn" warns once, counts the error and the lost frames
+            in the store and keeps going; "raise" makes the next ``capture()`` or ``close()``
+            raise ``RecorderError``. Defaults to "warn".
+        value_range: (lo, hi) of float frames, mapped to 0 and 255; required for float input.
+            Values outside it (or NaN/inf) are an error. Defaults to None.
+        autoreset: "same_step" or "next_step": when a done env's new episode shows (above).
+            Defaults to "same_step".
+        video_length: steps per recording window. Defaults to None (no automatic windows).
+        video_interval: steps between window starts (>= video_length). Defaults to None (one
+            window when video_length is given).
+        step_offset: first step that may be recorded. Defaults to 0.
+        frame_stride: record every k-th step of a window or clip. Defaults to 1.
+        overwrite: replace an existing store at ``url``. Defaults to False.
+        storage_options: fsspec options for URLs. Defaults to None.
+
+    Raises:
+        TypeError/ValueError: an argument is invalid (named in the message); nothing is written.
+        FileExistsError: a store exists at a local ``url`` and ``overwrite`` is False.
+
+    Example:
+        >>> import numpy as np
+        >>> from envreel.capture import Recorder
+        >>> with Recorder("memory://doc.zarr", num_envs=4, fps=30) as rec:
+        ...     for step in range(100):
+        ...         frames = np.zeros((4, 64, 64, 3), np.uint8)  # (N, H, W, 3) from the sim
+        ...         kept = rec.capture(frames, reward=np.ones(4), terminated=np.zeros(4, bool))
+        >>> rec.stats.frames_written
+        100
+    """
+
+    def __init__(
+        self,
+        url: Any,
+        *,
+        num_envs: int,
+        fps: float | None = None,
+        step_dt: float | None = None,
+        env_frame_shape: tuple[int, int] | None = None,
+        global_frame_shape: tuple[int, int] | None = None,
+        env_origins: Any = None,
+        env_camera_poses: Any = None,
+        env_intrinsics: Any = None,
+        global_camera_pose: Any = None,
+        global_intrinsics: Any = None,
+        scalar_names: tuple[str, ...] | list[str] = (),
+        source: dict | None = None,
+        metadata: dict | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        env_id_offset: int = 0,
+        quat_order: str = "xyzw",
+        env_pose_per_frame: bool = False,
+        global_pose_per_frame: bool = False,
+        codec: str = "zstd",
+        codec_level: int = 3,
+        block_frames: int = 32,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
+        on_full: str = "block",
+        on_error: str = "warn",
+        value_range: tuple[float, float] | None = None,
+        autoreset: str = "same_step",
+        video_length: int | None = None,
+        video_interval: int | None = None,
+        step_offset: int = 0,
+        frame_stride: int = 1,
+        overwrite: bool = False,
+        storage_options: dict | None = None,
+    ) -> None:
+        self._closed = True  # until construction succeeds: close() is then a no-op
+        if not (isinstance(url, str | os.PathLike) or _is_store(url)):
+            raise TypeError(f"url must be a path, a URL or a zarr Store, got {url!r}")
+        if isinstance(url, str) and not url:
+            raise ValueError("url must not be empty")
+        for name, value, allowed in (
+            ("on_full", on_full, ("block", "drop")),
+            ("on_error", on_error, ("warn", "raise")),
+            ("autoreset", autoreset, AUTORESET_MODES),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if isinstance(max_queue_bytes, bool) or not isinstance(max_queue_bytes, numbers.Integral):
+            raise TypeError(f"max_queue_bytes must be an int (bytes), got {max_queue_bytes!r}")
+        if max_queue_bytes <= 0:
+            raise ValueError(f"max_queue_bytes must be positive, got {max_queue_bytes}")
+        self._value_range = _check_value_range(value_range)
+        for name, flag in (
+            ("env_pose_per_frame", env_pose_per_frame),
+            ("global_pose_per_frame", global_pose_per_frame),
+            ("overwrite", overwrite),
+        ):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
+        spec_kwargs = dict(
+            num_envs=num_envs,
+            fps=fps,
+            step_dt=step_dt,
+            block_frames=block_frames,
+            scalar_names=tuple(scalar_names) if not isinstance(scalar_names, str) else None,
+            codec=codec,
+            codec_level=codec_level,
+            env_pose_per_frame=env_pose_per_frame,
+            global_pose_per_frame=global_pose_per_frame,
+            quat_order=quat_order,
+            rank=rank,
+            world_size=world_size,
+            env_id_offset=env_id_offset,
+            source={} if source is None else source,
+            metadata={} if metadata is None else metadata,
+        )
+        if spec_kwargs["scalar_names"] is None:
+            raise TypeError(
+                f"scalar_names must be a sequence of names, got the string {scalar_names!r}"
+            )
+        # The full spec is built at the first capture; build one now to check every field.
+        probe = RunSpec(
+            env_frame_shape=env_frame_shape if env_frame_shape is not None else (1, 1),
+            global_frame_shape=global_frame_shape,
+            **spec_kwargs,
+        )
+        n = probe.num_envs
+        self._statics = {
+            "env_origins": fr.check_static("env_origins", env_origins, ((n, 3),)),
+            "env_camera_poses": fr.check_static("env_camera_poses", env_camera_poses, ((n, 4, 4),)),
+            "env_intrinsics": fr.check_static(
+                "env_intrinsics", env_intrinsics, ((n, 3, 3), (3, 3))
+            ),
+            "global_camera_pose": fr.check_static(
+                "global_camera_pose", global_camera_pose, ((4, 4),)
+            ),
+            "global_intrinsics": fr.check_static("global_intrinsics", global_intrinsics, ((3, 3),)),
+        }
+        if env_pose_per_frame and env_camera_poses is not None:
+            raise ValueError(
+                "env_camera_poses are per frame (env_pose_per_frame=True): pass them to capture()"
+            )
+        if global_pose_per_frame and global_camera_pose is not None:
+            raise ValueError(
+                "global_camera_pose is per frame (global_pose_per_frame=True): pass it to capture()"
+            )
+        self._windows = Windows(
+            video_length=video_length,
+            video_interval=video_interval,
+            step_offset=step_offset,
+            frame_stride=frame_stride,
+        )
+        self._spec_kwargs = spec_kwargs
+        self._max_queue_bytes = int(max_queue_bytes)
+        if env_frame_shape is not None:
+            self._blocks_for(
+                RunSpec(
+                    env_frame_shape=probe.env_frame_shape,
+                    global_frame_shape=probe.global_frame_shape,
+                    **spec_kwargs,
+                )
+            )
+        path = _local_path(url)
+        if path is not None and not overwrite and (path / "zarr.json").exists():
+            raise FileExistsError(
+                f"a store already exists at {url}; pass overwrite=True to replace it"
+            )
+
+        self.url = url
+        self.num_envs = n
+        self._overwrite = overwrite
+        self._storage_options = storage_options
+        self._on_full = on_full
+        self._on_error = on_error
+        self._step_dt = probe.step_dt
+        self._scalar_names = probe.scalar_names
+        self._env_pose_per_frame = env_pose_per_frame
+        self._global_pose_per_frame = global_pose_per_frame
+        self._env_in = fr.ImageInput(
+            "env_rgb",
+            lead=(n,),
+            shape=env_frame_shape and probe.env_frame_shape,
+            value_range=self._value_range,
+        )
+        self._global_shape = probe.global_frame_shape
+        self._global_in: fr.ImageInput | None = None
+        if self._global_shape is not None:
+            self._global_in = fr.ImageInput(
+                "global_rgb", lead=(), shape=self._global_shape, value_range=self._value_range
+            )
+        self._values = {
+            "reward": fr.ValueInput("reward", kind="float", num_envs=n),
+            "terminated": fr.ValueInput("terminated", kind="bool", num_envs=n),
+            "truncated": fr.ValueInput("truncated", kind="bool", num_envs=n),
+            "stale": fr.ValueInput("stale", kind="bool", num_envs=n),
+            "episode_step": fr.ValueInput("episode_step", kind="int", num_envs=n),
+        }
+        self._scalar_in = {
+            s: fr.ValueInput(f"scalars[{s!r}]", kind="float", num_envs=n)
+            for s in self._scalar_names
+        }
+        self._episodes = Episodes(n, autoreset=autoreset)
+
+        self.spec: RunSpec | None = None  # set when the store is created
+        self._ring: Ring | None = None
+        self._writer: WriterThread | None = None
+        self._copier = None
+        self._cur = None  # the block being filled (Slots), or None
+        self._fill = 0
+        self._last_step: int | None = None
+        self._steps = 0
+        self._captured = 0
+        self._dropped = 0
+        self._blocked_s = 0.0
+        self._high_water = 0
+        self._frame_bytes = 0
+        self._slot_bytes = 0
+        self._bytes_stored = -1
+        self._error_reported = False
+        self._closed = False
+        _OPEN.add(self)
+
+    # -- public ---------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._closed
+
+    @property
+    def stats(self) -> RecorderStats:
+        """Counters so far (cheap; safe to read every step)."""
+        w = self._writer
+        written = w.frames_written if w else 0
+        lost = w.frames_lost if w else 0
+        pending = max(0, self._captured - written - lost)
+        return RecorderStats(
+            steps=self._steps,
+            frames_captured=self._captured,
+            frames_dropped=self._dropped + lost,
+            frames_written=written,
+            blocks_written=w.blocks_written if w else 0,
+            write_errors=w.write_errors if w else 0,
+            bytes_in=self._captured * self._frame_bytes,
+            bytes_stored=self._bytes_stored,
+            queue_bytes=pending * self._slot_bytes,
+            queue_high_water_bytes=self._high_water,
+            queue_capacity_bytes=self._ring.nbytes if self._ring else 0,
+            blocked_s=self._blocked_s,
+            writer_busy_s=w.busy_s if w else 0.0,
+        )
+
+    def start_clip(self) -> None:
+        """Open a new clip: later captures are recorded under a new clip id.
+
+        Only without ``video_length`` (automatic windows). Closes the open clip if any.
+        """
+        self._windows.start_clip()
+
+    def stop_clip(self) -> None:
+        """Close the open clip: nothing is recorded until ``start_clip()``.
+
+        Call it right after construction to record only between ``start_clip()`` and
+        ``stop_clip()``.
+        """
+        self._windows.stop_clip()
+
+    def capture(
+        self,
+        env_rgb: Any,
+        global_rgb: Any = None,
+        *,
+        step: int | None = None,
+        sim_time: float | None = None,
+        reward: Any = None,
+        terminated: Any = None,
+        truncated: Any = None,
+        episode_step: Any = None,
+        stale: Any = None,
+        scalars: dict[str, Any] | None = None,
+        env_camera_poses: Any = None,
+        global_camera_pose: Any = None,
+    ) -> bool:
+        """Record one env step: start copying its frames and values, and return.
+
+        Every input may be a numpy array or a torch tensor on the CPU or a CUDA device; the
+        caller may overwrite its buffers as soon as this returns (CUDA: see ``_cuda``).
+
+        Args:
+            env_rgb: (N, H, W, 3) or (N, H, W, 4) per-env frames, channels last; uint8, or
+                float with the recorder's ``value_range``. Strided views are fine (Isaac Lab's
+                ``rgb`` is ``rgba[..., :3]``); alpha is dropped.
+            global_rgb: (Hg, Wg, 3 or 4) frame of the global camera, required on every call
+                once the run has a global view. Defaults to None.
+            step: simulation step of the frame, increasing from call to call. Defaults to None:
+                the previous step + 1, starting at 0.
+            sim_time: simulated time of the frame, seconds. Defaults to None: step × step_dt.
+            reward: (N,) reward of the step that led to the frame. Defaults to None (NaN).
+            terminated: (N,) bool, the env's episode terminated in this step. Defaults to None
+                (False).
+            truncated: (N,) bool, the episode was truncated (time out). Defaults to None.
+            episode_step: (N,) int step within the episode, stored as given. Defaults to None:
+                derived from the done flags (see the class doc).
+            stale: (N,) bool, the frame was rendered before the env's reset. Defaults to None
+                (False).
+            scalars: name -> (N,) float for names in ``scalar_names``; a missing name stores
+                NaN. Defaults to None.
+            env_camera_poses: (N, 4, 4) camera-to-world, with ``env_pose_per_frame`` only
+                (then required). Defaults to None.
+            global_camera_pose: (4, 4) camera-to-world, with ``global_pose_per_frame`` only
+                (then required). Defaults to None.
+
+        Returns:
+            True when the frame was kept; False when it is outside the recording windows or
+            stride, or was dropped because the queue was full (``on_full="drop"``).
+
+        Raises:
+            TypeError/ValueError: a bad input, naming the value and what was expected; nothing
+                of this call is recorded.
+            RecorderError: the writer failed and ``on_error="raise"``.
+            RuntimeError: the recorder is closed.
+        """
+        if self._closed:
+            raise RuntimeError(f"capture() on a closed Recorder ({self.url})")
+        w = self._writer
+        if w is not None:
+            if w.error is not None and self._on_error == "raise":
+                self._report_error()
+            if w.pending_warning is not None:
+                self._emit_warning(w)
+
+        # ---- check everything; nothing is written before this block ends --------------------
+        env_kind, env_payload = self._env_in.check(env_rgb)
+        glob = None
+        if global_rgb is not None:
+            if self._global_in is None:
+                if self.spec is not None:
+                    raise ValueError(
+                        "global_rgb was given, but this run has no global view (the first "
+                        "capture had none and global_frame_shape was not set)"
+                    )
+                self._global_in = fr.ImageInput(
+                    "global_rgb", lead=(), shape=None, value_range=self._value_range
+                )
+            glob = self._global_in.check(global_rgb)
+        elif self._global_in is not None and (self.spec is not None or self._global_shape):
+            raise ValueError(
+                "global_rgb is required on every capture: this run has a global view of "
+                f"{self._global_in.shape or self._global_shape} (height, width)"
+            )
+        step = fr.check_step(step, self._last_step)
+        if sim_time is None:
+            sim_time = step * self._step_dt
+        elif (
+            isinstance(sim_time, bool)
+            or not isinstance(sim_time, numbers.Real)
+            or not math.isfinite(sim_time)
+        ):
+            raise ValueError(f"sim_time must be a finite number of seconds, got {sim_time!r}")
+        vals = {}
+        for name, value in (
+            ("reward", reward),
+            ("terminated", terminated),
+            ("truncated", truncated),
+            ("stale", stale),
+            ("episode_step", episode_step),
+        ):
+            if value is not None:
+                vals[name] = self._values[name].check(value)
+        scal = {}
+        if scalars:
+            if not hasattr(scalars, "items"):
+                raise TypeError(f"scalars must be a dict of name -> (N,) values, got {scalars!r}")
+            unknown = [k for k in scalars if k not in self._scalar_in]
+            if unknown:
+                raise ValueError(
+                    f"unknown scalar name(s) {unknown}; this recorder has scalar_names="
+                    f"{list(self._scalar_names)} (declare them in the constructor)"
+                )
+            for k, v in scalars.items():
+                if v is not None:
+                    scal[k] = self._scalar_in[k].check(v)
+        pose = gpose = None
+        if env_camera_poses is not None or self._env_pose_per_frame:
+            if not self._env_pose_per_frame:
+                raise ValueError(
+                    "env_camera_poses were given, but poses are static in this run: pass "
+                    "env_pose_per_frame=True to the Recorder, or static poses to its constructor"
+                )
+            if env_camera_poses is None:
+                raise ValueError("env_camera_poses (N, 4, 4) is required: env_pose_per_frame=True")
+            pose = fr.check_pose("env_camera_poses", env_camera_poses, (self.num_envs, 4, 4))
+        if global_camera_pose is not None or self._global_pose_per_frame:
+            if not self._global_pose_per_frame:
+                raise ValueError(
+                    "global_camera_pose was given, but it is static in this run: pass "
+                    "global_pose_per_frame=True to the Recorder, or a static pose to its "
+                    "constructor"
+                )
+            if global_camera_pose is None:
+                raise ValueError(
+                    "global_camera_pose (4, 4) is required: global_pose_per_frame=True"
+                )
+            gpose = fr.check_pose("global_camera_pose", global_camera_pose, (4, 4))
+        if self.spec is None:
+            self._start(env_rgb, global_rgb, env_kind, glob)
+
+        # ---- commit ----------------------------------------------------------------------------
+        self._last_step = step
+        self._steps += 1
+        ctx = self._episodes.before(
+            step, vals.get("terminated"), vals.get("truncated"), vals.get("stale")
+        )
+        clip = self._windows.decide(step)
+        if clip is None:
+            self._episodes.after(step, ctx)
+            return False
+        if self._cur is None:
+            self._cur = self._acquire()
+            if self._cur is None:
+                self._dropped += 1
+                self._episodes.after(step, ctx)
+                return False
+        s, i = self._cur, self._fill
+        a = s.arrays
+        pairs: list = []  # (host slot view, CUDA source): one side-stream batch
+        a["step"][i] = step
+        a["sim_time"][i] = sim_time
+        a["wall_time"][i] = time.time()
+        a["clip"][i] = clip
+        self._put_frame(s, i, "env", self._env_in, env_kind, env_payload, pairs)
+        if glob is not None:
+            self._put_frame(s, i, "global", self._global_in, glob[0], glob[1], pairs)
+        # Values not given keep the defaults the block was filled with when acquired.
+        for name, v in vals.items():
+            if v[0]:
+                pairs.append((s.tensor(name, i), v[1]))
+            else:
+                a[name][i] = v[1]
+        if "episode_step" in vals:
+            a["explicit_episode_step"][i] = True
+        state = self._episodes.state
+        if isinstance(state, np.ndarray):
+            a["ep_state"][i] = state
+        else:
+            pairs.append((s.tensor("ep_state", i), state))
+        for name, v in scal.items():
+            key = f"scalar:{name}"
+            if v[0]:
+                pairs.append((s.tensor(key, i), v[1]))
+            else:
+                a[key][i] = v[1]
+        for key, v in (("env_pose", pose), ("global_pose", gpose)):
+            if v is None:
+                continue
+            if v[0]:
+                pairs.append((s.tensor(key, i), v[1]))
+            else:
+                a[key][i] = v[1]
+        if pairs:
+            if self._copier is None:
+                self._make_copier(pairs[-1][1].device)
+            if s.event is None:
+                s.event = self._copier.new_event()
+            self._copier.copy(pairs, s.event)
+            s.used_cuda = True
+        self._episodes.after(step, ctx)
+
+        self._captured += 1
+        self._fill += 1
+        w = self._writer
+        pending = (self._captured - w.frames_written - w.frames_lost) * self._slot_bytes
+        if pending > self._high_water:
+            self._high_water = pending
+        if self._fill == self.spec.block_frames:
+            w.submit(s.index, self._fill)
+            self._cur, self._fill = None, 0
+        return True
+
+    def close(self) -> None:
+        """Write the partial last block, mark the store closed with its counters, stop the writer.
+
+        Idempotent. Blocks until the queued blocks are written.
+
+        Raises:
+            RecorderError: ``on_error="raise"`` and the writer failed (unless ``capture()``
+                already raised it).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        _OPEN.discard(self)
+        w = self._writer
+        if w is None:
+            if self._env_in.shape is not None:
+                # Never captured, but the shapes are known: leave an empty, valid run.
+                self._start(None, None, None, None)
+                w = self._writer
+            else:
+                return
+        if self._cur is not None and self._fill:
+            w.submit(self._cur.index, self._fill)
+        self._cur, self._fill = None, 0
+        w.finish()
+        if self._ring is not None:
+            self._ring.release()
+        if w.frames_written and w.error is None:
+            self._bytes_stored = self._measure_stored()
+        if w.pending_warning is not None:
+            self._emit_warning(w)
+        if w.error is not None and self._on_error == "raise" and not self._error_reported:
+            self._report_error()
+        if w.close_error is not None:
+            msg = (
+                f"closing the envreel store {self.url} failed: "
+                f"{type(w.close_error).__name__}: {w.close_error}"
+            )
+            if self._on_error == "raise" and not self._error_reported:
+                self._error_reported = True
+                raise RecorderError(msg) from w.close_error
+            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        # Do not mask the exception in flight; the writer's error is in the store anyway.
+        try:
+            self.close()
+        except RecorderError:
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"Recorder({self.url!r}, num_envs={self.num_envs}, {state})"
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _blocks_for(self, spec: RunSpec) -> int:
+        per = block_nbytes(spec, value_range=self._value_range is not None)
+        fit = self._max_queue_bytes // per
+        if fit < 2:
+            h, w = spec.env_frame_shape
+            suggest = max(1, spec.block_frames * self._max_queue_bytes // (2 * per))
+            raise ValueError(
+                f"max_queue_bytes={self._max_queue_bytes} ({self._max_queue_bytes / 2**20:.0f} "
+                f"MiB) holds {fit} block(s) of block_frames={spec.block_frames} frames × "
+                f"{spec.num_envs} envs × {h}×{w}×3 ({per / 1e6:.1f} MB each, with per-frame "
+                f"values); the recorder needs at least 2: pass max_queue_bytes >= {2 * per} or "
+                f"block_frames <= {suggest}"
+            )
+        return int(min(fit, _MAX_BLOCKS))
+
+    def _start(self, env_rgb: Any, global_rgb: Any, env_kind: str | None, glob: Any) -> None:
+        """Create the store, the ring and the writer thread (first capture, or close)."""
+        env_shape = self._env_in.shape or tuple(env_rgb.shape[1:3])
+        gshape = self._global_shape
+        if gshape is None and global_rgb is not None:
+            gshape = tuple(global_rgb.shape[:2])
+        spec = RunSpec(env_frame_shape=env_shape, global_frame_shape=gshape, **self._spec_kwargs)
+        num_blocks = self._blocks_for(spec)
+        cuda_dev = None
+        for x in (env_rgb, global_rgb):
+            if x is not None and fr.is_torch(x) and x.device.type == "cuda":
+                cuda_dev = x.device
+                break
+        writer = create_run(
+            self.url,
+            spec,
+            overwrite=self._overwrite,
+            storage_options=self._storage_options,
+            **{k: v for k, v in self._statics.items() if v is not None},
+        )
+        from ._cuda import HostMemory
+
+        pinned = cuda_dev is not None
+
+        try:
+            ring = Ring(
+                spec,
+                num_blocks=num_blocks,
+                memory=lambda nbytes: HostMemory(nbytes, pinned=pinned, device=cuda_dev),
+                value_range=self._value_range is not None,
+            )
+        except BaseException:
+            writer.close(error="the recorder could not allocate its ring buffer")
+            raise
+        if cuda_dev is not None:
+            self._make_copier(cuda_dev)
+        self._env_in.shape = env_shape
+        if self._global_in is not None:
+            self._global_in.shape = gshape
+        self._global_shape = gshape
+        self._ring = ring
+        self._frame_bytes = spec.num_envs * env_shape[0] * env_shape[1] * 3 + (
+            gshape[0] * gshape[1] * 3 if gshape else 0
+        )
+        self._slot_bytes = ring.block_bytes // spec.block_frames
+        self._writer = WriterThread(
+            writer,
+            ring,
+            on_error=self._on_error,
+            dropped=lambda: self._dropped,
+            value_range=self._value_range,
+        )
+        self.spec = spec
+
+    def _make_copier(self, device: Any) -> None:
+        from ._cuda import CudaCopier
+
+        if self._ring is not None and not self._ring.memory.pinned:
+            warnings.warn(
+                "envreel: CUDA input reached a recorder whose first capture was on the CPU; its "
+                "ring is not page-locked, so device-to-host copies are synchronous. Pass CUDA "
+                "tensors from the first capture on.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        self._copier = CudaCopier(device)
+
+    def _put_frame(self, s, i: int, which: str, inp, kind: str, payload: Any, pairs: list) -> None:
+        field = f"{which}_frames"
+        if kind in (fr.CUDA, fr.CUDA_FLOAT):
+            u8, mm = inp.to_device_uint8(kind, payload)
+            pairs.append((s.tensor(field, i), u8))
+            if mm is not None:
+                pairs.append((s.tensor(f"{which}_range", i), mm))
+            elif self._value_range is not None:
+                s.arrays[f"{which}_range"][i] = self._value_range
+            return
+        inp.copy_host(kind, payload, s.arrays[field][i], s.words[field][i])
+        if self._value_range is not None:
+            s.arrays[f"{which}_range"][i] = self._value_range  # checked before the copy
+
+    def _acquire(self):
+        """A free block buffer, reset to defaults; None when full and ``on_full="drop"``."""
+        slots = self._wait_free()
+        if slots is not None:
+            a = slots.arrays
+            # Defaults of values a capture() may omit, once per block rather than per frame.
+            a["reward"].fill(np.nan)
+            for name in ("terminated", "truncated", "stale", "explicit_episode_step"):
+                a[name].fill(False)
+            for name in self._scalar_names:
+                a[f"scalar:{name}"].fill(np.nan)
+        return slots
+
+    def _wait_free(self):
+        free = self._ring.free
+        try:
+            return self._ring.blocks[free.get_nowait()]
+        except queue.Empty:
+            if self._on_full == "drop":
+                return None
+        t0 = time.perf_counter()
+        w = self._writer
+        try:
+            while True:
+                try:
+                    return self._ring.blocks[free.get(timeout=0.05)]
+                except queue.Empty:
+                    # Never wait on a writer that cannot hand a buffer back.
+                    if w.error is not None and self._on_error == "raise":
+                        self._report_error()
+                    if not w.alive:
+                        raise RecorderError(
+                            f"the envreel writer thread for {self.url} stopped unexpectedly"
+                        ) from w.error
+        finally:
+            self._blocked_s += time.perf_counter() - t0
+
+    def _report_error(self) -> None:
+        self._error_reported = True
+        raise_for(self._writer, str(self.url))
+
+    def _emit_warning(self, w: WriterThread) -> None:
+        msg, w.pending_warning = w.pending_warning, None
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+    def _measure_stored(self) -> int:
+        try:
+            from envreel.schemas import open_run
+
+            return int(open_run(self.url, storage_options=self._storage_options).stored_bytes())
+        except Exception:  # noqa: BLE001 - a size we cannot list is reported as -1
+            return -1
+
+
+def _check_value_range(value_range: Any) -> tuple[float, float] | None:
+    if value_range is None:
+        return None
+    try:
+        lo, hi = value_range
+        lo, hi = float(lo), float(hi)
+    except (TypeError, ValueError):
+        raise TypeError(f"value_range must be (lo, hi) numbers, got {value_range!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"value_range must be finite with lo < hi, got {value_range!r}")
+    return lo, hi
