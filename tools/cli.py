@@ -1,0 +1,346 @@
+"""The ``envreel`` command: a thin shell over the library.
+
+Library errors become one-line messages with exit code 1; usage errors (bad flags or flag values)
+exit 2; progress bars go to stderr and hide with ``--quiet`` or when stderr is not a terminal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import sys
+import typing
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import click
+
+from envreel.schemas import EnvreelError, open_run, validate
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+LIBRARY_ERRORS = (EnvreelError, ValueError, TypeError, FileNotFoundError, FileExistsError,
+                  PermissionError, NotADirectoryError, ImportError, OSError)
+
+
+def _version() -> str:
+    try:
+        return version("envreel")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
+def library_errors(fn):
+    """Turn library errors into one-line messages and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except LIBRARY_ERRORS as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise click.ClickException(msg) from None
+
+    return wrapper
+
+
+def _show_progress(ctx: click.Context) -> bool:
+    return not ctx.find_root().obj.get("quiet") and sys.stderr.isatty()
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(_version(), "--version", prog_name="envreel")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summaries on stderr.")
+@click.pass_context
+def main(ctx: click.Context, quiet: bool) -> None:
+    """Record what parallel simulation envs see; render grids, GIFs and videos later, on any CPU.
+
+    \b
+    Example:
+      envreel demo --out envreel-demo
+      envreel info envreel-demo/run.zarr
+      envreel render envreel-demo/run.zarr grid.mp4 --columns 4 --label "{env} r={reward:.2f}"
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["quiet"] = quiet
+
+
+# ---- info and validate ------------------------------------------------------------------------
+def _human_bytes(n: int) -> str:
+    if n < 0:
+        return "unknown"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return str(n)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
+@library_errors
+def info(run: str, as_json: bool) -> None:
+    """Show what a run store holds: envs, frames, clips, sizes, counters, source, version.
+
+    \b
+    Example:
+      envreel info runs/ant.zarr
+      envreel info s3://bucket/runs/ant.zarr --json
+    """
+    facts = open_run(run).info()
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+        return
+    h, w = facts["env_frame_shape"]
+    g = facts["global_frame_shape"]
+    lines = [
+        f"run          {facts['url']}",
+        f"format       {facts['format']} {facts['format_version']}"
+        f"{'' if facts['closed'] else ' (not closed: recording or interrupted)'}",
+        f"envs         {facts['num_envs']} (frames {h}×{w})"
+        + (f", global view {g[0]}×{g[1]}" if g else ", no global view"),
+        f"frames       {facts['num_frames']} at {facts['fps']:g} fps = {facts['duration_s']:.1f} s"
+        f" (step_dt {facts['step_dt']:g} s)",
+        f"clips        {facts['num_clips']}"
+        + "".join(f"\n             #{c['id']}: frames {c['start_frame']}-{c['stop_frame']}"
+                  f" (steps {c['start_step']}-{c['stop_step']})" for c in facts["clips"][:10]),
+        f"scalars      {', '.join(facts['scalars'])}",
+        f"stored       {_human_bytes(facts['stored_bytes'])} of {_human_bytes(facts['raw_bytes'])}"
+        f" raw" + (f" ({facts['compression_ratio']}×, {facts['codec']})"
+                   if facts["compression_ratio"] else ""),
+        "counters     " + ", ".join(f"{k}={v}" for k, v in facts["counters"].items()),
+        f"rank         {facts['rank']} of {facts['world_size']} (env ids from "
+        f"{facts['env_id_offset']})",
+        "source       " + (json.dumps(facts["source"]) if facts["source"] else "(not recorded)"),
+    ]
+    if facts["errors"]:
+        lines.append("errors       " + "\n             ".join(facts["errors"]))
+    click.echo("\n".join(lines))
+
+
+@main.command("validate", context_settings=CONTEXT)
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
+@click.option("--quick", is_flag=True, help="Check metadata only; do not read every chunk.")
+@library_errors
+def validate_cmd(run: str, as_json: bool, quick: bool) -> None:
+    """Check a run store against the format; exit 1 when there are problems.
+
+    Checks the format version, the commit record, every array's shape, dtype and codecs, unknown
+    arrays, and (unless --quick) that every committed chunk exists and decodes.
+
+    \b
+    Example:
+      envreel validate runs/ant.zarr
+      envreel validate runs/ant.zarr --json --quick
+    """
+    problems = validate(run, check_data=not quick)
+    if as_json:
+        click.echo(json.dumps({"run": run, "valid": not problems,
+                               "problems": [dataclasses.asdict(p) for p in problems]}, indent=2))
+    elif problems:
+        for p in problems:
+            click.echo(f"{p.where}: {p.message}")
+    else:
+        click.echo(f"{run}: valid")
+    if problems:
+        if not as_json:
+            click.echo(f"{len(problems)} problem(s)", err=True)
+        sys.exit(1)
+
+
+# ---- render and sheet -------------------------------------------------------------------------
+def _layout_fields() -> list[tuple[str, Any, str, Any]]:
+    """(name, default, help, annotation) of every Layout field."""
+    from envreel.render import Layout
+
+    hints = typing.get_type_hints(Layout)
+    return [(name, default, doc, hints[name]) for name, (default, doc) in Layout.field_docs().items()]
+
+
+def _flag_type(annotation: Any) -> tuple[Any, bool]:
+    """A click type for a Layout field annotation, and whether the field is a boolean flag."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    base = args[0]
+    if base is bool:
+        return bool, True
+    if base is int:
+        return int, False
+    if base is float:
+        return float, False
+    return str, False  # str, and tuple sizes written as 'HxW' or 'N'
+
+
+def _layout_options(fn):
+    """Add one option per Layout field (names with dashes), defaults and help from the Layout."""
+    for name, default, doc, annotation in reversed(_layout_fields()):
+        flag = "--" + name.replace("_", "-")
+        ctype, is_bool = _flag_type(annotation)
+        shown = "none" if default is None else (
+            "x".join(map(str, default)) if isinstance(default, tuple) else default)
+        if is_bool:
+            fn = click.option(f"{flag}/--no-{flag[2:]}", name, default=None,
+                              help=f"{doc} [default: {'on' if default else 'off'}]")(fn)
+        else:
+            fn = click.option(flag, name, type=ctype, default=None,
+                              help=f"{doc} [default: {shown}]")(fn)
+    return fn
+
+
+def _parse_flag_value(name: str, value: Any, annotation: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    optional = type(None) in typing.get_args(annotation)
+    if optional and value.lower() in ("none", "null", ""):
+        return None
+    if "tuple" in str(annotation):
+        parts = value.lower().replace("×", "x").split("x")
+        try:
+            nums = [int(p) for p in parts]
+        except ValueError:
+            raise click.BadParameter(f"expected HEIGHTxWIDTH or N, got {value!r}",
+                                     param_hint="--" + name.replace("_", "-")) from None
+        return (nums[0], nums[0]) if len(nums) == 1 else tuple(nums)
+    return value
+
+
+def _build_layout(layout_file: str | None, preset: str | None, flags: dict[str, Any]):
+    """Layout from a file or preset, with flags on top. Bad values are usage errors (exit 2)."""
+    from envreel.render import Layout
+
+    annotations = {name: ann for name, _, _, ann in _layout_fields()}
+    given = {k: _parse_flag_value(k, v, annotations[k]) for k, v in flags.items() if v is not None}
+    try:
+        base = Layout.from_file(layout_file) if layout_file else Layout()
+        if preset:
+            base = Layout.from_dict({**Layout.preset(preset).to_dict(changed_only=True),
+                                     **base.to_dict(changed_only=True)})
+        return base.replace(**given) if given else base
+    except (ValueError, TypeError) as exc:
+        raise click.UsageError(str(exc).splitlines()[0]) from None
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run")
+@click.argument("out")
+@click.option("--layout", "layout_file", type=click.Path(exists=True, dir_okay=False),
+              help="JSON or YAML file of layout fields; flags override it.")
+@click.option("--preset", help="Start from a named layout: grid, top16, bottom16, failures, "
+                               "timeouts, episodes, overview, inset, global.")
+@click.option("--crf", type=click.IntRange(0, 51), default=23, show_default=True,
+              help="H.264 quality for .mp4 (lower is better and larger).")
+@click.option("--speed", "x264_preset", default="veryfast", show_default=True,
+              type=click.Choice(["ultrafast", "superfast", "veryfast", "faster", "fast",
+                                 "medium", "slow"]),
+              help="libx264 preset for .mp4.")
+@click.option("--per-env", is_flag=True,
+              help="Write one video per env into the folder OUT (env_0007.mp4, ...).")
+@click.option("--skip-bad", is_flag=True,
+              help="Render corrupt chunks as placeholder tiles (with a warning) instead of failing.")
+@_layout_options
+@click.pass_context
+@library_errors
+def render(ctx, run, out, layout_file, preset, crf, x264_preset, per_env, skip_bad, **flags):
+    """Render a run store in a layout chosen now: OUT.mp4, OUT.gif, a folder of PNGs.
+
+    The format comes from OUT's suffix: .mp4 (H.264), .gif, or a folder name ending in / or
+    without a suffix for PNG frames. Every layout field is a flag; --layout FILE and --preset
+    give starting points.
+
+    \b
+    Example:
+      envreel render run.zarr grid.mp4 --columns 8 --label "{env} r={reward:.2f}"
+      envreel render run.zarr best.gif --preset top16 --fps 15
+      envreel render run.zarr side.mp4 --envs 0-15 --global-view left --markers
+      envreel render run.zarr ep.mp4 --episode 0 --only terminated
+    """
+    from envreel import render as R
+
+    layout = _build_layout(layout_file, preset, flags)
+    progress = _show_progress(ctx)
+    if per_env:
+        paths = R.render_per_env(run, layout, out, crf=crf, preset=x264_preset,
+                                 skip_bad=skip_bad, progress=progress)
+    else:
+        paths = R.render(run, layout, out, crf=crf, preset=x264_preset, skip_bad=skip_bad,
+                         progress=progress)
+    for p in paths if isinstance(paths, list | tuple) else [paths]:
+        click.echo(str(p))
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run")
+@click.argument("out")
+@click.option("--envs", default="all", show_default=True,
+              help="Env ids and ranges like 0-15,20 (rows of the sheet).")
+@click.option("--times", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Sampled times (columns of the sheet).")
+@click.option("--scale", type=click.FloatRange(0.05, 8), default=1.0, show_default=True,
+              help="Tile size as a factor of the env frame size.")
+@click.option("--skip-bad", is_flag=True, help="Placeholder tiles for corrupt chunks.")
+@library_errors
+def sheet(run, out, envs, times, scale, skip_bad):
+    """Write a contact sheet PNG: one row per env, one column per sampled time.
+
+    \b
+    Example:
+      envreel sheet run.zarr sheet.png
+      envreel sheet run.zarr sheet.png --envs 0-7 --times 12 --scale 0.5
+    """
+    from envreel import render as R
+
+    path = R.contact_sheet(run, out, envs=envs, times=times, scale=scale, skip_bad=skip_bad)
+    click.echo(str(path))
+
+
+# ---- demo -------------------------------------------------------------------------------------
+@main.command(context_settings=CONTEXT)
+@click.option("--out", "out_dir", default="envreel-demo", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for the store and the videos.")
+@click.option("--num-envs", type=click.IntRange(1, 256), default=16, show_default=True,
+              help="Parallel envs (worlds) to simulate.")
+@click.option("--steps", type=click.IntRange(1, 100_000), default=200, show_default=True,
+              help="Env steps to simulate and record.")
+@click.option("--size", type=click.IntRange(16, 1024), default=128, show_default=True,
+              help="Height and width of each env camera.")
+@click.option("--global-size", default="360x640", show_default=True,
+              help="HEIGHTxWIDTH of the global camera, or 'none'.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing demo store in --out.")
+@click.pass_context
+@library_errors
+def demo(ctx, out_dir, num_envs, steps, size, global_size, seed, overwrite):
+    """Simulate cart-poles in parallel worlds on the CPU (Newton), record them, render them.
+
+    Writes OUT/run.zarr, OUT/grid.mp4 (every env, with the global view), OUT/grid.gif and
+    OUT/sheet.png, then prints their paths and a summary. The first run compiles Newton's
+    Warp kernels (about 1-1.5 minutes on 2 cores); later runs start in seconds.
+
+    \b
+    Example:
+      envreel demo
+      envreel demo --out /tmp/demo --num-envs 4 --steps 30 --overwrite
+    """
+    from envreel.tools.demo import run_demo
+
+    gsize = None if global_size.lower() == "none" else _parse_flag_value(
+        "global_size", global_size, tuple[int, int] | None)
+    quiet = ctx.find_root().obj.get("quiet")
+    result = run_demo(Path(out_dir), num_envs=num_envs, steps=steps, size=size,
+                      global_size=gsize, seed=seed, overwrite=overwrite,
+                      progress=_show_progress(ctx), log=None if quiet else
+                      (lambda m: click.echo(m, err=True)))
+    for p in result.paths:
+        click.echo(str(p))
+    if not quiet:
+        click.echo(result.summary, err=True)
+
+
+if __name__ == "__main__":
+    main()
