@@ -1,0 +1,434 @@
+"""Encoders: mp4 through ffmpeg (raw frames piped in), GIF and PNG frames through Pillow.
+
+Every writer writes to a hidden temporary name next to the output and renames it into place when
+``close()`` succeeds; ``abort()`` (or a failure) removes it, so an output either exists whole or
+not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from envreel.schemas import EnvreelError
+
+__all__ = [
+    "RenderError",
+    "find_ffmpeg",
+    "Mp4Writer",
+    "GifWriter",
+    "PngFolderWriter",
+    "open_writer",
+    "output_kind",
+    "check_output",
+    "safe_filename",
+    "safe_join",
+    "X264_PRESETS",
+]
+
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
+SUFFIXES = {".mp4": "mp4", ".gif": "gif", "": "png"}
+_F_SETPIPE_SZ = 1031  # Linux fcntl: bigger pipe, fewer context switches per 3 MB frame
+
+
+class RenderError(EnvreelError):
+    """Rendering failed after it started: the encoder failed or stopped (its message included)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# output paths
+# ------------------------------------------------------------------------------------------------
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_filename(name: str, *, max_length: int = 120) -> str:
+    """``name`` made safe as one file name: letters, digits, ``.``, ``_`` and ``-`` only, no
+    leading dot, no path separators, never empty, ``.`` or ``..``."""
+    text = _UNSAFE.sub("_", str(name)).lstrip(".")[:max_length]
+    return text if text.strip("._-") else "unnamed"
+
+
+def safe_join(folder: str | Path, name: str) -> Path:
+    """``folder / safe_filename(name)``, checked to stay inside ``folder``.
+
+    Raises:
+        ValueError: the result would leave ``folder`` (cannot happen after sanitising; kept as a
+            second line of defence).
+    """
+    base = Path(folder).resolve()
+    path = (base / safe_filename(name)).resolve()
+    if path.parent != base:
+        raise ValueError(f"output name {name!r} escapes the output folder {str(base)!r}")
+    return path
+
+
+def output_kind(out: str | Path) -> str:
+    """ "mp4", "gif" or "png" (a folder of PNG frames) from the output path.
+
+    Raises:
+        ValueError: an unsupported suffix.
+    """
+    p = Path(out)
+    if p.is_dir():
+        return "png"
+    kind = SUFFIXES.get(p.suffix.lower())
+    if kind is None:
+        raise ValueError(
+            f"output {str(out)!r}: unknown suffix {p.suffix!r}; expected .mp4, .gif, or a folder "
+            "path without a suffix for PNG frames (contact_sheet() writes a .png)"
+        )
+    return kind
+
+
+def _probe_writable(folder: Path, what: str) -> None:
+    if not folder.exists():
+        raise ValueError(f"{what} {str(folder)!r} does not exist; create it first")
+    if not folder.is_dir():
+        raise ValueError(f"{what} {str(folder)!r} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".envreel-probe-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{what} {str(folder)!r} is not writable: {exc.strerror or exc}") from None
+
+
+def check_output(out: str | Path, kind: str, *, overwrite: bool = True) -> Path:
+    """Check, before anything is written, that ``out`` can be written as ``kind``.
+
+    Raises:
+        ValueError: the folder is missing or not writable, or a PNG folder exists and is not
+            empty.
+        FileExistsError: the file exists and ``overwrite`` is False.
+    """
+    p = Path(out)
+    if kind == "png":
+        _probe_writable(p.parent.resolve(), "output folder")
+        if p.exists() and (not p.is_dir() or any(p.iterdir())):
+            raise ValueError(
+                f"PNG output folder {str(p)!r} exists and is not empty; choose a new folder"
+            )
+        return p
+    _probe_writable(p.parent.resolve(), "output folder")
+    if p.is_dir():
+        raise ValueError(f"output {str(p)!r} is a folder; give a file name ending in .{kind}")
+    if p.exists() and not overwrite:
+        raise FileExistsError(f"output {str(p)!r} exists; pass overwrite=True to replace it")
+    return p
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.envreel-partial-{os.getpid()}{path.suffix}")
+
+
+# ------------------------------------------------------------------------------------------------
+# ffmpeg
+# ------------------------------------------------------------------------------------------------
+def find_ffmpeg() -> str:
+    """The ffmpeg executable: ``ffmpeg`` on PATH, else imageio-ffmpeg's bundled binary.
+
+    Raises:
+        RenderError: neither exists (the message says how to install one).
+    """
+    exe = shutil.which("ffmpeg")
+    if exe:
+        return exe
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError) as exc:
+        raise RenderError(
+            "mp4 output needs ffmpeg, and none was found on PATH or in imageio-ffmpeg "
+            f"({type(exc).__name__}: {exc}); install one with `pip install imageio-ffmpeg` "
+            "(bundles ffmpeg) or your system's package (`apt install ffmpeg`, "
+            "`brew install ffmpeg`)"
+        ) from None
+
+
+def _ffmpeg_python():
+    try:
+        import ffmpeg
+    except ImportError:
+        raise RenderError(
+            "mp4 output needs ffmpeg-python; install it with `pip install ffmpeg-python`"
+        ) from None
+    return ffmpeg
+
+
+def _fps_text(fps: float) -> str:
+    f = Fraction(fps).limit_denominator(1001)
+    return f"{f.numerator}/{f.denominator}"
+
+
+def _tail(path_or_bytes, limit: int = 1500) -> str:
+    text = path_or_bytes.decode("utf-8", "replace") if isinstance(path_or_bytes, bytes) else ""
+    text = text.strip()
+    return text[-limit:] if text else "(ffmpeg printed nothing)"
+
+
+class Mp4Writer:
+    """H.264 mp4 through ffmpeg; frames are piped raw (rgb24) into its stdin.
+
+    Args:
+        path: output file (.mp4).
+        width, height: frame size; both even (yuv420p).
+        fps: frames per second.
+        crf: x264 constant rate factor, 0 (lossless) .. 51. Defaults to 23.
+        preset: x264 preset, ``X264_PRESETS``. Defaults to "veryfast".
+        threads: encoder threads (``-threads``). Defaults to None (ffmpeg decides).
+        ffmpeg: ffmpeg executable. Defaults to None (``find_ffmpeg()``).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        width: int,
+        height: int,
+        fps: float,
+        crf: int = 23,
+        preset: str = "veryfast",
+        threads: int | None = None,
+        ffmpeg: str | None = None,
+    ):
+        if width % 2 or height % 2:
+            raise ValueError(f"H.264 (yuv420p) needs even width and height, got {width}×{height}")
+        check_encoder_options(crf=crf, preset=preset, threads=threads)
+        self.path = Path(path)
+        self.shape = (height, width, 3)
+        self.frames = 0
+        self._tmp = _partial(self.path)
+        ff = _ffmpeg_python()
+        stream = ff.input(
+            "pipe:",
+            format="rawvideo",
+            pix_fmt="rgb24",
+            s=f"{width}x{height}",
+            framerate=_fps_text(fps),
+        )
+        opts = {
+            "vcodec": "libx264",
+            "pix_fmt": "yuv420p",
+            "crf": int(crf),
+            "preset": preset,
+            "f": "mp4",
+        }
+        if threads:
+            opts["threads"] = int(threads)
+        stream = ff.output(stream, str(self._tmp), **opts)
+        stream = stream.global_args("-hide_banner", "-loglevel", "error", "-nostats")
+        self.args = ff.compile(stream.overwrite_output(), cmd=ffmpeg or find_ffmpeg())
+        self._err = tempfile.TemporaryFile(prefix="envreel-ffmpeg-")
+        try:
+            self._proc = subprocess.Popen(
+                self.args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._err
+            )
+        except OSError as exc:
+            self._err.close()
+            raise RenderError(f"cannot start ffmpeg {self.args[0]!r}: {exc}") from None
+        try:
+            import fcntl
+
+            fcntl.fcntl(self._proc.stdin.fileno(), _F_SETPIPE_SZ, 1 << 20)
+        except (ImportError, OSError):
+            pass
+
+    def _stderr(self) -> str:
+        self._err.seek(0)
+        return _tail(self._err.read())
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one (height, width, 3) uint8 frame."""
+        if frame.shape != self.shape or frame.dtype != np.uint8:
+            raise ValueError(f"frame must be {self.shape} uint8, got {frame.shape} {frame.dtype}")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).data)
+        except (BrokenPipeError, OSError, ValueError):
+            rc = self._proc.wait()
+            msg = self._stderr()
+            self.abort()
+            raise RenderError(f"ffmpeg stopped (exit code {rc}) while encoding: {msg}") from None
+        self.frames += 1
+
+    def close(self) -> Path:
+        """Finish the file and move it into place. Raises RenderError when ffmpeg failed."""
+        try:
+            self._proc.stdin.close()
+        except OSError:
+            pass
+        rc = self._proc.wait()
+        if rc != 0:
+            msg = self._stderr()
+            self.abort()
+            raise RenderError(f"ffmpeg failed (exit code {rc}) writing {str(self.path)!r}: {msg}")
+        self._err.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Stop ffmpeg and remove the partial file."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        try:
+            self._proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+        self._err.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def check_encoder_options(*, crf: int, preset: str, threads: int | None) -> None:
+    """Raise ValueError for a bad crf, preset or thread count."""
+    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
+        raise ValueError(f"crf must be an int from 0 (lossless) to 51, got {crf!r}")
+    if preset not in X264_PRESETS:
+        raise ValueError(f"preset must be one of {list(X264_PRESETS)}, got {preset!r}")
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= 256
+    ):
+        raise ValueError(f"threads must be an int from 0 to 256 or None, got {threads!r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# GIF
+# ------------------------------------------------------------------------------------------------
+class GifWriter:
+    """An animated GIF written frame by frame (memory does not grow with the frame count).
+
+    Each frame is quantised on its own with Pillow's fast octree quantiser (no dithering) and
+    written with a local palette. GIF delays are whole hundredths of a second; the delays carry
+    the rounding error forward so the total duration matches ``fps``.
+
+    Args:
+        path: output file (.gif).
+        width, height: frame size.
+        fps: frames per second (browsers play at most 50).
+        loop: times to loop, 0 forever. Defaults to 0.
+    """
+
+    def __init__(self, path: str | Path, *, width: int, height: int, fps: float, loop: int = 0):
+        from PIL import Image
+
+        self._Image = Image
+        self.path = Path(path)
+        self.shape = (height, width, 3)
+        self.frames = 0
+        self._tmp = _partial(self.path)
+        self._cs = 100.0 / fps
+        self._time = 0.0
+        self._written = 0
+        self._fp = open(self._tmp, "wb")  # noqa: SIM115 - closed in close()/abort()
+        head = b"GIF89a" + width.to_bytes(2, "little") + height.to_bytes(2, "little")
+        head += b"\x00\x00\x00"  # no global palette; every frame has its own
+        head += b"!\xff\x0bNETSCAPE2.0\x03\x01" + int(loop).to_bytes(2, "little") + b"\x00"
+        self._fp.write(head)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one (height, width, 3) uint8 frame."""
+        from PIL import GifImagePlugin
+
+        if frame.shape != self.shape or frame.dtype != np.uint8:
+            raise ValueError(f"frame must be {self.shape} uint8, got {frame.shape} {frame.dtype}")
+        Image = self._Image
+        im = Image.fromarray(frame).quantize(
+            256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+        )
+        self._time += self._cs
+        delay = max(1, round(self._time) - self._written)
+        self._written += delay
+        for part in GifImagePlugin.getdata(im, include_color_table=True, duration=delay * 10):
+            self._fp.write(part)
+        self.frames += 1
+
+    def close(self) -> Path:
+        self._fp.write(b";")
+        self._fp.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._fp.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# PNG frames
+# ------------------------------------------------------------------------------------------------
+class PngFolderWriter:
+    """A folder of ``frame_000000.png``, ... (lossless), created when ``close()`` succeeds.
+
+    Args:
+        path: the folder; it must not exist, or be empty.
+        compress_level: zlib level 0..9 (1 is fast). Defaults to 1.
+    """
+
+    def __init__(self, path: str | Path, *, width: int, height: int, compress_level: int = 1):
+        self.path = Path(path)
+        self.shape = (height, width, 3)
+        self.frames = 0
+        self.compress_level = compress_level
+        self._tmp = Path(
+            tempfile.mkdtemp(
+                prefix=f".{safe_filename(self.path.name)}.envreel-partial-", dir=self.path.parent
+            )
+        )
+
+    def write(self, frame: np.ndarray) -> None:
+        from PIL import Image
+
+        if frame.shape != self.shape or frame.dtype != np.uint8:
+            raise ValueError(f"frame must be {self.shape} uint8, got {frame.shape} {frame.dtype}")
+        Image.fromarray(frame).save(
+            self._tmp / f"frame_{self.frames:06d}.png", compress_level=self.compress_level
+        )
+        self.frames += 1
+
+    def close(self) -> Path:
+        if self.path.exists():
+            self.path.rmdir()  # checked empty before rendering started
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def open_writer(
+    kind: str,
+    path: Path,
+    *,
+    width: int,
+    height: int,
+    fps: float,
+    crf: int = 23,
+    preset: str = "veryfast",
+    threads: int | None = None,
+):
+    """A writer for ``kind`` ("mp4", "gif", "png") with ``write(frame)``, ``close()``,
+    ``abort()``."""
+    if kind == "mp4":
+        return Mp4Writer(
+            path, width=width, height=height, fps=fps, crf=crf, preset=preset, threads=threads
+        )
+    if kind == "gif":
+        return GifWriter(path, width=width, height=height, fps=fps)
+    if kind == "png":
+        return PngFolderWriter(path, width=width, height=height)
+    raise ValueError(f"unknown output kind {kind!r}")

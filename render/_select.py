@@ -1,0 +1,494 @@
+"""Resolving a ``Layout`` against a run: the time window, which envs, their order and pages.
+
+Everything here reads scalars only (reward, flags, episode indices: a few bytes per env per frame),
+streamed in windows of ``_SCAN_FRAMES`` frames, so planning a long run costs little memory. Every
+check that needs the run happens here, before an output file is opened.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+from envreel.schemas import CorruptChunkError, Run
+
+from .layout import LabelTemplate, Layout
+
+__all__ = ["Plan", "plan_render", "time_window", "label_samples", "BUILTIN_SCALARS"]
+
+BUILTIN_SCALARS = ("reward", "terminated", "truncated", "episode", "episode_step", "stale")
+_FRAME_FIELDS = ("env", "frame", "step", "time")
+_SCAN_FRAMES = 4096
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to render, resolved against a run.
+
+    Attributes:
+        envs: selected env ids in tile order.
+        pages: env ids of each page, in order.
+        page_size: tiles per page (the grid is laid out for this many).
+        starts, stops: first and stop (exclusive) store frame of each selected env, in ``envs``
+            order; equal for all envs unless in episode mode.
+        stride: store frames per output frame.
+        fps: output frames per second.
+        window: (start, stop) store frames of the time window.
+        episode_mode: each env plays its own range (``Layout.episode``).
+        label: the compiled label template, or None.
+        scalars_needed: scalar names read per frame (labels and borders).
+        scores: score of each selected env (NaN where unknown), or None when not computed.
+        warnings: messages already warned about while planning.
+    """
+
+    envs: tuple[int, ...]
+    pages: tuple[tuple[int, ...], ...]
+    page_size: int
+    starts: tuple[int, ...]
+    stops: tuple[int, ...]
+    stride: int
+    fps: float
+    window: tuple[int, int]
+    episode_mode: bool
+    label: LabelTemplate | None
+    scalars_needed: tuple[str, ...]
+    scores: tuple[float, ...] | None = None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def track(self, env: int) -> tuple[int, int]:
+        """(start, stop) store frames of ``env``."""
+        i = self.envs.index(env)
+        return self.starts[i], self.stops[i]
+
+    def env_length(self, env: int) -> int:
+        """Output frames ``env`` has (before holding its last frame)."""
+        s, e = self.track(env)
+        return len(range(s, e, self.stride))
+
+    def page_frames(self, page: int) -> int:
+        """Output frames of page ``page``."""
+        return max(self.env_length(e) for e in self.pages[page]) if self.pages[page] else 0
+
+    @property
+    def total_frames(self) -> int:
+        return sum(self.page_frames(p) for p in range(len(self.pages)))
+
+
+def _warn(msgs: list[str], msg: str) -> None:
+    msgs.append(msg)
+    warnings.warn(msg, UserWarning, stacklevel=4)
+
+
+def time_window(run: Run, layout: Layout) -> tuple[int, int]:
+    """(start, stop) store frames selected by the layout's clip, start, stop and unit.
+
+    Raises:
+        ValueError: an unknown clip, a range outside the run, start > stop, or no frames.
+    """
+    n = run.num_frames
+    if n == 0:
+        raise ValueError(f"{run.url} has no committed frames to render")
+    lo, hi, what = 0, n, f"the run's {n} frames"
+    if layout.clip is not None:
+        clips = {c.id: c for c in run.clips}
+        if layout.clip not in clips:
+            ids = sorted(clips)
+            shown = ids[:20] + (["..."] if len(ids) > 20 else [])
+            raise ValueError(f"clip {layout.clip} is not in this run; its clips are {shown}")
+        c = clips[layout.clip]
+        lo, hi = c.start_frame, c.stop_frame
+        what = f"the {hi - lo} frames of clip {layout.clip}"
+    start, stop = layout.start, layout.stop
+    if start is not None and stop is not None and start > stop:
+        raise ValueError(f"start={start} is after stop={stop} ({layout.unit}s)")
+    if layout.unit == "frame":
+        s = lo + int(start or 0)
+        e = hi if stop is None else lo + int(stop)
+        if s > hi or e > hi:
+            bad = ("start", start) if s > hi else ("stop", stop)
+            raise ValueError(
+                f"{bad[0]}={bad[1]} frames is past the end of {what} (frames 0..{hi - lo})"
+            )
+    else:
+        name = "step" if layout.unit == "step" else "sim_time"
+        values = run.frame_values(name, lo, hi)
+        inside = np.ones(len(values), bool)
+        if start is not None:
+            inside &= values >= start
+        if stop is not None:
+            inside &= values < stop
+        idx = np.flatnonzero(inside)
+        if idx.size == 0:
+            raise ValueError(
+                f"no frame of {what} has {layout.unit} in [{start}, {stop}); its {name} runs "
+                f"from {values[0]} to {values[-1]}"
+            )
+        s, e = lo + int(idx[0]), lo + int(idx[-1]) + 1
+    if e <= s:
+        raise ValueError(
+            f"the time window start={start}, stop={stop} ({layout.unit}s) selects no frames"
+        )
+    return s, e
+
+
+def label_samples(run: Run) -> dict[str, object]:
+    """A sample value of every label field of ``run``, with the right type."""
+    samples: dict[str, object] = {
+        "env": 0,
+        "frame": 0,
+        "step": 0,
+        "time": 0.0,
+        "reward": 0.0,
+        "terminated": 0,
+        "truncated": 0,
+        "stale": 0,
+        "episode": 0,
+        "episode_step": 0,
+    }
+    for name in run.scalar_names:
+        samples.setdefault(name, 0.0)
+    return samples
+
+
+def _scalar_names(run: Run) -> tuple[str, ...]:
+    return BUILTIN_SCALARS + tuple(n for n in run.scalar_names if n not in BUILTIN_SCALARS)
+
+
+class ScalarReader:
+    """Reads (t, k) windows of a scalar; with ``skip_bad`` a corrupt chunk reads as NaN, warned."""
+
+    def __init__(self, run: Run, *, skip_bad: bool, messages: list[str]):
+        self.run, self.skip_bad, self.messages = run, skip_bad, messages
+        self._warned: set[tuple] = set()
+
+    def warn_corrupt(self, exc: CorruptChunkError, what: str) -> None:
+        key = (exc.array, exc.chunk)
+        if key not in self._warned:
+            self._warned.add(key)
+            _warn(
+                self.messages,
+                f"skipping corrupt chunk {exc.chunk} of {exc.array!r} ({what}): {exc}",
+            )
+
+    def read(self, name: str, a: int, b: int, ids, *, stride: int = 1) -> np.ndarray:
+        try:
+            return self.run.scalar(name, a, b, env_ids=ids, stride=stride)
+        except CorruptChunkError:
+            if not self.skip_bad:
+                raise
+            # Re-read block by block so only the corrupt blocks become NaN.
+            bf = self.run.block_frames
+            frames = np.arange(a, b, stride)
+            out = np.full((len(frames), len(ids)), np.nan)
+            for blk in range(a // bf, (max(a, b - 1)) // bf + 1):
+                sel = (frames >= blk * bf) & (frames < (blk + 1) * bf)
+                if not sel.any():
+                    continue
+                f0, f1 = int(frames[sel][0]), int(frames[sel][-1]) + 1
+                try:
+                    out[sel] = self.run.scalar(name, f0, f1, env_ids=ids, stride=stride)
+                except CorruptChunkError as e2:
+                    self.warn_corrupt(e2, f"scalar {name!r}, frames {f0}..{f1 - 1}")
+            return out
+
+
+def _scan(a: int, b: int, step: int = _SCAN_FRAMES) -> Iterator[tuple[int, int]]:
+    for x in range(a, b, step):
+        yield x, min(b, x + step)
+
+
+def _episode_ranges(
+    reader: ScalarReader, ids: np.ndarray, window: tuple[int, int], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, stops) of each env's k-th episode starting in the window; -1 where none."""
+    s, e = window
+    n = len(ids)
+    count = np.zeros(n, np.int64)
+    starts = np.full(n, -1, np.int64)
+    stops = np.full(n, -1, np.int64)
+    prev = None
+    for a, b in _scan(s, e):
+        ep = reader.read("episode", a, b, ids)
+        change = np.empty(ep.shape, bool)
+        if prev is None:
+            first_step = reader.read("episode_step", s, s + 1, ids)[0]
+            change[0] = first_step == 0
+        else:
+            change[0] = ep[0] != prev
+        change[1:] = ep[1:] != ep[:-1]
+        prev = ep[-1]
+        for j in np.flatnonzero(change.any(axis=0)):
+            for r in np.flatnonzero(change[:, j]):
+                f = a + int(r)
+                if starts[j] >= 0 and stops[j] < 0:
+                    stops[j] = f
+                if count[j] == k:
+                    starts[j] = f
+                count[j] += 1
+        if np.all(stops >= 0):
+            break
+    stops[(starts >= 0) & (stops < 0)] = e
+    return starts, stops
+
+
+def _env_stats(
+    reader: ScalarReader,
+    ids: np.ndarray,
+    starts: np.ndarray,
+    stops: np.ndarray,
+    *,
+    score: str | None,
+    stat: str,
+    flags: tuple[str, ...],
+    success: str | None,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Per env: the score reduced over [start, stop) and whether each flag was ever set."""
+    n = len(ids)
+    total = np.zeros(n)
+    count = np.zeros(n)
+    best = np.full(n, -np.inf) if stat == "max" else np.full(n, np.inf)
+    final = np.full(n, np.nan)
+    anyflag = {f: np.zeros(n, bool) for f in flags}
+    lo, hi = int(starts.min()), int(stops.max())
+    for a, b in _scan(lo, hi):
+        frames = np.arange(a, b)[:, None]
+        inside = (frames >= starts[None, :]) & (frames < stops[None, :])
+        if not inside.any():
+            continue
+        if score is not None:
+            v = reader.read(score, a, b, ids).astype(np.float64)
+            m = inside & ~np.isnan(v)
+            total += np.where(m, v, 0.0).sum(axis=0)
+            count += m.sum(axis=0)
+            if stat == "max":
+                best = np.maximum(best, np.where(m, v, -np.inf).max(axis=0))
+            elif stat == "min":
+                best = np.minimum(best, np.where(m, v, np.inf).min(axis=0))
+            last = stops - 1
+            here = (last >= a) & (last < b)
+            final[here] = v[last[here] - a, np.flatnonzero(here)]
+        for f in flags:
+            v = reader.read(f, a, b, ids)
+            hit = inside & (np.nan_to_num(v.astype(np.float64)) > 0.5)
+            if f == "terminated" and success is not None:
+                ok = reader.read(success, a, b, ids).astype(np.float64)
+                hit &= np.nan_to_num(ok) > 0.5
+            anyflag[f] |= hit.any(axis=0)
+    if stat == "final":
+        scores = final
+    elif stat in ("mean", "sum"):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scores = total / count if stat == "mean" else np.where(count > 0, total, np.nan)
+    else:
+        scores = np.where(np.isfinite(best), best, np.nan)
+    return scores, anyflag
+
+
+def _sort_key(scores: np.ndarray, descending: bool) -> Callable[[int], tuple]:
+    def key(i: int) -> tuple:
+        v = scores[i]
+        if np.isnan(v):
+            return (1, 0.0)
+        return (0, -v if descending else v)
+
+    return key
+
+
+def _pages(envs: tuple[int, ...], page_size: int | None) -> tuple[tuple[int, ...], ...]:
+    """``envs`` cut into pages of ``page_size`` (all on one page for None), in order."""
+    size = min(page_size or len(envs), len(envs))
+    return tuple(envs[i : i + size] for i in range(0, len(envs), size))
+
+
+def plan_render(
+    run: Run,
+    layout: Layout,
+    *,
+    skip_bad: bool = False,
+    fps_cap: float | None = None,
+    messages: list[str] | None = None,
+) -> Plan:
+    """Resolve ``layout`` against ``run``: check every name and range, choose and order envs.
+
+    Args:
+        run: the open run.
+        layout: the layout.
+        skip_bad: read corrupt scalar chunks as NaN with a warning instead of raising.
+            Defaults to False.
+        fps_cap: highest output fps (GIF); above it frames are skipped (stride multiplied) and a
+            warning says so. Defaults to None.
+        messages: a list that collects warning texts. Defaults to None.
+
+    Raises:
+        ValueError: unknown env ids, scalars or clip, a bad time window, an empty selection, or
+            a global view / markers the run cannot provide.
+        CorruptChunkError: a scalar chunk cannot be read and ``skip_bad`` is False.
+    """
+    msgs: list[str] = messages if messages is not None else []
+    reader = ScalarReader(run, skip_bad=skip_bad, messages=msgs)
+    n_envs = run.num_envs
+    known = _scalar_names(run)
+
+    # names first: they are cheap to check and the most common mistake
+    ids_given = layout.env_ids
+    if ids_given is not None:
+        bad = [i for i in ids_given if i >= n_envs]
+        if bad:
+            raise ValueError(
+                f"envs {layout.envs!r}: env ids {bad[:10]} are not in this run (it has envs "
+                f"0..{n_envs - 1})"
+            )
+    ranking = layout.top_k is not None or layout.bottom_k is not None
+    if (ranking or layout.order != "given") and layout.score not in known:
+        raise ValueError(
+            f"score {layout.score!r} is not a scalar of this run; it has {list(known)}"
+        )
+    success = None
+    if layout.only == "succeeded":
+        if layout.success_scalar not in run.scalar_names:
+            raise ValueError(
+                f"only='succeeded' needs a {layout.success_scalar!r} scalar (> 0.5 on success), "
+                f"but this run's scalars are {list(run.scalar_names)}; record one, set "
+                "success_scalar, or use only='terminated'"
+            )
+        success = layout.success_scalar
+    label = layout.label_template
+    if label is not None:
+        label.check(label_samples(run))
+    if layout.global_view != "none":
+        if not run.has_global:
+            raise ValueError(
+                f"global_view={layout.global_view!r}, but {run.url} was recorded without a "
+                "global camera; use global_view='none'"
+            )
+    if layout.markers:
+        cams = run.cameras
+        missing = [
+            what
+            for what, ok in (
+                ("env origins", run.env_origins is not None),
+                (
+                    "a global camera pose",
+                    cams.global_pose is not None or cams.global_pose_per_frame,
+                ),
+                ("global camera intrinsics", cams.global_intrinsics is not None),
+            )
+            if not ok
+        ]
+        if missing:
+            raise ValueError(
+                f"markers=True needs {', '.join(missing)} in the store, and {run.url} has none; "
+                "use markers=False"
+            )
+
+    window = time_window(run, layout)
+    stride = layout.stride
+    fps = float(layout.fps or run.fps)
+    if fps_cap is not None and fps > fps_cap + 1e-9:
+        k = math.ceil(fps / fps_cap - 1e-9)
+        _warn(
+            msgs,
+            f"{fps:g} fps is above the {fps_cap:g} fps this format plays; keeping every {k}th "
+            f"frame at {fps / k:g} fps (same duration)",
+        )
+        stride, fps = stride * k, fps / k
+
+    cand = np.array(ids_given if ids_given is not None else range(n_envs), np.int64)
+    starts = np.full(len(cand), window[0], np.int64)
+    stops = np.full(len(cand), window[1], np.int64)
+    if layout.episode is not None:
+        starts, stops = _episode_ranges(reader, cand, window, layout.episode)
+        missing = cand[starts < 0]
+        keep = starts >= 0
+        if missing.size:
+            _warn(
+                msgs,
+                f"envs {missing[:10].tolist()}{'...' if missing.size > 10 else ''} have no "
+                f"episode {layout.episode} starting in frames {window[0]}..{window[1] - 1}; "
+                "left out",
+            )
+        cand, starts, stops = cand[keep], starts[keep], stops[keep]
+        if cand.size == 0:
+            raise ValueError(
+                f"no env of envs={layout.envs!r} has an episode {layout.episode} starting in "
+                f"frames {window[0]}..{window[1] - 1}; choose a smaller episode or a longer "
+                "window"
+            )
+
+    scores = None
+    need_score = ranking or layout.order != "given"
+    flags: tuple[str, ...] = ()
+    if layout.only is not None:
+        flags = ("terminated",) if layout.only == "succeeded" else (layout.only,)
+    if need_score or flags:
+        scores, anyflag = _env_stats(
+            reader,
+            cand,
+            starts,
+            stops,
+            score=layout.score if need_score else None,
+            stat=layout.score_stat,
+            flags=flags,
+            success=success,
+        )
+        if flags:
+            keep = anyflag[flags[0]]
+            if not keep.any():
+                what = {
+                    "terminated": "terminated",
+                    "truncated": "was truncated (timed out)",
+                    "succeeded": f"terminated with {layout.success_scalar} > 0.5",
+                }
+                raise ValueError(
+                    f"no env of envs={layout.envs!r} {what[layout.only]} in frames "
+                    f"{window[0]}..{window[1] - 1}; nothing to render with only={layout.only!r}"
+                )
+            cand, starts, stops, scores = cand[keep], starts[keep], stops[keep], scores[keep]
+
+    order = list(range(len(cand)))
+    if ranking:
+        top = layout.top_k is not None
+        k = layout.top_k if top else layout.bottom_k
+        ranked = sorted(order, key=_sort_key(scores, descending=top))
+        chosen = set(ranked[:k])
+        order = [i for i in order if i in chosen]
+    if layout.order != "given":
+        order = sorted(order, key=_sort_key(scores, descending=layout.order == "descending"))
+
+    envs = tuple(int(cand[i]) for i in order)
+    if not envs:
+        raise ValueError(f"the layout selects no env (envs={layout.envs!r})")
+    if layout.columns and layout.rows:
+        page_size = layout.page_size or layout.columns * layout.rows
+    else:
+        page_size = layout.page_size or len(envs)
+    pages = _pages(envs, page_size)
+    page_size = len(pages[0])
+    if layout.global_view == "only":
+        pages, page_size = (envs,), len(envs)
+
+    needed: list[str] = []
+    if label is not None:
+        needed += [f for f in label.fields if f not in _FRAME_FIELDS]
+    if layout.border > 0:
+        for name in ("terminated", "truncated", "stale"):
+            if getattr(layout, f"{name}_color") is not None:
+                needed.append(name)
+    return Plan(
+        envs=envs,
+        pages=pages,
+        page_size=page_size,
+        starts=tuple(int(starts[i]) for i in order),
+        stops=tuple(int(stops[i]) for i in order),
+        stride=stride,
+        fps=fps,
+        window=window,
+        episode_mode=layout.episode is not None,
+        label=label,
+        scalars_needed=tuple(dict.fromkeys(needed)),
+        scores=None if scores is None else tuple(float(scores[i]) for i in order),
+        warnings=tuple(msgs),
+    )

@@ -1,0 +1,294 @@
+"""Streaming: cut the output into blocks of time, read each block's tiles, prefetch in a thread.
+
+The output of one page is cut into jobs of consecutive output frames aligned to the store's time
+blocks (a chunk is decoded once). A job's tiles are read in small env groups (``TileBatch``) and
+composed straight into a canvas block, so at most one group of raw tiles exists at a time. A
+thread fills the next canvas block while the encoder consumes the current one (two buffers), so
+memory is two canvas blocks plus one group, whatever the length of the run.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from envreel.schemas import CorruptChunkError, Run
+
+from ._select import Plan, ScalarReader
+
+__all__ = ["Job", "TileBatch", "BlockReader", "Prefetcher"]
+
+BLOCK_BYTES = 128 << 20
+"""Largest canvas block (output frames composed at once); two exist at a time."""
+GROUP_BYTES = 4 << 20
+"""Largest group of raw env frames read at once."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """Output frames ``[o0, o1)`` of page ``page``."""
+
+    page: int
+    o0: int
+    o1: int
+
+    def __len__(self) -> int:
+        return self.o1 - self.o0
+
+
+@dataclass
+class TileBatch:
+    """Tiles of some envs of a page over some rows of a job.
+
+    Attributes:
+        slots: slot of each env on the page.
+        envs: env ids.
+        rows: (first, stop) rows of the job's block these frames fill.
+        frames: (rows, len(envs), H, W, 3) uint8 store frames.
+        bad: per env, True when its frames could not be read (skip_bad: show a placeholder).
+        store_frames: (rows,) store frame index of each row.
+        scalars: name -> (rows, len(envs)) values (NaN where unreadable).
+        frame_values: "step" / "time" -> (rows,) values, when a label needs them.
+        last_rows: per env, the row holding its last frame in this job, or -1.
+    """
+
+    slots: list[int]
+    envs: list[int]
+    rows: tuple[int, int]
+    frames: np.ndarray
+    bad: list[bool]
+    store_frames: np.ndarray
+    scalars: dict[str, np.ndarray]
+    frame_values: dict[str, np.ndarray]
+    last_rows: list[int]
+
+
+class BlockReader:
+    """Reads what a page needs, one job (block of output frames) at a time.
+
+    Args:
+        run: the open run.
+        plan: the resolved plan.
+        skip_bad: unreadable chunks become placeholders (with a warning) instead of errors.
+        scalars: the scalar reader (shares skip_bad and the warning list).
+        frame_fields: frame values the labels need: a subset of ("step", "time").
+        canvas_bytes: bytes of one output frame (sets the job length).
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        plan: Plan,
+        *,
+        skip_bad: bool,
+        scalars: ScalarReader,
+        frame_fields: tuple[str, ...],
+        canvas_bytes: int,
+        block_bytes: int = BLOCK_BYTES,
+        group_bytes: int = GROUP_BYTES,
+    ):
+        self.run, self.plan, self.skip_bad = run, plan, skip_bad
+        self.scalars = scalars
+        self.frame_fields = frame_fields
+        h, w = run.env_frame_shape
+        self.env_bytes = h * w * 3
+        self.max_rows = max(1, block_bytes // max(1, canvas_bytes))
+        self.group_bytes = group_bytes
+
+    # ---- jobs -----------------------------------------------------------------------------------
+    def jobs(self, page: int) -> list[Job]:
+        """The page's output frames cut into blocks aligned to the store's time blocks."""
+        n = self.plan.page_frames(page)
+        bf, stride = self.run.block_frames, self.plan.stride
+        s0 = self.plan.window[0] if not self.plan.episode_mode else None
+
+        def block(o: int) -> int:
+            return (s0 + o * stride) // bf
+
+        jobs, o0 = [], 0
+        while o0 < n:
+            o1 = min(n, o0 + self.max_rows)
+            if s0 is not None and stride < bf and o1 < n and block(o1) == block(o1 - 1):
+                # end the job where a store block starts, so no chunk is decoded twice
+                o = o1 - 1
+                while o > o0 and block(o) == block(o - 1):
+                    o -= 1
+                if o > o0:
+                    o1 = o
+            jobs.append(Job(page, o0, o1))
+            o0 = o1
+        return jobs
+
+    # ---- tiles ----------------------------------------------------------------------------------
+    def batches(self, job: Job) -> Iterator[TileBatch]:
+        """The job's tiles, in groups of envs sharing a frame range, at most ``group_bytes``."""
+        plan = self.plan
+        page = plan.pages[job.page]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for slot, env in enumerate(page):
+            groups.setdefault(plan.track(env), []).append(slot)
+        for (s, e), slots in groups.items():
+            length = len(range(s, e, plan.stride))
+            r1 = min(job.o1, length) - job.o0
+            if r1 <= 0:
+                continue
+            per_group = max(1, self.group_bytes // (self.env_bytes * r1))
+            for i in range(0, len(slots), per_group):
+                sub = slots[i : i + per_group]
+                yield self._read(job, s, length, r1, sub, [page[k] for k in sub])
+
+    def _read(
+        self, job: Job, s: int, length: int, rows: int, slots: list[int], envs: list[int]
+    ) -> TileBatch:
+        stride = self.plan.stride
+        fa = s + job.o0 * stride
+        fb = s + (job.o0 + rows - 1) * stride + 1
+        bad = [False] * len(envs)
+        try:
+            frames = self.run.env_frames(envs, fa, fb, stride=stride)
+        except CorruptChunkError:
+            if not self.skip_bad:
+                raise
+            h, w = self.run.env_frame_shape
+            frames = np.zeros((rows, len(envs), h, w, 3), np.uint8)
+            for j, env in enumerate(envs):
+                try:
+                    frames[:, j] = self.run.env_frames([env], fa, fb, stride=stride)[:, 0]
+                except CorruptChunkError as exc:
+                    bad[j] = True
+                    self.scalars.warn_corrupt(
+                        exc, f"env {env}, frames {fa}..{fb - 1}: shown as a placeholder tile"
+                    )
+        scalars = {
+            name: self.scalars.read(name, fa, fb, envs, stride=stride)
+            for name in self.plan.scalars_needed
+        }
+        frame_values = {}
+        for name in self.frame_fields:
+            key = "sim_time" if name == "time" else name
+            try:
+                frame_values[name] = self.run.frame_values(key, fa, fb, stride=stride)
+            except CorruptChunkError as exc:
+                if not self.skip_bad:
+                    raise
+                self.scalars.warn_corrupt(exc, f"frame {key}, frames {fa}..{fb - 1}")
+                frame_values[name] = np.full(rows, np.nan)
+        last = length - 1 - job.o0
+        return TileBatch(
+            slots=slots,
+            envs=envs,
+            rows=(0, rows),
+            frames=frames,
+            bad=bad,
+            store_frames=np.arange(fa, fb, stride),
+            scalars=scalars,
+            frame_values=frame_values,
+            last_rows=[last if 0 <= last < rows else -1] * len(envs),
+        )
+
+    def global_frames(self, job: Job) -> tuple[np.ndarray | None, int, int]:
+        """(frames or None when unreadable, first store frame, stop) of the job's global view."""
+        s = self.plan.window[0]
+        stride = self.plan.stride
+        fa = s + job.o0 * stride
+        fb = s + (job.o1 - 1) * stride + 1
+        try:
+            return self.run.global_frames(fa, fb, stride=stride), fa, fb
+        except CorruptChunkError as exc:
+            if not self.skip_bad:
+                raise
+            self.scalars.warn_corrupt(exc, f"global view, frames {fa}..{fb - 1}: placeholder")
+            return None, fa, fb
+
+
+class Prefetcher:
+    """Fills buffers for a list of jobs in a thread, one job ahead of the consumer.
+
+    ``fill(job, buffer)`` composes a job into a buffer view of ``len(job)`` frames; iterating
+    yields ``(job, view)`` in order. A view is valid until the next item is requested. Errors in
+    the thread are raised in the consumer; closing stops the thread.
+
+    Args:
+        jobs: the jobs, in output order.
+        fill: composes one job into a buffer of shape (len(job), H, W, 3).
+        make_buffer: returns a new buffer of the largest job's length.
+        n_buffers: buffers in the ring (2: one being filled while one is consumed).
+        threaded: use a thread; False runs ``fill`` inline (for tests and debugging).
+    """
+
+    _DONE = object()
+
+    def __init__(
+        self,
+        jobs: list[Job],
+        fill: Callable[[Job, np.ndarray], None],
+        make_buffer: Callable[[], np.ndarray],
+        *,
+        n_buffers: int = 2,
+        threaded: bool = True,
+    ):
+        self.jobs, self.fill, self.make_buffer = jobs, fill, make_buffer
+        self.n_buffers, self.threaded = n_buffers, threaded
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __iter__(self) -> Iterator[tuple[Job, np.ndarray]]:
+        if not self.threaded:
+            buf = self.make_buffer() if self.jobs else None
+            for job in self.jobs:
+                view = buf[: len(job)]
+                self.fill(job, view)
+                yield job, view
+            return
+        free: queue.Queue = queue.Queue()
+        ready: queue.Queue = queue.Queue()
+        made = 0
+
+        def work() -> None:
+            nonlocal made
+            try:
+                for job in self.jobs:
+                    buf = None
+                    while buf is None:
+                        if self._stop.is_set():
+                            return
+                        if made < self.n_buffers and free.empty():
+                            buf = self.make_buffer()
+                            made += 1
+                            break
+                        try:
+                            buf = free.get(timeout=0.1)
+                        except queue.Empty:
+                            continue
+                    view = buf[: len(job)]
+                    self.fill(job, view)
+                    ready.put((job, buf, view))
+                ready.put(self._DONE)
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                ready.put(exc)
+
+        self._thread = threading.Thread(target=work, name="envreel-prefetch", daemon=True)
+        self._thread.start()
+        try:
+            while True:
+                item = ready.get()
+                if item is self._DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                job, buf, view = item
+                yield job, view
+                free.put(buf)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the thread (it finishes the job in hand) and wait for it."""
+        self._stop.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=60)
+        self._thread = None

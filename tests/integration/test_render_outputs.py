@@ -1,0 +1,427 @@
+"""render() end to end: decode every output and check what each tile shows."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from envreel.render import Layout, RenderResult, contact_sheet, render, render_envs
+from envreel.render._compose import compute_geometry
+from envreel.schemas import open_run
+from PIL import Image
+from render_fixtures import (
+    decode_video,
+    env_frame,
+    episode_length,
+    global_frame,
+    make_store,
+    psnr,
+    read_pngs,
+    tile,
+)
+
+H, W = 64, 96
+N, T = 6, 40
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return make_store(
+        tmp_path_factory.mktemp("render") / "run.zarr",
+        num_envs=N,
+        frames=T,
+        shape=(H, W),
+        block_frames=8,
+        fps=20.0,
+    )
+
+
+@pytest.fixture(scope="module")
+def gstore(tmp_path_factory):
+    return make_store(
+        tmp_path_factory.mktemp("render") / "glob.zarr",
+        num_envs=4,
+        frames=24,
+        shape=(H, W),
+        block_frames=8,
+        global_shape=(60, 80),
+        cameras=True,
+        scalar_names=("success", "score"),
+        clips=[(0, 10), (3, 14)],
+    )
+
+
+PLAIN = dict(label=None, border=0)
+
+
+def geometry(store_path, layout, num_tiles):
+    run = open_run(store_path)
+    return compute_geometry(
+        layout,
+        num_tiles=num_tiles,
+        env_shape=run.env_frame_shape,
+        global_shape=run.global_frame_shape,
+    )
+
+
+# ---- formats -----------------------------------------------------------------------------------
+def test_mp4_frames_size_fps_and_tiles(store, tmp_path):
+    lay = Layout(columns=3, **PLAIN)
+    res = render(store, lay, tmp_path / "out.mp4")
+    assert isinstance(res, RenderResult) and res.paths == (tmp_path / "out.mp4",)
+    frames, rate = decode_video(res.path)
+    assert frames.shape == (T, res.height, res.width, 3)
+    assert (res.width, res.height, res.fps, res.frames) == (292, 130, 20.0, (T,))
+    assert rate == pytest.approx(20.0)
+    g = geometry(store, lay, N)
+    for t in (0, 1, 17, T - 1):
+        for slot, env in enumerate(range(N)):
+            got = tile(frames[t], g, slot)
+            assert psnr(got, env_frame(env, t, H, W)) >= 30, (t, env)
+    # and not some other frame or env: the match is specific
+    assert psnr(tile(frames[5], g, 0), env_frame(0, 9, H, W)) < 30
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_png_folder_is_exact(store, tmp_path):
+    lay = Layout(envs="5,0-2", columns=2, gap=3, background="#102030", **PLAIN)
+    res = render(store, lay, tmp_path / "frames")
+    frames = read_pngs(tmp_path / "frames")
+    assert frames.shape == (T, res.height, res.width, 3)
+    g = geometry(store, lay, 4)
+    for t in range(0, T, 7):
+        for slot, env in enumerate((5, 0, 1, 2)):
+            assert np.array_equal(tile(frames[t], g, slot), env_frame(env, t, H, W))
+    assert np.all(frames[0][:, W : W + 3] == (0x10, 0x20, 0x30))  # the gap is background
+
+
+def test_gif_is_close_with_fps_and_frame_count(store, tmp_path):
+    lay = Layout(columns=3, **PLAIN)
+    res = render(store, lay, tmp_path / "out.gif")
+    im = Image.open(res.path)
+    assert im.n_frames == T and im.size == (res.width, res.height)
+    durations = []
+    g = geometry(store, lay, N)
+    for t in range(T):
+        im.seek(t)
+        durations.append(im.info["duration"])
+        if t % 9 == 0:
+            frame = np.asarray(im.convert("RGB"))
+            for slot in range(N):
+                got, want = tile(frame, g, slot), env_frame(slot, t, H, W)
+                # 256 colours (fast octree, no dithering) for six hues: close, not exact
+                assert np.abs(got.astype(int) - want).mean() <= 10 and psnr(got, want) >= 25
+                other = env_frame((slot + 1) % N, t, H, W)
+                assert psnr(got, other) < psnr(got, want) - 5
+    assert sum(durations) == pytest.approx(T / 20 * 1000, abs=10)  # 50 ms per frame
+    frames, rate = decode_video(res.path)  # PyAV reads it too
+    assert len(frames) == T
+
+
+def test_gif_fps_and_size_caps_warn(store, tmp_path):
+    lay = Layout(columns=3, fps=120, scale=2.0, **PLAIN)
+    with pytest.warns(UserWarning) as rec:
+        res = render(store, lay, tmp_path / "fast.gif", gif_max_side=100)
+    msgs = " ".join(str(w.message) for w in rec)
+    assert "above the 50 fps" in msgs and "GIF downsized" in msgs
+    assert res.fps == pytest.approx(40.0) and res.frames == (T // 3 + 1,)
+    assert max(res.width, res.height) <= 100 and res.width % 2 == 0
+    assert len(res.warnings) == 2
+
+
+def test_scale_and_tile_size(store, tmp_path):
+    lay = Layout(envs="1", scale=2.0, **PLAIN)
+    render(store, lay, tmp_path / "big")
+    frames = read_pngs(tmp_path / "big")
+    assert frames.shape[1:3] == (2 * H, 2 * W)
+    assert np.array_equal(frames[3][::2, ::2], env_frame(1, 3, H, W))
+    res = render(store, Layout(envs="1", tile_size=(20, 30), **PLAIN), tmp_path / "small")
+    assert (res.height, res.width) == (20, 30)
+
+
+def test_output_size_limit_downscales_keeping_even(store, tmp_path):
+    res = render(
+        store, Layout(columns=3, max_width=101, max_height=1000, **PLAIN), tmp_path / "lim.mp4"
+    )
+    assert res.width <= 100 and res.width % 2 == 0 and res.height % 2 == 0
+    frames, _ = decode_video(res.path)
+    assert frames.shape[1:3] == (res.height, res.width)
+
+
+# ---- global view and markers -------------------------------------------------------------------
+@pytest.mark.parametrize("view", ["left", "right", "top", "bottom", "inset", "only"])
+def test_global_view_placement(gstore, tmp_path, view):
+    lay = Layout(columns=2, global_view=view, global_size=(60, 80), **PLAIN)
+    res = render(gstore, lay, tmp_path / f"g_{view}")
+    frames = read_pngs(tmp_path / f"g_{view}")
+    g = geometry(gstore, lay, 4)
+    gy, gx, gh, gw = g.global_rect
+    assert (gh, gw) == (60, 80)
+    for t in (0, 11):
+        assert np.array_equal(frames[t][gy : gy + gh, gx : gx + gw], global_frame(t, 60, 80))
+        if view not in ("inset", "only"):
+            for slot in range(4):
+                assert np.array_equal(tile(frames[t], g, slot), env_frame(slot, t, H, W))
+    assert res.frames == (24,)
+
+
+def test_markers_at_projected_origins(gstore, tmp_path):
+    from envreel.schemas.geometry import project_points
+
+    lay = Layout(global_view="only", markers=True, marker_color="#ff00ff", label=None)
+    render(gstore, lay, tmp_path / "m")
+    frame = read_pngs(tmp_path / "m")[0]
+    run = open_run(gstore)
+    pix, front = project_points(
+        run.env_origins, run.cameras.global_pose, run.cameras.global_intrinsics
+    )
+    assert front.all()
+    for u, v in pix:
+        y, x = int(v), int(u)
+        assert tuple(frame[y, x]) == (255, 0, 255), (u, v)
+    assert np.count_nonzero(np.all(frame == (255, 0, 255), axis=-1)) >= 4
+
+
+def test_markers_need_origins_and_cameras(tmp_path):
+    p = make_store(tmp_path / "nocam.zarr", num_envs=2, frames=8, global_shape=(20, 20))
+    with pytest.raises(ValueError, match="markers=True needs env origins"):
+        render(p, Layout(global_view="left", markers=True), tmp_path / "x.mp4")
+    assert not (tmp_path / "x.mp4").exists()
+
+
+# ---- pages -------------------------------------------------------------------------------------
+def test_pages_in_sequence(store, tmp_path):
+    lay = Layout(columns=2, rows=2, start=0, stop=10, **PLAIN)
+    res = render(store, lay, tmp_path / "seq")
+    frames = read_pngs(tmp_path / "seq")
+    assert res.frames == (20,) and frames.shape[0] == 20
+    g = geometry(store, lay, 4)
+    assert np.array_equal(tile(frames[3], g, 3), env_frame(3, 3, H, W))
+    assert np.array_equal(tile(frames[13], g, 1), env_frame(5, 3, H, W))  # page 2: envs 4, 5
+    assert np.all(tile(frames[13], g, 2) == 0)  # empty slot
+
+
+def test_pages_separate(store, tmp_path):
+    lay = Layout(envs="0-4", columns=2, rows=1, pages="separate", stop=8, **PLAIN)
+    res = render(store, lay, tmp_path / "pages.mp4")
+    assert [p.name for p in res.paths] == ["pages_p000.mp4", "pages_p001.mp4", "pages_p002.mp4"]
+    frames, _ = decode_video(res.paths[2])
+    g = geometry(store, lay, 2)
+    assert frames.shape[0] == 8
+    assert psnr(tile(frames[4], g, 0), env_frame(4, 4, H, W)) >= 30
+
+
+# ---- time --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "fields, first, count",
+    [
+        (dict(start=5, stop=17), 5, 12),
+        (dict(start=105, stop=117, unit="step"), 5, 12),
+        (dict(start=5.25, stop=5.8, unit="second"), 5, 11),  # sim_time = step / 20
+        (dict(start=30), 30, 10),
+        (dict(start=3, stop=20, stride=4), 3, 5),
+    ],
+)
+def test_time_window(store, tmp_path, fields, first, count):
+    lay = Layout(envs="2", **PLAIN, **fields)
+    res = render(store, lay, tmp_path / "w")
+    frames = read_pngs(tmp_path / "w")
+    assert frames.shape[0] == count == res.frames[0]
+    stride = fields.get("stride", 1)
+    for i in (0, count - 1):
+        assert np.array_equal(frames[i], env_frame(2, first + i * stride, H, W))
+
+
+def test_clip_and_fps_override(gstore, tmp_path):
+    res = render(gstore, Layout(envs="1", clip=3, fps=7.5, **PLAIN), tmp_path / "clip.mp4")
+    frames, rate = decode_video(res.path)
+    assert frames.shape[0] == 14 and rate == pytest.approx(7.5)
+    assert psnr(frames[0], env_frame(1, 10, H, W)) >= 30
+    res = render(gstore, Layout(envs="1", clip=3, start=2, stop=4, **PLAIN), tmp_path / "c2")
+    assert np.array_equal(read_pngs(tmp_path / "c2")[0], env_frame(1, 12, H, W))
+
+
+# ---- episode mode ------------------------------------------------------------------------------
+def test_episode_mode_staggered_resets(store, tmp_path):
+    k = 1
+    lay = Layout(episode=k, columns=3, dim=0.5, **PLAIN)
+    res = render(store, lay, tmp_path / "ep")
+    frames = read_pngs(tmp_path / "ep")
+    lengths = [episode_length(e) for e in range(N)]
+    assert res.frames[0] == max(lengths) == frames.shape[0]
+    g = geometry(store, lay, N)
+    for env in range(N):
+        start = k * lengths[env]  # env e's episode 1 starts at frame k * (7 + e)
+        for t in (0, 3, lengths[env] - 1):
+            assert np.array_equal(tile(frames[t], g, env), env_frame(env, start + t, H, W))
+        last = env_frame(env, start + lengths[env] - 1, H, W)
+        for t in range(lengths[env], res.frames[0]):  # held, dimmed
+            held = tile(frames[t], g, env).astype(int)
+            assert np.abs(held - (last.astype(int) * 128 >> 8)).max() <= 1
+
+
+def test_episode_mode_window_and_missing_episode(store, tmp_path):
+    # in frames 20..39, env 0 (episodes of 7) has episodes starting at 21, 28, 35
+    res = render(store, Layout(envs="0,5", episode=2, start=20, **PLAIN), tmp_path / "e2")
+    frames = read_pngs(tmp_path / "e2")
+    g = geometry(store, Layout(envs="0,5", **PLAIN), 2)
+    assert np.array_equal(tile(frames[0], g, 0), env_frame(0, 35, H, W))
+    # env 5 (episodes of 12, starts 24, 36): episode 2 would start at 48 > 39: left out
+    assert res.envs == (0,)
+    assert any("have no episode 2" in w for w in res.warnings)
+    # over the whole run, env 5's episodes start at 0, 12, 24, 36: there is no episode 4
+    with pytest.raises(ValueError, match="no env of envs='5' has an episode 4"):
+        render(store, Layout(envs="5", episode=4, **PLAIN), tmp_path / "none.mp4")
+    assert not (tmp_path / "none.mp4").exists()
+
+
+# ---- selection and order -----------------------------------------------------------------------
+def test_selection_top_bottom_only_order(gstore, store, tmp_path):
+    # reward = e * 0.1 + f * 0.01: higher env id, higher reward
+    res = render(store, Layout(top_k=2, order="descending", **PLAIN), tmp_path / "t")
+    assert res.envs == (5, 4)
+    res = render(store, Layout(bottom_k=3, **PLAIN), tmp_path / "b")
+    assert res.envs == (0, 1, 2)
+    res = render(
+        store, Layout(envs="3,1,4", order="ascending", score_stat="final", **PLAIN), tmp_path / "o"
+    )
+    assert res.envs == (1, 3, 4)
+    # even envs terminate, odd envs are truncated (every episode fits in 40 frames)
+    res = render(store, Layout(only="terminated", **PLAIN), tmp_path / "term")
+    assert res.envs == (0, 2, 4)
+    res = render(store, Layout(only="timed_out", **PLAIN), tmp_path / "trunc")
+    assert res.envs == (1, 3, 5)
+    # succeeded: terminated with success > 0.5 (success = env % 3 == 0): env 0 only
+    res = render(gstore, Layout(only="succeeded", **PLAIN), tmp_path / "succ")
+    assert res.envs == (0,)
+    res = render(
+        gstore, Layout(top_k=1, score="score", score_stat="max", **PLAIN), tmp_path / "score"
+    )
+    assert res.envs == (3,)
+    frames = read_pngs(tmp_path / "t")
+    g = geometry(store, Layout(**PLAIN), 2)
+    assert np.array_equal(tile(frames[0], g, 0), env_frame(5, 0, H, W))
+
+
+def test_only_with_no_match_is_an_error(store, tmp_path):
+    with pytest.raises(ValueError, match="no env of envs='0-5' terminated in frames 0..4"):
+        render(store, Layout(envs="0-5", only="terminated", stop=5), tmp_path / "x.mp4")
+
+
+# ---- labels and borders ------------------------------------------------------------------------
+def test_labels_are_drawn_from_a_template(store, tmp_path):
+    lay = Layout(
+        envs="0,1",
+        columns=2,
+        label="{env} r={reward:.2f} s{step}",
+        label_background="#000000",
+        label_color="#ffffff",
+        border=0,
+    )
+    render(store, lay, tmp_path / "lab")
+    frames = read_pngs(tmp_path / "lab")
+    g = geometry(store, lay, 2)
+    t0 = tile(frames[0], g, 0)
+    raw = env_frame(0, 0, H, W)
+    diff = np.any(t0 != raw, axis=-1)
+    assert diff[:12, :].any() and not diff[20:, :].any()  # label in the top-left corner only
+    assert (t0[:12] == 255).all(axis=-1).any()  # white text
+    # the text changes with the step: the label region differs between frames
+    assert not np.array_equal(tile(frames[0], g, 0)[:12], tile(frames[1], g, 0)[:12])
+
+
+def test_label_cache_draws_each_text_once(store):
+    from envreel.render._compose import LabelCache
+
+    cache = LabelCache(11, (255, 255, 255), (0, 0, 0))
+    a = cache.get("env 3")
+    assert cache.get("env 3") is a and cache.rendered == 1
+    cache.get("env 4")
+    assert cache.rendered == 2
+
+
+def test_borders_on_terminated_truncated_and_stale_frames(store, tmp_path):
+    lay = Layout(
+        envs="0,1",
+        columns=2,
+        label=None,
+        border=2,
+        border_hold=1,
+        terminated_color="#ff0000",
+        truncated_color="#00ff00",
+        stale_color="#0000ff",
+    )
+    render(store, lay, tmp_path / "bord")
+    frames = read_pngs(tmp_path / "bord")
+    g = geometry(store, lay, 2)
+    # env 0: episodes of 7 -> terminated at frame 6, stale at 7 (a new flag wins)
+    assert tuple(tile(frames[6], g, 0)[0, 5]) == (255, 0, 0)
+    assert tuple(tile(frames[7], g, 0)[0, 5]) == (0, 0, 255)
+    assert tuple(tile(frames[8], g, 0)[0, 5]) == (0, 0, 255)  # held one more frame
+    assert np.array_equal(tile(frames[9], g, 0), env_frame(0, 9, H, W))
+    assert np.array_equal(tile(frames[5], g, 0), env_frame(0, 5, H, W))
+    # env 1: episodes of 8 -> truncated at frame 7
+    assert tuple(tile(frames[7], g, 1)[H - 1, 5]) == (0, 255, 0)
+
+
+# ---- contact sheet -----------------------------------------------------------------------------
+def test_contact_sheet(store, tmp_path):
+    lay = Layout(envs="0,3", label=None, border=0, gap=1)
+    p = contact_sheet(store, tmp_path / "sheet.png", lay, num_times=4)
+    img = np.asarray(Image.open(p).convert("RGB"))
+    g = compute_geometry(lay.replace(columns=4, rows=2), num_tiles=8, env_shape=(H, W))
+    assert img.shape == (g.height, g.width, 3)
+    times = np.linspace(0, T - 1, 4).round().astype(int)
+    for row, env in enumerate((0, 3)):
+        for col, f in enumerate(times):
+            assert np.array_equal(tile(img, g, row * 4 + col), env_frame(env, int(f), H, W))
+    with pytest.raises(ValueError, match="must end in .png"):
+        contact_sheet(store, tmp_path / "sheet.jpg")
+    p2 = contact_sheet(store, tmp_path / "sheet2.png")  # default label: env and step
+    assert Image.open(p2).size[0] > 0
+
+
+# ---- per-env videos ----------------------------------------------------------------------------
+def test_render_envs_parallel(store, tmp_path):
+    lay = Layout(envs="1,4", stop=12, **PLAIN)
+    paths = render_envs(store, tmp_path / "per_env", lay, workers=2)
+    assert [p.name for p in paths] == ["env_0001.mp4", "env_0004.mp4"]
+    for p, env in zip(paths, (1, 4), strict=True):
+        frames, rate = decode_video(p)
+        assert frames.shape == (12, H, W, 3) and rate == pytest.approx(20.0)
+        assert psnr(frames[6], env_frame(env, 6, H, W)) >= 30
+
+
+def test_render_envs_gif_with_selection_and_names(store, tmp_path):
+    paths = render_envs(
+        store,
+        tmp_path / "gifs",
+        Layout(top_k=2, stop=4, **PLAIN),
+        suffix=".gif",
+        name="best_{env:02d}",
+        workers=1,
+    )
+    assert sorted(p.name for p in paths) == ["best_04.gif", "best_05.gif"]
+    with pytest.raises(ValueError, match="label template"):
+        render_envs(store, tmp_path / "x", name="{env.__class__}")
+
+
+def test_progress_bar_on_stderr_only_when_asked(store, tmp_path, capsys):
+    render(store, Layout(envs="0", stop=4), tmp_path / "p1.mp4", progress=True)
+    assert "4/4 frames" in capsys.readouterr().err
+    render(store, Layout(envs="0", stop=4), tmp_path / "p2.mp4")  # not a TTY: silent
+    assert capsys.readouterr().err == ""
+
+
+def test_no_prefetch_gives_identical_frames(store, tmp_path):
+    lay = Layout(columns=3, label="{env} {reward:.2f}")
+    render(store, lay, tmp_path / "a", prefetch=True)
+    render(store, lay, tmp_path / "b", prefetch=False)
+    assert np.array_equal(read_pngs(tmp_path / "a"), read_pngs(tmp_path / "b"))
+
+
+def test_no_warnings_on_a_clean_render(store, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        render(store, Layout(), tmp_path / "clean.mp4")

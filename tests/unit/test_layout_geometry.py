@@ -1,0 +1,213 @@
+"""Layout maths under property-based tests: pages, grid geometry, size limits, resizing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from envreel.render import Layout
+from envreel.render._compose import Resizer, compute_geometry, grid_shape
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+VIEWS = ("none", "left", "right", "top", "bottom", "inset", "only")
+
+
+def _rects_overlap(a, b) -> bool:
+    ay, ax, ah, aw = a
+    by, bx, bh, bw = b
+    return ay < by + bh and by < ay + ah and ax < bx + bw and bx < ax + aw
+
+
+@st.composite
+def layouts(draw):
+    n = draw(st.integers(1, 300))
+    view = draw(st.sampled_from(VIEWS))
+    columns = draw(st.one_of(st.none(), st.integers(1, 40)))
+    rows = draw(st.one_of(st.none(), st.integers(1, 40)))
+    if columns and rows:
+        n = min(n, columns * rows)
+    lay = Layout(
+        columns=columns,
+        rows=rows,
+        aspect=draw(st.floats(0.2, 5.0)),
+        gap=draw(st.integers(0, 12)),
+        scale=draw(st.sampled_from([0.5, 1.0, 1.5, 2.0])),
+        tile_size=draw(st.one_of(st.none(), st.tuples(st.integers(1, 300), st.integers(1, 300)))),
+        global_view=view,
+        global_size=draw(st.one_of(st.none(), st.tuples(st.integers(8, 900), st.integers(8, 900)))),
+        inset_fraction=draw(st.floats(0.05, 1.0)),
+        inset_corner=draw(
+            st.sampled_from(["top-left", "top-right", "bottom-left", "bottom-right"])
+        ),
+        max_width=draw(st.integers(64, 4096)),
+        max_height=draw(st.integers(64, 4096)),
+    )
+    env_shape = (draw(st.integers(8, 256)), draw(st.integers(8, 256)))
+    global_shape = (draw(st.integers(16, 1080)), draw(st.integers(16, 1920)))
+    return lay, n, env_shape, global_shape
+
+
+@settings(max_examples=400, deadline=None)
+@given(layouts())
+def test_geometry_properties(case):
+    lay, n, env_shape, global_shape = case
+    try:
+        g = compute_geometry(lay, num_tiles=n, env_shape=env_shape, global_shape=global_shape)
+    except ValueError as exc:
+        assert "cannot fit" in str(exc)
+        return
+    # output dimensions even and within the limit
+    assert g.width % 2 == 0 and g.height % 2 == 0
+    assert 2 <= g.width <= lay.max_width and 2 <= g.height <= lay.max_height
+    canvas = (0, 0, g.height, g.width)
+    if lay.global_view != "only":
+        assert g.slots >= n and len(g.tiles) == g.slots
+        if lay.columns:
+            assert g.columns == lay.columns
+        if lay.rows:
+            assert g.rows == lay.rows
+        rects = [g.tile_rect(i) for i in range(g.slots)]
+        for r in rects:  # inside the canvas
+            y, x, h, w = r
+            assert y >= 0 and x >= 0 and y + h <= g.height and x + w <= g.width
+        # tiles never overlap: a grid with distinct top-left corners at >= tile pitch
+        ys = sorted({y for y, _ in g.tiles})
+        xs = sorted({x for _, x in g.tiles})
+        assert len(ys) == g.rows and len(xs) == g.columns
+        assert all(b - a >= g.tile_height for a, b in zip(ys, ys[1:], strict=False))
+        assert all(b - a >= g.tile_width for a, b in zip(xs, xs[1:], strict=False))
+    if lay.global_view == "none":
+        assert g.global_rect is None
+    else:
+        gr = g.global_rect
+        assert gr is not None and gr[2] >= 1 and gr[3] >= 1
+        assert gr[0] >= 0 and gr[1] >= 0 and gr[0] + gr[2] <= g.height
+        assert gr[1] + gr[3] <= g.width
+        if lay.global_view not in ("inset", "only"):
+            # beside the grid: no tile under the global view
+            assert not any(_rects_overlap(gr, g.tile_rect(i)) for i in range(g.slots))
+        if lay.global_view == "inset":  # inside the grid's area
+            grid_h = max(y for y, _ in g.tiles) + g.tile_height
+            grid_w = max(x for _, x in g.tiles) + g.tile_width
+            gy, gx, gh, gw = gr
+            assert gy + gh <= grid_h and gx + gw <= grid_w
+    assert _rects_overlap(canvas, canvas)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(1, 500),
+    aspect=st.floats(0.1, 10.0),
+    th=st.integers(1, 200),
+    tw=st.integers(1, 200),
+    gap=st.integers(0, 10),
+)
+def test_auto_grid_holds_every_tile_without_an_empty_row(n, aspect, th, tw, gap):
+    c, r = grid_shape(n, aspect=aspect, tile_shape=(th, tw), gap=gap)
+    assert c * r >= n
+    assert c * (r - 1) < n  # the last row is not empty
+    assert 1 <= c <= n
+
+
+def test_auto_grid_examples():
+    assert grid_shape(64, aspect=1.0, tile_shape=(128, 128)) == (8, 8)
+    assert grid_shape(16, aspect=1.0, tile_shape=(128, 128)) == (4, 4)
+    assert grid_shape(16, aspect=16 / 9, tile_shape=(128, 128)) == (6, 3)
+    assert grid_shape(1) == (1, 1)
+    assert grid_shape(10, columns=3) == (3, 4)
+    assert grid_shape(10, rows=3) == (4, 3)
+    with pytest.raises(ValueError, match="holds 4 tiles, not 5"):
+        grid_shape(5, columns=2, rows=2)
+
+
+def test_geometry_exact_grid():
+    g = compute_geometry(Layout(columns=8, gap=0), num_tiles=64, env_shape=(128, 128))
+    assert (g.width, g.height, g.tile_width, g.factor) == (1024, 1024, 128, 1.0)
+    g = compute_geometry(Layout(columns=3, gap=2), num_tiles=6, env_shape=(32, 48))
+    assert (g.height, g.width) == (66, 148)
+    assert g.tiles[:4] == ((0, 0), (0, 50), (0, 100), (34, 0))
+
+
+def test_geometry_limit_scales_down_and_keeps_even():
+    g = compute_geometry(
+        Layout(columns=32, gap=1, max_width=1001, max_height=1001),
+        num_tiles=1024,
+        env_shape=(128, 128),
+    )
+    assert g.width <= 1000 and g.height <= 1000 and g.width % 2 == 0 and g.factor < 1
+    assert g.tile_width == g.tile_height < 128
+
+
+def test_geometry_global_views():
+    lay = Layout(columns=4, gap=2, global_view="left")
+    g = compute_geometry(lay, num_tiles=16, env_shape=(64, 64), global_shape=(100, 200))
+    assert g.global_rect == (0, 0, 262, 524)
+    assert g.tiles[0] == (0, 526)
+    g = compute_geometry(
+        lay.replace(global_view="top"), num_tiles=16, env_shape=(64, 64), global_shape=(100, 200)
+    )
+    assert g.global_rect == (0, 0, 131, 262) and g.tiles[0] == (133, 0)
+    g = compute_geometry(
+        lay.replace(global_view="only"), num_tiles=16, env_shape=(64, 64), global_shape=(100, 200)
+    )
+    assert (g.height, g.width, g.slots) == (100, 200, 0)
+    with pytest.raises(ValueError, match="needs a run with a global camera"):
+        compute_geometry(lay, num_tiles=4, env_shape=(8, 8))
+
+
+def test_geometry_cannot_fit():
+    with pytest.raises(ValueError, match="cannot fit"):
+        compute_geometry(
+            Layout(columns=100, gap=0, max_width=64, max_height=64),
+            num_tiles=10000,
+            env_shape=(8, 8),
+        )
+
+
+# ---- pages -------------------------------------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(
+    ids=st.lists(st.integers(0, 999), unique=True, min_size=1, max_size=200),
+    page=st.one_of(st.none(), st.integers(1, 64)),
+)
+def test_every_env_appears_exactly_once_across_pages(ids, page):
+    from envreel.render._select import _pages
+
+    pages = _pages(tuple(ids), page)
+    flat = [e for p in pages for e in p]
+    assert flat == ids
+    size = page or len(ids)
+    assert all(1 <= len(p) <= size for p in pages)
+    assert all(len(p) == size for p in pages[:-1])
+    for p in pages:  # once per page
+        assert len(set(p)) == len(p)
+    assert len(pages) == math.ceil(len(ids) / size)
+
+
+# ---- resizing ----------------------------------------------------------------------------------
+def test_resizer_modes():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (2, 3, 8, 12, 3), dtype=np.uint8)
+    same = Resizer((8, 12), (8, 12))
+    assert same(img) is img
+    up = Resizer((8, 12), (16, 24))
+    assert up.mode == "repeat"
+    out = up(img)
+    assert out.shape == (2, 3, 16, 24, 3)
+    assert np.array_equal(out[:, :, ::2, ::2], img)
+    flat = np.full((1, 8, 12, 3), 77, np.uint8)
+    for dst in ((5, 7), (13, 30), (4, 6)):
+        r = Resizer((8, 12), dst)
+        assert r.mode == "filter"
+        assert np.all(r(flat) == 77)  # weights sum to one: flat stays flat
+        assert r(img).shape == (2, 3, *dst, 3)
+
+
+@given(src=st.integers(1, 64), dst=st.integers(1, 64), value=st.integers(0, 255))
+def test_resizer_filter_preserves_constant_images(src, dst, value):
+    assume(src != dst)
+    r = Resizer((src, src + 1), (dst, dst + 2))
+    out = r(np.full((1, src, src + 1, 3), value, np.uint8))
+    assert np.all(out == value)
