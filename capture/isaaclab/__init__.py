@@ -1,18 +1,28 @@
-"""Isaac Lab adapter: envreel's cameras in an Isaac Lab scene, and the poses to record.
+"""Isaac Lab adapter: envreel's cameras in an Isaac Lab scene, and a wrapper that records them.
 
-Isaac Lab is imported only when a camera is added to a scene config; importing this package,
-building the configs and computing poses or intrinsics work without it.
+Isaac Lab is imported only when a camera is added to a scene config or an env is wrapped;
+importing this package, building the configs and computing poses or intrinsics work without it.
+``RecordEnvs`` and ``RecorderCfg`` are loaded on first use (they import gymnasium and the
+recorder).
 
 Example:
-    A training script adds the cameras to the scene config before the env is built::
+    A training script adds the cameras to the scene config before the env is built, and wraps
+    the env right after::
 
-        from envreel.capture.isaaclab import EnvCameraCfg, add_env_camera, add_global_camera
+        from envreel.capture.isaaclab import (
+            EnvCameraCfg, RecordEnvs, RecorderCfg, add_env_camera, add_global_camera
+        )
 
         env_cfg = parse_env_cfg(task, num_envs=64)
         env_cam = add_env_camera(env_cfg.scene, EnvCameraCfg(width=160, height=120))
         global_cam = add_global_camera(env_cfg.scene)  # auto-framed over the env grid
         env = gym.make(task, cfg=env_cfg)
+        env = RecordEnvs(
+            env, "runs/task.zarr", RecorderCfg(env_camera=env_cam, global_camera=global_cam)
+        )
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._cfg import EnvCameraCfg, GlobalCameraCfg
 from ._scene import (
@@ -24,9 +34,14 @@ from ._scene import (
     grid_env_origins,
 )
 
+if TYPE_CHECKING:
+    from ._wrapper import RecordEnvs, RecorderCfg
+
 __all__ = [
     "EnvCameraCfg",
     "GlobalCameraCfg",
+    "RecordEnvs",
+    "RecorderCfg",
     "add_env_camera",
     "add_global_camera",
     "camera_intrinsics",
@@ -34,3 +49,18 @@ __all__ = [
     "global_camera_pose",
     "grid_env_origins",
 ]
+
+_LAZY = ("RecordEnvs", "RecorderCfg")
+
+
+def __getattr__(name: str) -> Any:
+    # The wrapper imports gymnasium (~0.2 s) and the recorder: only when asked for.
+    if name in _LAZY:
+        from . import _wrapper
+
+        return getattr(_wrapper, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,859 @@
+"""``RecordEnvs``: a gymnasium wrapper that records an Isaac Lab env's cameras into a run store.
+
+After every ``step()`` (and the ``reset()`` that starts the run) the wrapper hands the per-env
+camera's ``rgb`` output, the optional global camera's, and the step's rewards, done flags and
+episode steps to a :class:`envreel.capture.Recorder`, which copies them (one batched copy per
+input, asynchronous for CUDA tensors) and writes compressed blocks on a background thread. The
+static facts a renderer needs (env origins, camera poses and intrinsics, fps, Isaac Lab version
+and renderer, rank) are read from the env once, when the wrapper is made.
+
+What it reads, through any wrapper depth (``env.unwrapped``, called ``U`` below):
+
+* frames: ``U.scene.sensors[<camera>].data.output["rgb"]``, (N, H, W, 3) uint8 on the sim
+  device; a ``ProxyArray`` in Isaac Lab 3.0 (``.torch`` is used, zero-copy), a tensor in 2.x.
+  It is a strided view of ``rgba`` that the next render overwrites; the recorder copies it before
+  ``step()`` returns to the caller;
+* per step: the returned reward, terminated and truncated (N,), ``U.common_step_counter`` (the
+  stored step) and ``U.episode_length_buf`` (the stored episode step);
+* once: ``U.scene.env_origins``, ``U.step_dt``, the cameras' ``intrinsic_matrices``,
+  ``pos_w``/``quat_w_opengl`` (every step when the camera's ``update_latest_camera_pose`` is on),
+  ``U.cfg.num_rerenders_on_reset``.
+
+Episodes and stale frames: Isaac Lab resets finished envs inside ``step()``, after the cameras
+rendered. Unless ``num_rerenders_on_reset > 0`` the frame of a reset env still shows the last
+state of the finished episode: it is stored with ``stale=True``, the finished episode's index and
+its last episode step (``episode_length_buf`` before the step + 1); the new episode shows from the
+next frame. With re-renders, the frame shows the new episode's first state (episode step 0).
+
+The frame of ``reset()``: recorded by default (``RecorderCfg.record_reset``) as frame 0 of every
+env's episode 0, at ``U.common_step_counter`` (0 for a new env), so each episode is recorded from
+its first observation and the stored episode steps equal ``episode_length_buf`` throughout. Isaac
+Lab 3.0 renders in ``reset()`` only when ``num_rerenders_on_reset > 0``, so without re-renders the
+frame is marked stale (it may show the scene before the reset, or nothing). Isaac Lab envs are
+reset once; a later ``reset()`` whose step counter did not advance is passed through unrecorded.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from envreel.schemas import CODECS, geometry
+
+from .._frames import is_torch
+from .._windows import Windows
+from ..recorder import DEFAULT_MAX_QUEUE_BYTES, Recorder, RecorderStats
+from ._cfg import EnvCameraCfg, GlobalCameraCfg, _check_name
+from ._scene import (
+    _as_numpy,
+    _import_isaaclab,
+    _installed_isaaclab_version,
+    camera_intrinsics,
+    env_camera_poses,
+    global_camera_pose,
+)
+
+
+class _PlainWrapper:
+    """The part of ``gymnasium.Wrapper`` that Isaac Lab's RL wrappers use, where gymnasium is
+    missing (it comes with Isaac Lab, so only outside it)."""
+
+    env: Any
+
+    @property
+    def unwrapped(self) -> Any:
+        return self.env.unwrapped
+
+    @property
+    def observation_space(self) -> Any:
+        return self.env.observation_space
+
+    @property
+    def action_space(self) -> Any:
+        return self.env.action_space
+
+    @property
+    def metadata(self) -> Any:
+        return self.env.metadata
+
+    @property
+    def render_mode(self) -> Any:
+        return self.env.render_mode
+
+    @property
+    def spec(self) -> Any:
+        return getattr(self.env, "spec", None)
+
+    def render(self) -> Any:
+        return self.env.render()
+
+
+try:
+    import gymnasium as _gym
+
+    _WrapperBase: type = _gym.Wrapper
+except ImportError:
+    _gym = None
+    _WrapperBase = _PlainWrapper
+
+__all__ = ["RecordEnvs", "RecorderCfg"]
+
+DEFAULT_GLOBAL_CAMERA = GlobalCameraCfg.name
+"""Name of the scene camera recorded as the global view when ``RecorderCfg.global_camera`` is
+None (the default name of :func:`envreel.capture.isaaclab.add_global_camera`)."""
+
+_BLOCK_CHOICES = (32, 16, 8, 4, 2, 1)
+_POSE_ATOL_M = 1e-3  # float32 sim positions of envs kilometres apart differ by < 1e-4 m
+_ROTATION_ATOL = 1e-3
+_RANK_SUFFIX = "_rank{rank}"
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# config
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RecorderCfg:
+    """What :class:`RecordEnvs` records, when, and how the store is written.
+
+    Example:
+        >>> cfg = RecorderCfg(video_length=200, video_interval=2000)
+        >>> cfg.env_camera, cfg.record_reset
+        ('envreel_cam', True)
+    """
+
+    env_camera: EnvCameraCfg | str = EnvCameraCfg.name
+    """The per-env camera to record: the name of a camera in ``env.unwrapped.scene.sensors``,
+    or the :class:`EnvCameraCfg` returned by ``add_env_camera`` (its name finds the camera and its
+    offsets give exact float64 poses, checked against the sensor's own). A name alone takes the
+    poses from the sensor's ``pos_w`` and ``quat_w_opengl``. Defaults to "envreel_cam"."""
+
+    global_camera: GlobalCameraCfg | str | None = None
+    """The global (bird's-eye) camera: a scene camera name, or the :class:`GlobalCameraCfg`
+    returned by ``add_global_camera``. None records the camera named "envreel_global" if the
+    scene has one, and no global view otherwise. Defaults to None."""
+
+    video_length: int | None = None
+    """Steps per recording window; None records every step (one clip). Defaults to None."""
+
+    video_interval: int | None = None
+    """Steps from the start of one window to the next (at least ``video_length``); None with
+    ``video_length`` records one window. Defaults to None."""
+
+    step_offset: int = 0
+    """First step (``common_step_counter``) that may be recorded; windows start here.
+    Defaults to 0."""
+
+    frame_stride: int = 1
+    """Record every ``frame_stride``-th step inside a window. Defaults to 1."""
+
+    record_reset: bool = True
+    """Record the frame of ``reset()`` (the first observation) as episode step 0 of every env.
+    Defaults to True."""
+
+    all_ranks: bool = False
+    """Under torchrun (``WORLD_SIZE`` > 1): record every rank, rank r into its own store named
+    ``<stem>_rank<r><suffix>`` beside ``url`` (``runs/a.zarr`` -> ``runs/a_rank1.zarr``); False
+    records rank 0 only, into ``url``, and the other ranks pass through untouched.
+    Defaults to False."""
+
+    fps: float | None = None
+    """Playback frames per second; None uses ``round(1 / env.unwrapped.step_dt)``.
+    Defaults to None."""
+
+    quat_order: str | None = None
+    """Quaternion order of the camera sensors' ``quat_w_*`` ("xyzw" for Isaac Lab 3.x, "wxyz"
+    for 2.x); None asks the installed Isaac Lab. Defaults to None."""
+
+    block_frames: int | None = None
+    """Frames per store block (unit of compression and commit); None picks the largest of 32,
+    16, 8, 4, 2, 1 for which three blocks fit in ``max_queue_bytes``. Defaults to None."""
+
+    max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
+    """Host memory for frames waiting to be written (page-locked for CUDA frames), bytes;
+    256 MiB by default. Defaults to 268435456."""
+
+    codec: str = "zstd"
+    """Compressor: "zstd", "blosc-lz4", "gzip" or "none". Defaults to "zstd"."""
+
+    on_full: str = "block"
+    """When the writer falls behind: "block" waits (back-pressure on the training loop),
+    "drop" drops the frame and counts it in the store. Defaults to "block"."""
+
+    on_error: str = "warn"
+    """When writing fails: "warn" warns once, counts the error and keeps training; "raise"
+    raises at the next step or at ``close()``. Defaults to "warn"."""
+
+    overwrite: bool = False
+    """Replace an existing store at the URL. Defaults to False."""
+
+    metadata: dict = field(default_factory=dict)
+    """Free-form JSON metadata stored with the run (e.g. the experiment name). Defaults to {}."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks every field.
+
+        Raises:
+            TypeError: If a field has the wrong type (the message names it).
+            ValueError: If a field has a bad value.
+        """
+        if isinstance(self.env_camera, str):
+            _check_name(self.env_camera, "RecorderCfg.env_camera")
+        elif isinstance(self.env_camera, EnvCameraCfg):
+            self.env_camera.validate()
+        else:
+            raise TypeError(
+                "RecorderCfg.env_camera must be a scene camera name or an EnvCameraCfg, got "
+                f"{_short(self.env_camera)}"
+            )
+        if isinstance(self.global_camera, str):
+            _check_name(self.global_camera, "RecorderCfg.global_camera")
+        elif isinstance(self.global_camera, GlobalCameraCfg):
+            self.global_camera.validate()
+        elif self.global_camera is not None:
+            raise TypeError(
+                "RecorderCfg.global_camera must be None, a scene camera name or a "
+                f"GlobalCameraCfg, got {_short(self.global_camera)}"
+            )
+        if _camera_name(self.global_camera) == _camera_name(self.env_camera):
+            raise ValueError(
+                "RecorderCfg.env_camera and global_camera name the same camera "
+                f"{_camera_name(self.env_camera)!r}"
+            )
+        try:
+            Windows(
+                video_length=self.video_length,
+                video_interval=self.video_interval,
+                step_offset=self.step_offset,
+                frame_stride=self.frame_stride,
+            )
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"RecorderCfg: {exc}") from None
+        for name in ("record_reset", "all_ranks", "overwrite"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(
+                    f"RecorderCfg.{name} must be True or False, got {_short(getattr(self, name))}"
+                )
+        if self.fps is not None and (
+            isinstance(self.fps, bool)
+            or not isinstance(self.fps, numbers.Real)
+            or not math.isfinite(self.fps)
+            or self.fps <= 0
+        ):
+            raise ValueError(f"RecorderCfg.fps must be None or a positive number, got {self.fps!r}")
+        if self.quat_order not in (None, *geometry.QUAT_ORDERS):
+            raise ValueError(
+                f"RecorderCfg.quat_order must be None, 'xyzw' or 'wxyz', got {self.quat_order!r}"
+            )
+        if self.block_frames is not None and (
+            isinstance(self.block_frames, bool)
+            or not isinstance(self.block_frames, numbers.Integral)
+            or self.block_frames < 1
+        ):
+            raise ValueError(
+                "RecorderCfg.block_frames must be None or a positive int, got "
+                f"{self.block_frames!r}"
+            )
+        if (
+            isinstance(self.max_queue_bytes, bool)
+            or not isinstance(self.max_queue_bytes, numbers.Integral)
+            or self.max_queue_bytes <= 0
+        ):
+            raise ValueError(
+                "RecorderCfg.max_queue_bytes must be a positive int (bytes), got "
+                f"{self.max_queue_bytes!r}"
+            )
+        for name, allowed in (
+            ("codec", CODECS),
+            ("on_full", ("block", "drop")),
+            ("on_error", ("warn", "raise")),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"RecorderCfg.{name} must be one of {allowed}, got {getattr(self, name)!r}"
+                )
+        if not isinstance(self.metadata, dict):
+            raise TypeError(
+                f"RecorderCfg.metadata must be a dict of JSON values, got {_short(self.metadata)}"
+            )
+
+
+def _camera_name(camera: EnvCameraCfg | GlobalCameraCfg | str | None) -> str | None:
+    if camera is None or isinstance(camera, str):
+        return camera
+    return camera.name
+
+
+# ---------------------------------------------------------------------------------------------
+# torchrun
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Ranks:
+    rank: int
+    world_size: int
+    local_rank: int
+
+
+def _env_int(name: str, default: int, environ: Any) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(
+            f"environment variable {name}={raw!r} must be an integer (torchrun sets it)"
+        ) from None
+    if value < 0:
+        raise ValueError(f"environment variable {name}={raw!r} must be >= 0")
+    return value
+
+
+def _ranks(environ: Any = None) -> _Ranks:
+    """This process's place in a torchrun job, from ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``."""
+    environ = os.environ if environ is None else environ
+    world_size = _env_int("WORLD_SIZE", 1, environ)
+    rank = _env_int("RANK", 0, environ)
+    local_rank = _env_int("LOCAL_RANK", 0, environ)
+    if world_size < 1:
+        raise ValueError(f"environment variable WORLD_SIZE={world_size} must be >= 1")
+    if rank >= world_size:
+        raise ValueError(f"environment variable RANK={rank} must be below WORLD_SIZE={world_size}")
+    return _Ranks(rank, world_size, local_rank)
+
+
+def _rank_url(url: str | os.PathLike, rank: int) -> str | Path:
+    """``url`` with ``_rank<r>`` inserted before the suffix of its last component."""
+    suffix = _RANK_SUFFIX.format(rank=rank)
+    if isinstance(url, os.PathLike):
+        path = Path(url)
+        return path.with_name(path.stem + suffix + path.suffix)
+    if not isinstance(url, str):
+        raise TypeError(
+            "recording every rank (RecorderCfg.all_ranks) needs a path or URL to derive one "
+            f"store per rank from, got {type(url).__name__}"
+        )
+    head, sep, query = url.partition("?")
+    scheme, _, path = head.rpartition("://")
+    match = re.fullmatch(r"(.*/)?([^/]+?)(\.[^./]+)?", path.rstrip("/"))
+    if match is None:
+        raise ValueError(f"cannot derive a per-rank store name from url {url!r}")
+    prefix, stem, ext = match.group(1) or "", match.group(2), match.group(3) or ""
+    scheme = scheme + "://" if scheme else ""
+    return scheme + prefix + stem + suffix + ext + sep + query
+
+
+# ---------------------------------------------------------------------------------------------
+# reading the env
+# ---------------------------------------------------------------------------------------------
+
+
+def _tensor(value: Any) -> Any:
+    """The torch tensor of an Isaac Lab 3.0 ProxyArray; anything else unchanged."""
+    if is_torch(value) or isinstance(value, np.ndarray):
+        return value
+    proxied = getattr(value, "torch", None)
+    return value if proxied is None else proxied
+
+
+def _cameras_in(scene: Any) -> dict[str, Any]:
+    sensors = getattr(scene, "sensors", None) or {}
+    return {
+        name: sensor
+        for name, sensor in sensors.items()
+        if hasattr(getattr(getattr(sensor, "data", None), "output", None), "keys")
+    }
+
+
+def _find_camera(scene: Any, name: str, what: str) -> Any:
+    cameras = _cameras_in(scene)
+    if name not in cameras:
+        raise ValueError(
+            f"the scene has no camera {name!r} for the {what} (cameras: {sorted(cameras)}); add "
+            "it to the scene config before gym.make (add_env_camera / add_global_camera) and run "
+            "with --enable_cameras"
+        )
+    camera = cameras[name]
+    if "rgb" not in camera.data.output:
+        raise ValueError(
+            f"camera {name!r} has no 'rgb' output (outputs: {sorted(camera.data.output)}); add "
+            "'rgb' to its data_types"
+        )
+    return camera
+
+
+def _rgb(camera: Any) -> Any:
+    return _tensor(camera.data.output["rgb"])
+
+
+def _image_shape(camera: Any, name: str, count: int | None) -> tuple[int, int]:
+    rgb = _rgb(camera)
+    shape = tuple(int(d) for d in rgb.shape)
+    if len(shape) != 4 or shape[-1] not in (3, 4):
+        raise ValueError(
+            f"camera {name!r} rgb output must be (num_instances, height, width, 3), got {shape}"
+        )
+    if count is not None and shape[0] != count:
+        raise ValueError(
+            f"camera {name!r} has {shape[0]} instances, but the env has {count} envs: the "
+            "per-env camera must live under {ENV_REGEX_NS}/ (one per env)"
+        )
+    if count is None and shape[0] != 1:
+        raise ValueError(
+            f"camera {name!r} has {shape[0]} instances; the global camera must be a single "
+            "camera outside the env namespace (e.g. /World/envreel_global)"
+        )
+    return shape[1], shape[2]
+
+
+def _live_pose(camera: Any) -> bool:
+    return bool(getattr(getattr(camera, "cfg", None), "update_latest_camera_pose", False))
+
+
+def _sensor_poses(camera: Any, order: str) -> np.ndarray | None:
+    """(K, 4, 4) float64 camera-to-world from ``pos_w`` and ``quat_w_opengl``, or None."""
+    data = camera.data
+    pos, quat = getattr(data, "pos_w", None), getattr(data, "quat_w_opengl", None)
+    if pos is None or quat is None:
+        return None
+    pos = _as_numpy(_tensor(pos), "pos_w")
+    quat = _as_numpy(_tensor(quat), "quat_w_opengl")
+    if pos.ndim != 2 or pos.shape[1] != 3 or quat.shape != (pos.shape[0], 4):
+        return None
+    if not np.all(np.linalg.norm(quat, axis=-1) > 1e-6):
+        return None  # not initialised yet
+    return geometry.pose_matrix(pos, geometry.quat_to_rotation(quat, order=order))
+
+
+def _live_poses(camera: Any, order: str) -> Any:
+    """(K, 4, 4) camera-to-world float64 on the sensor's device: elementwise ops, no sync."""
+    pos = _tensor(camera.data.pos_w)
+    quat = _tensor(camera.data.quat_w_opengl)
+    if isinstance(pos, np.ndarray):
+        return geometry.pose_matrix(pos, geometry.quat_to_rotation(quat, order=order))
+    import torch
+
+    q = quat.double()
+    q = q / q.norm(dim=-1, keepdim=True)
+    if order == "xyzw":
+        x, y, z, w = q.unbind(-1)
+    else:
+        w, x, y, z = q.unbind(-1)
+    zero, one = torch.zeros_like(x), torch.ones_like(x)
+    p = pos.double()
+    rows = [
+        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w), p[..., 0],
+        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w), p[..., 1],
+        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y), p[..., 2],
+        zero, zero, zero, one,
+    ]  # fmt: skip
+    return torch.stack(rows, dim=-1).reshape(*x.shape, 4, 4)
+
+
+def _intrinsics(camera: Any, cfg: EnvCameraCfg | GlobalCameraCfg | None) -> np.ndarray | None:
+    k = getattr(camera.data, "intrinsic_matrices", None)
+    if k is not None:
+        k = _as_numpy(_tensor(k), "intrinsic_matrices")
+        if k.ndim == 3 and k.shape[1:] == (3, 3) and np.all(np.isfinite(k)) and k[:, 0, 0].all():
+            return k
+    return None if cfg is None else camera_intrinsics(cfg)
+
+
+def _poses_agree(a: np.ndarray, b: np.ndarray) -> tuple[bool, float, float]:
+    dt = float(np.max(np.abs(a[..., :3, 3] - b[..., :3, 3])))
+    dr = float(np.max(np.abs(a[..., :3, :3] - b[..., :3, :3])))
+    scale = float(np.max(np.abs(b[..., :3, 3]), initial=1.0))
+    return dt <= _POSE_ATOL_M * max(1.0, scale / 1000.0) and dr <= _ROTATION_ATOL, dt, dr
+
+
+def _checked_poses(from_cfg: np.ndarray, camera: Any, order: str, name: str) -> np.ndarray:
+    """Config poses, unless the sensor reports the camera elsewhere (then the sensor's)."""
+    sensed = _sensor_poses(camera, order)
+    if sensed is None or sensed.shape != from_cfg.shape:
+        return from_cfg
+    ok, dt, dr = _poses_agree(from_cfg, sensed)
+    if ok:
+        return from_cfg
+    warnings.warn(
+        f"envreel: camera {name!r} is not where its config puts it (up to {dt:.3g} m and "
+        f"{dr:.3g} in rotation apart, e.g. env origins placed by a terrain generator); "
+        "recording the sensor's own pos_w / quat_w_opengl poses instead",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return sensed
+
+
+def _renderer(camera: Any, major: int) -> str | None:
+    cfg = getattr(camera, "cfg", None)
+    renderer_cfg = getattr(cfg, "renderer_cfg", None)
+    if renderer_cfg is not None:
+        kind = getattr(renderer_cfg, "renderer_type", None)
+        return str(kind) if kind else type(renderer_cfg).__name__
+    kind = getattr(cfg, "renderer_type", None)
+    if kind:
+        return str(kind)
+    return "isaac_rtx" if major < 3 else "default"
+
+
+def _num_rerenders(unwrapped: Any) -> int:
+    cfg = getattr(unwrapped, "cfg", None)
+    n = getattr(cfg, "num_rerenders_on_reset", None)
+    if n is None:  # Isaac Lab < 2.1: a bool
+        n = 1 if getattr(cfg, "rerender_on_reset", False) else 0
+    return int(n)
+
+
+def _auto_block_frames(frame_bytes: int, max_queue_bytes: int) -> int:
+    for b in _BLOCK_CHOICES:
+        if 3 * b * frame_bytes * 1.05 <= max_queue_bytes:
+            return b
+    return 1
+
+
+def _where(cond: Any, a: Any, b: Any) -> Any:
+    """``a`` where ``cond`` else ``b``, for torch tensors or NumPy arrays (no torch import)."""
+    if isinstance(b, np.ndarray):
+        return np.where(cond, a, b)
+    return b.where(~cond, a)
+
+
+def _copy(x: Any) -> Any:
+    return x.copy() if isinstance(x, np.ndarray) else x.clone()
+
+
+# ---------------------------------------------------------------------------------------------
+# the wrapper
+# ---------------------------------------------------------------------------------------------
+
+
+class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
+    """Records what every env of an Isaac Lab env sees into an envreel run store.
+
+    Wrap the env right after ``gym.make`` (before the RL library's wrapper); the cameras must
+    have been added to the scene config before the env was built. Each ``step()`` starts one
+    batched copy of the frames and values and returns; compression and disk I/O happen on a
+    background thread. ``close()`` (or ``env.close()`` of any outer wrapper) flushes the store.
+
+    Under torchrun (``WORLD_SIZE`` > 1) rank 0 records into ``url`` and other ranks pass
+    through, unless ``cfg.all_ranks``; the store records the rank, the world size and the global
+    id of local env 0 (``rank * num_envs``).
+
+    Args:
+        env: An Isaac Lab env (``ManagerBasedRLEnv`` or ``DirectRLEnv``), possibly wrapped.
+        url: Where the store goes: a local path or an fsspec URL (``s3://``, ``memory://``...).
+        cfg: What to record and how. Defaults to None, meaning ``RecorderCfg()``.
+
+    Attributes:
+        recorder_cfg: The :class:`RecorderCfg` in use.
+        url: The store this process writes (``url``, or its per-rank name with
+            ``all_ranks``), or None where this rank does not record.
+
+    Raises:
+        ValueError: If a camera is missing or has the wrong number of instances, a torchrun
+            variable is malformed, or a setting is out of range (the message names it).
+        TypeError: If ``env`` is not an Isaac Lab-like env or ``cfg`` not a RecorderCfg.
+        FileExistsError: If a store exists at ``url`` and ``cfg.overwrite`` is False.
+        ImportError: If the quaternion order is needed but Isaac Lab cannot be imported and
+            ``cfg.quat_order`` is None.
+
+    Example:
+        >>> env_cfg = parse_env_cfg("Isaac-Cartpole-v0", num_envs=64)  # doctest: +SKIP
+        >>> add_env_camera(env_cfg.scene)  # doctest: +SKIP
+        >>> env = gym.make("Isaac-Cartpole-v0", cfg=env_cfg)  # doctest: +SKIP
+        >>> env = RecordEnvs(env, "runs/cartpole.zarr")  # doctest: +SKIP
+    """
+
+    def __init__(self, env: Any, url: str | os.PathLike, cfg: RecorderCfg | None = None) -> None:
+        if _gym is not None and isinstance(env, _gym.Env):
+            super().__init__(env)
+        else:  # a duck-typed env (tests, or no gymnasium): the attributes gym.Wrapper sets
+            self.env = env
+            self._action_space = self._observation_space = None
+            self._metadata = self._cached_spec = None
+        cfg = RecorderCfg() if cfg is None else cfg
+        if not isinstance(cfg, RecorderCfg):
+            raise TypeError(f"cfg must be a RecorderCfg, got {type(cfg).__name__}")
+        cfg.validate()
+        self.recorder_cfg = cfg
+        self._recorder: Recorder | None = None
+        self._last_step: int | None = None
+        self.url: str | Path | None = None
+
+        u = env.unwrapped
+        for attr in ("num_envs", "scene", "step_dt", "episode_length_buf", "common_step_counter"):
+            if not hasattr(u, attr):
+                raise TypeError(
+                    "RecordEnvs wraps Isaac Lab envs (ManagerBasedRLEnv, DirectRLEnv): "
+                    f"env.unwrapped ({type(u).__name__}) has no {attr!r}"
+                )
+        self._u = u
+        ranks = _ranks()
+        self._rank_info = ranks
+        if ranks.world_size > 1 and ranks.rank != 0 and not cfg.all_ranks:
+            return  # this rank passes through
+        url_here = _rank_url(url, ranks.rank) if cfg.all_ranks and ranks.world_size > 1 else url
+        self._setup(url_here, ranks)
+        self.url = url_here
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _setup(self, url: Any, ranks: _Ranks) -> None:
+        cfg, u = self.recorder_cfg, self._u
+        n = int(u.num_envs)
+        scene = u.scene
+        env_cfg = cfg.env_camera if isinstance(cfg.env_camera, EnvCameraCfg) else None
+        env_name = _camera_name(cfg.env_camera)
+        camera = _find_camera(scene, env_name, "per-env view")
+        env_shape = _image_shape(camera, env_name, n)
+
+        global_name = _camera_name(cfg.global_camera)
+        global_cfg = cfg.global_camera if isinstance(cfg.global_camera, GlobalCameraCfg) else None
+        if global_name is None and DEFAULT_GLOBAL_CAMERA in _cameras_in(scene):
+            global_name = DEFAULT_GLOBAL_CAMERA
+        gcamera = None
+        global_shape = None
+        if global_name is not None:
+            gcamera = _find_camera(scene, global_name, "global view")
+            global_shape = _image_shape(gcamera, global_name, None)
+
+        if cfg.quat_order is not None:
+            order, major = cfg.quat_order, 3 if cfg.quat_order == "xyzw" else 2
+        else:
+            try:
+                lab = _import_isaaclab()
+            except ImportError as exc:
+                raise ImportError(
+                    f"{exc}\nRecordEnvs asks Isaac Lab for the order of its camera quaternions; "
+                    "without it, set RecorderCfg(quat_order='xyzw') (3.x) or 'wxyz' (2.x)"
+                ) from exc
+            order, major = lab.quat_order, lab.major
+        try:
+            version = _installed_isaaclab_version()
+        except ImportError:
+            version = None
+
+        origins = _as_numpy(_tensor(scene.env_origins), "env.unwrapped.scene.env_origins")
+        if origins.shape != (n, 3):
+            raise ValueError(
+                f"env.unwrapped.scene.env_origins must have shape ({n}, 3), got {origins.shape}"
+            )
+
+        self._env_camera, self._global_camera = camera, gcamera
+        self._order = order
+        self._env_live = _live_pose(camera) or bool(env_cfg and env_cfg.update_latest_camera_pose)
+        self._global_live = gcamera is not None and _live_pose(gcamera)
+        env_poses = None
+        if not self._env_live:
+            if env_cfg is not None:
+                env_poses = _checked_poses(
+                    env_camera_poses(origins, env_cfg), camera, order, env_name
+                )
+            else:
+                env_poses = _sensor_poses(camera, order)
+        global_pose = None
+        if gcamera is not None and not self._global_live:
+            if global_cfg is not None:
+                pose = global_camera_pose(global_cfg, env_origins=origins)[None]
+                global_pose = _checked_poses(pose, gcamera, order, global_name)[0]
+            else:
+                sensed = _sensor_poses(gcamera, order)
+                global_pose = None if sensed is None else sensed[0]
+        env_k = _intrinsics(camera, env_cfg)
+        global_k = None
+        if gcamera is not None:
+            k = _intrinsics(gcamera, global_cfg)
+            global_k = None if k is None else k.reshape(-1, 3, 3)[0]
+
+        rerenders = _num_rerenders(u)
+        self._stale_on_reset = rerenders == 0
+        h, w = env_shape
+        frame_bytes = n * h * w * 3 + (global_shape[0] * global_shape[1] * 3 if global_shape else 0)
+        block_frames = cfg.block_frames
+        if block_frames is None:
+            block_frames = _auto_block_frames(frame_bytes, cfg.max_queue_bytes)
+            if block_frames < 8:
+                warnings.warn(
+                    f"envreel: one step of {n} envs × {h}×{w} frames is {frame_bytes / 1e6:.1f} "
+                    f"MB, so max_queue_bytes={cfg.max_queue_bytes} fits blocks of only "
+                    f"{block_frames} frame(s), which compress worse: raise "
+                    "RecorderCfg.max_queue_bytes or lower the camera resolution",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        spec = getattr(self.env, "spec", None)
+        source = {
+            "simulator": "isaaclab",
+            "isaaclab": version,
+            "renderer": _renderer(camera, major),
+            "task": getattr(spec, "id", None),
+            "env_class": type(u).__name__,
+            "env_camera": env_name,
+            "global_camera": global_name,
+            "num_rerenders_on_reset": rerenders,
+            "device": str(getattr(u, "device", "")),
+            "local_rank": ranks.local_rank,
+            "adapter": "envreel.capture.isaaclab.RecordEnvs",
+        }
+        self._recorder = Recorder(
+            url,
+            num_envs=n,
+            fps=cfg.fps,
+            step_dt=float(u.step_dt),
+            env_frame_shape=env_shape,
+            global_frame_shape=global_shape,
+            env_origins=origins,
+            env_camera_poses=env_poses,
+            env_intrinsics=env_k,
+            global_camera_pose=global_pose,
+            global_intrinsics=global_k,
+            source=source,
+            metadata=dict(cfg.metadata),
+            rank=ranks.rank,
+            world_size=ranks.world_size,
+            env_id_offset=ranks.rank * n,
+            quat_order=order,
+            env_pose_per_frame=self._env_live,
+            global_pose_per_frame=self._global_live,
+            codec=cfg.codec,
+            block_frames=int(block_frames),
+            max_queue_bytes=int(cfg.max_queue_bytes),
+            on_full=cfg.on_full,
+            on_error=cfg.on_error,
+            autoreset="same_step",
+            video_length=cfg.video_length,
+            video_interval=cfg.video_interval,
+            step_offset=cfg.step_offset,
+            frame_stride=cfg.frame_stride,
+            overwrite=cfg.overwrite,
+        )
+
+    # -- public --------------------------------------------------------------------------------
+
+    @property
+    def recorder(self) -> Recorder | None:
+        """The :class:`envreel.capture.Recorder` of this rank, or None where nothing is recorded
+        (ranks other than 0 without ``all_ranks``)."""
+        return self._recorder
+
+    @property
+    def is_recording(self) -> bool:
+        """Whether this process records (False on pass-through ranks and after ``close()``)."""
+        return self._recorder is not None and not self._recorder.closed
+
+    @property
+    def stats(self) -> RecorderStats | None:
+        """The recorder's counters (frames captured, dropped, written...), or None where this
+        rank does not record."""
+        return None if self._recorder is None else self._recorder.stats
+
+    def start_clip(self) -> None:
+        """Opens a new clip (manual clips, without ``video_length``); no-op where not recording."""
+        if self._recorder is not None:
+            self._recorder.start_clip()
+
+    def stop_clip(self) -> None:
+        """Closes the open clip: nothing is recorded until ``start_clip()``; no-op where not
+        recording."""
+        if self._recorder is not None:
+            self._recorder.stop_clip()
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None, **kwargs: Any):
+        """Resets the env and records its first frame (see the module doc).
+
+        Returns:
+            What the wrapped env's ``reset()`` returns: ``(obs, extras)``.
+        """
+        result = self.env.reset(seed=seed, options=options, **kwargs)
+        if self.is_recording and self.recorder_cfg.record_reset:
+            step = int(self._u.common_step_counter)
+            if self._last_step is None or step > self._last_step:
+                n = int(self._u.num_envs)
+                self._capture(
+                    step,
+                    stale=np.ones(n, bool) if self._stale_on_reset else None,
+                    episode_step=_tensor(self._u.episode_length_buf),
+                )
+        return result
+
+    def step(self, action: Any):
+        """Steps the env and records the frame it rendered.
+
+        Args:
+            action: Actions, (N, action_dim) on the env's device.
+
+        Returns:
+            What the wrapped env's ``step()`` returns: ``(obs, reward, terminated, truncated,
+            extras)``, unchanged.
+        """
+        if not self.is_recording:
+            return self.env.step(action)
+        u = self._u
+        # The stale frame of a reset env shows the finished episode's last step: length + 1.
+        before = _copy(_tensor(u.episode_length_buf)) if self._stale_on_reset else None
+        result = self.env.step(action)
+        _, reward, terminated, truncated, _ = result
+        step = int(u.common_step_counter)
+        if self._last_step is not None and step <= self._last_step:
+            warnings.warn(
+                f"envreel: env.unwrapped.common_step_counter went from {self._last_step} to "
+                f"{step}; steps must increase, so this frame is not recorded",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return result
+        terminated, truncated = _tensor(terminated), _tensor(truncated)
+        length = _tensor(u.episode_length_buf)
+        stale = None
+        episode_step = length
+        if self._stale_on_reset:
+            stale = terminated | truncated
+            episode_step = _where(stale, before + 1, length)
+        self._capture(
+            step,
+            reward=_tensor(reward),
+            terminated=terminated,
+            truncated=truncated,
+            stale=stale,
+            episode_step=episode_step,
+        )
+        return result
+
+    def close(self) -> None:
+        """Flushes and closes the store, then closes the wrapped env. Idempotent."""
+        try:
+            if self._recorder is not None:
+                self._recorder.close()
+        finally:
+            self.env.close()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _capture(self, step: int, **values: Any) -> None:
+        env_rgb = _rgb(self._env_camera)
+        global_rgb = None if self._global_camera is None else _rgb(self._global_camera)[0]
+        extra: dict[str, Any] = {}
+        if self._env_live:
+            extra["env_camera_poses"] = _live_poses(self._env_camera, self._order)
+        if self._global_live:
+            extra["global_camera_pose"] = _live_poses(self._global_camera, self._order)[0]
+        self._last_step = step
+        self._recorder.capture(env_rgb, global_rgb, step=step, **values, **extra)
