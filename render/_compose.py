@@ -532,7 +532,9 @@ class Composer:
             y, x = g.tiles[slot]
             rect = (y, x, th, tw)
             dst = out[r0:r1, y : y + th, x : x + tw]
-            dst[...] = self.placeholder if batch.bad[j] else tiles[:, j]
+            dst[...] = tiles[:, j]
+            if batch.bad[:, j].any():
+                dst[batch.bad[:, j]] = self.placeholder
             if lay.border > 0:
                 self._borders(batch, j, slot, out[r0:r1], rect)
             if label is not None:

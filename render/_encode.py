@@ -85,9 +85,9 @@ def output_kind(out: str | Path) -> str:
         ValueError: an unsupported suffix.
     """
     p = Path(out)
-    if p.is_dir():
-        return "png"
     kind = SUFFIXES.get(p.suffix.lower())
+    if kind is None and p.is_dir():
+        kind = "png"
     if kind is None:
         raise ValueError(
             f"output {str(out)!r}: unknown suffix {p.suffix!r}; expected .mp4, .gif, or a folder "

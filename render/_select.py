@@ -403,7 +403,7 @@ def plan_render(
         starts, stops = _episode_ranges(reader, cand, window, layout.episode)
         missing = cand[starts < 0]
         keep = starts >= 0
-        if missing.size:
+        if missing.size and keep.any():
             _warn(
                 msgs,
                 f"envs {missing[:10].tolist()}{'...' if missing.size > 10 else ''} have no "

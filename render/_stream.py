@@ -48,7 +48,8 @@ class TileBatch:
         envs: env ids.
         rows: (first, stop) rows of the job's block these frames fill.
         frames: (rows, len(envs), H, W, 3) uint8 store frames.
-        bad: per env, True when its frames could not be read (skip_bad: show a placeholder).
+        bad: (rows, len(envs)) bool, True where a frame could not be read (skip_bad: a
+            placeholder tile is shown instead).
         store_frames: (rows,) store frame index of each row.
         scalars: name -> (rows, len(envs)) values (NaN where unreadable).
         frame_values: "step" / "time" -> (rows,) values, when a label needs them.
@@ -59,7 +60,7 @@ class TileBatch:
     envs: list[int]
     rows: tuple[int, int]
     frames: np.ndarray
-    bad: list[bool]
+    bad: np.ndarray
     store_frames: np.ndarray
     scalars: dict[str, np.ndarray]
     frame_values: dict[str, np.ndarray]
@@ -146,22 +147,13 @@ class BlockReader:
         stride = self.plan.stride
         fa = s + job.o0 * stride
         fb = s + (job.o0 + rows - 1) * stride + 1
-        bad = [False] * len(envs)
+        bad = np.zeros((rows, len(envs)), bool)
         try:
             frames = self.run.env_frames(envs, fa, fb, stride=stride)
         except CorruptChunkError:
             if not self.skip_bad:
                 raise
-            h, w = self.run.env_frame_shape
-            frames = np.zeros((rows, len(envs), h, w, 3), np.uint8)
-            for j, env in enumerate(envs):
-                try:
-                    frames[:, j] = self.run.env_frames([env], fa, fb, stride=stride)[:, 0]
-                except CorruptChunkError as exc:
-                    bad[j] = True
-                    self.scalars.warn_corrupt(
-                        exc, f"env {env}, frames {fa}..{fb - 1}: shown as a placeholder tile"
-                    )
+            frames = self._read_around_damage(envs, fa, fb, rows, bad)
         scalars = {
             name: self.scalars.read(name, fa, fb, envs, stride=stride)
             for name in self.plan.scalars_needed
@@ -188,6 +180,29 @@ class BlockReader:
             frame_values=frame_values,
             last_rows=[last if 0 <= last < rows else -1] * len(envs),
         )
+
+    def _read_around_damage(
+        self, envs: list[int], fa: int, fb: int, rows: int, bad: np.ndarray
+    ) -> np.ndarray:
+        """Read env by env and store block by store block; mark what cannot be read in ``bad``."""
+        stride, bf = self.plan.stride, self.run.block_frames
+        h, w = self.run.env_frame_shape
+        frames = np.zeros((rows, len(envs), h, w, 3), np.uint8)
+        store_frames = np.arange(fa, fb, stride)
+        for j, env in enumerate(envs):
+            for blk in range(fa // bf, (fb - 1) // bf + 1):
+                sel = np.flatnonzero((store_frames >= blk * bf) & (store_frames < (blk + 1) * bf))
+                if sel.size == 0:
+                    continue
+                a, b = int(store_frames[sel[0]]), int(store_frames[sel[-1]]) + 1
+                try:
+                    frames[sel, j] = self.run.env_frames([env], a, b, stride=stride)[:, 0]
+                except CorruptChunkError as exc:
+                    bad[sel, j] = True
+                    self.scalars.warn_corrupt(
+                        exc, f"env {env}, frames {a}..{b - 1}: shown as a placeholder tile"
+                    )
+        return frames
 
     def global_frames(self, job: Job) -> tuple[np.ndarray | None, int, int]:
         """(frames or None when unreadable, first store frame, stop) of the job's global view."""

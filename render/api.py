@@ -20,6 +20,7 @@ from ._compose import Composer, compute_geometry
 from ._encode import (
     check_encoder_options,
     check_output,
+    find_ffmpeg,
     open_writer,
     output_kind,
     safe_filename,
@@ -212,6 +213,8 @@ def render(
     if isinstance(gif_max_side, bool) or not isinstance(gif_max_side, int) or gif_max_side < 2:
         raise ValueError(f"gif_max_side must be an int >= 2, got {gif_max_side!r}")
     path = check_output(out, kind, overwrite=overwrite)
+    if kind == "mp4":
+        find_ffmpeg()  # a missing ffmpeg is reported before anything is read or written
     run = _as_run(run)
     messages: list[str] = []
     plan = plan_render(
@@ -301,6 +304,14 @@ def render(
     )
 
 
+def _run_name(run: Run) -> str:
+    """A name for the run from untrusted store contents (sanitised before use in paths)."""
+    name = run.metadata.get("name")
+    if not isinstance(name, str) or not name:
+        name = Path(run.url.rstrip("/")).name.removesuffix(".zarr")
+    return safe_filename(name[:64])
+
+
 # ------------------------------------------------------------------------------------------------
 # one video per env
 # ------------------------------------------------------------------------------------------------
@@ -353,8 +364,10 @@ def render_envs(
         out_dir: folder for the outputs; created if its parent exists.
         layout: the layout, as for ``render``. Defaults to None.
         suffix: ``".mp4"`` or ``".gif"``. Defaults to ".mp4".
-        name: file name template; fields ``env`` and ``rank`` (attribute and item access
-            refused); the result is sanitised to stay inside ``out_dir``.
+        name: file name template; fields ``env``, ``rank`` and ``run`` (the store's
+            ``metadata["name"]``, else its folder name); attribute and item access are refused
+            and the result is sanitised to one file name inside ``out_dir``, whatever the store
+            says.
             Defaults to "env_{env:04d}".
         workers: worker processes. Defaults to None (the number of CPUs, at most one per env).
         crf, preset, skip_bad, overwrite: as for ``render``.
@@ -371,20 +384,21 @@ def render_envs(
         raise ValueError(f"suffix must be '.mp4' or '.gif', got {suffix!r}")
     check_encoder_options(crf=crf, preset=preset, threads=threads)
     template = LabelTemplate(name)
-    template.check({"env": 0, "rank": 0})
+    template.check({"env": 0, "rank": 0, "run": "run"})
     if workers is not None and (
         isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
     ):
         raise ValueError(f"workers must be an int >= 1 or None, got {workers!r}")
     out_dir = Path(out_dir)
-    if not out_dir.exists():
-        check_output(out_dir, "mp4")  # its parent exists and is writable
-        out_dir.mkdir()
-    check_output(out_dir / f"probe{suffix}", suffix[1:], overwrite=True)
+    check_output(out_dir if not out_dir.exists() else out_dir / f"probe{suffix}", suffix[1:])
+    if suffix == ".mp4":
+        find_ffmpeg()
     run = _as_run(run)
     plan = plan_render(run, layout, skip_bad=skip_bad)
     paths = [
-        safe_join(out_dir, template.format({"env": e, "rank": run.rank}) + suffix)
+        safe_join(
+            out_dir, template.format({"env": e, "rank": run.rank, "run": _run_name(run)}) + suffix
+        )
         for e in plan.envs
     ]
     if len(set(paths)) != len(paths):
@@ -393,6 +407,7 @@ def render_envs(
         for p in paths:
             if p.exists():
                 raise FileExistsError(f"{str(p)!r} exists; pass overwrite=True to replace it")
+    out_dir.mkdir(exist_ok=True)
     n = len(plan.envs)
     workers = min(workers or os.cpu_count() or 1, n)
     if threads is None:
@@ -539,7 +554,7 @@ def _single_frame_batch(run, reader, scalars, env, f, slot, skip_bad, TileBatch)
         envs=[env],
         rows=(0, 1),
         frames=frames,
-        bad=[bad],
+        bad=np.array([[bad]]),
         store_frames=np.array([f]),
         scalars=sc,
         frame_values=fv,

@@ -1,0 +1,350 @@
+"""render(): bad input fails before anything is written; corrupt and hostile stores."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from envreel.render import Layout, RenderError, contact_sheet, render, render_envs
+from envreel.render._compose import compute_geometry, placeholder_tile
+from envreel.schemas import CorruptChunkError, EnvreelError
+from render_fixtures import corrupt_chunk, env_frame, make_store, read_pngs, tile
+
+H, W, N, T, B = 32, 48, 6, 24, 8
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    return make_store(
+        tmp_path_factory.mktemp("err") / "run.zarr",
+        num_envs=N,
+        frames=T,
+        shape=(H, W),
+        block_frames=B,
+    )
+
+
+@pytest.fixture()
+def store(pristine, tmp_path):
+    """A fresh copy to damage."""
+    dst = tmp_path / "copy.zarr"
+    shutil.copytree(pristine, dst)
+    return str(dst)
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+# ---- the bad-input matrix: each fails with a message naming the value, and writes nothing ------
+BAD_LAYOUTS = [
+    (dict(envs="0-9"), ValueError, r"env ids \[6, 7, 8, 9\] are not in this run"),
+    (dict(envs="2", only="terminated", stop=3), ValueError, "nothing to render"),
+    (dict(label="{rewrd:.2f}"), ValueError, r"unknown field \{rewrd\}"),
+    (dict(label="{env:q}"), ValueError, "format spec 'q'"),
+    (dict(order="descending", score="speed"), ValueError, "score 'speed' is not a scalar"),
+    (dict(top_k=2, score="speed"), ValueError, "score 'speed'"),
+    (dict(only="succeeded"), ValueError, "needs a 'success' scalar"),
+    (dict(start=30), ValueError, "start=30 frames is past the end"),
+    (dict(stop=99), ValueError, "stop=99 frames is past the end"),
+    (dict(start=5, stop=5), ValueError, "selects no frames"),
+    (dict(start=500, stop=600, unit="step"), ValueError, "no frame of the run's 24 frames"),
+    (dict(clip=7), ValueError, r"clip 7 is not in this run; its clips are \[0\]"),
+    (dict(global_view="left"), ValueError, "recorded without a global camera"),
+    (dict(episode=9), ValueError, "has an episode 9"),
+    (dict(columns=64, gap=0, max_width=8, max_height=8, scale=1.0), ValueError, "cannot fit"),
+]
+
+
+@pytest.mark.parametrize("fields, exc, match", BAD_LAYOUTS)
+@pytest.mark.parametrize("suffix", [".mp4", ".gif", ""])
+def test_bad_layout_for_this_run_writes_nothing(pristine, tmp_path, fields, exc, match, suffix):
+    out = tmp_path / "out"
+    out.mkdir()
+    before = _listing(tmp_path)
+    with pytest.raises(exc, match=match):
+        render(pristine, Layout(**fields), out / f"video{suffix}")
+    assert _listing(tmp_path) == before
+
+
+def test_start_after_stop_is_refused_in_layout_and_dict(pristine, tmp_path):
+    with pytest.raises(ValueError, match="start=10 is after stop=5"):
+        render(pristine, {"start": 10, "stop": 5}, tmp_path / "x.mp4")
+    with pytest.raises(ValueError, match="start=10 is after stop=5"):
+        Layout(start=10, stop=5)
+    assert _listing(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "out, exc, match",
+    [
+        ("missing/video.mp4", ValueError, "does not exist"),
+        ("afile.txt/video.mp4", ValueError, "is not a folder"),
+        ("video.avi", ValueError, r"unknown suffix '\.avi'; expected \.mp4, \.gif"),
+        ("video.png", ValueError, r"unknown suffix '\.png'.*contact_sheet"),
+        ("full", ValueError, "exists and is not empty"),
+        ("folder_as_file", ValueError, "is a folder"),
+    ],
+)
+def test_bad_outputs(pristine, tmp_path, out, exc, match):
+    (tmp_path / "afile.txt").write_text("x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("x")
+    (tmp_path / "folder_as_file.mp4").mkdir()
+    if out == "folder_as_file":
+        out = "folder_as_file.mp4"
+    before = _listing(tmp_path)
+    with pytest.raises(exc, match=match):
+        render(pristine, Layout(), tmp_path / out)
+    assert _listing(tmp_path) == before
+
+
+def test_output_folder_not_writable(pristine, tmp_path):
+    if os.geteuid() == 0:
+        folder = Path("/sys")  # root may write anywhere chmod allows; sysfs refuses new files
+    else:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(0o500)
+    with pytest.raises(ValueError, match="is not writable"):
+        render(pristine, Layout(), folder / "video.mp4")
+
+
+def test_existing_output_and_overwrite(pristine, tmp_path):
+    out = tmp_path / "v.mp4"
+    out.write_bytes(b"old")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        render(pristine, Layout(stop=2), out, overwrite=False)
+    assert out.read_bytes() == b"old"
+    render(pristine, Layout(stop=2), out)
+    assert out.stat().st_size > 3
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(crf=60), "crf must be"),
+        (dict(crf=1.5), "crf must be"),
+        (dict(preset="warp"), "preset must be one of"),
+        (dict(threads=-1), "threads must be"),
+        (dict(gif_max_side=1), "gif_max_side"),
+    ],
+)
+def test_bad_encoder_options(pristine, tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        render(pristine, Layout(), tmp_path / "v.mp4", **kwargs)
+    assert _listing(tmp_path) == []
+
+
+def test_bad_layout_arguments(pristine, tmp_path):
+    with pytest.raises(TypeError, match="layout must be a Layout"):
+        render(pristine, 42, tmp_path / "v.mp4")
+    with pytest.raises(ValueError, match="unknown layout preset 'nope'"):
+        render(pristine, "nope", tmp_path / "v.mp4")
+    with pytest.raises(ValueError, match="unknown layout field 'colour'"):
+        render(pristine, {"colour": "red"}, tmp_path / "v.mp4")
+    with pytest.raises(ValueError, match="out is required"):
+        render(pristine, Layout())
+    with pytest.raises(TypeError, match="run must be a Run"):
+        render(3.5, Layout(), tmp_path / "v.mp4")
+    assert _listing(tmp_path) == []
+
+
+def test_not_a_store(tmp_path):
+    (tmp_path / "empty.zarr").mkdir()
+    with pytest.raises(EnvreelError):
+        render(tmp_path / "empty.zarr", Layout(), tmp_path / "v.mp4")
+    assert _listing(tmp_path) == ["empty.zarr"]
+
+
+def test_render_envs_and_contact_sheet_bad_input(pristine, tmp_path):
+    with pytest.raises(ValueError, match="suffix must be"):
+        render_envs(pristine, tmp_path / "d", suffix=".avi")
+    with pytest.raises(ValueError, match="workers must be"):
+        render_envs(pristine, tmp_path / "d", workers=0)
+    with pytest.raises(ValueError, match="env ids"):
+        render_envs(pristine, tmp_path / "d", Layout(envs="40"))
+    with pytest.raises(ValueError, match="gives the same file name"):
+        render_envs(pristine, tmp_path / "d", name="same")
+    with pytest.raises(ValueError, match="num_times must be"):
+        contact_sheet(pristine, tmp_path / "s.png", num_times=0)
+    with pytest.raises(ValueError, match="unknown field"):
+        contact_sheet(pristine, tmp_path / "s.png", Layout(label="{nope}"))
+    assert _listing(tmp_path) == []  # not even the folder
+
+
+# ---- encoder failures --------------------------------------------------------------------------
+def test_missing_ffmpeg_has_an_install_hint(pristine, tmp_path, monkeypatch):
+    import imageio_ffmpeg
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+
+    def gone():
+        raise RuntimeError("no ffmpeg exe could be found")
+
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", gone)
+    with pytest.raises(RenderError, match="pip install imageio-ffmpeg"):
+        render(pristine, Layout(), tmp_path / "v.mp4")
+    assert _listing(tmp_path) == []
+    render(pristine, Layout(stop=3), tmp_path / "v.gif")  # GIFs need no ffmpeg
+
+
+def test_failing_ffmpeg_reports_exit_code_and_leaves_nothing(pristine, tmp_path, monkeypatch):
+    import envreel.render._encode as enc
+
+    fake = tmp_path / "bin" / "ffmpeg"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'Unknown encoder libx264 (fake)' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(enc, "find_ffmpeg", lambda: str(fake))
+    with pytest.raises(RenderError, match=r"exit code 3.*Unknown encoder libx264 \(fake\)"):
+        render(pristine, Layout(), tmp_path / "v.mp4")
+    assert _listing(tmp_path) == ["bin", "bin/ffmpeg"]
+
+
+# ---- corrupt stores ----------------------------------------------------------------------------
+def _frames_chunk(store, block):
+    return corrupt_chunk(store, "env/frames", (block, 0, 0, 0, 0))
+
+
+def test_corrupt_frame_chunk_names_array_and_chunk(store, tmp_path):
+    _frames_chunk(store, 1)
+    with pytest.raises(CorruptChunkError) as info:
+        render(store, Layout(label=None), tmp_path / "v.mp4")
+    err = info.value
+    assert err.array == "env/frames" and err.chunk[0] == 1
+    assert "env/frames" in str(err) and f"chunk {err.chunk}" in str(err)
+    assert _listing(tmp_path) == ["copy.zarr"] + [
+        p for p in _listing(tmp_path) if p.startswith("copy.zarr/")
+    ]
+    assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".*"))
+
+
+def test_skip_bad_draws_a_placeholder_and_warns(store, tmp_path):
+    _frames_chunk(store, 1)
+    with pytest.raises(CorruptChunkError) as info:
+        render(store, Layout(label=None), tmp_path / "probe.mp4")
+    bad_env = info.value.chunk[1]
+    lay = Layout(columns=3, label=None, border=0)
+    with pytest.warns(UserWarning, match=r"corrupt chunk .*'env/frames'") as rec:
+        res = render(store, lay, tmp_path / "frames", skip_bad=True)
+    assert any(f"env {bad_env}" in str(w.message) for w in rec)
+    assert any("env/frames" in m for m in res.warnings)
+    frames = read_pngs(tmp_path / "frames")
+    assert frames.shape[0] == T
+    g = compute_geometry(lay, num_tiles=N, env_shape=(H, W))
+    ph = placeholder_tile((H, W))
+    for t in range(T):
+        for env in range(N):
+            got = tile(frames[t], g, env)
+            if env == bad_env and B <= t < 2 * B:
+                assert np.array_equal(got, ph)
+            else:
+                assert np.array_equal(got, env_frame(env, t, H, W)), (t, env)
+
+
+def test_deleted_and_truncated_chunks(store, tmp_path):
+    obj = Path(store) / "env/frames/c/2/0/0/0/0"
+    obj.unlink()
+    with pytest.raises(CorruptChunkError, match="env/frames") as info:
+        render(store, Layout(), tmp_path / "a.mp4")
+    assert info.value.array == "env/frames"
+    res = render(store, Layout(), tmp_path / "b.mp4", skip_bad=True)
+    assert res.frames == (T,) and res.warnings
+    obj = Path(store) / "env/frames/c/0/0/0/0/0"
+    obj.write_bytes(obj.read_bytes()[: obj.stat().st_size // 2])
+    with pytest.raises(CorruptChunkError, match="env/frames"):
+        render(store, Layout(), tmp_path / "c.gif")
+    assert sorted(p.name for p in tmp_path.glob("*.*") if p.suffix != ".zarr") == ["b.mp4"]
+
+
+def test_corrupt_scalar_chunk_in_labels(store, tmp_path):
+    corrupt_chunk(store, "env/reward", (1, 0))
+    lay = Layout(label="{env} {reward:.2f}")
+    with pytest.raises(CorruptChunkError) as info:
+        render(store, lay, tmp_path / "v.mp4")
+    assert info.value.array == "env/reward" and "env/reward" in str(info.value)
+    with pytest.warns(UserWarning, match="env/reward"):
+        res = render(store, lay, tmp_path / "v.mp4", skip_bad=True)
+    assert res.frames == (T,)
+    # and for ranking: the corrupt block's frames are left out of the mean
+    with pytest.warns(UserWarning, match="env/reward"):
+        res = render(store, Layout(top_k=1, label=None), tmp_path / "t.mp4", skip_bad=True)
+    assert res.envs == (5,)
+
+
+def test_corrupt_global_chunk_with_skip_bad(tmp_path):
+    p = make_store(
+        tmp_path / "g.zarr",
+        num_envs=2,
+        frames=16,
+        shape=(H, W),
+        block_frames=8,
+        global_shape=(20, 30),
+    )
+    corrupt_chunk(p, "global/frames", (1, 0, 0, 0))
+    lay = Layout(global_view="only", global_size=(20, 30), label=None)
+    with pytest.raises(CorruptChunkError, match="global/frames"):
+        render(p, lay, tmp_path / "v.mp4")
+    with pytest.warns(UserWarning, match="global/frames"):
+        render(p, lay, tmp_path / "g", skip_bad=True)
+    frames = read_pngs(tmp_path / "g")
+    assert np.array_equal(frames[12], placeholder_tile((20, 30)))
+
+
+# ---- hostile stores and names ------------------------------------------------------------------
+def test_output_names_from_store_contents_stay_inside(tmp_path):
+    from envreel.schemas import Block, RunSpec, create_run
+
+    spec = RunSpec(
+        num_envs=2, env_frame_shape=(16, 16), fps=10, metadata={"name": "../../../../tmp/escaped"}
+    )
+    w = create_run(str(tmp_path / "evil.zarr"), spec)
+    w.append(Block.empty(spec, 4))
+    w.close()
+    out = tmp_path / "out"
+    paths = render_envs(tmp_path / "evil.zarr", out, name="{run}_{env}", suffix=".gif", workers=1)
+    for p in paths:
+        assert p.parent == out.resolve() and not p.name.startswith(".")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "_.._.._.._tmp_escaped_0.gif",
+        "_.._.._.._tmp_escaped_1.gif",
+    ]
+    paths = render_envs(tmp_path / "evil.zarr", out, name="../../x{env}", suffix=".gif", workers=1)
+    assert all(p.parent == out.resolve() for p in paths)
+
+
+def test_safe_filename():
+    from envreel.render._encode import safe_filename, safe_join
+
+    assert safe_filename("env_0007.mp4") == "env_0007.mp4"
+    for hostile in ("../x", "/etc/passwd", "..", ".", "", "a/../../b", "\x00", "..\\..\\w"):
+        name = safe_filename(hostile)
+        assert "/" not in name and "\\" not in name and name not in ("", ".", "..")
+        assert not name.startswith(".")
+        assert safe_join("/tmp/base", hostile).parent == Path("/tmp/base").resolve()
+
+
+def test_label_templates_cannot_reach_attributes(pristine, tmp_path):
+    for text in ("{env.__class__}", "{reward.__class__.__mro__}", "{env[0]}", "{0}"):
+        with pytest.raises(ValueError, match="not allowed"):
+            render(pristine, Layout(label="{env}").to_dict() | {"label": text}, tmp_path / "v.mp4")
+    assert _listing(tmp_path) == []
+
+
+# ---- import hygiene ----------------------------------------------------------------------------
+def test_import_does_not_load_torch_or_capture():
+    code = (
+        "import sys, envreel.render\n"
+        "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.') "
+        "or m.startswith('envreel.capture')]\n"
+        "print(bad)\n"
+        "sys.exit(1 if bad else 0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
