@@ -345,11 +345,19 @@ class RunWriter:
             arr.resize((t1, *arr.shape[1:]))
         for path, arr in self._arrays.items():
             arr[t0:t1] = data[path]
+        before = (self.num_frames, self.num_blocks, self.clips, dict(self.counters))
         self.num_frames = t1
         self.num_blocks += 1
         self.clips = clips
         self.counters.update(new_counters)
-        self._commit()
+        try:
+            self._commit()
+        except BaseException:
+            # The commit record was not written, so the block is not committed: keep this
+            # writer's state equal to the store's, or a later commit (the next block, a counter
+            # update, close) would commit this block's frames while the caller counts them lost.
+            self.num_frames, self.num_blocks, self.clips, self.counters = before
+            raise
 
     def _check_counters(self, counters: Mapping[str, int] | None) -> dict[str, int]:
         if counters is None:
