@@ -50,15 +50,18 @@ class Episodes:
         self.state = np.zeros((2, self.num_envs), np.int64)
         self.state[1] = step
         self._pending = np.zeros(self.num_envs, bool)
+        if self._torch is not None:
+            self._to_device(self.device)
 
     def _to_device(self, device: Any) -> None:
         import torch
 
         self._torch = torch
         self.device = device
-        # One synchronous upload, the first time flags arrive on the device.
-        self.state = torch.as_tensor(self.state, device=device)
-        self._pending = torch.as_tensor(self._pending, device=device)
+        if self.state is not None:
+            # One synchronous upload, the first time flags arrive on the device.
+            self.state = torch.as_tensor(self.state, device=device)
+            self._pending = torch.as_tensor(self._pending, device=device)
 
     def _flag(self, value: Any) -> Any:
         """A checked (is_cuda, array) flag -> bool array in the state's backend, or None."""

@@ -164,6 +164,8 @@ class ImageInput:
             ValueError: wrong rank, env count, channel count or layout, a shape that differs
                 from the first input's, or float values outside value_range (host input).
         """
+        if not self.lead and getattr(x, "ndim", 0) == 4 and x.shape[0] == 1:
+            x = x[0]  # a single camera's (1, H, W, C) output, as Isaac Lab gives it
         if isinstance(x, np.ndarray):
             key = (np.ndarray, x.shape, x.dtype, x.strides)
             if key == self._key:
@@ -220,8 +222,6 @@ class ImageInput:
             hint = ""
             if len(shape) == want_ndim - 1 and not lead:
                 hint = " (a single image; add the channel axis)"
-            elif len(shape) == want_ndim + 1 and not lead and shape[0] == 1:
-                hint = " (drop the leading axis of size 1)"
             raise ValueError(
                 f"{name} must have {want_ndim} dims {self.expected}, got shape {tuple(shape)}{hint}"
             )

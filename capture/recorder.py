@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import atexit
+import concurrent.futures.thread  # noqa: F401 - see _register_exit
 import math
 import numbers
 import os
 import queue
+import threading
 import time
 import warnings
 import weakref
@@ -33,7 +35,6 @@ _MAX_BLOCKS = 64  # more buffers than this add nothing but memory for tiny frame
 _OPEN: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
 
-@atexit.register
 def _close_open_recorders() -> None:
     # A forgotten close() still flushes the last partial block at interpreter exit.
     for rec in list(_OPEN):
@@ -41,6 +42,14 @@ def _close_open_recorders() -> None:
             rec.close()
         except Exception:  # noqa: BLE001 - nothing useful to do at exit
             pass
+
+
+# zarr compresses and writes on thread pools that refuse new work once interpreter shutdown has
+# begun (concurrent.futures' own exit hook), i.e. before plain atexit handlers run. threading's
+# exit hooks run in reverse order of registration: registering after concurrent.futures.thread
+# is imported makes ours run first, while the pools still work.
+_register_exit = getattr(threading, "_register_atexit", atexit.register)
+_register_exit(_close_open_recorders)
 
 
 @dataclass(frozen=True)
@@ -453,8 +462,9 @@ class Recorder:
             env_rgb: (N, H, W, 3) or (N, H, W, 4) per-env frames, channels last; uint8, or
                 float with the recorder's ``value_range``. Strided views are fine (Isaac Lab's
                 ``rgb`` is ``rgba[..., :3]``); alpha is dropped.
-            global_rgb: (Hg, Wg, 3 or 4) frame of the global camera, required on every call
-                once the run has a global view. Defaults to None.
+            global_rgb: (Hg, Wg, 3 or 4) frame of the global camera (or (1, Hg, Wg, C), a
+                single camera's output), required on every call once the run has a global view.
+                Defaults to None.
             step: simulation step of the frame, increasing from call to call. Defaults to None:
                 the previous step + 1, starting at 0.
             sim_time: simulated time of the frame, seconds. Defaults to None: step × step_dt.
@@ -673,7 +683,7 @@ class Recorder:
             self._emit_warning(w)
         if w.error is not None and self._on_error == "raise" and not self._error_reported:
             self._report_error()
-        if w.close_error is not None:
+        if w.close_error is not None and w.error is None:
             msg = (
                 f"closing the envreel store {self.url} failed: "
                 f"{type(w.close_error).__name__}: {w.close_error}"
@@ -722,7 +732,7 @@ class Recorder:
         env_shape = self._env_in.shape or tuple(env_rgb.shape[1:3])
         gshape = self._global_shape
         if gshape is None and global_rgb is not None:
-            gshape = tuple(global_rgb.shape[:2])
+            gshape = tuple(global_rgb.shape[-3:-1])
         spec = RunSpec(env_frame_shape=env_shape, global_frame_shape=gshape, **self._spec_kwargs)
         num_blocks = self._blocks_for(spec)
         cuda_dev = None
@@ -754,7 +764,9 @@ class Recorder:
         if cuda_dev is not None:
             self._make_copier(cuda_dev)
         self._env_in.shape = env_shape
-        if self._global_in is not None:
+        if gshape is None:
+            self._global_in = None  # left by an earlier, rejected first capture
+        elif self._global_in is not None:
             self._global_in.shape = gshape
         self._global_shape = gshape
         self._ring = ring

@@ -443,29 +443,52 @@ def _sensor_poses(camera: Any, order: str) -> np.ndarray | None:
     return geometry.pose_matrix(pos, geometry.quat_to_rotation(quat, order=order))
 
 
+_POSE_MAPS: dict[tuple[str, str], Any] = {}
+
+
+def _pose_map(order: str) -> np.ndarray:
+    """(20, 16) linear map from ``[q_a q_b / |q|^2 (16), position (3), 1]`` to a flattened 4x4
+    camera-to-world matrix: rotation entries are quadratic forms of the quaternion."""
+    x, y, z, w = (0, 1, 2, 3) if order == "xyzw" else (1, 2, 3, 0)
+    m = np.zeros((20, 16))
+
+    def put(row: int, col: int, terms: list[tuple[float, int, int]]) -> None:
+        for coef, a, b in terms:
+            m[4 * a + b, 4 * row + col] += coef
+
+    put(0, 0, [(1, w, w), (1, x, x), (-1, y, y), (-1, z, z)])
+    put(0, 1, [(2, x, y), (-2, z, w)])
+    put(0, 2, [(2, x, z), (2, y, w)])
+    put(1, 0, [(2, x, y), (2, z, w)])
+    put(1, 1, [(1, w, w), (-1, x, x), (1, y, y), (-1, z, z)])
+    put(1, 2, [(2, y, z), (-2, x, w)])
+    put(2, 0, [(2, x, z), (-2, y, w)])
+    put(2, 1, [(2, y, z), (2, x, w)])
+    put(2, 2, [(1, w, w), (-1, x, x), (-1, y, y), (1, z, z)])
+    m[16, 3], m[17, 7], m[18, 11], m[19, 15] = 1.0, 1.0, 1.0, 1.0
+    return m
+
+
 def _live_poses(camera: Any, order: str) -> Any:
-    """(K, 4, 4) camera-to-world float64 on the sensor's device: elementwise ops, no sync."""
+    """(K, 4, 4) camera-to-world float64 on the sensor's device, from ``pos_w`` and
+    ``quat_w_opengl``: eight small kernels (one matrix product), no host sync."""
     pos = _tensor(camera.data.pos_w)
     quat = _tensor(camera.data.quat_w_opengl)
     if isinstance(pos, np.ndarray):
         return geometry.pose_matrix(pos, geometry.quat_to_rotation(quat, order=order))
     import torch
 
+    key = (order, str(pos.device))
+    pose_map = _POSE_MAPS.get(key)
+    if pose_map is None:
+        pose_map = _POSE_MAPS[key] = torch.as_tensor(
+            _pose_map(order), dtype=torch.float64, device=pos.device
+        )
     q = quat.double()
-    q = q / q.norm(dim=-1, keepdim=True)
-    if order == "xyzw":
-        x, y, z, w = q.unbind(-1)
-    else:
-        w, x, y, z = q.unbind(-1)
-    zero, one = torch.zeros_like(x), torch.ones_like(x)
-    p = pos.double()
-    rows = [
-        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w), p[..., 0],
-        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w), p[..., 1],
-        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y), p[..., 2],
-        zero, zero, zero, one,
-    ]  # fmt: skip
-    return torch.stack(rows, dim=-1).reshape(*x.shape, 4, 4)
+    qq = (q[:, :, None] * q[:, None, :]).flatten(1)
+    qq = qq / qq[:, [0, 5, 10, 15]].sum(1, keepdim=True)
+    features = torch.cat([qq, pos.double(), torch.ones_like(qq[:, :1])], dim=1)
+    return (features @ pose_map).view(-1, 4, 4)
 
 
 def _intrinsics(camera: Any, cfg: EnvCameraCfg | GlobalCameraCfg | None) -> np.ndarray | None:
@@ -529,11 +552,16 @@ def _auto_block_frames(frame_bytes: int, max_queue_bytes: int) -> int:
     return 1
 
 
-def _where(cond: Any, a: Any, b: Any) -> Any:
-    """``a`` where ``cond`` else ``b``, for torch tensors or NumPy arrays (no torch import)."""
-    if isinstance(b, np.ndarray):
-        return np.where(cond, a, b)
-    return b.where(~cond, a)
+def _terminal_or_current(stale: Any, before: Any, length: Any) -> Any:
+    """``before + 1`` (the finished episode's last step) where ``stale``, else ``length``.
+
+    Two device kernels for torch tensors (``before`` is a private copy, bumped in place).
+    """
+    if isinstance(length, np.ndarray):
+        return np.where(stale, before + 1, length)
+    import torch  # already imported: the env's tensors are torch tensors
+
+    return torch.where(stale, before.add_(1), length)
 
 
 def _copy(x: Any) -> Any:
@@ -826,7 +854,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
         episode_step = length
         if self._stale_on_reset:
             stale = terminated | truncated
-            episode_step = _where(stale, before + 1, length)
+            episode_step = _terminal_or_current(stale, before, length)
         self._capture(
             step,
             reward=_tensor(reward),

@@ -1,0 +1,187 @@
+"""CUDA inputs: exact round trips, source safety, no host synchronisation (marker ``gpu``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from envreel.capture import Recorder, RecorderError
+from envreel.schemas import open_run, validate
+from recorder_helpers import frames, global_frame
+
+torch = pytest.importorskip("torch")
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+N, H, W = 6, 24, 32
+GH, GW = 20, 36
+
+
+def _dev():
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def test_cuda_roundtrip_with_windows_and_values(tmp_path):
+    dev = _dev()
+    rgba = torch.zeros((N, H, W, 4), dtype=torch.uint8, device=dev)
+    glob = torch.zeros((1, GH, GW, 4), dtype=torch.uint8, device=dev)
+    reward = torch.zeros(N, device=dev)
+    term = torch.zeros(N, dtype=torch.bool, device=dev)
+    trunc = torch.zeros(N, dtype=torch.bool, device=dev)
+    speed = torch.zeros(N, dtype=torch.float64, device=dev)
+    path = tmp_path / "cuda.zarr"
+    kept = []
+    rng = np.random.default_rng(0)
+    dones = rng.random((60, N)) < 0.15
+    with Recorder(
+        path,
+        num_envs=N,
+        fps=30,
+        block_frames=8,
+        scalar_names=("speed",),
+        video_length=9,
+        video_interval=20,
+        frame_stride=2,
+    ) as rec:
+        for t in range(60):
+            rgba.copy_(torch.from_numpy(frames(t, N, H, W, channels=4)))
+            glob[0, ..., :3].copy_(torch.from_numpy(global_frame(t, GH, GW)))
+            reward.fill_(t * 0.5)
+            term.copy_(torch.from_numpy(dones[t]))
+            speed.copy_(torch.arange(N, dtype=torch.float64) * t)
+            if rec.capture(
+                rgba[..., :3],
+                glob[..., :3],
+                reward=reward,
+                terminated=term,
+                truncated=trunc,
+                scalars={"speed": speed},
+            ):
+                kept.append(t)
+            # The simulator overwrites its buffers right away, on the same stream.
+            rgba.fill_(255)
+            reward.fill_(-1)
+            term.fill_(True)
+            glob.fill_(0)
+    assert rec._ring.memory.pinned
+    assert kept == [0, 2, 4, 6, 8, 20, 22, 24, 26, 28, 40, 42, 44, 46, 48]
+    run = open_run(path)
+    np.testing.assert_array_equal(
+        run.env_frames(), np.stack([frames(t, N, H, W, channels=4)[..., :3] for t in kept])
+    )
+    np.testing.assert_array_equal(
+        run.global_frames(), np.stack([global_frame(t, GH, GW) for t in kept])
+    )
+    np.testing.assert_array_equal(run.scalar("reward")[:, 0], np.array(kept) * 0.5)
+    np.testing.assert_array_equal(run.scalar("terminated"), dones[kept])
+    np.testing.assert_array_equal(run.scalar("speed"), np.array(kept)[:, None] * np.arange(N))
+    # episodes were counted on the device over every step, kept or not
+    np.testing.assert_array_equal(run.scalar("episode"), np.cumsum(dones, 0)[kept])
+    np.testing.assert_array_equal(run.frame_values("clip"), np.repeat([0, 1, 2], 5))
+    assert validate(str(path)) == []
+
+
+def test_source_overwritten_after_slow_gpu_work_is_safe(tmp_path):
+    """The copy waits for the render; the next render waits for the copy (same stream)."""
+    dev = _dev()
+    a = torch.randn(2048, 2048, device=dev)
+    rgba = torch.zeros((N, H, W, 4), dtype=torch.uint8, device=dev)
+    src = [torch.from_numpy(frames(t, N, H, W, channels=4)).to(dev) for t in range(20)]
+    torch.cuda.synchronize()
+    path = tmp_path / "safe.zarr"
+    with Recorder(path, num_envs=N, fps=30, block_frames=8) as rec:
+        for t in range(20):
+            for _ in range(5):
+                a = a @ a  # several ms of GPU work queued before the "render"
+                a /= a.norm()
+            rgba.copy_(src[t])  # the render, queued behind the matmuls
+            rec.capture(rgba[..., :3])
+            rgba.fill_(0)  # the next render, queued right after capture() returned
+    np.testing.assert_array_equal(
+        open_run(path).env_frames(),
+        np.stack([frames(t, N, H, W, channels=4)[..., :3] for t in range(20)]),
+    )
+
+
+def test_temporary_source_freed_after_capture(tmp_path):
+    """A float temporary dies after capture(); the allocator must not reuse it too early."""
+    dev = _dev()
+    path = tmp_path / "tmp.zarr"
+    with Recorder(path, num_envs=N, fps=30, block_frames=4, value_range=(0.0, 1.0)) as rec:
+        for t in range(12):
+            u8 = torch.from_numpy(frames(t, N, H, W)).to(dev)
+            rec.capture(u8.float() / 255.0)  # the temporary is freed when capture() returns
+            del u8
+            junk = torch.full((N, H, W, 3), 0.5, device=dev)  # likely the same memory
+            junk += 1
+    np.testing.assert_array_equal(
+        open_run(path).env_frames(), np.stack([frames(t, N, H, W) for t in range(12)])
+    )
+
+
+def test_capture_never_synchronises_the_device(tmp_path):
+    dev = _dev()
+    rgba = torch.zeros((N, H, W, 4), dtype=torch.uint8, device=dev)
+    reward = torch.zeros(N, device=dev)
+    done = torch.zeros(N, dtype=torch.bool, device=dev)
+    with Recorder(tmp_path / "s.zarr", num_envs=N, fps=30, block_frames=4) as rec:
+        rec.capture(rgba[..., :3], reward=reward, terminated=done)  # allocates the ring
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for _ in range(1, 30):
+                rec.capture(rgba[..., :3], reward=reward, terminated=done, truncated=done)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert open_run(tmp_path / "s.zarr").num_frames == 30
+
+
+def test_cuda_float_out_of_range_is_reported(tmp_path):
+    dev = _dev()
+    good = torch.full((N, H, W, 3), 0.5, device=dev)
+    bad = good.clone()
+    bad[2, 3, 4, 1] = float("nan")
+    rec = Recorder(
+        tmp_path / "raise.zarr",
+        num_envs=N,
+        fps=30,
+        block_frames=2,
+        value_range=(0, 1),
+        on_error="raise",
+    )
+    rec.capture(good)
+    rec.capture(bad)  # checked on the writer thread: no host read of the device here
+    with pytest.raises(RecorderError, match=r"env_rgb at step 1 .*outside value_range=\(0, 1\)"):
+        for _ in range(200):
+            rec.capture(good)
+            torch.cuda.synchronize()
+        rec.close()
+    rec.close()
+    assert open_run(tmp_path / "raise.zarr").num_frames == 0  # that block was not written
+
+    with pytest.warns(RuntimeWarning, match="outside value_range"):
+        with Recorder(
+            tmp_path / "warn.zarr", num_envs=N, fps=30, block_frames=2, value_range=(0, 1)
+        ) as rec:
+            rec.capture(good)
+            rec.capture(bad * 3)
+    run = open_run(tmp_path / "warn.zarr")
+    assert run.num_frames == 2 and run.counters["invalid_frames"] == 1
+    assert run.env_frames()[1].max() == 255  # clamped
+
+
+def test_cuda_episode_step_and_numpy_flags_mixed(tmp_path):
+    dev = _dev()
+    rgb = torch.zeros((N, H, W, 3), dtype=torch.uint8, device=dev)
+    length = torch.zeros(N, dtype=torch.int64, device=dev)
+    with Recorder(tmp_path / "m.zarr", num_envs=N, fps=30, block_frames=4) as rec:
+        for t in range(10):
+            length += 1
+            done = np.arange(N) == t % N
+            rec.capture(rgb, episode_step=length, terminated=done)
+    run = open_run(tmp_path / "m.zarr")
+    np.testing.assert_array_equal(
+        run.scalar("episode_step"), np.arange(1, 11)[:, None].repeat(N, 1)
+    )
+    want = np.cumsum(np.arange(N)[None, :] == (np.arange(10) % N)[:, None], 0)
+    np.testing.assert_array_equal(run.scalar("episode"), want)

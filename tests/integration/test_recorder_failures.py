@@ -1,0 +1,155 @@
+"""Write failures: disk full, intermittent errors, a dead writer. Nothing hangs, nothing lies."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from envreel.capture import Recorder, RecorderError
+from envreel.capture._writer import WriterThread
+from envreel.schemas import open_run, validate
+from recorder_helpers import FlakyStore, FullDiskStore, frames, local, within
+
+N, H, W = 2, 8, 8
+
+
+def _tiny_queue(**kw):
+    # block_frames=2 and room for exactly 2 blocks: the caller meets a full queue at once.
+    from envreel.capture._writer import block_nbytes
+    from envreel.schemas import RunSpec
+
+    spec = RunSpec(num_envs=N, env_frame_shape=(H, W), fps=30, block_frames=2)
+    return dict(block_frames=2, max_queue_bytes=2 * block_nbytes(spec, value_range=False), **kw)
+
+
+def test_raise_disk_full_raises_on_next_capture_without_hanging(tmp_path):
+    store = local(tmp_path / "r.zarr", FullDiskStore)
+    rec = Recorder(store, num_envs=N, fps=30, on_error="raise", **_tiny_queue())
+    rec.capture(frames(0, N, H, W))  # creates the store
+    store.budget = 0  # the disk is full from now on
+
+    def loop():
+        for t in range(1, 500):
+            rec.capture(frames(t, N, H, W))
+
+    with pytest.raises(RecorderError, match="No space left on device") as info:
+        within(30, loop)
+    assert "r.zarr" in str(info.value) or "Store" in str(info.value)
+    with pytest.raises(RecorderError):
+        rec.capture(frames(999, N, H, W))  # the recorder stays failed
+    within(30, rec.close)  # already reported: close() does not raise again
+    run = open_run(tmp_path / "r.zarr")
+    assert run.num_frames == 0  # nothing committed, and the store still opens
+
+
+def test_raise_failure_in_last_block_raises_at_close(tmp_path):
+    store = local(tmp_path / "r.zarr", FullDiskStore)
+    rec = Recorder(store, num_envs=N, fps=30, on_error="raise", block_frames=8)
+    for t in range(8):
+        rec.capture(frames(t, N, H, W))  # one full block, written
+    within(30, lambda: _wait_written(rec, 8))
+    store.budget = 0
+    for t in range(8, 13):
+        rec.capture(frames(t, N, H, W))  # a partial block, written by close()
+    with pytest.raises(RecorderError, match="No space left on device"):
+        within(30, rec.close)
+    rec.close()  # idempotent, and quiet now
+    run = open_run(tmp_path / "r.zarr")
+    assert run.num_frames == 8
+    np.testing.assert_array_equal(
+        run.env_frames(), np.stack([frames(t, N, H, W) for t in range(8)])
+    )
+
+
+def _wait_written(rec, n):
+    import time
+
+    while rec.stats.frames_written < n:
+        time.sleep(0.01)
+
+
+def test_warn_disk_full_after_n_bytes_keeps_the_loop_alive(tmp_path):
+    store = local(tmp_path / "r.zarr", FullDiskStore)
+    rec = Recorder(store, num_envs=N, fps=30, on_error="warn", block_frames=4)
+    rec.capture(frames(0, N, H, W))
+    store.budget = 30_000  # room for ~2.5 blocks (~11 kB each), then the disk is full
+
+    def loop():
+        for t in range(1, 120):
+            rec.capture(frames(t, N, H, W))
+        rec.close()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        within(60, loop)
+    ours = [w for w in caught if "envreel recorder" in str(w.message)]
+    assert len(ours) == 1, [str(w.message) for w in caught]  # warned once
+    assert "No space left on device" in str(ours[0].message)
+    assert issubclass(ours[0].category, RuntimeWarning)
+    s = rec.stats
+    assert s.write_errors > 0 and s.frames_dropped > 0
+    assert s.frames_written + s.frames_dropped == 120
+    run = open_run(tmp_path / "r.zarr")
+    assert 0 < run.num_frames <= s.frames_written  # the last commits may not have fit either
+    want = np.stack([frames(t, N, H, W) for t in range(run.num_frames)])
+    np.testing.assert_array_equal(run.env_frames(), want)  # every committed block intact
+    assert validate(str(tmp_path / "r.zarr")) == []
+
+
+def test_warn_intermittent_errors_are_counted_in_the_store(tmp_path):
+    store = local(tmp_path / "r.zarr", FlakyStore, fail_attempts={1, 3})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Recorder(store, num_envs=N, fps=30, on_error="warn", block_frames=4) as rec:
+            for t in range(24):
+                rec.capture(frames(t, N, H, W))
+    assert sum("envreel recorder" in str(w.message) for w in caught) == 1
+    s = rec.stats
+    assert (s.write_errors, s.frames_dropped, s.frames_written) == (2, 8, 16)
+    run = open_run(tmp_path / "r.zarr")
+    kept = [*range(0, 4), *range(8, 12), *range(16, 24)]  # blocks 1 and 3 were lost
+    np.testing.assert_array_equal(run.frame_values("step"), kept)
+    np.testing.assert_array_equal(run.env_frames(), np.stack([frames(t, N, H, W) for t in kept]))
+    assert run.counters["write_errors"] == 2 and run.counters["dropped_frames"] == 8
+    assert any("Input/output error" in e for e in run.errors)
+    assert validate(str(tmp_path / "r.zarr")) == []
+
+
+def test_raise_intermittent_error_stops_writing(tmp_path):
+    store = local(tmp_path / "r.zarr", FlakyStore, fail_attempts={1})
+    rec = Recorder(store, num_envs=N, fps=30, on_error="raise", **_tiny_queue())
+
+    def loop():
+        for t in range(200):
+            rec.capture(frames(t, N, H, W))
+
+    with pytest.raises(RecorderError, match="Input/output error"):
+        within(30, loop)
+    rec.close()
+    run = open_run(tmp_path / "r.zarr")
+    assert run.num_frames == 2  # the block before the failure; nothing after it
+    assert run.counters["write_errors"] == 1
+
+
+def test_dead_writer_thread_never_hangs_the_caller(tmp_path, monkeypatch):
+    monkeypatch.setattr(WriterThread, "_run", lambda self: None)  # dies at once
+    rec = Recorder(tmp_path / "r.zarr", num_envs=N, fps=30, on_full="block", **_tiny_queue())
+
+    def loop():
+        for t in range(100):
+            rec.capture(frames(t, N, H, W))
+
+    with pytest.raises(RecorderError, match="stopped unexpectedly"):
+        within(30, loop)
+    within(30, rec.close)
+
+
+def test_warning_surfaces_at_close_when_loop_ended_first(tmp_path):
+    store = local(tmp_path / "r.zarr", FullDiskStore)
+    rec = Recorder(store, num_envs=N, fps=30, on_error="warn", block_frames=8)
+    rec.capture(frames(0, N, H, W))
+    store.budget = 0
+    with pytest.warns(RuntimeWarning, match="No space left on device"):
+        within(30, rec.close)
+    assert rec.stats.write_errors == 1 and rec.stats.frames_dropped == 1

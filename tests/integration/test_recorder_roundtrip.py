@@ -1,0 +1,413 @@
+"""Recorder -> real store on disk -> open_run: everything read back equals what was captured."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from envreel.capture import Recorder
+from envreel.schemas import open_run, validate
+from recorder_helpers import frames, global_frame
+
+N, H, W = 3, 10, 12
+GH, GW = 9, 14
+
+
+def _values(step: int, n: int = N):
+    reward = (np.arange(n) * 0.5 + step).astype(np.float32)
+    terminated = (np.arange(n) + step) % 7 == 0
+    truncated = (np.arange(n) + step) % 11 == 0
+    return reward, terminated, truncated
+
+
+def _check_valid(path):
+    problems = validate(str(path))
+    assert problems == [], problems
+
+
+def test_numpy_roundtrip_everything(tmp_path):
+    path = tmp_path / "run.zarr"
+    origins = np.c_[np.arange(N) * 2.0, np.ones(N), np.zeros(N)]
+    k = np.array([[20.0, 0, 6], [0, 20.0, 5], [0, 0, 1]])
+    poses = np.tile(np.eye(4), (N, 1, 1))
+    poses[:, 0, 3] = np.arange(N)
+    steps = 70  # 8 full blocks of 8 and a partial one of 6
+    with Recorder(
+        path,
+        num_envs=N,
+        step_dt=0.02,
+        block_frames=8,
+        scalar_names=("speed", "success"),
+        env_origins=origins,
+        env_intrinsics=k,
+        env_camera_poses=poses,
+        global_camera_pose=np.eye(4),
+        global_intrinsics=k,
+        source={"sim": "test"},
+        metadata={"task": "roundtrip"},
+    ) as rec:
+        for t in range(steps):
+            reward, term, trunc = _values(t)
+            kept = rec.capture(
+                frames(t, N, H, W),
+                global_frame(t, GH, GW),
+                reward=reward,
+                terminated=term,
+                truncated=trunc,
+                scalars={"speed": np.arange(N) * t, "success": np.full(N, t % 2)},
+            )
+            assert kept is True
+    run = open_run(path)
+    assert run.num_frames == steps
+    assert run.env_frame_shape == (H, W) and run.global_frame_shape == (GH, GW)
+    want = np.stack([frames(t, N, H, W) for t in range(steps)])
+    np.testing.assert_array_equal(run.env_frames(), want)
+    np.testing.assert_array_equal(
+        run.global_frames(), np.stack([global_frame(t, GH, GW) for t in range(steps)])
+    )
+    for name, idx in (("reward", 0), ("terminated", 1), ("truncated", 2)):
+        np.testing.assert_array_equal(
+            run.scalar(name), np.stack([_values(t)[idx] for t in range(steps)])
+        )
+    np.testing.assert_array_equal(
+        run.scalar("speed"), np.stack([np.arange(N) * t for t in range(steps)]).astype(np.float32)
+    )
+    np.testing.assert_array_equal(
+        run.scalar("success"), np.stack([np.full(N, t % 2) for t in range(steps)])
+    )
+    np.testing.assert_array_equal(run.frame_values("step"), np.arange(steps))
+    np.testing.assert_allclose(run.frame_values("sim_time"), np.arange(steps) * 0.02)
+    assert np.all(np.diff(run.frame_values("wall_time")) >= 0)
+    np.testing.assert_array_equal(run.frame_values("clip"), 0)
+    np.testing.assert_array_equal(run.env_origins, origins)
+    np.testing.assert_array_equal(run.cameras.env_intrinsics, np.broadcast_to(k, (N, 3, 3)))
+    np.testing.assert_array_equal(run.cameras.env_pose, poses)
+    assert run.fps == 50 and run.step_dt == 0.02
+    assert run.source == {"sim": "test"} and run.metadata == {"task": "roundtrip"}
+    assert run.counters["dropped_frames"] == 0 and run.counters["write_errors"] == 0
+    assert run.closed
+    assert [(c.id, c.start_frame, c.stop_frame) for c in run.clips] == [(0, 0, steps)]
+    s = rec.stats
+    assert (s.steps, s.frames_captured, s.frames_written, s.frames_dropped) == (70, 70, 70, 0)
+    assert s.blocks_written == 9 and s.write_errors == 0
+    assert s.bytes_in == steps * (N * H * W * 3 + GH * GW * 3)
+    assert s.bytes_stored > 0 and s.queue_bytes == 0
+    assert 0 < s.queue_high_water_bytes <= s.queue_capacity_bytes
+    _check_valid(path)
+
+
+@pytest.mark.parametrize("layout", ["rgba", "rgba-view", "strided-crop", "fortran"])
+def test_numpy_layouts(tmp_path, layout):
+    """RGBA and strided views take other copy paths; all store the same RGB bytes."""
+    path = tmp_path / "run.zarr"
+    with Recorder(path, num_envs=N, fps=30, block_frames=4) as rec:
+        for t in range(11):
+            rgba = frames(t, N, H, W, channels=4)
+            if layout == "rgba":
+                x = rgba
+            elif layout == "rgba-view":
+                x = rgba[..., :3]
+            elif layout == "strided-crop":
+                big = np.zeros((N, H * 2, W + 3, 3), np.uint8)
+                big[:, ::2, 1 : W + 1] = rgba[..., :3]
+                x = big[:, ::2, 1 : W + 1]
+            else:
+                x = np.asfortranarray(rgba[..., :3])
+            rec.capture(x)
+    want = np.stack([frames(t, N, H, W, channels=4)[..., :3] for t in range(11)])
+    np.testing.assert_array_equal(open_run(path).env_frames(), want)
+
+
+def test_rgba_view_spill_never_reads_past_the_owner(tmp_path):
+    """An RGB array whose last pixel ends its buffer is copied plainly (no word read past it)."""
+    base = np.arange(N * H * W * 3 + 1, dtype=np.uint64).astype(np.uint8)
+    rgb = np.lib.stride_tricks.as_strided(
+        base[1:], shape=(N, H, W, 3), strides=(H * W * 3, W * 3, 3, 1)
+    )
+    with Recorder(tmp_path / "r.zarr", num_envs=N, fps=30, block_frames=2) as rec:
+        rec.capture(rgb)
+    np.testing.assert_array_equal(open_run(tmp_path / "r.zarr").env_frames()[0], rgb)
+
+
+def test_float_frames_with_value_range(tmp_path):
+    path = tmp_path / "run.zarr"
+    with Recorder(path, num_envs=N, fps=30, block_frames=4, value_range=(0.0, 1.0)) as rec:
+        for t in range(6):
+            rec.capture(frames(t, N, H, W).astype(np.float32) / 255.0)
+            rec.capture(frames(100 + t, N, H, W).astype(np.float64) / 255.0)
+    want = np.stack([f for t in range(6) for f in (frames(t, N, H, W), frames(100 + t, N, H, W))])
+    np.testing.assert_array_equal(open_run(path).env_frames(), want)
+
+
+def test_source_buffer_overwritten_after_capture(tmp_path):
+    """capture() copies: reusing the caller's buffer at once does not change what is stored."""
+    path = tmp_path / "run.zarr"
+    buf = np.zeros((N, H, W, 4), np.uint8)
+    rew = np.zeros(N, np.float32)
+    with Recorder(path, num_envs=N, fps=30, block_frames=4) as rec:
+        for t in range(9):
+            buf[:] = frames(t, N, H, W, channels=4)
+            rew[:] = t
+            rec.capture(buf[..., :3], reward=rew)
+            buf[:] = 255  # the simulator renders the next step into the same buffer
+            rew[:] = -1
+    run = open_run(path)
+    np.testing.assert_array_equal(
+        run.env_frames(), np.stack([frames(t, N, H, W, channels=4)[..., :3] for t in range(9)])
+    )
+    np.testing.assert_array_equal(run.scalar("reward"), np.repeat(np.arange(9.0), N).reshape(9, N))
+
+
+def test_windows_and_stride(tmp_path):
+    """video_length=5 steps every 12 from step 3, every 2nd step: the clips of gymnasium users."""
+    path = tmp_path / "run.zarr"
+    kept_steps = []
+    with Recorder(
+        path,
+        num_envs=N,
+        fps=30,
+        block_frames=4,
+        video_length=5,
+        video_interval=12,
+        step_offset=3,
+        frame_stride=2,
+    ) as rec:
+        for t in range(40):
+            if rec.capture(frames(t, N, H, W), reward=np.full(N, t, np.float32)):
+                kept_steps.append(t)
+    assert kept_steps == [3, 5, 7, 15, 17, 19, 27, 29, 31, 39]
+    run = open_run(path)
+    np.testing.assert_array_equal(run.frame_values("step"), kept_steps)
+    np.testing.assert_array_equal(
+        run.env_frames(), np.stack([frames(t, N, H, W) for t in kept_steps])
+    )
+    np.testing.assert_array_equal(run.scalar("reward")[:, 0], kept_steps)
+    np.testing.assert_array_equal(run.frame_values("clip"), [0, 0, 0, 1, 1, 1, 2, 2, 2, 3])
+    assert [(c.id, c.start_frame, c.stop_frame, c.start_step, c.stop_step) for c in run.clips] == [
+        (0, 0, 3, 3, 8),
+        (1, 3, 6, 15, 20),
+        (2, 6, 9, 27, 32),
+        (3, 9, 10, 39, 40),
+    ]
+    _check_valid(path)
+
+
+def test_manual_clips(tmp_path):
+    path = tmp_path / "run.zarr"
+    with Recorder(path, num_envs=N, fps=30, block_frames=4, frame_stride=2) as rec:
+        rec.stop_clip()  # record only between start_clip() and stop_clip()
+        kept = []
+        for t in range(30):
+            if t in (4, 20):
+                rec.start_clip()
+            if t in (11, 25):
+                rec.stop_clip()
+            if rec.capture(frames(t, N, H, W)):
+                kept.append(t)
+    assert kept == [4, 6, 8, 10, 20, 22, 24]
+    run = open_run(path)
+    np.testing.assert_array_equal(run.frame_values("clip"), [0, 0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(run.frame_values("step"), kept)
+
+
+def test_whole_run_is_clip_zero_and_start_clip_cuts(tmp_path):
+    path = tmp_path / "run.zarr"
+    with Recorder(path, num_envs=N, fps=30, block_frames=4) as rec:
+        for t in range(10):
+            if t == 6:
+                rec.start_clip()
+            rec.capture(frames(t, N, H, W))
+    np.testing.assert_array_equal(open_run(path).frame_values("clip"), [0] * 6 + [1] * 4)
+
+
+def test_lazy_shapes_and_global_from_first_capture(tmp_path):
+    path = tmp_path / "run.zarr"
+    rec = Recorder(path, num_envs=N, fps=30, block_frames=4)
+    assert not path.exists()  # nothing is created before the first capture
+    for t in range(5):
+        rec.capture(frames(t, N, H, W), global_frame(t, GH, GW)[None])  # (1, Hg, Wg, 3)
+    rec.close()
+    run = open_run(path)
+    assert run.env_frame_shape == (H, W) and run.global_frame_shape == (GH, GW)
+    np.testing.assert_array_equal(
+        run.global_frames(), np.stack([global_frame(t, GH, GW) for t in range(5)])
+    )
+
+
+def test_per_frame_poses(tmp_path):
+    path = tmp_path / "run.zarr"
+    with Recorder(
+        path,
+        num_envs=N,
+        fps=30,
+        block_frames=4,
+        env_pose_per_frame=True,
+        global_pose_per_frame=True,
+    ) as rec:
+        for t in range(6):
+            pose = np.tile(np.eye(4), (N, 1, 1))
+            pose[:, 2, 3] = t + np.arange(N)
+            gpose = np.eye(4)
+            gpose[0, 3] = -t
+            rec.capture(frames(t, N, H, W), env_camera_poses=pose, global_camera_pose=gpose)
+    run = open_run(path)
+    np.testing.assert_array_equal(
+        run.env_camera_poses()[:, :, 2, 3], np.arange(6)[:, None] + np.arange(N)
+    )
+    np.testing.assert_array_equal(run.global_camera_poses()[:, 0, 3], -np.arange(6))
+
+
+def test_close_is_idempotent_and_capture_after_close_raises(tmp_path):
+    rec = Recorder(tmp_path / "r.zarr", num_envs=N, fps=30, block_frames=4)
+    rec.capture(frames(0, N, H, W))
+    rec.close()
+    rec.close()
+    assert rec.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        rec.capture(frames(1, N, H, W))
+    assert open_run(tmp_path / "r.zarr").num_frames == 1
+
+
+def test_known_shape_without_captures_leaves_an_empty_valid_run(tmp_path):
+    path = tmp_path / "r.zarr"
+    Recorder(path, num_envs=N, fps=30, env_frame_shape=(H, W)).close()
+    run = open_run(path)
+    assert run.num_frames == 0 and run.closed
+    _check_valid(path)
+
+
+def test_existing_store_is_not_overwritten(tmp_path):
+    path = tmp_path / "r.zarr"
+    with Recorder(path, num_envs=N, fps=30) as rec:
+        rec.capture(frames(0, N, H, W))
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        Recorder(path, num_envs=N, fps=30)
+    with Recorder(path, num_envs=N, fps=30, overwrite=True) as rec:
+        rec.capture(frames(5, N, H, W))
+        rec.capture(frames(6, N, H, W))
+    assert open_run(path).num_frames == 2
+
+
+def test_memory_url_and_store_object(tmp_path):
+    from zarr.storage import LocalStore
+
+    with Recorder("memory://recorder-test.zarr", num_envs=N, fps=30, block_frames=4) as rec:
+        for t in range(6):
+            rec.capture(frames(t, N, H, W))
+    assert open_run("memory://recorder-test.zarr").num_frames == 6
+    store = LocalStore(str(tmp_path / "obj.zarr"))
+    with Recorder(store, num_envs=N, fps=30, block_frames=4) as rec:
+        for t in range(5):
+            rec.capture(frames(t, N, H, W))
+    np.testing.assert_array_equal(
+        open_run(tmp_path / "obj.zarr").env_frames(),
+        np.stack([frames(t, N, H, W) for t in range(5)]),
+    )
+
+
+def test_explicit_steps_and_sim_time(tmp_path):
+    path = tmp_path / "r.zarr"
+    with Recorder(path, num_envs=N, fps=30, block_frames=4) as rec:
+        for k, t in enumerate((10, 12, 13, 20)):
+            rec.capture(frames(t, N, H, W), step=t, sim_time=k * 0.5)
+    run = open_run(path)
+    np.testing.assert_array_equal(run.frame_values("step"), [10, 12, 13, 20])
+    np.testing.assert_array_equal(run.frame_values("sim_time"), [0, 0.5, 1.0, 1.5])
+
+
+# ---- torch on the CPU ---------------------------------------------------------------------------
+
+
+def test_torch_cpu_roundtrip(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "run.zarr"
+    rgba = torch.zeros((N, H, W, 4), dtype=torch.uint8)
+    rgb = rgba[..., :3]  # Isaac Lab's strided view
+    reward = torch.zeros(N)
+    term = torch.zeros(N, dtype=torch.bool)
+    with Recorder(path, num_envs=N, fps=30, block_frames=4, scalar_names=("x",)) as rec:
+        for t in range(10):
+            rgba.copy_(torch.from_numpy(frames(t, N, H, W, channels=4)))
+            reward.fill_(t * 0.25)
+            term.copy_(torch.from_numpy(_values(t)[1]))
+            rec.capture(
+                rgb,
+                reward=reward,
+                terminated=term,
+                scalars={"x": torch.arange(N, dtype=torch.float64) * t},
+            )
+            rgba.fill_(7)  # overwritten right after capture()
+            reward.fill_(-1)
+            term.fill_(True)
+    run = open_run(path)
+    np.testing.assert_array_equal(
+        run.env_frames(), np.stack([frames(t, N, H, W, channels=4)[..., :3] for t in range(10)])
+    )
+    np.testing.assert_array_equal(run.scalar("reward")[:, 1], np.arange(10) * 0.25)
+    np.testing.assert_array_equal(
+        run.scalar("terminated"), np.stack([_values(t)[1] for t in range(10)])
+    )
+    np.testing.assert_array_equal(run.scalar("x"), np.arange(10)[:, None] * np.arange(N))
+
+
+def test_torch_cpu_float_frames(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "run.zarr"
+    with Recorder(path, num_envs=N, fps=30, block_frames=4, value_range=(-1.0, 1.0)) as rec:
+        for t in range(5):
+            x = torch.from_numpy(frames(t, N, H, W)).float() / 127.5 - 1.0
+            rec.capture(x.to(torch.bfloat16) if t == 4 else x)
+    got = open_run(path).env_frames()
+    np.testing.assert_array_equal(got[:4], np.stack([frames(t, N, H, W) for t in range(4)]))
+    assert np.abs(got[4].astype(int) - frames(4, N, H, W)).max() <= 1  # bfloat16 rounding
+
+
+@pytest.mark.parametrize("rerenders", [0, 1])
+def test_fake_isaaclab_env_matches_truth(tmp_path, rerenders):
+    """Against the Isaac Lab stand-in: frames, done flags, episode index and step as the truth."""
+    pytest.importorskip("torch")
+    from isaaclab_standins import make_fake_env
+
+    env = make_fake_env(num_envs=5, max_episode_length=6, num_rerenders_on_reset=rerenders)
+    u = env.unwrapped
+    cam = u.scene.sensors[u.camera_name]
+    glob = u.scene.sensors[u.global_camera_name]
+    path = tmp_path / "isaac.zarr"
+    import torch
+
+    with Recorder(
+        path,
+        num_envs=u.num_envs,
+        step_dt=u.step_dt,
+        block_frames=8,
+        env_origins=u.scene.env_origins,
+    ) as rec:
+        env.reset()
+        rec.capture(
+            cam.data.output["rgb"].torch, glob.data.output["rgb"].torch, step=u.common_step_counter
+        )
+        for _ in range(40):
+            _, reward, term, trunc, _ = env.step(torch.zeros((u.num_envs, 2)))
+            stale = (term | trunc) & (u.cfg.num_rerenders_on_reset == 0)  # the adapter's rule
+            rec.capture(
+                cam.data.output["rgb"].torch,
+                glob.data.output["rgb"].torch,
+                step=u.common_step_counter,
+                reward=reward,
+                terminated=term,
+                truncated=trunc,
+                stale=stale,
+            )
+    truth = u.truth
+    run = open_run(path)
+    assert run.num_frames == len(truth) == 41
+    np.testing.assert_array_equal(run.env_frames(), np.stack([s.rgb for s in truth]))
+    np.testing.assert_array_equal(run.global_frames(), np.stack([s.global_rgb[0] for s in truth]))
+    np.testing.assert_array_equal(run.frame_values("step"), [s.step for s in truth])
+    for name in ("terminated", "truncated", "stale", "episode_index", "episode_step"):
+        stored = run.scalar("episode" if name == "episode_index" else name)
+        np.testing.assert_array_equal(stored, np.stack([getattr(s, name) for s in truth]), name)
+    reward = run.scalar("reward")
+    assert np.isnan(reward[0]).all()  # not given at reset(): stored as NaN, not a made-up 0
+    np.testing.assert_array_equal(reward[1:], np.stack([s.reward for s in truth[1:]]))
+    assert run.scalar("stale").any() == (rerenders == 0)
+    np.testing.assert_allclose(run.env_origins, u.scene.env_origins.torch.numpy())

@@ -1,0 +1,94 @@
+"""Input normalisation: classification, cached checks, the RGBA word copy, float conversion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from envreel.capture import _frames as fr
+from hypothesis import given
+from hypothesis import strategies as st
+
+
+def test_is_torch_does_not_import_torch():
+    import sys
+
+    had = "torch" in sys.modules
+    assert not fr.is_torch(np.zeros(3))
+    assert ("torch" in sys.modules) == had
+
+
+def test_importing_capture_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from envreel.capture import Recorder; "
+        "r = Recorder('memory://x.zarr', num_envs=1, fps=30); "
+        "r.capture(np.zeros((1, 4, 4, 3), np.uint8)); r.close(); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_overlap_copy_self_test_passes_here():
+    assert fr.overlap_copy_works()
+
+
+@given(
+    n=st.integers(1, 3),
+    h=st.integers(1, 6),
+    w=st.integers(1, 6),
+    pad=st.integers(0, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_word_copy_equals_plain_copy(n, h, w, pad, seed):
+    rng = np.random.default_rng(seed)
+    rgba = rng.integers(0, 256, (n, h, w + pad, 4), dtype=np.uint8)[:, :, :w]
+    inp = fr.ImageInput("env_rgb", lead=(n,), shape=None, value_range=None)
+    kind, payload = inp.check(rgba[..., :3])
+    flat = np.full(n * h * w * 3 + 1, 77, np.uint8)
+    dst = flat[:-1].reshape(n, h, w, 3)
+    words = np.ndarray((n, h, w), np.uint32, buffer=flat, strides=(h * w * 3, w * 3, 3))
+    inp.copy_host(kind, payload, dst, words)
+    np.testing.assert_array_equal(dst, rgba[..., :3])
+
+
+def test_plans():
+    n, h, w = 2, 3, 4
+    inp = fr.ImageInput("env_rgb", lead=(n,), shape=None, value_range=None)
+    rgba = np.zeros((n, h, w, 4), np.uint8)
+    assert inp.check(np.zeros((n, h, w, 3), np.uint8))[0] == fr.NP_COPY
+    assert inp.check(rgba)[0] == fr.NP_WORDS
+    assert inp.check(rgba[..., :3])[0] == fr.NP_WORDS
+    # every other pixel: still 4 readable bytes per pixel start
+    assert inp.check(np.zeros((n, h, w * 2, 3), np.uint8)[:, :, ::2])[0] == fr.NP_WORDS
+    assert inp.check(np.asfortranarray(rgba[..., :3]))[0] == fr.NP_COPY  # channels apart
+
+
+def test_float_conversion_rounds_to_nearest():
+    inp = fr.ImageInput("env_rgb", lead=(1,), shape=None, value_range=(0.0, 2.0))
+    x = np.array([0.0, 2.0, 1.0, 0.0039, 0.0040, 1.9999], np.float32).reshape(1, 1, 2, 3)
+    kind, payload = inp.check(x)
+    dst = np.zeros((1, 1, 2, 3), np.uint8)
+    inp.copy_host(kind, payload, dst, None)
+    # round((x - lo) / (hi - lo) * 255)
+    np.testing.assert_array_equal(dst.ravel(), [0, 255, 128, 0, 1, 255])
+
+
+def test_value_input_checks_are_cached_but_shape_changes_are_caught():
+    v = fr.ValueInput("reward", kind="float", num_envs=3)
+    assert v.check(np.zeros(3))[0] is False
+    assert v.check([1, 2, 3])[1].tolist() == [1, 2, 3]
+    with pytest.raises(ValueError, match=r"reward must have shape \(3,\)"):
+        v.check(np.zeros(4))
+
+
+def test_check_step():
+    assert fr.check_step(None, None) == 0
+    assert fr.check_step(None, 7) == 8
+    assert fr.check_step(np.int64(9), 7) == 9
+    with pytest.raises(ValueError, match="increase"):
+        fr.check_step(7, 7)
+    with pytest.raises(TypeError):
+        fr.check_step(True, None)
