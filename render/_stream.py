@@ -23,7 +23,7 @@ __all__ = ["Job", "TileBatch", "BlockReader", "Prefetcher"]
 
 BLOCK_BYTES = 128 << 20
 """Largest canvas block (output frames composed at once); two exist at a time."""
-GROUP_BYTES = 4 << 20
+GROUP_BYTES = 8 << 20
 """Largest group of raw env frames read at once."""
 
 
@@ -125,7 +125,11 @@ class BlockReader:
 
     # ---- tiles ----------------------------------------------------------------------------------
     def batches(self, job: Job) -> Iterator[TileBatch]:
-        """The job's tiles, in groups of envs sharing a frame range, at most ``group_bytes``."""
+        """The job's tiles, in groups of envs sharing a frame range, at most ``group_bytes``.
+
+        Scalars and frame values are read once per frame range for all its envs (a scalar
+        chunk holds every env, so reading it per small group would decode it many times).
+        """
         plan = self.plan
         page = plan.pages[job.page]
         groups: dict[tuple[int, int], list[int]] = {}
@@ -133,53 +137,53 @@ class BlockReader:
             groups.setdefault(plan.track(env), []).append(slot)
         for (s, e), slots in groups.items():
             length = len(range(s, e, plan.stride))
-            r1 = min(job.o1, length) - job.o0
-            if r1 <= 0:
+            rows = min(job.o1, length) - job.o0
+            if rows <= 0:
                 continue
-            per_group = max(1, self.group_bytes // (self.env_bytes * r1))
+            stride = plan.stride
+            fa = s + job.o0 * stride
+            fb = s + (job.o0 + rows - 1) * stride + 1
+            envs = [page[k] for k in slots]
+            scalars = {
+                name: self.scalars.read(name, fa, fb, envs, stride=stride)
+                for name in plan.scalars_needed
+            }
+            frame_values = self._frame_values(fa, fb, rows)
+            last = length - 1 - job.o0
+            per_group = max(1, self.group_bytes // (self.env_bytes * rows))
             for i in range(0, len(slots), per_group):
-                sub = slots[i : i + per_group]
-                yield self._read(job, s, length, r1, sub, [page[k] for k in sub])
+                sub_envs = envs[i : i + per_group]
+                bad = np.zeros((rows, len(sub_envs)), bool)
+                try:
+                    frames = self.run.env_frames(sub_envs, fa, fb, stride=stride)
+                except CorruptChunkError:
+                    if not self.skip_bad:
+                        raise
+                    frames = self._read_around_damage(sub_envs, fa, fb, rows, bad)
+                yield TileBatch(
+                    slots=slots[i : i + per_group],
+                    envs=sub_envs,
+                    rows=(0, rows),
+                    frames=frames,
+                    bad=bad,
+                    store_frames=np.arange(fa, fb, stride),
+                    scalars={k: v[:, i : i + per_group] for k, v in scalars.items()},
+                    frame_values=frame_values,
+                    last_rows=[last if 0 <= last < rows else -1] * len(sub_envs),
+                )
 
-    def _read(
-        self, job: Job, s: int, length: int, rows: int, slots: list[int], envs: list[int]
-    ) -> TileBatch:
-        stride = self.plan.stride
-        fa = s + job.o0 * stride
-        fb = s + (job.o0 + rows - 1) * stride + 1
-        bad = np.zeros((rows, len(envs)), bool)
-        try:
-            frames = self.run.env_frames(envs, fa, fb, stride=stride)
-        except CorruptChunkError:
-            if not self.skip_bad:
-                raise
-            frames = self._read_around_damage(envs, fa, fb, rows, bad)
-        scalars = {
-            name: self.scalars.read(name, fa, fb, envs, stride=stride)
-            for name in self.plan.scalars_needed
-        }
-        frame_values = {}
+    def _frame_values(self, fa: int, fb: int, rows: int) -> dict[str, np.ndarray]:
+        out = {}
         for name in self.frame_fields:
             key = "sim_time" if name == "time" else name
             try:
-                frame_values[name] = self.run.frame_values(key, fa, fb, stride=stride)
+                out[name] = self.run.frame_values(key, fa, fb, stride=self.plan.stride)
             except CorruptChunkError as exc:
                 if not self.skip_bad:
                     raise
                 self.scalars.warn_corrupt(exc, f"frame {key}, frames {fa}..{fb - 1}")
-                frame_values[name] = np.full(rows, np.nan)
-        last = length - 1 - job.o0
-        return TileBatch(
-            slots=slots,
-            envs=envs,
-            rows=(0, rows),
-            frames=frames,
-            bad=bad,
-            store_frames=np.arange(fa, fb, stride),
-            scalars=scalars,
-            frame_values=frame_values,
-            last_rows=[last if 0 <= last < rows else -1] * len(envs),
-        )
+                out[name] = np.full(rows, np.nan)
+        return out
 
     def _read_around_damage(
         self, envs: list[int], fa: int, fb: int, rows: int, bad: np.ndarray

@@ -34,6 +34,7 @@ __all__ = ["render", "render_envs", "contact_sheet", "RenderResult"]
 
 GIF_MAX_FPS = 50.0
 """Browsers play GIF delays under 20 ms as 100 ms, so GIFs are capped at 50 fps."""
+_SWITCH_INTERVAL_S = 0.0005
 GIF_MAX_SIDE = 1024
 """Default cap on a GIF's longer side (GIFs are large: one byte per pixel per frame)."""
 
@@ -260,6 +261,12 @@ def render(
     written: list[Path] = []
     counts: list[int] = []
     bar = _Progress(plan.total_frames, Path(out).name, progress)
+    # The main thread only wakes to hand the next frame to ffmpeg; with the default 5 ms GIL
+    # switch interval it would wait behind the reader thread's Python work (zarr) and starve
+    # the encoder. A short interval for the render's duration keeps ffmpeg fed.
+    switch = sys.getswitchinterval()
+    if prefetch:
+        sys.setswitchinterval(min(switch, _SWITCH_INTERVAL_S))
     try:
         for target, page_list in zip(paths, outputs, strict=True):
             jobs = [job for p in page_list for job in reader.jobs(p)]
@@ -291,6 +298,7 @@ def render(
                 writer.abort()
                 raise
     finally:
+        sys.setswitchinterval(switch)
         bar.close()
     return RenderResult(
         paths=tuple(written),
