@@ -42,16 +42,27 @@ def _objects(path: str) -> int:
     return sum(len(files) for _, _, files in os.walk(path))
 
 
-def run_layout(frames: np.ndarray, root: str, block: int, sharded: bool, codec: str, level: int,
-               probe_envs: list[int]) -> dict:
+def run_layout(
+    frames: np.ndarray,
+    root: str,
+    block: int,
+    sharded: bool,
+    codec: str,
+    level: int,
+    probe_envs: list[int],
+) -> dict:
     t, n, h, w, _ = frames.shape
     path = os.path.join(root, "a.zarr")
     shutil.rmtree(path, ignore_errors=True)
     chunks = (block, 1, h, w, 3) if block > 1 else (1, n, h, w, 3)
     arr = zarr.create_array(
-        path, shape=(0, n, h, w, 3), dtype="uint8", chunks=chunks,
+        path,
+        shape=(0, n, h, w, 3),
+        dtype="uint8",
+        chunks=chunks,
         shards=(block, n, h, w, 3) if sharded else None,
-        compressors=compressors(codec, level), fill_value=0,
+        compressors=compressors(codec, level),
+        fill_value=0,
     )
     step = max(block, 32)
     t0 = time.perf_counter()

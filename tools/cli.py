@@ -20,8 +20,17 @@ import click
 from envreel.schemas import EnvreelError, open_run, validate
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-LIBRARY_ERRORS = (EnvreelError, ValueError, TypeError, FileNotFoundError, FileExistsError,
-                  PermissionError, NotADirectoryError, ImportError, OSError)
+LIBRARY_ERRORS = (
+    EnvreelError,
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    NotADirectoryError,
+    ImportError,
+    OSError,
+)
 
 
 def _version() -> str:
@@ -108,12 +117,19 @@ def info(run: str, as_json: bool) -> None:
         f"frames       {facts['num_frames']} at {facts['fps']:g} fps = {facts['duration_s']:.1f} s"
         f" (step_dt {facts['step_dt']:g} s)",
         f"clips        {facts['num_clips']}"
-        + "".join(f"\n             #{c['id']}: frames {c['start_frame']}-{c['stop_frame']}"
-                  f" (steps {c['start_step']}-{c['stop_step']})" for c in facts["clips"][:10]),
+        + "".join(
+            f"\n             #{c['id']}: frames {c['start_frame']}-{c['stop_frame']}"
+            f" (steps {c['start_step']}-{c['stop_step']})"
+            for c in facts["clips"][:10]
+        ),
         f"scalars      {', '.join(facts['scalars'])}",
         f"stored       {_human_bytes(facts['stored_bytes'])} of {_human_bytes(facts['raw_bytes'])}"
-        f" raw" + (f" ({facts['compression_ratio']}×, {facts['codec']})"
-                   if facts["compression_ratio"] else ""),
+        f" raw"
+        + (
+            f" ({facts['compression_ratio']}×, {facts['codec']})"
+            if facts["compression_ratio"]
+            else ""
+        ),
         "counters     " + ", ".join(f"{k}={v}" for k, v in facts["counters"].items()),
         f"rank         {facts['rank']} of {facts['world_size']} (env ids from "
         f"{facts['env_id_offset']})",
@@ -142,8 +158,16 @@ def validate_cmd(run: str, as_json: bool, quick: bool) -> None:
     """
     problems = validate(run, check_data=not quick)
     if as_json:
-        click.echo(json.dumps({"run": run, "valid": not problems,
-                               "problems": [dataclasses.asdict(p) for p in problems]}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "run": run,
+                    "valid": not problems,
+                    "problems": [dataclasses.asdict(p) for p in problems],
+                },
+                indent=2,
+            )
+        )
     elif problems:
         for p in problems:
             click.echo(f"{p.where}: {p.message}")
@@ -161,7 +185,9 @@ def _layout_fields() -> list[tuple[str, Any, str, Any]]:
     from envreel.render import Layout
 
     hints = typing.get_type_hints(Layout)
-    return [(name, default, doc, hints[name]) for name, (default, doc) in Layout.field_docs().items()]
+    return [
+        (name, default, doc, hints[name]) for name, (default, doc) in Layout.field_docs().items()
+    ]
 
 
 def _flag_type(annotation: Any) -> tuple[Any, bool]:
@@ -182,14 +208,22 @@ def _layout_options(fn):
     for name, default, doc, annotation in reversed(_layout_fields()):
         flag = "--" + name.replace("_", "-")
         ctype, is_bool = _flag_type(annotation)
-        shown = "none" if default is None else (
-            "x".join(map(str, default)) if isinstance(default, tuple) else default)
+        shown = (
+            "none"
+            if default is None
+            else ("x".join(map(str, default)) if isinstance(default, tuple) else default)
+        )
         if is_bool:
-            fn = click.option(f"{flag}/--no-{flag[2:]}", name, default=None,
-                              help=f"{doc} [default: {'on' if default else 'off'}]")(fn)
+            fn = click.option(
+                f"{flag}/--no-{flag[2:]}",
+                name,
+                default=None,
+                help=f"{doc} [default: {'on' if default else 'off'}]",
+            )(fn)
         else:
-            fn = click.option(flag, name, type=ctype, default=None,
-                              help=f"{doc} [default: {shown}]")(fn)
+            fn = click.option(
+                flag, name, type=ctype, default=None, help=f"{doc} [default: {shown}]"
+            )(fn)
     return fn
 
 
@@ -204,8 +238,10 @@ def _parse_flag_value(name: str, value: Any, annotation: Any) -> Any:
         try:
             nums = [int(p) for p in parts]
         except ValueError:
-            raise click.BadParameter(f"expected HEIGHTxWIDTH or N, got {value!r}",
-                                     param_hint="--" + name.replace("_", "-")) from None
+            raise click.BadParameter(
+                f"expected HEIGHTxWIDTH or N, got {value!r}",
+                param_hint="--" + name.replace("_", "-"),
+            ) from None
         return (nums[0], nums[0]) if len(nums) == 1 else tuple(nums)
     return value
 
@@ -219,8 +255,12 @@ def _build_layout(layout_file: str | None, preset: str | None, flags: dict[str, 
     try:
         base = Layout.from_file(layout_file) if layout_file else Layout()
         if preset:
-            base = Layout.from_dict({**Layout.preset(preset).to_dict(changed_only=True),
-                                     **base.to_dict(changed_only=True)})
+            base = Layout.from_dict(
+                {
+                    **Layout.preset(preset).to_dict(changed_only=True),
+                    **base.to_dict(changed_only=True),
+                }
+            )
         return base.replace(**given) if given else base
     except (ValueError, TypeError) as exc:
         raise click.UsageError(str(exc).splitlines()[0]) from None
@@ -229,20 +269,42 @@ def _build_layout(layout_file: str | None, preset: str | None, flags: dict[str, 
 @main.command(context_settings=CONTEXT)
 @click.argument("run")
 @click.argument("out")
-@click.option("--layout", "layout_file", type=click.Path(exists=True, dir_okay=False),
-              help="JSON or YAML file of layout fields; flags override it.")
-@click.option("--preset", help="Start from a named layout: grid, top16, bottom16, failures, "
-                               "timeouts, episodes, overview, inset, global.")
-@click.option("--crf", type=click.IntRange(0, 51), default=23, show_default=True,
-              help="H.264 quality for .mp4 (lower is better and larger).")
-@click.option("--speed", "x264_preset", default="veryfast", show_default=True,
-              type=click.Choice(["ultrafast", "superfast", "veryfast", "faster", "fast",
-                                 "medium", "slow"]),
-              help="libx264 preset for .mp4.")
-@click.option("--per-env", is_flag=True,
-              help="Write one video per env into the folder OUT (env_0007.mp4, ...).")
-@click.option("--skip-bad", is_flag=True,
-              help="Render corrupt chunks as placeholder tiles (with a warning) instead of failing.")
+@click.option(
+    "--layout",
+    "layout_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSON or YAML file of layout fields; flags override it.",
+)
+@click.option(
+    "--preset",
+    help="Start from a named layout: grid, top16, bottom16, failures, "
+    "timeouts, episodes, overview, inset, global.",
+)
+@click.option(
+    "--crf",
+    type=click.IntRange(0, 51),
+    default=23,
+    show_default=True,
+    help="H.264 quality for .mp4 (lower is better and larger).",
+)
+@click.option(
+    "--speed",
+    "x264_preset",
+    default="veryfast",
+    show_default=True,
+    type=click.Choice(["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"]),
+    help="libx264 preset for .mp4.",
+)
+@click.option(
+    "--per-env",
+    is_flag=True,
+    help="Write one video per env into the folder OUT (env_0007.mp4, ...).",
+)
+@click.option(
+    "--skip-bad",
+    is_flag=True,
+    help="Render corrupt chunks as placeholder tiles (with a warning) instead of failing.",
+)
 @_layout_options
 @click.pass_context
 @library_errors
@@ -263,26 +325,48 @@ def render(ctx, run, out, layout_file, preset, crf, x264_preset, per_env, skip_b
     from envreel import render as R
 
     layout = _build_layout(layout_file, preset, flags)
-    progress = _show_progress(ctx)
     if per_env:
-        paths = R.render_per_env(run, layout, out, crf=crf, preset=x264_preset,
-                                 skip_bad=skip_bad, progress=progress)
+        paths = R.render_envs(run, out, layout, crf=crf, preset=x264_preset, skip_bad=skip_bad)
     else:
-        paths = R.render(run, layout, out, crf=crf, preset=x264_preset, skip_bad=skip_bad,
-                         progress=progress)
-    for p in paths if isinstance(paths, list | tuple) else [paths]:
+        result = R.render(
+            run,
+            layout,
+            out,
+            crf=crf,
+            preset=x264_preset,
+            skip_bad=skip_bad,
+            progress=_show_progress(ctx),
+        )
+        paths = result.paths
+        for w in result.warnings:
+            click.echo(f"warning: {w}", err=True)
+    for p in paths:
         click.echo(str(p))
 
 
 @main.command(context_settings=CONTEXT)
 @click.argument("run")
 @click.argument("out")
-@click.option("--envs", default="all", show_default=True,
-              help="Env ids and ranges like 0-15,20 (rows of the sheet).")
-@click.option("--times", type=click.IntRange(1, 64), default=8, show_default=True,
-              help="Sampled times (columns of the sheet).")
-@click.option("--scale", type=click.FloatRange(0.05, 8), default=1.0, show_default=True,
-              help="Tile size as a factor of the env frame size.")
+@click.option(
+    "--envs",
+    default="all",
+    show_default=True,
+    help="Env ids and ranges like 0-15,20 (rows of the sheet).",
+)
+@click.option(
+    "--times",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Sampled times (columns of the sheet).",
+)
+@click.option(
+    "--scale",
+    type=click.FloatRange(0.05, 8),
+    default=1.0,
+    show_default=True,
+    help="Tile size as a factor of the env frame size.",
+)
 @click.option("--skip-bad", is_flag=True, help="Placeholder tiles for corrupt chunks.")
 @library_errors
 def sheet(run, out, envs, times, scale, skip_bad):
@@ -295,22 +379,51 @@ def sheet(run, out, envs, times, scale, skip_bad):
     """
     from envreel import render as R
 
-    path = R.contact_sheet(run, out, envs=envs, times=times, scale=scale, skip_bad=skip_bad)
+    try:
+        layout = R.Layout(envs=envs, scale=scale)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    path = R.contact_sheet(run, out, layout, num_times=times, skip_bad=skip_bad)
     click.echo(str(path))
 
 
 # ---- demo -------------------------------------------------------------------------------------
 @main.command(context_settings=CONTEXT)
-@click.option("--out", "out_dir", default="envreel-demo", show_default=True,
-              type=click.Path(file_okay=False), help="Folder for the store and the videos.")
-@click.option("--num-envs", type=click.IntRange(1, 256), default=16, show_default=True,
-              help="Parallel envs (worlds) to simulate.")
-@click.option("--steps", type=click.IntRange(1, 100_000), default=200, show_default=True,
-              help="Env steps to simulate and record.")
-@click.option("--size", type=click.IntRange(16, 1024), default=128, show_default=True,
-              help="Height and width of each env camera.")
-@click.option("--global-size", default="360x640", show_default=True,
-              help="HEIGHTxWIDTH of the global camera, or 'none'.")
+@click.option(
+    "--out",
+    "out_dir",
+    default="envreel-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the store and the videos.",
+)
+@click.option(
+    "--num-envs",
+    type=click.IntRange(1, 256),
+    default=16,
+    show_default=True,
+    help="Parallel envs (worlds) to simulate.",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(1, 100_000),
+    default=200,
+    show_default=True,
+    help="Env steps to simulate and record.",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(16, 1024),
+    default=128,
+    show_default=True,
+    help="Height and width of each env camera.",
+)
+@click.option(
+    "--global-size",
+    default="360x640",
+    show_default=True,
+    help="HEIGHTxWIDTH of the global camera, or 'none'.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing demo store in --out.")
 @click.pass_context
@@ -329,13 +442,23 @@ def demo(ctx, out_dir, num_envs, steps, size, global_size, seed, overwrite):
     """
     from envreel.tools.demo import run_demo
 
-    gsize = None if global_size.lower() == "none" else _parse_flag_value(
-        "global_size", global_size, tuple[int, int] | None)
+    gsize = (
+        None
+        if global_size.lower() == "none"
+        else _parse_flag_value("global_size", global_size, tuple[int, int] | None)
+    )
     quiet = ctx.find_root().obj.get("quiet")
-    result = run_demo(Path(out_dir), num_envs=num_envs, steps=steps, size=size,
-                      global_size=gsize, seed=seed, overwrite=overwrite,
-                      progress=_show_progress(ctx), log=None if quiet else
-                      (lambda m: click.echo(m, err=True)))
+    result = run_demo(
+        Path(out_dir),
+        num_envs=num_envs,
+        steps=steps,
+        size=size,
+        global_size=gsize,
+        seed=seed,
+        overwrite=overwrite,
+        progress=_show_progress(ctx),
+        log=None if quiet else (lambda m: click.echo(m, err=True)),
+    )
     for p in result.paths:
         click.echo(str(p))
     if not quiet:

@@ -43,8 +43,9 @@ class DemoResult:
 def _progress(total: int, label: str, show: bool):
     import click
 
-    return click.progressbar(length=total, label=label, file=None if show else _Null(),
-                             show_eta=True, show_pos=True)
+    return click.progressbar(
+        length=total, label=label, file=None if show else _Null(), show_eta=True, show_pos=True
+    )
 
 
 class _Null:
@@ -106,27 +107,49 @@ def run_demo(
 
     t0 = time.perf_counter()
     say("building the simulation (the first run compiles Warp kernels: ~1-1.5 min on 2 cores)")
+    try:
+        import warp
+
+        # no banner or per-module lines: the CLI reports progress itself
+        warp.config.quiet = True
+        if hasattr(warp, "LOG_WARNING"):
+            warp.config.log_level = warp.LOG_WARNING
+    except ImportError:
+        pass  # DemoSim raises the ImportError with the install command
     gh, gw = global_size if global_size else (0, 0)
-    sim = DemoSim(num_envs, height=size, width=size, global_height=max(gh, 8),
-                  global_width=max(gw, 8), seed=seed)
+    sim = DemoSim(
+        num_envs,
+        height=size,
+        width=size,
+        global_height=max(gh, 8),
+        global_width=max(gw, 8),
+        seed=seed,
+    )
     build_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     try:
-        with Recorder(
-            store,
-            num_envs=num_envs,
-            step_dt=sim.step_dt,
-            env_frame_shape=(size, size),
-            global_frame_shape=global_size,
-            env_origins=sim.env_origins,
-            env_camera_poses=sim.env_camera_poses,
-            env_intrinsics=sim.env_intrinsics,
-            global_camera_pose=sim.global_camera_pose if global_size else None,
-            global_intrinsics=sim.global_intrinsics if global_size else None,
-            source={"simulator": "newton", "scene": "cart-pole", "renderer": "SensorCamera",
-                    "device": "cpu"},
-            metadata={"demo": {"num_envs": num_envs, "steps": steps, "seed": seed}},
-        ) as rec, _progress(steps, "simulating", progress) as bar:
+        with (
+            Recorder(
+                store,
+                num_envs=num_envs,
+                step_dt=sim.step_dt,
+                env_frame_shape=(size, size),
+                global_frame_shape=global_size,
+                env_origins=sim.env_origins,
+                env_camera_poses=sim.env_camera_poses,
+                env_intrinsics=sim.env_intrinsics,
+                global_camera_pose=sim.global_camera_pose if global_size else None,
+                global_intrinsics=sim.global_intrinsics if global_size else None,
+                source={
+                    "simulator": "newton",
+                    "scene": "cart-pole",
+                    "renderer": "SensorCamera",
+                    "device": "cpu",
+                },
+                metadata={"demo": {"num_envs": num_envs, "steps": steps, "seed": seed}},
+            ) as rec,
+            _progress(steps, "simulating", progress) as bar,
+        ):
             for _ in range(steps):
                 s = sim.step()
                 rec.capture(
@@ -147,13 +170,29 @@ def run_demo(
     say("rendering grid.mp4, grid.gif and sheet.png")
     label = "{env} r={reward:.2f}"
     mp4 = out_dir / "grid.mp4"
-    render(store, Layout(global_view="right" if global_size else "none", markers=bool(global_size),
-                         label=label), mp4, progress=progress)
+    columns = max(1, round(num_envs**0.5))
+    render(
+        store,
+        Layout(
+            columns=columns,
+            global_view="right" if global_size else "none",
+            markers=bool(global_size),
+            label=label,
+        ),
+        mp4,
+        progress=progress,
+    )
     gif = out_dir / "grid.gif"
-    render(store, Layout(scale=0.5, label="{env}", font_size=9, fps=15, stride=2,
-                         max_width=640), gif, progress=progress)
+    render(
+        store,
+        Layout(scale=0.5, label="{env}", font_size=9, fps=15, stride=2, max_width=640),
+        gif,
+        progress=progress,
+    )
     sheet = out_dir / "sheet.png"
-    contact_sheet(store, sheet, envs="0-7" if num_envs > 8 else "all", times=8, scale=0.75)
+    contact_sheet(
+        store, sheet, Layout(envs="0-7" if num_envs > 8 else "all", scale=0.75), num_times=8
+    )
     render_s = time.perf_counter() - t2
 
     from envreel.schemas import open_run

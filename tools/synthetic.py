@@ -22,7 +22,9 @@ class SyntheticScene:
         noise: standard deviation of the sensor noise in grey levels. Defaults to 0.0 (renders are noise-free).
     """
 
-    def __init__(self, num_envs: int, height: int, width: int, *, seed: int = 0, noise: float = 0.0):
+    def __init__(
+        self, num_envs: int, height: int, width: int, *, seed: int = 0, noise: float = 0.0
+    ):
         rng = np.random.default_rng(seed)
         self.num_envs, self.height, self.width = num_envs, height, width
         y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
@@ -39,7 +41,9 @@ class SyntheticScene:
         self._colors = rng.uniform(0, 255, (num_envs, 3, 3)).astype(np.float32)
         self._phase = rng.uniform(0, 2 * np.pi, (num_envs, 3)).astype(np.float32)
         self._speed = rng.uniform(0.02, 0.08, (num_envs, 3)).astype(np.float32)
-        self._radius = rng.uniform(0.06, 0.16, (num_envs, 3)).astype(np.float32) * min(height, width)
+        self._radius = rng.uniform(0.06, 0.16, (num_envs, 3)).astype(np.float32) * min(
+            height, width
+        )
         self._noise = noise
         self._rng = rng
         self.step = 0
@@ -54,7 +58,9 @@ class SyntheticScene:
             ang = self._phase[:, k] + self._speed[:, k] * step
             cy = (0.55 + 0.25 * np.sin(ang * (k + 1))) * h
             cx = (0.5 + 0.35 * np.cos(ang)) * w
-            d2 = (self._yy[None] - cy[:, None, None]) ** 2 + (self._xx[None] - cx[:, None, None]) ** 2
+            d2 = (self._yy[None] - cy[:, None, None]) ** 2 + (
+                self._xx[None] - cx[:, None, None]
+            ) ** 2
             inside = d2 < (self._radius[:, k] ** 2)[:, None, None]
             lit = 1.0 - 0.35 * np.sqrt(d2) / self._radius[:, k][:, None, None]
             col = self._colors[:, k][:, None, None, :] * lit[..., None]

@@ -1,0 +1,173 @@
+"""The envreel command through click's CliRunner: every command, its help, its exit codes."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from envreel.tools.cli import main
+from store_helpers import small_spec, write_run
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.fixture
+def store(tmp_path):
+    url = tmp_path / "run.zarr"
+    write_run(url, small_spec(), block_sizes=(8, 8, 5))
+    return url
+
+
+def _commands():
+    return sorted(main.commands)
+
+
+def test_every_command_has_help_with_an_example():
+    runner = CliRunner()
+    for name in [None, *_commands()]:
+        args = ["-h"] if name is None else [name, "-h"]
+        res = runner.invoke(main, args)
+        assert res.exit_code == 0, (name, res.output)
+        assert "Example:" in res.output and "envreel " in res.output.split("Example:")[1], name
+
+
+def test_every_command_is_in_the_readme():
+    text = README.read_text()
+    for name in _commands():
+        assert re.search(rf"envreel {name}\b", text), f"`envreel {name}` is not in README.md"
+
+
+def test_version():
+    res = CliRunner().invoke(main, ["--version"])
+    assert res.exit_code == 0 and re.search(r"envreel, version \d", res.output)
+
+
+def test_info_text_and_json(store):
+    runner = CliRunner()
+    res = runner.invoke(main, ["info", str(store)])
+    assert res.exit_code == 0, res.output
+    assert "4 (frames 12×16)" in res.output and "21 at 30 fps" in res.output
+    res = runner.invoke(main, ["info", str(store), "--json"])
+    facts = json.loads(res.output)
+    assert facts["num_envs"] == 4 and facts["num_frames"] == 21 and facts["format_version"] == "1.0"
+
+
+def test_validate_ok_and_broken(store):
+    runner = CliRunner()
+    res = runner.invoke(main, ["validate", str(store)])
+    assert res.exit_code == 0 and "valid" in res.output
+    (store / "env/reward/c/1/0").unlink()
+    res = runner.invoke(main, ["validate", str(store)])
+    assert res.exit_code == 1
+    assert "env/reward: chunk (1, 0): missing" in res.output
+    res = runner.invoke(main, ["validate", str(store), "--json"])
+    assert res.exit_code == 1
+    doc = json.loads(res.output)
+    assert doc["valid"] is False and doc["problems"][0]["where"] == "env/reward"
+
+
+def test_library_errors_are_one_line_exit_1(tmp_path):
+    res = CliRunner().invoke(main, ["info", str(tmp_path / "missing.zarr")])
+    assert res.exit_code == 1
+    assert res.output.strip().startswith("Error: no store at")
+    assert len(res.output.strip().splitlines()) == 1
+
+
+def test_render_mp4_and_flags(store, tmp_path):
+    out = tmp_path / "grid.mp4"
+    res = CliRunner().invoke(
+        main,
+        [
+            "render",
+            str(store),
+            str(out),
+            "--envs",
+            "0-2",
+            "--columns",
+            "3",
+            "--label",
+            "{env} r={reward:.1f}",
+            "--tile-size",
+            "24x32",
+            "--no-markers",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert res.output.strip() == str(out)
+    import av
+
+    with av.open(str(out)) as c:
+        s = c.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 21
+    assert (s.codec_context.width, s.codec_context.height) == (3 * 32 + 2 * 2, 24)
+
+
+def test_render_bad_option_exits_2(store, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(
+        main, ["render", str(store), str(tmp_path / "x.mp4"), "--global-view", "sideways"]
+    )
+    assert res.exit_code == 2, res.output
+    assert "sideways" in res.output
+    res = runner.invoke(main, ["render", str(store), str(tmp_path / "x.mp4"), "--columns", "two"])
+    assert res.exit_code == 2
+    res = runner.invoke(main, ["render", str(store), str(tmp_path / "x.mp4"), "--bogus"])
+    assert res.exit_code == 2
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_render_unknown_env_exits_1_before_writing(store, tmp_path):
+    res = CliRunner().invoke(main, ["render", str(store), str(tmp_path / "x.mp4"), "--envs", "9"])
+    assert res.exit_code == 1
+    assert "9" in res.output
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_render_layout_file_and_preset(store, tmp_path):
+    lay = tmp_path / "l.json"
+    lay.write_text(json.dumps({"envs": "1,3", "columns": 1, "label": None}))
+    out = tmp_path / "frames"
+    res = CliRunner().invoke(
+        main, ["render", str(store), str(out) + "/", "--layout", str(lay), "--stride", "7"]
+    )
+    assert res.exit_code == 0, res.output
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == 3
+    from PIL import Image
+
+    from envreel.schemas import open_run
+
+    img = np.asarray(Image.open(pngs[1]).convert("RGB"))
+    run = open_run(store)
+    want = run.env_frames([1, 3], 7, 8)[0]
+    h = run.env_frame_shape[0]
+    np.testing.assert_array_equal(img[:h, : run.env_frame_shape[1]], want[0])
+    np.testing.assert_array_equal(img[h + 2 : 2 * h + 2, : run.env_frame_shape[1]], want[1])
+    res = CliRunner().invoke(
+        main, ["render", str(store), str(tmp_path / "t.gif"), "--preset", "top16", "--fps", "10"]
+    )
+    assert res.exit_code == 0, res.output
+
+
+def test_render_per_env(store, tmp_path):
+    res = CliRunner().invoke(
+        main, ["render", str(store), str(tmp_path / "each"), "--per-env", "--envs", "0,2"]
+    )
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "each").iterdir()) == ["env_0000.mp4", "env_0002.mp4"]
+
+
+def test_sheet(store, tmp_path):
+    out = tmp_path / "s.png"
+    res = CliRunner().invoke(main, ["sheet", str(store), str(out), "--envs", "0-1", "--times", "3"])
+    assert res.exit_code == 0, res.output
+    from PIL import Image
+
+    w, h = Image.open(out).size
+    assert w >= 3 * 16 and h >= 2 * 12
+    res = CliRunner().invoke(main, ["sheet", str(store), str(tmp_path / "s.jpg")])
+    assert res.exit_code == 1 and ".png" in res.output
