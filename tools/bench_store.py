@@ -22,7 +22,6 @@ import time
 
 import numpy as np
 import zarr
-
 from envreel.schemas._store import compressors
 from envreel.tools.synthetic import SyntheticScene
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from envreel.tools.cli import main
 from store_helpers import small_spec, write_run
 
@@ -137,9 +136,8 @@ def test_render_layout_file_and_preset(store, tmp_path):
     assert res.exit_code == 0, res.output
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) == 3
-    from PIL import Image
-
     from envreel.schemas import open_run
+    from PIL import Image
 
     img = np.asarray(Image.open(pngs[1]).convert("RGB"))
     run = open_run(store)
