@@ -19,7 +19,8 @@ class SyntheticScene:
         num_envs: envs per frame.
         height, width: frame size in pixels.
         seed: seeds colours, shape paths and noise. Defaults to 0.
-        noise: standard deviation of the sensor noise in grey levels. Defaults to 0.0 (renders are noise-free).
+        noise: standard deviation of sensor noise in grey levels; renders have none.
+            Defaults to 0.0.
     """
 
     def __init__(
