@@ -447,7 +447,7 @@ _POSE_MAPS: dict[tuple[str, str], Any] = {}
 
 
 def _pose_map(order: str) -> np.ndarray:
-    """(20, 16) linear map from ``[q_a q_b / |q|^2 (16), position (3), 1]`` to a flattened 4x4
+    """(20, 16) linear map from ``[q_a q_b (16, unit q), position (3), 1]`` to a flattened 4x4
     camera-to-world matrix: rotation entries are quadratic forms of the quaternion."""
     x, y, z, w = (0, 1, 2, 3) if order == "xyzw" else (1, 2, 3, 0)
     m = np.zeros((20, 16))
@@ -471,7 +471,8 @@ def _pose_map(order: str) -> np.ndarray:
 
 def _live_poses(camera: Any, order: str) -> Any:
     """(K, 4, 4) camera-to-world float64 on the sensor's device, from ``pos_w`` and
-    ``quat_w_opengl``: eight small kernels (one matrix product), no host sync."""
+    ``quat_w_opengl``: eight small kernels (one matrix product), no host sync (no index
+    tensors, which would be copied from the host)."""
     pos = _tensor(camera.data.pos_w)
     quat = _tensor(camera.data.quat_w_opengl)
     if isinstance(pos, np.ndarray):
@@ -485,9 +486,9 @@ def _live_poses(camera: Any, order: str) -> Any:
             _pose_map(order), dtype=torch.float64, device=pos.device
         )
     q = quat.double()
+    q = q / q.norm(dim=1, keepdim=True)
     qq = (q[:, :, None] * q[:, None, :]).flatten(1)
-    qq = qq / qq[:, [0, 5, 10, 15]].sum(1, keepdim=True)
-    features = torch.cat([qq, pos.double(), torch.ones_like(qq[:, :1])], dim=1)
+    features = torch.cat([qq, pos.double(), torch.ones_like(q[:, :1])], dim=1)
     return (features @ pose_map).view(-1, 4, 4)
 
 

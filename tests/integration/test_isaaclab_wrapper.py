@@ -487,3 +487,116 @@ def test_is_a_gymnasium_wrapper(tmp_path, monkeypatch) -> None:
     outer.step(torch.zeros((4, 2)))
     outer.close()
     assert open_run(tmp_path / "run.zarr").num_frames == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA (run on the GPU machine): the stand-in above is CPU-only, so a minimal Isaac Lab-like env
+# whose buffers live on the device
+# ---------------------------------------------------------------------------------------------
+
+
+class _CudaEnv:
+    """Isaac Lab's buffers on CUDA: a strided rgb view of one reused rgba buffer, done flags
+    overwritten in place, resets inside ``step()`` without re-render, a rising camera."""
+
+    def __init__(self, num_envs: int = 8, height: int = 16, width: int = 24) -> None:
+        import types
+
+        dev = torch.device("cuda")
+        n = self.num_envs = num_envs
+        self.device, self.step_dt, self.common_step_counter = dev, 1 / 30, 0
+        self.cfg = types.SimpleNamespace(num_rerenders_on_reset=0)
+        self.episode_length_buf = torch.zeros(n, dtype=torch.int64, device=dev)
+        self.reset_terminated = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.reset_time_outs = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.reward_buf = torch.zeros(n, device=dev)
+        self._ends = torch.tensor([3 + i % 4 for i in range(n)], device=dev)
+        self._ids = torch.arange(n, device=dev)
+        self._ramp = torch.arange(height * width, device=dev).view(height, width)
+        self.rgba = torch.zeros((n, height, width, 4), dtype=torch.uint8, device=dev)
+        quat = torch.tensor([0.0, 0.0, 0.0, 1.0], device=dev).repeat(n, 1)  # identity, xyzw
+        data = types.SimpleNamespace(
+            output={"rgb": standins.ProxyArray(self.rgba[..., :3])},
+            intrinsic_matrices=torch.eye(3, device=dev).repeat(n, 1, 1),
+            pos_w=torch.zeros((n, 3), device=dev),
+            quat_w_opengl=quat,
+        )
+        camera = types.SimpleNamespace(
+            cfg=types.SimpleNamespace(update_latest_camera_pose=True), data=data
+        )
+        origins = torch.zeros((n, 3), device=dev)
+        self.scene = types.SimpleNamespace(sensors={"envreel_cam": camera}, env_origins=origins)
+
+    @property
+    def unwrapped(self):
+        return self
+
+    def _render(self) -> None:
+        step = self.common_step_counter
+        self.rgba[..., 0] = (self._ramp + 7 * step + 11 * self._ids[:, None, None]) % 256
+        self.rgba[..., 2] = self.episode_length_buf[:, None, None].to(torch.uint8)
+
+    def reset(self, seed=None, options=None):
+        self._render()
+        return {}, {}
+
+    def step(self, action):
+        self.episode_length_buf += 1
+        self.common_step_counter += 1
+        self.scene.sensors["envreel_cam"].data.pos_w[:, 2] += 0.5
+        self._render()  # before the resets: frames of envs reset now are stale
+        done = self.episode_length_buf >= self._ends
+        self.reset_terminated.copy_(done)
+        self.reward_buf.copy_(self._ids * 0.5 + self.common_step_counter)
+        self.episode_length_buf.masked_fill_(done, 0)
+        return {}, self.reward_buf, self.reset_terminated, self.reset_time_outs, {}
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.gpu
+def test_cuda_env_is_recorded_exactly_without_synchronising(tmp_path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    env = _CudaEnv()
+    url = tmp_path / "run.zarr"
+    # One block holds every frame: the writer stays idle (its event waits would trip the sync
+    # check, which is global) until close().
+    rec = RecordEnvs(env, url, RecorderCfg(quat_order="xyzw", block_frames=32))
+    action = torch.zeros((8, 1), device="cuda")
+    seen = [None]
+    rec.reset()
+    seen[0] = env.rgba[..., :3].cpu()
+    for k in range(1, 15):
+        if k == 3:  # after the first (allocating) captures: no host-device sync per step
+            torch.cuda.set_sync_debug_mode("error")
+        try:
+            rec.step(action)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        seen.append(env.rgba[..., :3].cpu())
+    rec.close()
+    run = open_run(url)
+    assert run.counters == {"dropped_frames": 0, "write_errors": 0} and not run.errors
+    np.testing.assert_array_equal(run.env_frames(), torch.stack(seen).numpy())
+    # Episode step shown in each frame is in its blue channel (stale frames included).
+    np.testing.assert_array_equal(run.scalar("episode_step"), run.env_frames()[:, :, 0, 0, 2])
+    assert run.scalar("stale")[1:].sum(0).tolist() == [4, 3, 2, 2, 4, 3, 2, 2]
+    assert run.scalar("episode")[-1].tolist() == [4, 3, 2, 2, 4, 3, 2, 2]
+    np.testing.assert_allclose(run.env_camera_poses()[:, 0, 2, 3], 0.5 * np.arange(15))
+
+
+@pytest.mark.parametrize("order", ["xyzw", "wxyz"])
+def test_live_poses_match_the_pose_maths(order) -> None:
+    import types
+
+    from envreel.capture.isaaclab import _wrapper
+
+    rng = np.random.default_rng(1)
+    quat, pos = 3.0 * rng.normal(size=(20, 4)), 10.0 * rng.normal(size=(20, 3))
+    data = types.SimpleNamespace(pos_w=torch.tensor(pos), quat_w_opengl=torch.tensor(quat))
+    got = _wrapper._live_poses(types.SimpleNamespace(data=data), order)
+    assert got.dtype == torch.float64 and tuple(got.shape) == (20, 4, 4)
+    want = geo.pose_matrix(pos, geo.quat_to_rotation(quat, order=order))
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-12)
