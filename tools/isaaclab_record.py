@@ -132,11 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = time.perf_counter() - t0
     env.close()  # flushes the store before the app exits
     stats, url = env.stats, env.url
-    if stats is not None:
+    if stats is not None:  # None on ranks that do not record
+        stored = f"{stats.bytes_stored / 1e6:.1f} MB" if stats.bytes_stored >= 0 else "? MB"
         print(
             f"[envreel] {url}: {stats.frames_written} frames of {args.num_envs} envs in "
             f"{seconds:.1f} s ({args.steps / seconds:.1f} steps/s with recording), "
-            f"{stats.frames_dropped} dropped, {stats.bytes_stored / 1e6:.1f} MB stored; "
+            f"{stats.frames_dropped} dropped, {stored} stored; "
             f"render with: envreel render {url} out.mp4"
         )
     simulation_app.close()
