@@ -11,8 +11,8 @@ What it reads, through any wrapper depth (``env.unwrapped``, called ``U`` below)
 
 * frames: ``U.scene.sensors[<camera>].data.output["rgb"]``, (N, H, W, 3) uint8 on the sim
   device; a ``ProxyArray`` in Isaac Lab 3.0 (``.torch`` is used, zero-copy), a tensor in 2.x.
-  It is a strided view of ``rgba`` that the next render overwrites; the recorder copies it before
-  ``step()`` returns to the caller;
+  It is a strided view of ``rgba`` that the next render overwrites; before ``step()`` returns,
+  the recorder has copied it (host tensors) or queued a copy that later GPU work waits for (CUDA);
 * per step: the returned reward, terminated and truncated (N,), ``U.common_step_counter`` (the
   stored step) and ``U.episode_length_buf`` (the stored episode step);
 * once: ``U.scene.env_origins``, ``U.step_dt``, the cameras' ``intrinsic_matrices``,
