@@ -425,3 +425,69 @@ def test_no_warnings_on_a_clean_render(store, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         render(store, Layout(), tmp_path / "clean.mp4")
+
+
+def test_store_layer_out_parameter_is_used_when_offered(store, tmp_path):
+    """A store layer whose env_frames takes out= decodes into one reused buffer."""
+    run = open_run(store)
+    original = run.env_frames
+    seen = []
+
+    def env_frames(env_ids, start=None, stop=None, *, stride=1, out=None):
+        data = original(env_ids, start, stop, stride=stride)
+        seen.append(out is not None)
+        out[...] = data
+        return out
+
+    run.env_frames = env_frames
+    lay = Layout(columns=3, label="{env}")
+    render(run, lay, tmp_path / "with_out")
+    render(store, lay, tmp_path / "plain")
+    assert seen and all(seen)
+    assert np.array_equal(read_pngs(tmp_path / "with_out"), read_pngs(tmp_path / "plain"))
+
+
+def test_memory_does_not_grow_with_run_length(tmp_path):
+    """Peak traced memory (numpy reports its buffers to tracemalloc) of a 4x longer run is the
+    same; at most two canvas blocks exist at a time."""
+    import tracemalloc
+
+    import envreel.render._stream as stream
+
+    made = []
+    original = stream.Prefetcher.__init__
+
+    def spy(self, jobs, fill, make_buffer, **kw):
+        def counted():
+            made.append(1)
+            return make_buffer()
+
+        original(self, jobs, fill, counted, **kw)
+
+    stores = [
+        make_store(tmp_path / f"len{n}.zarr", num_envs=4, frames=n, shape=(24, 32), block_frames=16)
+        for n in (256, 1024)
+    ]
+    render(stores[0], Layout(columns=2), tmp_path / "warm.mp4")  # lazy imports, font
+    peaks = []
+    for p in stores:
+        made.clear()
+        tracemalloc.start()
+        stream.Prefetcher.__init__ = spy
+        try:
+            render(p, Layout(columns=2), tmp_path / "len.mp4")
+        finally:
+            stream.Prefetcher.__init__ = original
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+        assert len(made) <= 2
+    assert peaks[1] < 1.1 * peaks[0] + (256 << 10), peaks
+
+
+def test_render_envs_from_a_memory_store_runs_in_process(tmp_path):
+    url = make_store(
+        "memory://render-envs.zarr", num_envs=2, frames=6, shape=(16, 16), block_frames=4
+    )
+    paths = render_envs(open_run(url), tmp_path / "mem", Layout(label=None), workers=2)
+    assert [p.name for p in paths] == ["env_0000.mp4", "env_0001.mp4"]
+    assert decode_video(paths[1])[0].shape == (6, 16, 16, 3)
