@@ -74,7 +74,7 @@ def validate(
     for path, s in expected.items():
         if docs[path] is None and path in OPTIONAL:
             continue
-        found = check_array_doc(docs[path], s, spec.sizes, n)
+        found = check_array_doc(docs[path], s, spec.sizes, n, spec=spec)
         problems += found
         if not found:
             present.append(path)
@@ -92,6 +92,18 @@ def validate(
     if check_data and not problems:
         problems += _check_data(url, store, spec, state, present)
     return problems
+
+
+def _add(problems: list[Problem], exc: StoreFormatError) -> None:
+    """A read's error as a problem. Arrays whose metadata passes the layout checks but that zarr
+    cannot open raise a StoreFormatError ("<path>: cannot open: ..."), once per block read."""
+    if isinstance(exc, CorruptChunkError):
+        p = Problem(exc.array, str(exc)[len(exc.array) :].lstrip(": "))
+    else:
+        where, _, message = str(exc).partition(": ")
+        p = Problem(where, message)
+    if p not in problems:
+        problems.append(p)
 
 
 def _check_data(url, store, spec, state, present) -> list[Problem]:
@@ -114,8 +126,8 @@ def _check_data(url, store, spec, state, present) -> list[Problem]:
         for read, args in reads:
             try:
                 read(*args)
-            except CorruptChunkError as exc:
-                problems.append(Problem(exc.array, str(exc)[len(exc.array) :].lstrip(": ")))
+            except StoreFormatError as exc:
+                _add(problems, exc)
         if len(problems) > 100:
             problems.append(Problem("(data)", "stopped after 100 problems"))
             return problems
@@ -123,8 +135,8 @@ def _check_data(url, store, spec, state, present) -> list[Problem]:
         if not expected_arrays(spec)[path].per_frame:
             try:
                 run._static_array(path)
-            except CorruptChunkError as exc:
-                problems.append(Problem(exc.array, str(exc)[len(exc.array) :].lstrip(": ")))
+            except StoreFormatError as exc:
+                _add(problems, exc)
     if not problems and n:
         clip = run.frame_values("clip")
         want = np.full(n, -1, np.int64)
