@@ -159,15 +159,45 @@ def _codec_names(codecs: Any, where: str) -> Iterator[str]:
             raise StoreFormatError(f"{where}: a codec has no name: {c!r}")
         yield name
         if name == "sharding_indexed":
-            conf = c.get("configuration") or {}
+            conf = c.get("configuration")
+            if not isinstance(conf, dict):
+                raise StoreFormatError(
+                    f"{where}: sharding_indexed configuration must be a dict, got "
+                    f"{type(conf).__name__}"
+                )
             yield from _codec_names(conf.get("codecs"), where)
             yield from _codec_names(conf.get("index_codecs"), where)
 
 
+def layout_chunks(s: F.ArraySpec, spec: RunSpec) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    """(chunk grid, inner chunk of the shards or None) that the layout gives array ``s``."""
+    shape = F.concrete_shape(s, {**spec.sizes, "T": spec.block_frames})
+    if s.path == F.ENV_FRAMES.path:
+        return (shape[0], spec.envs_per_shard, *shape[2:]), (shape[0], 1, *shape[2:])
+    return shape, None
+
+
+def _sharding_chunk(codecs: Any) -> Any:
+    for c in codecs if isinstance(codecs, list) else ():
+        if isinstance(c, dict) and c.get("name") == "sharding_indexed":
+            conf = c.get("configuration")
+            return conf.get("chunk_shape") if isinstance(conf, dict) else None
+    return None
+
+
 def check_array_doc(
-    doc: dict[str, Any] | None, s: F.ArraySpec, sizes: dict[str, int], num_frames: int
+    doc: dict[str, Any] | None,
+    s: F.ArraySpec,
+    sizes: dict[str, int],
+    num_frames: int,
+    *,
+    spec: RunSpec | None = None,
 ) -> list[Problem]:
-    """Problems with one array's ``zarr.json`` against the layout (empty when it is fine)."""
+    """Problems with one array's ``zarr.json`` against the layout (empty when it is fine).
+
+    With ``spec``, chunk shapes must be exactly the layout's (``layout_chunks``): a chunk is
+    what one read decodes, so a store may not declare chunks bigger than its blocks.
+    """
     p = s.path
     if doc is None:
         return [Problem(p, "missing")]
@@ -227,6 +257,17 @@ def check_array_doc(
                     f"chunk shape {chunk} needs more than {F.MAX_BLOCK_BYTES >> 30} GiB per chunk",
                 )
             )
+        elif spec is not None:
+            outer, inner = layout_chunks(s, spec)
+            if tuple(chunk) != outer:
+                problems.append(
+                    Problem(p, f"chunk shape {tuple(chunk)}, expected {outer} (the layout's)")
+                )
+            found = _sharding_chunk(doc.get("codecs"))
+            if found is not None and (not isinstance(found, list) or tuple(found) != inner):
+                problems.append(
+                    Problem(p, f"shard inner chunk shape {found!r}, expected {inner} (the layout)")
+                )
     except (KeyError, TypeError):
         problems.append(Problem(p, f"chunk_grid {grid!r} is not a regular grid"))
     try:

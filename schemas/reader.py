@@ -583,7 +583,7 @@ def open_run(url: StoreLike, *, storage_options: dict | None = None) -> Run:
         doc = docs[path]
         if doc is None and path in OPTIONAL:
             continue
-        problems = check_array_doc(doc, s, spec.sizes, n)
+        problems = check_array_doc(doc, s, spec.sizes, n, spec=spec)
         if problems:
             raise StoreFormatError(str(problems[0]))
         present.add(path)
