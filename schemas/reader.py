@@ -199,7 +199,23 @@ class Run:
     def refresh(self) -> Run:
         """Re-read the commit record, to see blocks appended since opening."""
         doc = read_json(self._store, "zarr.json")
-        _, _, self._state = check_root(doc)
+        _, spec, state = check_root(doc)
+        if spec != self.spec:
+            raise StoreFormatError(f"{self.url}: the run's spec changed since it was opened")
+        # zarr caches each array's shape from its zarr.json: arrays opened before a writer grew
+        # them would clip reads to the old length, so they are opened again when next read,
+        # after the same checks as in open_run.
+        docs = array_docs(self._store, spec)
+        layout = expected_arrays(spec)
+        for path in sorted(self._present):
+            problems = check_array_doc(
+                docs[path], layout[path], spec.sizes, int(state["num_frames"]), spec=spec
+            )
+            if problems:
+                raise StoreFormatError(str(problems[0]))
+        self._state = state
+        self._arrays.clear()
+        self._group = None
         return self
 
     # ---- arrays ---------------------------------------------------------------------------------
