@@ -9,7 +9,7 @@ from typing import Any
 
 import zarr
 import zarr.codecs as zc
-from zarr.abc.store import Store
+from zarr.abc.store import RangeByteRequest, Store
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
@@ -68,7 +68,15 @@ def read_json(
         StoreFormatError: too large, not JSON, or not an object.
     """
     try:
-        buf = sync(store.get(key, prototype=default_buffer_prototype()))
+        # Read at most limit + 1 bytes: enough to tell a document is too large without ever
+        # holding a huge one (a hostile store's 100 MB zarr.json costs 16 MiB, not 100 MB).
+        buf = sync(
+            store.get(
+                key,
+                prototype=default_buffer_prototype(),
+                byte_range=RangeByteRequest(0, limit + 1),
+            )
+        )
     except FileNotFoundError:
         return None
     except Exception as exc:  # noqa: BLE001 - any backend error becomes a format error
@@ -76,7 +84,7 @@ def read_json(
     if buf is None:
         return None
     if len(buf) > limit:
-        raise StoreFormatError(f"{key} is {len(buf)} bytes; envreel reads at most {limit}")
+        raise StoreFormatError(f"{key} is more than {limit} bytes; envreel reads at most {limit}")
     try:
         doc = json.loads(buf.to_bytes())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
