@@ -553,22 +553,6 @@ def _auto_block_frames(frame_bytes: int, max_queue_bytes: int) -> int:
     return 1
 
 
-def _terminal_or_current(stale: Any, before: Any, length: Any) -> Any:
-    """``before + 1`` (the finished episode's last step) where ``stale``, else ``length``.
-
-    Two device kernels for torch tensors (``before`` is a private copy, bumped in place).
-    """
-    if isinstance(length, np.ndarray):
-        return np.where(stale, before + 1, length)
-    import torch  # already imported: the env's tensors are torch tensors
-
-    return torch.where(stale, before.add_(1), length)
-
-
-def _copy(x: Any) -> Any:
-    return x.copy() if isinstance(x, np.ndarray) else x.clone()
-
-
 # ---------------------------------------------------------------------------------------------
 # the wrapper
 # ---------------------------------------------------------------------------------------------
@@ -836,8 +820,11 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
         if not self.is_recording:
             return self.env.step(action)
         u = self._u
-        # The stale frame of a reset env shows the finished episode's last step: length + 1.
-        before = _copy(_tensor(u.episode_length_buf)) if self._stale_on_reset else None
+        rendered_step = None
+        if self._stale_on_reset:
+            # Cameras render after ``episode_length_buf += 1`` and before resets, so every frame
+            # (a reset env's stale one too) shows episode step ``length before the step + 1``.
+            rendered_step = _tensor(u.episode_length_buf) + 1
         result = self.env.step(action)
         _, reward, terminated, truncated, _ = result
         step = int(u.common_step_counter)
@@ -850,12 +837,11 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
             )
             return result
         terminated, truncated = _tensor(terminated), _tensor(truncated)
-        length = _tensor(u.episode_length_buf)
         stale = None
-        episode_step = length
-        if self._stale_on_reset:
+        episode_step = _tensor(u.episode_length_buf)  # re-rendered after resets: as it is now
+        if rendered_step is not None:
             stale = terminated | truncated
-            episode_step = _terminal_or_current(stale, before, length)
+            episode_step = rendered_step
         self._capture(
             step,
             reward=_tensor(reward),
