@@ -413,6 +413,8 @@ def test_public_names() -> None:
             "env_camera_poses",
             "global_camera_pose",
             "grid_env_origins",
+            "RecordEnvs",
+            "RecorderCfg",
         ]
     )
     for name in adapter.__all__:
