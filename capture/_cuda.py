@@ -23,14 +23,17 @@ right after ``capture()`` (e.g. ``cam.float() / 255``) is not handed out again b
 ran. The writer thread calls ``event.synchronize()`` on a block's event before reading it (a
 host wait on the writer thread, never on the caller's).
 
-Ring memory is page-locked with ``cudaHostRegister`` on an anonymous mapping of exactly the ring's
-size (torch's pinned allocator would round each allocation up to a power of two: 101 MB becomes
-128 MB); if registration fails, torch's pinned allocator is used instead.
+Ring memory is page-locked with ``cudaHostRegister`` on a mapping of exactly the ring's size
+(torch's pinned allocator would round each allocation up to a power of two: 101 MB becomes
+128 MB), shared with the writer process through a file in /dev/shm; if registration fails, torch's
+pinned allocator is used instead (thread writer) or the copies are synchronous (with a warning).
 """
 
 from __future__ import annotations
 
 import mmap
+import os
+import tempfile
 import warnings
 from typing import Any
 
@@ -39,47 +42,88 @@ import numpy as np
 __all__ = ["CudaCopier", "HostMemory"]
 
 
+def _shared_dir() -> str:
+    # tmpfs where there is one: the ring never touches a disk.
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        return "/dev/shm"
+    return tempfile.gettempdir()
+
+
 class HostMemory:
-    """A flat uint8 host buffer for the ring: page-locked for CUDA input, else plain.
+    """A flat uint8 host buffer for the ring: page-locked for CUDA input, shareable with the
+    writer process.
 
     Args:
         nbytes: size in bytes.
         pinned: page-lock it for asynchronous device-to-host copies.
         device: torch CUDA device of the inputs (with ``pinned``).
+        shared: back it by a file in /dev/shm that the writer process maps too; the file is
+            unlinked (``unlink()``) as soon as both processes have it mapped, so nothing is left
+            behind even if both are killed.
     """
 
-    def __init__(self, nbytes: int, *, pinned: bool, device: Any = None) -> None:
+    def __init__(
+        self, nbytes: int, *, pinned: bool, device: Any = None, shared: bool = False
+    ) -> None:
         self.nbytes = int(nbytes)
-        self._map: mmap.mmap | None = None
         self._registered = 0
         self._tensor = None
         self.pinned = False
-        if pinned:
-            self.array = self._pinned(device)
+        self.path: str | None = None
+        if shared:
+            fd, self.path = tempfile.mkstemp(prefix="envreel-ring-", dir=_shared_dir())
+            try:
+                os.ftruncate(fd, self.nbytes)
+                self._map = mmap.mmap(fd, self.nbytes)
+            finally:
+                os.close(fd)
         else:
-            self.array = np.zeros(self.nbytes, np.uint8)  # zeros touches pages: RSS flat after
-        self.array.fill(0)
+            self._map = mmap.mmap(-1, self.nbytes)
+        self.array = np.frombuffer(self._map, np.uint8)
+        if pinned:
+            self._pin(device)
+        self.array.fill(0)  # touch every page now: RSS is flat from the first frame on
 
-    def _pinned(self, device: Any) -> np.ndarray:
+    @classmethod
+    def attach(cls, path: str, nbytes: int) -> HostMemory:
+        """Map the shared buffer created by another process (the writer process's side)."""
+        self = cls.__new__(cls)
+        self.nbytes, self._registered, self._tensor = nbytes, 0, None
+        self.pinned, self.path = False, None
+        fd = os.open(path, os.O_RDWR)
+        try:
+            self._map = mmap.mmap(fd, nbytes)
+        finally:
+            os.close(fd)
+        self.array = np.frombuffer(self._map, np.uint8)
+        return self
+
+    def _pin(self, device: Any) -> None:
         import torch
 
         try:
-            self._map = mmap.mmap(-1, self.nbytes)
-            arr = np.frombuffer(self._map, np.uint8)
             cudart = torch.cuda.cudart()
+            ptr = self.array.ctypes.data
             with torch.cuda.device(device):
-                err = cudart.cudaHostRegister(arr.ctypes.data, self.nbytes, 0)
+                err = cudart.cudaHostRegister(ptr, self.nbytes, 0)
             if int(err) != 0:
                 raise RuntimeError(f"cudaHostRegister returned {err}")
-            self._registered = arr.ctypes.data
+            self._registered = ptr
             self.pinned = True
-            return arr
         except Exception as exc:  # noqa: BLE001 - fall back to torch's pinned allocator
-            self._map = None
+            if self.path is not None:
+                warnings.warn(
+                    f"envreel: cannot page-lock the {self.nbytes}-byte ring shared with the "
+                    f"writer process ({exc}); device-to-host copies will be synchronous. "
+                    "Recorder(writer='thread') uses torch's pinned memory instead.",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+                return
             try:
                 self._tensor = torch.empty(self.nbytes, dtype=torch.uint8, pin_memory=True)
+                self.array = self._tensor.numpy()
                 self.pinned = True
-                return self._tensor.numpy()
             except Exception as exc2:  # noqa: BLE001
                 warnings.warn(
                     f"envreel: cannot page-lock {self.nbytes} bytes of ring memory ({exc}; "
@@ -87,10 +131,19 @@ class HostMemory:
                     RuntimeWarning,
                     stacklevel=4,
                 )
-                return np.zeros(self.nbytes, np.uint8)
+
+    def unlink(self) -> None:
+        """Remove the shared file's name (the mappings stay valid)."""
+        if self.path is not None:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            self.path = None
 
     def release(self) -> None:
-        """Unregister page-locked memory. Views into it must not be used afterwards."""
+        """Unregister page-locked memory and unlink. Views into it must not be used afterwards."""
+        self.unlink()
         if self._registered:
             import torch
 

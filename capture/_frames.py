@@ -330,7 +330,7 @@ class ImageInput:
         is reduced there too and checked by the writer thread, since reading it here would
         synchronise the device.
         """
-        x3 = x[..., :3]
+        x3 = x if x.shape[-1] == 3 else x[..., :3]
         if kind == CUDA:
             return x3, None
         torch = _torch()
@@ -379,7 +379,8 @@ class ValueInput:
             torch = _torch()
             if not isinstance(x, torch.Tensor):
                 raise TypeError(f"{self.name} must be an array of shape ({n},), got {describe(x)}")
-            key = (x.shape, x.dtype, x.device)
+            dev = x.device
+            key = (x.shape, x.dtype, dev)
             if key != self._key:
                 if tuple(x.shape) != (n,):
                     raise ValueError(
@@ -389,7 +390,7 @@ class ValueInput:
                 if x.dtype.is_complex or (x.dtype.is_floating_point and "f" not in self._kinds):
                     raise TypeError(f"{self.name} must be {self._what}, got {x.dtype}")
                 self._key = key
-            if x.device.type == "cuda":
+            if dev.type == "cuda":
                 return True, x
             x = x.detach()
             if x.dtype == torch.bfloat16:

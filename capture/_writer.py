@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from envreel.schemas import Block, RecorderError, RunSpec
 
-__all__ = ["Ring", "Slots", "WriterThread", "ring_layout"]
+__all__ = ["Ring", "Slots", "BlockSink", "WriterThread", "ring_layout", "block_nbytes"]
 
 _ALIGN = 64
 
@@ -162,33 +162,25 @@ class Ring:
         self.memory.release()
 
 
-class WriterThread:
-    """Appends full blocks from the ring to a ``RunWriter`` on a background thread.
+class BlockSink:
+    """Writes blocks from ring buffers through a ``RunWriter``; counts; keeps the first error.
+
+    The write side shared by the writer thread and the writer process (``_process``).
 
     Args:
-        writer: the ``RunWriter`` (owned by this thread from now on).
-        ring: the ring whose blocks arrive.
+        writer: the ``RunWriter``.
         on_error: "raise" or "warn".
-        dropped: callable giving the caller's count of frames dropped at a full queue.
         value_range: (lo, hi) of float CUDA frames, checked here from per-frame min/max.
     """
 
     def __init__(
-        self,
-        writer: Any,
-        ring: Ring,
-        *,
-        on_error: str,
-        dropped: Callable[[], int],
-        value_range: tuple[float, float] | None,
+        self, writer: Any, *, on_error: str, value_range: tuple[float, float] | None
     ) -> None:
         self.writer = writer
-        self.ring = ring
         self.on_error = on_error
-        self._dropped_by_caller = dropped
         self.value_range = value_range
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        # Written by this thread only; read (racily, as ints) by the caller for stats.
+        self.dropped_by_caller = 0  # frames the caller dropped at a full queue (set by the owner)
+        # Written by the writing side only; read (racily, as ints) by the caller for stats.
         self.frames_written = 0
         self.frames_lost = 0  # frames of blocks that failed or were discarded after an error
         self.blocks_written = 0
@@ -200,66 +192,35 @@ class WriterThread:
         self.close_error: BaseException | None = None
         self._warned = False
         self.pending_warning: str | None = None
-        self._thread = threading.Thread(target=self._run, name="envreel-writer", daemon=True)
-        self._thread.start()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def submit(self, index: int, length: int) -> None:
-        """Hand block ``index`` (its first ``length`` frames) to the thread."""
-        self._queue.put((index, length))
-
-    def finish(self, *, closing_error: str | None = None) -> None:
-        """Write what is queued, mark the store closed, and stop the thread (blocks until done)."""
-        self._queue.put(("close", closing_error))
-        self._thread.join()
-
-    # -- the thread -----------------------------------------------------------------------------
 
     def counters(self) -> dict[str, int]:
         c = {
-            "dropped_frames": int(self._dropped_by_caller()) + self.frames_lost,
+            "dropped_frames": int(self.dropped_by_caller) + self.frames_lost,
             "write_errors": self.write_errors,
         }
         if self.invalid_frames:
             c["invalid_frames"] = self.invalid_frames
         return c
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item[0] == "close":
-                self._close(item[1])
-                return
-            index, length = item
-            slots = self.ring.blocks[index]
-            try:
-                self._write(slots, length)
-            except BaseException as exc:  # noqa: BLE001 - never let the thread die silently
-                self._failed(exc, length)
-            finally:
-                slots.used_cuda = False
-                self.ring.free.put(index)
-
-    def _write(self, slots: Slots, length: int) -> None:
-        if slots.used_cuda:
-            slots.event.synchronize()  # a host wait, on this thread only
-        if self.error is not None and self.on_error == "raise":
-            self.frames_lost += length  # discarded: the recorder has failed
-            return
-        block = self._block(slots, length)
-        t0 = time.perf_counter()
+    def write(self, arrays: dict[str, np.ndarray], length: int) -> None:
+        """Append the first ``length`` frames of a block; failures are counted, not raised."""
         try:
-            self.writer.append(block, counters=self.counters())
-        finally:
-            self.busy_s += time.perf_counter() - t0
-        self.frames_written += length
-        self.blocks_written += 1
+            if self.error is not None and self.on_error == "raise":
+                self.frames_lost += length  # discarded: the recorder has failed
+                return
+            block = self._block(arrays, length)
+            t0 = time.perf_counter()
+            try:
+                self.writer.append(block, counters=self.counters())
+            finally:
+                self.busy_s += time.perf_counter() - t0
+            self.frames_written += length
+            self.blocks_written += 1
+        except BaseException as exc:  # noqa: BLE001 - a failure never escapes the writer
+            self._failed(exc, length)
 
-    def _block(self, slots: Slots, length: int) -> Block:
-        a = {k: v[:length] for k, v in slots.arrays.items()}
+    def _block(self, arrays: dict[str, np.ndarray], length: int) -> Block:
+        a = {k: v[:length] for k, v in arrays.items()}
         spec = self.writer.spec
         if self.value_range is not None:
             self._check_ranges(a)
@@ -330,12 +291,73 @@ class WriterThread:
                 "are counted in the store (further warnings suppressed)"
             )
 
-    def _close(self, closing_error: str | None) -> None:
+    def close(self, closing_error: str | None) -> None:
+        """Mark the store closed with the final counters (failures kept in ``close_error``)."""
         error = closing_error or self.error_message
         try:
             self.writer.close(counters=self.counters(), error=error)
         except BaseException as exc:  # noqa: BLE001
             self.close_error = exc
+
+
+class WriterThread(BlockSink):
+    """Appends full blocks from the ring to a ``RunWriter`` on a background thread.
+
+    Args:
+        writer: the ``RunWriter`` (owned by this thread from now on).
+        ring: the ring whose blocks arrive.
+        on_error: "raise" or "warn".
+        dropped: callable giving the caller's count of frames dropped at a full queue.
+        value_range: (lo, hi) of float CUDA frames.
+    """
+
+    def __init__(
+        self,
+        writer: Any,
+        ring: Ring,
+        *,
+        on_error: str,
+        dropped: Callable[[], int],
+        value_range: tuple[float, float] | None,
+    ) -> None:
+        super().__init__(writer, on_error=on_error, value_range=value_range)
+        self.ring = ring
+        self._dropped = dropped
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="envreel-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def submit(self, index: int, length: int) -> None:
+        """Hand block ``index`` (its first ``length`` frames) to the thread."""
+        self._queue.put((index, length))
+
+    def finish(self, *, closing_error: str | None = None) -> None:
+        """Write what is queued, mark the store closed, and stop the thread (blocks until done)."""
+        self._queue.put(("close", closing_error))
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            self.dropped_by_caller = self._dropped()
+            if item[0] == "close":
+                self.close(item[1])
+                return
+            index, length = item
+            slots = self.ring.blocks[index]
+            try:
+                if slots.used_cuda:
+                    slots.event.synchronize()  # a host wait, on this thread only
+                self.write(slots.arrays, length)
+            except BaseException as exc:  # noqa: BLE001 - never let the thread die silently
+                self._failed(exc, length)
+            finally:
+                slots.used_cuda = False
+                self.ring.free.put(index)
 
 
 def raise_for(writer: WriterThread | None, url: str) -> None:

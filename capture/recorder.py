@@ -191,6 +191,11 @@ class Recorder:
         frame_stride: record every k-th step of a window or clip. Defaults to 1.
         overwrite: replace an existing store at ``url``. Defaults to False.
         storage_options: fsspec options for URLs. Defaults to None.
+        writer: where blocks are compressed and written: "process" (a child process started
+            by this constructor: compression and zarr's Python code never hold the training
+            process's GIL), "thread" (a thread of this process), or "auto": "process" for paths
+            and URLs, "thread" for zarr Store objects and memory:// stores, which live in this
+            process. Defaults to "auto".
 
     Raises:
         TypeError/ValueError: an argument is invalid (named in the message); nothing is written.
@@ -244,6 +249,7 @@ class Recorder:
         frame_stride: int = 1,
         overwrite: bool = False,
         storage_options: dict | None = None,
+        writer: str = "auto",
     ) -> None:
         self._closed = True  # until construction succeeds: close() is then a no-op
         if not (isinstance(url, str | os.PathLike) or _is_store(url)):
@@ -251,6 +257,7 @@ class Recorder:
         if isinstance(url, str) and not url:
             raise ValueError("url must not be empty")
         for name, value, allowed in (
+            ("writer", writer, ("auto", "process", "thread")),
             ("on_full", on_full, ("block", "drop")),
             ("on_error", on_error, ("warn", "raise")),
             ("autoreset", autoreset, AUTORESET_MODES),
@@ -389,6 +396,14 @@ class Recorder:
         self._slot_bytes = 0
         self._bytes_stored = -1
         self._error_reported = False
+        self._writer_mode = _writer_mode(writer, url)
+        self._proc = None
+        if self._writer_mode == "process":
+            from ._process import WriterProcess
+
+            # Started now so that its imports overlap the caller's setup; it creates nothing
+            # until the first capture.
+            self._proc = WriterProcess()
         self._closed = False
         _OPEN.add(self)
 
@@ -497,8 +512,8 @@ class Recorder:
             raise RuntimeError(f"capture() on a closed Recorder ({self.url})")
         w = self._writer
         if w is not None:
-            if w.error is not None and self._on_error == "raise":
-                self._report_error()
+            if w.error is not None and (self._on_error == "raise" or not w.alive):
+                self._report_error()  # a dead writer cannot "keep going": raise in either mode
             if w.pending_warning is not None:
                 self._emit_warning(w)
 
@@ -665,12 +680,14 @@ class Recorder:
         _OPEN.discard(self)
         w = self._writer
         if w is None:
-            if self._env_in.shape is not None:
-                # Never captured, but the shapes are known: leave an empty, valid run.
-                self._start(None, None, None, None)
-                w = self._writer
-            else:
+            if self._env_in.shape is None:
+                if self._proc is not None:
+                    self._proc.finish()  # the idle writer process exits
+                    self._proc = None
                 return
+            # Never captured, but the shapes are known: leave an empty, valid run.
+            self._start(None, None, None, None)
+            w = self._writer
         if self._cur is not None and self._fill:
             w.submit(self._cur.index, self._fill)
         self._cur, self._fill = None, 0
@@ -728,7 +745,7 @@ class Recorder:
         return int(min(fit, _MAX_BLOCKS))
 
     def _start(self, env_rgb: Any, global_rgb: Any, env_kind: str | None, glob: Any) -> None:
-        """Create the store, the ring and the writer thread (first capture, or close)."""
+        """Create the store, the ring and the writer (first capture, or close)."""
         env_shape = self._env_in.shape or tuple(env_rgb.shape[1:3])
         gshape = self._global_shape
         if gshape is None and global_rgb is not None:
@@ -740,27 +757,67 @@ class Recorder:
             if x is not None and fr.is_torch(x) and x.device.type == "cuda":
                 cuda_dev = x.device
                 break
-        writer = create_run(
-            self.url,
-            spec,
-            overwrite=self._overwrite,
-            storage_options=self._storage_options,
-            **{k: v for k, v in self._statics.items() if v is not None},
-        )
         from ._cuda import HostMemory
 
         pinned = cuda_dev is not None
+        statics = {k: v for k, v in self._statics.items() if v is not None}
+        value_range = self._value_range is not None
+        if self._writer_mode == "process":
+            from ._process import WriterProcess
 
-        try:
+            proc = self._proc if self._proc is not None and self._proc.usable else WriterProcess()
+            self._proc = None  # a child is used for one store only
             ring = Ring(
                 spec,
                 num_blocks=num_blocks,
-                memory=lambda nbytes: HostMemory(nbytes, pinned=pinned, device=cuda_dev),
-                value_range=self._value_range is not None,
+                memory=lambda n: HostMemory(n, pinned=pinned, device=cuda_dev, shared=True),
+                value_range=value_range,
             )
-        except BaseException:
-            writer.close(error="the recorder could not allocate its ring buffer")
-            raise
+            config = dict(
+                spec=spec.to_dict(),
+                path=ring.memory.path,
+                nbytes=ring.nbytes,
+                num_blocks=num_blocks,
+                value_range=self._value_range,
+                url=os.fspath(self.url),
+                overwrite=self._overwrite,
+                storage_options=self._storage_options,
+                statics=statics,
+                on_error=self._on_error,
+            )
+            try:
+                proc.start(ring=ring, dropped=lambda: self._dropped, url=self.url, config=config)
+            except BaseException:
+                ring.release()
+                raise
+            finally:
+                ring.memory.unlink()  # both processes have it mapped (or the child is gone)
+            writer = proc
+        else:
+            run_writer = create_run(
+                self.url,
+                spec,
+                overwrite=self._overwrite,
+                storage_options=self._storage_options,
+                **statics,
+            )
+            try:
+                ring = Ring(
+                    spec,
+                    num_blocks=num_blocks,
+                    memory=lambda n: HostMemory(n, pinned=pinned, device=cuda_dev),
+                    value_range=value_range,
+                )
+            except BaseException:
+                run_writer.close(error="the recorder could not allocate its ring buffer")
+                raise
+            writer = WriterThread(
+                run_writer,
+                ring,
+                on_error=self._on_error,
+                dropped=lambda: self._dropped,
+                value_range=self._value_range,
+            )
         if cuda_dev is not None:
             self._make_copier(cuda_dev)
         self._env_in.shape = env_shape
@@ -774,13 +831,7 @@ class Recorder:
             gshape[0] * gshape[1] * 3 if gshape else 0
         )
         self._slot_bytes = ring.block_bytes // spec.block_frames
-        self._writer = WriterThread(
-            writer,
-            ring,
-            on_error=self._on_error,
-            dropped=lambda: self._dropped,
-            value_range=self._value_range,
-        )
+        self._writer = writer
         self.spec = spec
 
     def _make_copier(self, device: Any) -> None:
@@ -841,9 +892,11 @@ class Recorder:
                     if w.error is not None and self._on_error == "raise":
                         self._report_error()
                     if not w.alive:
+                        if w.error is not None:
+                            self._report_error()
                         raise RecorderError(
-                            f"the envreel writer thread for {self.url} stopped unexpectedly"
-                        ) from w.error
+                            f"the envreel writer for {self.url} stopped unexpectedly"
+                        ) from None
         finally:
             self._blocked_s += time.perf_counter() - t0
 
@@ -862,6 +915,18 @@ class Recorder:
             return int(open_run(self.url, storage_options=self._storage_options).stored_bytes())
         except Exception:  # noqa: BLE001 - a size we cannot list is reported as -1
             return -1
+
+
+def _writer_mode(writer: str, url: Any) -> str:
+    in_process = _is_store(url) or (isinstance(url, str) and url.startswith("memory://"))
+    if writer == "auto":
+        return "thread" if in_process else "process"
+    if writer == "process" and in_process:
+        raise ValueError(
+            f"writer='process' needs a path or URL, got {url!r}: a zarr Store object or a "
+            "memory:// store lives in this process; use writer='thread' (or 'auto')"
+        )
+    return writer
 
 
 def _check_value_range(value_range: Any) -> tuple[float, float] | None:

@@ -156,6 +156,7 @@ def run_config(
     step_ms: float,
     baseline_steps: int,
     workdir: str,
+    writer: str = "auto",
 ) -> dict[str, Any]:
     from envreel.capture import DEFAULT_MAX_QUEUE_BYTES, Recorder
     from envreel.capture._writer import block_nbytes
@@ -216,8 +217,12 @@ def run_config(
     path = os.path.join(workdir, f"bench-{device}-{n}x{h}x{w}.zarr")
     shutil.rmtree(path, ignore_errors=True)
     rss0 = _rss()
-    rec = Recorder(path, num_envs=n, fps=60, max_queue_bytes=max_queue, on_full="drop")
+    rec = Recorder(
+        path, num_envs=n, fps=60, max_queue_bytes=max_queue, on_full="drop", writer=writer
+    )
     with_t, cap_t, rss = loop(steps, rec)
+    first_ms = cap_t[0] * 1e3  # creates the store, allocates and page-locks the ring
+    cap_t = cap_t[1:]
     c0 = time.perf_counter()
     rec.close()
     close_s = time.perf_counter() - c0
@@ -231,7 +236,9 @@ def run_config(
 
     # Sustained rate: nothing but render + capture, waiting when the writer is behind.
     rate_steps = max(64, min(steps, 1000))
-    rec = Recorder(path, num_envs=n, fps=60, max_queue_bytes=max_queue, on_full="block")
+    rec = Recorder(
+        path, num_envs=n, fps=60, max_queue_bytes=max_queue, on_full="block", writer=writer
+    )
     t0 = time.perf_counter()
     for t in range(rate_steps):
         render(t)
@@ -271,7 +278,9 @@ def run_config(
         "steps": steps,
         "step_ms_target": step_ms,
         "max_queue_bytes": max_queue,
+        "writer": writer,
         "capture": cap,
+        "first_capture_ms": first_ms,
         "loop_ms_without": plain_mean * 1e3,
         "loop_ms_with": with_mean * 1e3,
         "overhead_pct": (with_mean - plain_mean) / plain_mean * 100,
@@ -350,7 +359,7 @@ def table(results: list[dict[str, Any]], info: dict[str, Any], device: str) -> s
     where = info.get("gpu") or info["cpu"]
     lines = [
         f"envreel capture benchmark, --device {device}: {where}, {info['cpu_count']} CPU cores, "
-        f"Python {info['python']}, zarr {info['zarr']}"
+        f"Python {info['python']}, zarr {info['zarr']}, writer {results[0]['writer']}"
         + (f", torch {info['torch']}" if "torch" in info else ""),
         "",
         "| envs × H×W | capture() median / p99 ms | loop ms without → with | overhead "
@@ -402,6 +411,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", help="comma-separated NxHxW, e.g. 64x128x128,16x128")
     p.add_argument("--dir", help="where the stores go (default: a temporary folder)")
     p.add_argument(
+        "--writer",
+        choices=("auto", "process", "thread"),
+        default="auto",
+        help="Recorder(writer=...): where blocks are written (default auto: a process)",
+    )
+    p.add_argument(
         "--switch-interval",
         type=float,
         help="sys.setswitchinterval() for the run, seconds (Python's default is 0.005)",
@@ -430,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             step_ms=args.step_ms,
             baseline_steps=min(args.baseline_steps, args.steps),
             workdir=workdir,
+            writer=args.writer,
         )
         results.append(r)
         if not args.json:

@@ -149,8 +149,28 @@ def _bad_call(rec, kwargs, opts):
     ("bad", "exc", "fragments", "opts"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
 def test_bad_capture(tmp_path, bad, exc, fragments, opts, first):
+    # Input checks do not depend on the writer; the thread writer keeps this matrix fast.
+    _check_case(tmp_path, bad, exc, fragments, opts, first, writer="thread")
+
+
+PROCESS_CASES = [
+    c for c in CASES if c[0] in ("channels first", "float out of range", "unknown scalar")
+]
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["first-capture", "mid-run"])
+@pytest.mark.parametrize(
+    ("bad", "exc", "fragments", "opts"),
+    [c[1:] for c in PROCESS_CASES],
+    ids=[c[0] for c in PROCESS_CASES],
+)
+def test_bad_capture_process_writer(tmp_path, bad, exc, fragments, opts, first):
+    _check_case(tmp_path, bad, exc, fragments, opts, first, writer="process")
+
+
+def _check_case(tmp_path, bad, exc, fragments, opts, first, *, writer):
     path = tmp_path / "r.zarr"
-    rec = Recorder(path, num_envs=N, fps=30, block_frames=4, **opts)
+    rec = Recorder(path, num_envs=N, fps=30, block_frames=4, writer=writer, **opts)
     good_steps = [] if first else [0, 1, 2, 3, 4]
     for t in good_steps:
         rec.capture(good(t), step=t, **_poses(opts))

@@ -22,7 +22,8 @@ def _dev():
     return torch.device("cuda", torch.cuda.current_device())
 
 
-def test_cuda_roundtrip_with_windows_and_values(tmp_path):
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_cuda_roundtrip_with_windows_and_values(tmp_path, writer):
     dev = _dev()
     rgba = torch.zeros((N, H, W, 4), dtype=torch.uint8, device=dev)
     glob = torch.zeros((1, GH, GW, 4), dtype=torch.uint8, device=dev)
@@ -43,6 +44,7 @@ def test_cuda_roundtrip_with_windows_and_values(tmp_path):
         video_length=9,
         video_interval=20,
         frame_stride=2,
+        writer=writer,
     ) as rec:
         for t in range(60):
             rgba.copy_(torch.from_numpy(frames(t, N, H, W, channels=4)))
@@ -120,14 +122,15 @@ def test_temporary_source_freed_after_capture(tmp_path):
     )
 
 
-def test_capture_never_synchronises_the_device(tmp_path):
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_capture_never_synchronises_the_device(tmp_path, writer):
     dev = _dev()
     rgba = torch.zeros((N, H, W, 4), dtype=torch.uint8, device=dev)
     reward = torch.zeros(N, device=dev)
     done = torch.zeros(N, dtype=torch.bool, device=dev)
     # One block holds every frame: the writer (whose event waits are its own business) does
     # not run while the debug mode is on.
-    with Recorder(tmp_path / "s.zarr", num_envs=N, fps=30, block_frames=64) as rec:
+    with Recorder(tmp_path / "s.zarr", num_envs=N, fps=30, block_frames=64, writer=writer) as rec:
         rec.capture(rgba[..., :3], reward=reward, terminated=done)  # allocates the ring
         torch.cuda.set_sync_debug_mode("error")
         try:

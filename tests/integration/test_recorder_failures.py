@@ -134,13 +134,15 @@ def test_raise_intermittent_error_stops_writing(tmp_path):
 
 def test_dead_writer_thread_never_hangs_the_caller(tmp_path, monkeypatch):
     monkeypatch.setattr(WriterThread, "_run", lambda self: None)  # dies at once
-    rec = Recorder(tmp_path / "r.zarr", num_envs=N, fps=30, on_full="block", **_tiny_queue())
+    rec = Recorder(
+        tmp_path / "r.zarr", num_envs=N, fps=30, on_full="block", writer="thread", **_tiny_queue()
+    )
 
     def loop():
         for t in range(100):
             rec.capture(frames(t, N, H, W))
 
-    with pytest.raises(RecorderError, match="stopped unexpectedly"):
+    with pytest.raises(RecorderError, match="writer for .* stopped unexpectedly"):
         within(30, loop)
     within(30, rec.close)
 
@@ -153,3 +155,94 @@ def test_warning_surfaces_at_close_when_loop_ended_first(tmp_path):
     with pytest.warns(RuntimeWarning, match="No space left on device"):
         within(30, rec.close)
     assert rec.stats.write_errors == 1 and rec.stats.frames_dropped == 1
+
+
+# ---- the writer process -------------------------------------------------------------------------
+
+
+def _block_shard_path(root, block: int) -> None:
+    """Make block ``block``'s env/frames shard unwritable: a file where its folder must go."""
+    p = root / "env" / "frames" / "c" / str(block)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(b"not a directory")
+
+
+def _wait_done(rec, n, timeout_s=30):
+    import time
+
+    end = time.monotonic() + timeout_s
+    while rec.stats.frames_written + rec.stats.frames_dropped < n:
+        assert time.monotonic() < end, rec.stats
+        time.sleep(0.01)
+
+
+def test_process_writer_raise_names_the_cause(tmp_path):
+    path = tmp_path / "r.zarr"
+    rec = Recorder(path, num_envs=N, fps=30, on_error="raise", writer="process", **_tiny_queue())
+    for t in range(2):
+        rec.capture(frames(t, N, H, W))
+    within(30, lambda: _wait_written(rec, 2))
+    _block_shard_path(path, 1)
+
+    def loop():
+        for t in range(2, 300):
+            rec.capture(frames(t, N, H, W))
+
+    with pytest.raises(RecorderError, match="Not a directory"):
+        within(30, loop)
+    within(30, rec.close)
+    run = open_run(path)
+    assert run.num_frames == 2 and run.counters["write_errors"] == 1
+    assert validate(str(path)) == []
+
+
+def test_process_writer_warn_counts_and_recovers(tmp_path):
+    path = tmp_path / "r.zarr"
+    rec = Recorder(path, num_envs=N, fps=30, on_error="warn", writer="process", block_frames=2)
+    rec.capture(frames(0, N, H, W))
+    rec.capture(frames(1, N, H, W))
+    within(30, lambda: _wait_done(rec, 2))
+    _block_shard_path(path, 1)
+    with pytest.warns(RuntimeWarning, match="Not a directory"):
+        for t in range(2, 8):  # three blocks fail (each is retried at the same place)
+            rec.capture(frames(t, N, H, W))
+        within(30, lambda: _wait_done(rec, 8))
+        rec.capture(frames(8, N, H, W))  # the warning surfaces on the caller's thread
+    (path / "env" / "frames" / "c" / "1").unlink()  # space again
+    for t in range(9, 12):
+        rec.capture(frames(t, N, H, W))
+    within(30, rec.close)
+    s = rec.stats
+    assert (s.write_errors, s.frames_dropped, s.frames_written) == (3, 6, 6)
+    run = open_run(path)
+    kept = [0, 1, 8, 9, 10, 11]
+    np.testing.assert_array_equal(run.frame_values("step"), kept)
+    np.testing.assert_array_equal(run.env_frames(), np.stack([frames(t, N, H, W) for t in kept]))
+    assert run.counters["write_errors"] == 3 and run.counters["dropped_frames"] == 6
+    assert validate(str(path)) == []
+
+
+@pytest.mark.parametrize("on_error", ["warn", "raise"])
+def test_killed_writer_process_never_hangs_the_caller(tmp_path, on_error):
+    import os
+    import signal
+
+    path = tmp_path / "r.zarr"
+    rec = Recorder(path, num_envs=N, fps=30, on_error=on_error, writer="process", **_tiny_queue())
+    for t in range(4):
+        rec.capture(frames(t, N, H, W))
+    within(30, lambda: _wait_written(rec, 4))
+    os.kill(rec._writer._proc.pid, signal.SIGKILL)
+
+    def loop():
+        for t in range(4, 500):
+            rec.capture(frames(t, N, H, W))
+
+    with pytest.raises(RecorderError, match="exited unexpectedly"):
+        within(30, loop)
+    within(30, rec.close)
+    run = open_run(path)  # valid up to the last committed block
+    assert run.num_frames == 4
+    np.testing.assert_array_equal(
+        run.env_frames(), np.stack([frames(t, N, H, W) for t in range(4)])
+    )

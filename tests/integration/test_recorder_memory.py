@@ -12,7 +12,8 @@ from envreel.schemas import open_run
 psutil = pytest.importorskip("psutil")
 
 
-def test_rss_flat_over_20000_small_frames(tmp_path):
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_rss_flat_over_20000_small_frames(tmp_path, writer):
     n, h, w, steps = 4, 16, 16, 20_000
     proc = psutil.Process()
     rng = np.random.default_rng(0)
@@ -25,6 +26,7 @@ def test_rss_flat_over_20000_small_frames(tmp_path):
         fps=30,
         block_frames=256,
         max_queue_bytes=8 << 20,  # a few blocks: the ring wraps dozens of times
+        writer=writer,
     )
     rss = []
     for t in range(steps):

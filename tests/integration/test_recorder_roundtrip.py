@@ -24,7 +24,8 @@ def _check_valid(path):
     assert problems == [], problems
 
 
-def test_numpy_roundtrip_everything(tmp_path):
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_numpy_roundtrip_everything(tmp_path, writer):
     path = tmp_path / "run.zarr"
     origins = np.c_[np.arange(N) * 2.0, np.ones(N), np.zeros(N)]
     k = np.array([[20.0, 0, 6], [0, 20.0, 5], [0, 0, 1]])
@@ -44,6 +45,7 @@ def test_numpy_roundtrip_everything(tmp_path):
         global_intrinsics=k,
         source={"sim": "test"},
         metadata={"task": "roundtrip"},
+        writer=writer,
     ) as rec:
         for t in range(steps):
             reward, term, trunc = _values(t)
@@ -157,7 +159,8 @@ def test_source_buffer_overwritten_after_capture(tmp_path):
     np.testing.assert_array_equal(run.scalar("reward"), np.repeat(np.arange(9.0), N).reshape(9, N))
 
 
-def test_windows_and_stride(tmp_path):
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_windows_and_stride(tmp_path, writer):
     """video_length=5 steps every 12 from step 3, every 2nd step: the clips of gymnasium users."""
     path = tmp_path / "run.zarr"
     kept_steps = []
@@ -170,6 +173,7 @@ def test_windows_and_stride(tmp_path):
         video_interval=12,
         step_offset=3,
         frame_stride=2,
+        writer=writer,
     ) as rec:
         for t in range(40):
             if rec.capture(frames(t, N, H, W), reward=np.full(N, t, np.float32)):
@@ -317,14 +321,17 @@ def test_explicit_steps_and_sim_time(tmp_path):
 # ---- torch on the CPU ---------------------------------------------------------------------------
 
 
-def test_torch_cpu_roundtrip(tmp_path):
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_torch_cpu_roundtrip(tmp_path, writer):
     torch = pytest.importorskip("torch")
     path = tmp_path / "run.zarr"
     rgba = torch.zeros((N, H, W, 4), dtype=torch.uint8)
     rgb = rgba[..., :3]  # Isaac Lab's strided view
     reward = torch.zeros(N)
     term = torch.zeros(N, dtype=torch.bool)
-    with Recorder(path, num_envs=N, fps=30, block_frames=4, scalar_names=("x",)) as rec:
+    with Recorder(
+        path, num_envs=N, fps=30, block_frames=4, scalar_names=("x",), writer=writer
+    ) as rec:
         for t in range(10):
             rgba.copy_(torch.from_numpy(frames(t, N, H, W, channels=4)))
             reward.fill_(t * 0.25)
@@ -361,8 +368,8 @@ def test_torch_cpu_float_frames(tmp_path):
     assert np.abs(got[4].astype(int) - frames(4, N, H, W)).max() <= 1  # bfloat16 rounding
 
 
-@pytest.mark.parametrize("rerenders", [0, 1])
-def test_fake_isaaclab_env_matches_truth(tmp_path, rerenders):
+@pytest.mark.parametrize(("rerenders", "writer"), [(0, "process"), (1, "thread")])
+def test_fake_isaaclab_env_matches_truth(tmp_path, rerenders, writer):
     """Against the Isaac Lab stand-in: frames, done flags, episode index and step as the truth."""
     pytest.importorskip("torch")
     from isaaclab_standins import make_fake_env
@@ -380,6 +387,7 @@ def test_fake_isaaclab_env_matches_truth(tmp_path, rerenders):
         step_dt=u.step_dt,
         block_frames=8,
         env_origins=u.scene.env_origins,
+        writer=writer,
     ) as rec:
         env.reset()
         rec.capture(
