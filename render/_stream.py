@@ -22,12 +22,13 @@ from ._select import Plan, ScalarReader
 
 __all__ = ["Job", "TileBatch", "BlockReader", "Prefetcher"]
 
-BLOCK_BYTES = 128 << 20
-"""Largest canvas block (output frames composed at once); two exist at a time."""
-GROUP_BYTES = 8 << 20
+BLOCK_BYTES = 64 << 20
+"""Canvas bytes composed at once (two such blocks exist at a time); raised to hold one whole
+store block, up to twice this, so that no chunk is decoded twice."""
+GROUP_BYTES = 4 << 20
+"""Largest group of raw env frames read at once."""
 MAX_ROWS = 128
 """Most output frames composed at once (unless a store block is longer)."""
-"""Largest group of raw env frames read at once."""
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,12 @@ class BlockReader:
         self.env_bytes = h * w * 3
         # Output frames per job: bounded by bytes (large canvases) and by frames (small ones),
         # so memory and the prefetch distance do not depend on the length of the run.
-        self.max_rows = max(
-            1, min(block_bytes // max(1, canvas_bytes), max(run.block_frames, MAX_ROWS))
-        )
+        canvas_bytes = max(1, canvas_bytes)
+        whole = -(-run.block_frames // plan.stride)  # output frames of one store block
+        rows = max(1, block_bytes // canvas_bytes)
+        if rows < whole and whole * canvas_bytes <= 2 * block_bytes:
+            rows = whole
+        self.max_rows = min(rows, max(whole, MAX_ROWS))
         self.group_bytes = group_bytes
         # A store layer whose env_frames takes ``out=`` decodes straight into one reused buffer:
         # no fresh allocation (page faults) and no extra copy per read (-30% CPU measured).
