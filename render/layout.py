@@ -213,6 +213,12 @@ class LabelTemplate:
                     f"label template {text!r}: nested fields in the format spec of {{{field}}} "
                     "are not allowed"
                 )
+            if spec and re.search(r"\d{4,}", spec):
+                # format(0, ">999999999") builds a 1 GB string: a layout file must not do that.
+                raise ValueError(
+                    f"label template {text!r}: the format spec of {{{field}}} asks for a width "
+                    "or precision of 1000 or more; at most 999"
+                )
             parts.append((literal, field, spec or ""))
         self.text = text
         self._parts = parts
