@@ -421,6 +421,10 @@ def check_step(step: Any, last: int | None) -> int:
     step = int(step)
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
+    if step >= 2**63:
+        # Checked here: the int64 store would raise OverflowError after the recorder's state
+        # had already advanced to this step.
+        raise ValueError(f"step must be below 2**63 (stored as int64), got {step}")
     if last is not None and step <= last:
         raise ValueError(f"step must increase from call to call: got {step} after {last}")
     return step
