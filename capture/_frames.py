@@ -350,6 +350,7 @@ def describe_dtype(dtype: Any) -> str:
     return "not an image type"
 
 
+_INT32_MAX = 2**31 - 1
 _VALUE_KINDS = {
     "float": ("bfiu", "a real number"),
     "bool": ("biu", "bool (or integer 0/1)"),
@@ -370,6 +371,7 @@ class ValueInput:
         self.name = name
         self.num_envs = num_envs
         self._kinds, self._what = _VALUE_KINDS[kind]
+        self._int32 = kind == "int"  # stored as int32: bigger values would wrap silently
         self._key: tuple | None = None
 
     def check(self, x: Any) -> tuple[bool, Any]:
@@ -395,7 +397,7 @@ class ValueInput:
             x = x.detach()
             if x.dtype == torch.bfloat16:
                 x = x.float()
-            return False, x.numpy()
+            return False, self._in_range(x.numpy())
         arr = x if isinstance(x, np.ndarray) else np.asarray(x)
         key = (arr.shape, arr.dtype)
         if key != self._key:
@@ -406,7 +408,17 @@ class ValueInput:
             if arr.dtype.kind not in self._kinds:
                 raise TypeError(f"{self.name} must be {self._what}, got {arr.dtype}")
             self._key = key
-        return False, arr
+        return False, self._in_range(arr)
+
+    def _in_range(self, arr: np.ndarray) -> np.ndarray:
+        if self._int32 and arr.size:
+            lo, hi = int(arr.min()), int(arr.max())  # N values: microseconds
+            if lo < 0 or hi > _INT32_MAX:
+                raise ValueError(
+                    f"{self.name} must be in [0, {_INT32_MAX}] (stored as int32), got values "
+                    f"in [{lo}, {hi}]"
+                )
+        return arr
 
 
 def check_step(step: Any, last: int | None) -> int:
