@@ -89,9 +89,30 @@ def read_json(
         doc = json.loads(buf.to_bytes())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise StoreFormatError(f"{key} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise StoreFormatError(f"{key} nests JSON deeper than Python can parse") from None
     if not isinstance(doc, dict):
         raise StoreFormatError(f"{key} must hold a JSON object, got {type(doc).__name__}")
+    if _depth(doc) > MAX_JSON_DEPTH:
+        # Later steps (spec checks, zarr's metadata parser) recurse: keep them far from the limit.
+        raise StoreFormatError(f"{key} nests JSON deeper than {MAX_JSON_DEPTH} levels")
     return doc
+
+
+MAX_JSON_DEPTH = 128
+"""Deepest JSON nesting a store may hold (RunSpec keeps user metadata to 100 levels)."""
+
+
+def _depth(doc: Any) -> int:
+    """Nesting depth of a JSON value, without recursion."""
+    deepest, todo = 0, [(doc, 1)]
+    while todo:
+        value, d = todo.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, d)
+            if d <= MAX_JSON_DEPTH:
+                todo += [(v, d + 1) for v in (value.values() if isinstance(value, dict) else value)]
+    return deepest
 
 
 def compressors(codec: str, level: int) -> list:

@@ -51,7 +51,12 @@ def _json_bounded(name: str, value: Any, *, limit: int = 1 << 20) -> dict:
         ) from None
     if len(text) > limit:
         raise ValueError(f"{name} is {len(text)} bytes as JSON; at most {limit} are stored")
-    return json.loads(text)
+    out = json.loads(text)
+    from ._store import _depth
+
+    if _depth(out) > 100:
+        raise ValueError(f"{name} nests deeper than 100 levels; readers refuse deeper JSON")
+    return out
 
 
 @dataclass(frozen=True)
