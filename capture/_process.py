@@ -5,7 +5,8 @@ block append runs tens of milliseconds of zarr's Python code, which takes the GI
 training loop releases it (every torch op does, and so does every synchronisation); the loop
 waits to get it back. 64 envs × 128×128 every 5 ms step cost +23% loop time that way, with
 ``capture()`` itself at 0.33 ms median and 3.5 ms p99. In its own process the writer shares no
-GIL with the training loop.
+GIL with the training loop: on the same machine, +4.4% (10,000 steps; first capture excluded),
+0.23 ms median and 0.43 ms p99.
 
 How it works:
 

@@ -47,7 +47,7 @@ BAD = [
     (
         dict(env_frame_shape=(256, 256), num_envs=64),
         ValueError,
-        "max_queue_bytes=268435456 (256 MiB) holds 0 block(s) of block_frames=32 frames × 64 envs",
+        "max_queue_bytes=536870912 (512 MiB) holds 1 block(s) of block_frames=32 frames × 64 envs",
     ),
 ]
 
@@ -73,13 +73,15 @@ def test_queue_error_suggests_a_fix():
     with pytest.raises(ValueError) as info:
         Recorder("memory://q.zarr", num_envs=64, fps=30, env_frame_shape=(256, 256))
     msg = str(info.value)
-    assert "at least 2" in msg and "max_queue_bytes >=" in msg and "block_frames <= 10" in msg
+    assert "at least 2" in msg and "max_queue_bytes >=" in msg and "block_frames <= 21" in msg
 
 
-def test_default_queue_holds_two_blocks_of_64_envs_at_128():
-    rec = Recorder("memory://d.zarr", num_envs=64, fps=30, env_frame_shape=(128, 128))
-    assert DEFAULT_MAX_QUEUE_BYTES == 256 * 2**20
-    rec.close()
+def test_default_queue_holds_five_blocks_of_64_envs_at_128():
+    from envreel.capture._writer import block_nbytes
+    from envreel.schemas import RunSpec
+
+    spec = RunSpec(num_envs=64, env_frame_shape=(128, 128), fps=30)
+    assert DEFAULT_MAX_QUEUE_BYTES // block_nbytes(spec, value_range=False) == 5
 
 
 def test_constructor_without_capture_creates_nothing_when_shape_unknown(tmp_path):
