@@ -407,7 +407,21 @@ class Recorder:
 
             # Started now so that its imports overlap the caller's setup; it creates nothing
             # until the first capture.
-            self._proc = WriterProcess()
+            try:
+                self._proc = WriterProcess()
+            except OSError as exc:
+                if writer == "process":
+                    raise
+                warnings.warn(
+                    f"envreel: cannot start the writer process ({exc}); writing from a thread "
+                    "of this process instead",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                self._writer_mode = "thread"
+        # The writer process resolves relative paths against its own working directory, which
+        # is the one at construction: pin it.
+        self._store_url = os.path.abspath(os.fspath(path)) if path is not None else url
         self._closed = False
         _OPEN.add(self)
 
@@ -783,7 +797,7 @@ class Recorder:
                 nbytes=ring.nbytes,
                 num_blocks=num_blocks,
                 value_range=self._value_range,
-                url=os.fspath(self.url),
+                url=self._store_url,
                 overwrite=self._overwrite,
                 storage_options=self._storage_options,
                 statics=statics,
@@ -799,7 +813,7 @@ class Recorder:
             writer = proc
         else:
             run_writer = create_run(
-                self.url,
+                self._store_url,
                 spec,
                 overwrite=self._overwrite,
                 storage_options=self._storage_options,
@@ -916,7 +930,8 @@ class Recorder:
         try:
             from envreel.schemas import open_run
 
-            return int(open_run(self.url, storage_options=self._storage_options).stored_bytes())
+            run = open_run(self._store_url, storage_options=self._storage_options)
+            return int(run.stored_bytes())
         except Exception:  # noqa: BLE001 - a size we cannot list is reported as -1
             return -1
 
@@ -924,7 +939,8 @@ class Recorder:
 def _writer_mode(writer: str, url: Any) -> str:
     in_process = _is_store(url) or (isinstance(url, str) and url.startswith("memory://"))
     if writer == "auto":
-        return "thread" if in_process else "process"
+        # Windows lacks the fd passing the writer process uses.
+        return "thread" if in_process or os.name == "nt" else "process"
     if writer == "process" and in_process:
         raise ValueError(
             f"writer='process' needs a path or URL, got {url!r}: a zarr Store object or a "

@@ -419,3 +419,14 @@ def test_fake_isaaclab_env_matches_truth(tmp_path, rerenders, writer):
     np.testing.assert_array_equal(reward[1:], np.stack([s.reward for s in truth[1:]]))
     assert run.scalar("stale").any() == (rerenders == 0)
     np.testing.assert_allclose(run.env_origins, u.scene.env_origins.torch.numpy())
+
+
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_relative_path_is_resolved_at_construction(tmp_path, monkeypatch, writer):
+    monkeypatch.chdir(tmp_path)
+    rec = Recorder("rel.zarr", num_envs=N, fps=30, writer=writer)
+    monkeypatch.chdir("/")  # the training script changes directory before the first capture
+    rec.capture(frames(0, N, H, W))
+    rec.close()
+    assert open_run(tmp_path / "rel.zarr").num_frames == 1
+    assert rec.stats.bytes_stored > 0
