@@ -8,7 +8,10 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.abc.store import RangeByteRequest, Store
+from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
+from zarr.storage import WrapperStore
 
 from . import _format as F
 from ._inspect import OPTIONAL, array_docs, check_array_doc, check_root, expected_arrays
@@ -80,6 +83,35 @@ def _runs(ids: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
         runs.append((int(sorted_ids[i]), int(sorted_ids[j - 1]) + 1, order[i:j]))
         i = j
     return runs
+
+
+def _object_size(store: Any, key: str, path: str) -> int | None:
+    """Bytes of a store object, None when it is missing, -1 when the size is unknown.
+
+    A size, not just existence: zarr reads an empty (0-byte) shard as fill values, so a shard
+    emptied by a failed copy would read as black frames. Stores with a real size query answer
+    with a stat or a HEAD request (wrappers such as zarr's ``WrapperStore`` pass keys through
+    unchanged, so the wrapped store is asked); others are asked for the object's first byte.
+    """
+    inner = store
+    while isinstance(inner, WrapperStore):
+        inner = inner._store
+    try:
+        if type(inner).getsize is not Store.getsize:
+            try:
+                return int(sync(inner.getsize(key)))
+            except FileNotFoundError:
+                return None
+            except Exception:  # noqa: BLE001 - e.g. a server without sizes: existence only
+                return -1 if sync(store.exists(key)) else None
+        head = sync(
+            store.get(key, prototype=default_buffer_prototype(), byte_range=RangeByteRequest(0, 1))
+        )
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # noqa: BLE001
+        raise StoreFormatError(f"{path}: cannot check {key}: {exc}") from exc
+    return None if head is None else len(head)
 
 
 def _no_gap_coalescing(arr: zarr.Array) -> zarr.Array:
@@ -294,14 +326,13 @@ class Run:
                 if (path, coords) in self._verified:
                     continue
                 key = f"{path}/c/" + "/".join(map(str, coords))
-                try:
-                    ok = sync(self._store.exists(key))
-                except Exception as exc:  # noqa: BLE001
-                    raise StoreFormatError(f"{path}: cannot check {key}: {exc}") from exc
-                if not ok:
+                size = _object_size(self._store, key, path)
+                if not size:
+                    what = "missing from the store (deleted or never written)"
+                    if size == 0:
+                        what = "empty (0 bytes)"
                     raise CorruptChunkError(
-                        f"{path} chunk {coords}: missing from the store (deleted or never "
-                        f"written) although its frames are committed",
+                        f"{path} chunk {coords}: {what} although its frames are committed",
                         array=path,
                         chunk=coords,
                     )
