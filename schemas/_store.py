@@ -67,26 +67,21 @@ def read_json(
     Raises:
         StoreFormatError: too large, not JSON, or not an object.
     """
-    try:
-        # Read at most limit + 1 bytes: enough to tell a document is too large without ever
-        # holding a huge one (a hostile store's 100 MB zarr.json costs 16 MiB, not 100 MB).
-        buf = sync(
-            store.get(
-                key,
-                prototype=default_buffer_prototype(),
-                byte_range=RangeByteRequest(0, limit + 1),
-            )
-        )
-    except FileNotFoundError:
+    # Read at most limit + 1 bytes: enough to tell a document is too large without ever holding
+    # a huge one (a hostile 100 MB zarr.json costs 16 MiB, not 100 MB). A first small read
+    # serves the usual few-kB document without asking for a limit-sized buffer.
+    first = _get_range(store, key, 0, min(limit + 1, _FIRST_READ))
+    if first is None:
         return None
-    except Exception as exc:  # noqa: BLE001 - any backend error becomes a format error
-        raise StoreFormatError(f"cannot read {key}: {type(exc).__name__}: {exc}") from exc
-    if buf is None:
-        return None
-    if len(buf) > limit:
+    parts = [first]
+    if len(first) == _FIRST_READ and limit + 1 > _FIRST_READ:
+        rest = _get_range(store, key, _FIRST_READ, limit + 1)
+        parts += [rest] if rest is not None else []
+    if sum(len(p) for p in parts) > limit:
         raise StoreFormatError(f"{key} is more than {limit} bytes; envreel reads at most {limit}")
+    data = b"".join(p.to_bytes() for p in parts)
     try:
-        doc = json.loads(buf.to_bytes())
+        doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise StoreFormatError(f"{key} is not valid JSON: {exc}") from None
     except RecursionError:
@@ -97,6 +92,24 @@ def read_json(
         # Later steps (spec checks, zarr's metadata parser) recurse: keep them far from the limit.
         raise StoreFormatError(f"{key} nests JSON deeper than {MAX_JSON_DEPTH} levels")
     return doc
+
+
+_FIRST_READ = 64 << 10
+
+
+def _get_range(store: Store, key: str, start: int, end: int) -> Any:
+    """Bytes [start, end) of an object (fewer at its end); None when it does not exist."""
+    try:
+        buf = sync(
+            store.get(
+                key, prototype=default_buffer_prototype(), byte_range=RangeByteRequest(start, end)
+            )
+        )
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - any backend error becomes a format error
+        raise StoreFormatError(f"cannot read {key}: {type(exc).__name__}: {exc}") from exc
+    return buf
 
 
 MAX_JSON_DEPTH = 128
