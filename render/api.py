@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from envreel.schemas import Run, open_run
+from envreel.schemas import CorruptChunkError, Run, open_run
 
 from ._compose import Composer, compute_geometry
 from ._encode import (
@@ -27,7 +27,7 @@ from ._encode import (
     safe_join,
 )
 from ._select import Plan, ScalarReader, plan_render
-from ._stream import BlockReader, Prefetcher
+from ._stream import BlockReader, Prefetcher, TileBatch
 from .layout import LabelTemplate, Layout
 
 __all__ = ["render", "render_envs", "contact_sheet", "RenderResult"]
@@ -526,45 +526,55 @@ def contact_sheet(
     )
     composer = Composer(run, sheet_plan, lay.replace(border_hold=0), geometry, reader)
     canvas = composer.make_buffer(1)
-    from ._stream import TileBatch
-
-    for row, env in enumerate(envs):
+    picks = {}  # first and last frame included, evenly between
+    for env in envs:
         s, e = plan.track(env)
-        frames = np.unique(np.linspace(s, e - 1, num_times).round().astype(int))
-        for col, f in enumerate(frames.tolist()):
-            batch = _single_frame_batch(
-                run, reader, scalars, env, int(f), row * num_times + col, skip_bad, TileBatch
-            )
-            composer._tiles(batch, canvas)
+        picks[env] = np.unique(np.linspace(s, e - 1, num_times).round().astype(int))
+    if not plan.episode_mode:  # every env samples the same frames: read many envs per call
+        frames = picks[envs[0]].tolist()
+        for col, f in enumerate(frames):
+            for g0 in range(0, len(envs), 64):
+                group = list(envs[g0 : g0 + 64])
+                slots = [(g0 + i) * num_times + col for i in range(len(group))]
+                batch = _sheet_batch(run, reader, scalars, group, slots, f, skip_bad)
+                composer._tiles(batch, canvas)
+    else:
+        for row, env in enumerate(envs):
+            for col, f in enumerate(picks[env].tolist()):
+                batch = _sheet_batch(
+                    run, reader, scalars, [env], [row * num_times + col], f, skip_bad
+                )
+                composer._tiles(batch, canvas)
     Image.fromarray(canvas[0]).save(p)
     return p
 
 
-def _single_frame_batch(run, reader, scalars, env, f, slot, skip_bad, TileBatch):
-    from envreel.schemas import CorruptChunkError
-
-    bad = False
+def _sheet_batch(
+    run: Run,
+    reader: BlockReader,
+    scalars: ScalarReader,
+    envs: list[int],
+    slots: list[int],
+    f: int,
+    skip_bad: bool,
+) -> TileBatch:
+    """One frame of some envs, as a batch for the composer (placeholders where unreadable)."""
+    bad = np.zeros((1, len(envs)), bool)
     try:
-        frames = run.env_frames([env], f, f + 1)
-    except CorruptChunkError as exc:
+        frames = run.env_frames(envs, f, f + 1)
+    except CorruptChunkError:
         if not skip_bad:
             raise
-        scalars.warn_corrupt(exc, f"env {env}, frame {f}: placeholder tile")
-        h, w = run.env_frame_shape
-        frames, bad = np.zeros((1, 1, h, w, 3), np.uint8), True
-    sc = {n: scalars.read(n, f, f + 1, [env]) for n in reader.plan.scalars_needed}
-    fv = {}
-    for name in reader.frame_fields:
-        key = "sim_time" if name == "time" else name
-        fv[name] = run.frame_values(key, f, f + 1)
+        frames = reader._read_around_damage(envs, f, f + 1, 1, bad)
+    fv = reader._frame_values(f, f + 1, 1)
     return TileBatch(
-        slots=[slot],
-        envs=[env],
+        slots=slots,
+        envs=envs,
         rows=(0, 1),
         frames=frames,
-        bad=np.array([[bad]]),
+        bad=bad,
         store_frames=np.array([f]),
-        scalars=sc,
+        scalars={n: scalars.read(n, f, f + 1, envs) for n in reader.plan.scalars_needed},
         frame_values=fv,
-        last_rows=[-1],
+        last_rows=[-1] * len(envs),
     )

@@ -157,7 +157,8 @@ class _Usage:
         while not self._stop.wait(0.05):
             for c in me.children(recursive=True):
                 try:
-                    self.child_rss = max(self.child_rss, c.memory_info().rss / 2**20)
+                    if "ffmpeg" in c.name():  # not a forked child that has not exec'd yet
+                        self.child_rss = max(self.child_rss, c.memory_info().rss / 2**20)
                 except psutil.Error:
                     pass
 

@@ -348,3 +348,14 @@ def test_import_does_not_load_torch_or_capture():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_contact_sheet_with_a_corrupt_chunk(store, tmp_path):
+    _frames_chunk(store, 1)
+    lay = Layout(envs="0-5", label=None, border=0)
+    with pytest.raises(CorruptChunkError, match="env/frames"):
+        contact_sheet(store, tmp_path / "s.png", lay, num_times=3)
+    assert not (tmp_path / "s.png").exists()
+    with pytest.warns(UserWarning, match="env/frames"):
+        contact_sheet(store, tmp_path / "s.png", lay, num_times=3, skip_bad=True)
+    assert (tmp_path / "s.png").exists()

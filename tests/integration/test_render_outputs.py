@@ -382,6 +382,19 @@ def test_contact_sheet(store, tmp_path):
     assert Image.open(p2).size[0] > 0
 
 
+def test_contact_sheet_in_episode_mode_starts_each_row_at_its_episode(store, tmp_path):
+    lay = Layout(envs="0,4", episode=1, label=None, border=0, gap=0)
+    p = contact_sheet(store, tmp_path / "ep.png", lay, num_times=3)
+    img = np.asarray(Image.open(p).convert("RGB"))
+    g = compute_geometry(lay.replace(columns=3, rows=2), num_tiles=6, env_shape=(H, W))
+    for row, env in enumerate((0, 4)):
+        length = episode_length(env)
+        start = length  # episode 1 starts after the first episode
+        want = np.linspace(start, start + length - 1, 3).round().astype(int)
+        for col, f in enumerate(want):
+            assert np.array_equal(tile(img, g, row * 3 + col), env_frame(env, int(f), H, W))
+
+
 # ---- per-env videos ----------------------------------------------------------------------------
 def test_render_envs_parallel(store, tmp_path):
     lay = Layout(envs="1,4", stop=12, **PLAIN)
