@@ -90,10 +90,10 @@ def write_doc(path: Path, doc: Any) -> None:
 
 
 def edit_json(path: Path, fn: Callable[[Any], Any]) -> None:
-    """Apply ``fn`` to the JSON document at ``path`` (in place, or return a replacement)."""
+    """Apply ``fn`` to the JSON document at ``path``, in place (its return value is ignored)."""
     doc = read_doc(path)
-    out = fn(doc)
-    write_doc(path, doc if out is None else out)
+    fn(doc)
+    write_doc(path, doc)
 
 
 def flip_byte(path: Path, offset: int | None = None, mask: int = 0xFF) -> None:
