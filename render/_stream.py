@@ -81,6 +81,9 @@ class BlockReader:
         scalars: the scalar reader (shares skip_bad and the warning list).
         frame_fields: frame values the labels need: a subset of ("step", "time").
         canvas_bytes: bytes of one output frame (sets the job length).
+        reads_global: the global view is read too. Defaults to False.
+        block_bytes: bytes of canvas (or of one env's or the global view's frames) per job.
+        group_bytes: bytes of env frames read per call.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class BlockReader:
         scalars: ScalarReader,
         frame_fields: tuple[str, ...],
         canvas_bytes: int,
+        reads_global: bool = False,
         block_bytes: int = BLOCK_BYTES,
         group_bytes: int = GROUP_BYTES,
     ):
@@ -100,12 +104,16 @@ class BlockReader:
         self.frame_fields = frame_fields
         h, w = run.env_frame_shape
         self.env_bytes = h * w * 3
-        # Output frames per job: bounded by bytes (large canvases) and by frames (small ones),
-        # so memory and the prefetch distance do not depend on the length of the run.
-        canvas_bytes = max(1, canvas_bytes)
+        # Output frames per job: bounded by bytes (large canvases, or large env or global frames
+        # shown small) and by frames (small ones), so memory and the prefetch distance do not
+        # depend on the length of the run.
+        frame_bytes = max(1, canvas_bytes, self.env_bytes)
+        if reads_global:
+            gh, gw = run.global_frame_shape
+            frame_bytes = max(frame_bytes, gh * gw * 3)
         whole = -(-run.block_frames // plan.stride)  # output frames of one store block
-        rows = max(1, block_bytes // canvas_bytes)
-        if rows < whole and whole * canvas_bytes <= 2 * block_bytes:
+        rows = max(1, block_bytes // frame_bytes)
+        if rows < whole and whole * frame_bytes <= 2 * block_bytes:
             rows = whole
         self.max_rows = min(rows, max(whole, MAX_ROWS))
         self.group_bytes = group_bytes

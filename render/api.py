@@ -253,6 +253,7 @@ def render(
         scalars=scalars,
         frame_fields=tuple(f for f in ("step", "time") if f in fields),
         canvas_bytes=geometry.height * geometry.width * 3,
+        reads_global=geometry.global_rect is not None,
     )
     composer = Composer(run, plan, layout, geometry, reader)
     outputs = (

@@ -504,3 +504,28 @@ def test_render_envs_from_a_memory_store_runs_in_process(tmp_path):
     paths = render_envs(open_run(url), tmp_path / "mem", Layout(label=None), workers=2)
     assert [p.name for p in paths] == ["env_0000.mp4", "env_0001.mp4"]
     assert decode_video(paths[1])[0].shape == (6, 16, 16, 3)
+
+
+def test_job_length_is_bounded_by_raw_frames_shown_small(store):
+    """Big env frames in tiny tiles: a job's raw frames, not only its canvas, stay bounded."""
+    from envreel.render._select import ScalarReader, plan_render
+    from envreel.render._stream import BlockReader
+
+    run = open_run(store)
+    lay = Layout(tile_size=4)
+    plan = plan_render(run, lay)
+    g = geometry(store, lay, N)
+    budget = 256 << 10
+    reader = BlockReader(
+        run,
+        plan,
+        skip_bad=False,
+        scalars=ScalarReader(run, skip_bad=False, messages=[]),
+        frame_fields=(),
+        canvas_bytes=g.height * g.width * 3,
+        block_bytes=budget,
+    )
+    env_bytes = H * W * 3
+    assert reader.max_rows * env_bytes <= 2 * budget
+    assert all(len(j) <= reader.max_rows for j in reader.jobs(0))
+    assert sum(len(j) for j in reader.jobs(0)) == T
