@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ import pytest
 from envreel.render import Layout, RenderError, contact_sheet, render, render_envs
 from envreel.render._compose import compute_geometry, placeholder_tile
 from envreel.schemas import CorruptChunkError, EnvreelError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from render_fixtures import corrupt_chunk, env_frame, make_store, read_pngs, tile
 
 H, W, N, T, B = 32, 48, 6, 24, 8
@@ -359,3 +362,60 @@ def test_contact_sheet_with_a_corrupt_chunk(store, tmp_path):
     with pytest.warns(UserWarning, match="env/frames"):
         contact_sheet(store, tmp_path / "s.png", lay, num_times=3, skip_bad=True)
     assert (tmp_path / "s.png").exists()
+
+
+# ---- fuzzing: damaged chunks only ever give envreel's documented errors ----------------------
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_store(
+        tmp_path_factory.mktemp("fuzz") / "tiny.zarr",
+        num_envs=3,
+        frames=12,
+        shape=(16, 16),
+        block_frames=4,
+    )
+
+
+def _chunk_objects(store: str) -> list[str]:
+    root = Path(store)
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file()
+        and "/c/" in str(p.relative_to(root)).replace("\\", "/") + "/"
+        and p.name != "zarr.json"
+    )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzz_damaged_chunks_raise_only_envreel_errors(tiny, data):
+    import tempfile
+
+    objects = _chunk_objects(tiny)
+    target = data.draw(st.sampled_from(objects), label="object")
+    action = data.draw(st.sampled_from(["flip", "truncate", "delete", "garbage"]), label="action")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "s.zarr"
+        shutil.copytree(tiny, store)
+        obj = store / target
+        raw = obj.read_bytes()
+        if action == "flip":
+            pos = data.draw(st.integers(0, max(0, len(raw) - 1)), label="pos")
+            obj.write_bytes(raw[:pos] + bytes([raw[pos] ^ 0xFF]) + raw[pos + 1 :])
+        elif action == "truncate":
+            obj.write_bytes(raw[: data.draw(st.integers(0, max(0, len(raw) - 1)), label="n")])
+        elif action == "delete":
+            obj.unlink()
+        else:
+            obj.write_bytes(data.draw(st.binary(max_size=64), label="bytes"))
+        lay = Layout(label="{env} {reward:.2f} {step} {episode}", border=1)
+        try:
+            render(store, lay, Path(tmp) / "a.gif")
+        except EnvreelError:
+            pass  # CorruptChunkError or StoreFormatError, naming what is broken
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = render(store, lay, Path(tmp) / "b.gif", skip_bad=True)  # never raises
+        assert res.frames == (12,)
+        assert not list(Path(tmp).glob(".*partial*"))
