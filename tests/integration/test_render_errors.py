@@ -387,7 +387,7 @@ def _chunk_objects(store: str) -> list[str]:
     )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_fuzz_damaged_chunks_raise_only_envreel_errors(tiny, data):
     import tempfile
