@@ -159,7 +159,7 @@ def _codec_names(codecs: Any, where: str) -> Iterator[str]:
             raise StoreFormatError(f"{where}: a codec has no name: {c!r}")
         yield name
         if name == "sharding_indexed":
-            conf = c.get("configuration")
+            conf = c.get("configuration") if isinstance(c, dict) else None
             if not isinstance(conf, dict):
                 raise StoreFormatError(
                     f"{where}: sharding_indexed configuration must be a dict, got "
