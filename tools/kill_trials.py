@@ -298,30 +298,30 @@ def _state_doc(path: Path) -> dict[str, Any] | None:
 def kill_stage(path: Path, block_frames: int) -> str:
     """Where in the commit protocol of the next block the kill landed, read from the store.
 
-    "no store" (root record missing), "between blocks" (no array resized past the commit),
-    "resizing" (some arrays resized), "writing chunks" (all resized, some of the block's objects
-    written), "committing" (all resized and every object written, the root not yet rewritten),
-    "closed" (the child finished).
+    "no store" (root record missing), "resizing" (the arrays disagree on their length: killed
+    while growing them), "between blocks" (none of the next block's objects exists), "writing
+    chunks" (some do), "committing" (all do; the root record not yet rewritten), "closed" (the
+    child finished). Arrays grow several blocks ahead of the commit record, so their lengths
+    alone do not tell a block in flight.
     """
     state = _state_doc(path)
     if state is None:
         return "no store"
     if state.get("closed"):
         return "closed"
-    t = int(state["num_frames"])
-    blk = t // block_frames
-    resized = objects = total = 0
+    blk = int(state["num_frames"]) // block_frames
+    lengths, objects, total = set(), 0, 0
     for meta in path.glob("**/zarr.json"):
         doc = json.loads(meta.read_text())
         if doc.get("node_type") != "array" or doc.get("dimension_names", [None])[0] != "time":
             continue
         total += 1
-        resized += doc["shape"][0] > t
+        lengths.add(doc["shape"][0])
         objects += (meta.parent / "c" / str(blk)).exists()
-    if resized == 0:
-        return "between blocks"
-    if resized < total:
+    if len(lengths) > 1:
         return "resizing"
+    if objects == 0:
+        return "between blocks"
     return "committing" if objects == total else "writing chunks"
 
 
