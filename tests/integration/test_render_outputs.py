@@ -263,7 +263,8 @@ def test_episode_mode_staggered_resets(store, tmp_path):
 
 def test_episode_mode_window_and_missing_episode(store, tmp_path):
     # in frames 20..39, env 0 (episodes of 7) has episodes starting at 21, 28, 35
-    res = render(store, Layout(envs="0,5", episode=2, start=20, **PLAIN), tmp_path / "e2")
+    with pytest.warns(UserWarning, match=r"envs \[5\] have no episode 2"):
+        res = render(store, Layout(envs="0,5", episode=2, start=20, **PLAIN), tmp_path / "e2")
     frames = read_pngs(tmp_path / "e2")
     g = geometry(store, Layout(envs="0,5", **PLAIN), 2)
     assert np.array_equal(tile(frames[0], g, 0), env_frame(0, 35, H, W))
