@@ -114,6 +114,12 @@ def _object_size(store: Any, key: str, path: str) -> int | None:
     return None if head is None else len(head)
 
 
+def _nd_buffer(array: np.ndarray):
+    from zarr.core.buffer import default_buffer_prototype
+
+    return default_buffer_prototype().nd_buffer.from_numpy_array(array)
+
+
 def _no_gap_coalescing(arr: zarr.Array) -> zarr.Array:
     """Read only the requested envs' bytes of a shard.
 
@@ -342,11 +348,19 @@ class Run:
         spec = expected_arrays(self.spec).get(path)
         return spec is not None and spec.per_frame
 
-    def _read(self, path: str, index: tuple, chunk_of: Any = None) -> np.ndarray:
-        """Read ``arr[index]``, turning decode failures into CorruptChunkError naming the chunk."""
+    def _read(
+        self, path: str, index: tuple, chunk_of: Any = None, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Read ``arr[index]`` (into ``out`` when given), turning decode failures into
+        CorruptChunkError naming the chunk."""
         self._require_chunks(path, index)
         arr = self._array(path)
         try:
+            if out is not None:
+                # zarr decodes chunks straight into the caller's memory: no fresh array
+                # (page faults) and no second copy.
+                arr.get_basic_selection(index, out=_nd_buffer(out))
+                return out
             return arr[index]
         except Exception as exc:  # noqa: BLE001
             chunk = chunk_of() if chunk_of else None
@@ -376,6 +390,7 @@ class Run:
         stop: int | None = None,
         *,
         stride: int = 1,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """Frames of some envs over a frame range.
 
@@ -383,30 +398,44 @@ class Run:
             env_ids: envs in the order wanted (duplicates allowed). Defaults to all.
             start, stop: frame range, stop exclusive. Defaults to all committed frames.
             stride: take every stride-th frame. Defaults to 1.
+            out: a (t, len(env_ids), H, W, 3) uint8 array to read into (reused by streaming
+                readers to avoid an allocation and a copy per read). Defaults to None.
 
         Returns:
-            (t, len(env_ids), H, W, 3) uint8.
+            (t, len(env_ids), H, W, 3) uint8 (``out`` when given).
 
         Raises:
-            ValueError: an env id or the range is out of bounds.
+            ValueError: an env id or the range is out of bounds, or ``out`` does not fit.
             CorruptChunkError: a chunk cannot be read, naming it.
         """
         ids = self._env_ids(env_ids)
         start, stop, stride = self._range(start, stop, stride)
         h, w = self.env_frame_shape
         t = len(range(start, stop, stride))
-        out = np.empty((t, len(ids), h, w, 3), np.uint8)
+        shape = (t, len(ids), h, w, 3)
+        if out is None:
+            out = np.empty(shape, np.uint8)
+        elif not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.uint8:
+            raise ValueError(
+                f"out must be a uint8 numpy array of shape {shape}, got "
+                f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}"
+            )
         if t == 0 or len(ids) == 0:
             return out
         # One basic slice per run of consecutive envs: orthogonal indexing of scattered envs is
         # pathologically slow on sharded arrays (zarr-python #3829).
         for e0, e1, pos in _runs(ids):
-            data = self._read(
-                F.ENV_FRAMES.path,
-                (slice(start, stop, stride), slice(e0, e1)),
-                lambda e0=e0, e1=e1: self._find_bad_chunk(F.ENV_FRAMES.path, start, stop, e0, e1),
+            index = (slice(start, stop, stride), slice(e0, e1))
+            find = lambda e0=e0, e1=e1: self._find_bad_chunk(  # noqa: E731
+                F.ENV_FRAMES.path, start, stop, e0, e1
             )
-            out[:, pos] = data[:, ids[pos] - e0]
+            p0 = int(pos[0])
+            if np.array_equal(pos, np.arange(p0, p0 + len(pos))):
+                # the run lands in consecutive output slots: decode straight into them
+                self._read(F.ENV_FRAMES.path, index, find, out=out[:, p0 : p0 + len(pos)])
+            else:
+                data = self._read(F.ENV_FRAMES.path, index, find)
+                out[:, pos] = data[:, ids[pos] - e0]
         return out
 
     def global_frames(

@@ -275,3 +275,19 @@ def test_reader_ranges_and_ids(tmp_path):
     assert "4 envs × 8 frames" in repr(run)
     info = run.info()
     assert info["num_frames"] == 8 and info["raw_bytes"] > 0 and info["stored_bytes"] > 0
+
+
+def test_env_frames_into_out(tmp_path):
+    spec = small_spec()
+    write_run(tmp_path / "o.zarr", spec, block_sizes=(8, 8, 5))
+    run = open_run(tmp_path / "o.zarr")
+    want = frames_for(0, 21, 4, 12, 16)
+    for ids in ([0, 1, 2, 3], [2, 3, 0], [3, 1], [1, 1]):
+        buf = np.full((20, 8, 12, 16, 3), 7, np.uint8)
+        out = buf[:17, : len(ids)]  # a strided view, as a reused buffer would be
+        got = run.env_frames(ids, 2, 19, out=out)
+        assert got is out
+        np.testing.assert_array_equal(out, want[2:19][:, ids])
+        assert (buf[17:] == 7).all() and (buf[:, len(ids) :] == 7).all()
+    with pytest.raises(ValueError, match=r"out must be a uint8 numpy array of shape \(3, 2"):
+        run.env_frames([0, 1], 0, 3, out=np.zeros((3, 2, 12, 16, 3), np.float32))
