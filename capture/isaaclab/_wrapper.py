@@ -184,7 +184,7 @@ class RecorderCfg:
 
     max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
     """Host memory for frames waiting to be written (page-locked for CUDA frames), bytes;
-    256 MiB by default. Defaults to 268435456."""
+    512 MiB by default. Defaults to 536870912."""
 
     codec: str = "zstd"
     """Compressor: "zstd", "blosc-lz4", "gzip" or "none". Defaults to "zstd"."""

@@ -31,7 +31,7 @@ def test_recorder_cfg_defaults() -> None:
         "fps": None,
         "quat_order": None,
         "block_frames": None,
-        "max_queue_bytes": 256 * 2**20,
+        "max_queue_bytes": 512 * 2**20,
         "codec": "zstd",
         "on_full": "block",
         "on_error": "warn",
