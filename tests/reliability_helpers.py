@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from envreel.schemas import EnvreelError, open_run
+from recorder_helpers import within  # noqa: F401 - shared with the reliability tests
 from store_helpers import small_spec, write_run
 from zarr.storage import WrapperStore
 
@@ -147,26 +148,6 @@ def delete_at(doc: Any, path: tuple) -> Any:
 
 
 # ---- running readers ---------------------------------------------------------------------------
-def within(seconds: float, fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` on a thread and return its result; fail if it takes longer (a hang)."""
-    out: dict[str, Any] = {}
-
-    def target():
-        try:
-            out["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
-            out["error"] = exc
-
-    th = threading.Thread(target=target, daemon=True)
-    th.start()
-    th.join(seconds)
-    if th.is_alive():
-        raise AssertionError(f"did not finish within {seconds} s (a hang)")
-    if "error" in out:
-        raise out["error"]
-    return out.get("value")
-
-
 def exercise(url: str | Path) -> dict[str, Any]:
     """Open a store and read everything through ``Run``; return what was read.
 
