@@ -151,6 +151,8 @@ class Run:
         self._arrays: dict[str, zarr.Array] = {}
         self._present = set()
         self._verified: set[tuple[str, tuple[int, ...]]] = set()
+        # the layout's array table, built once: _per_frame runs on every read
+        self._layout = expected_arrays(spec)
 
     # ---- static facts -------------------------------------------------------------------------
     @property
@@ -244,10 +246,9 @@ class Run:
         # them would clip reads to the old length, so they are opened again when next read,
         # after the same checks as in open_run.
         docs = array_docs(self._store, spec)
-        layout = expected_arrays(spec)
         for path in sorted(self._present):
             problems = check_array_doc(
-                docs[path], layout[path], spec.sizes, int(state["num_frames"]), spec=spec
+                docs[path], self._layout[path], spec.sizes, int(state["num_frames"]), spec=spec
             )
             if problems:
                 raise StoreFormatError(str(problems[0]))
@@ -345,7 +346,7 @@ class Run:
                 self._verified.add((path, coords))
 
     def _per_frame(self, path: str) -> bool:
-        spec = expected_arrays(self.spec).get(path)
+        spec = self._layout.get(path)
         return spec is not None and spec.per_frame
 
     def _read(
@@ -580,10 +581,7 @@ class Run:
             arr = self._array(path)
             n = (
                 arr.size // max(1, arr.shape[0]) * self.num_frames
-                if (
-                    path in expected_arrays(self.spec)
-                    and expected_arrays(self.spec)[path].per_frame
-                )
+                if self._per_frame(path)
                 else arr.size
             )
             total += n * arr.dtype.itemsize
