@@ -25,6 +25,7 @@ import numpy as np
 import zarr
 
 from . import _format as F
+from ._chunkwrite import ChunkPlan, plan_for, write_block
 from ._store import StoreLike, compressors, describe, open_store
 from .spec import RunSpec
 
@@ -215,6 +216,7 @@ class RunWriter:
             for s in static_arrays(spec)
             if s.per_frame
         }
+        self._plans: dict[str, tuple[zarr.Array, ChunkPlan | None]] = {}
         self.num_frames = 0
         self.num_blocks = 0
         self.clips: list[dict[str, int]] = []
@@ -348,8 +350,14 @@ class RunWriter:
         t0, t1 = self.num_frames, self.num_frames + len(block)
         if t1 > self._capacity:
             self._grow(t1)
+        aligned = t0 % self.spec.block_frames == 0
+        plans = {p: self._plan(p, a) for p, a in self._arrays.items()} if aligned else {}
+        pooled = [(plan, t0, data[p]) for p, plan in plans.items() if plan is not None]
+        if pooled:
+            write_block(pooled)
         for path, arr in self._arrays.items():
-            arr[t0:t1] = data[path]
+            if plans.get(path) is None:
+                arr[t0:t1] = data[path]
         before = (self.num_frames, self.num_blocks, self.clips, dict(self.counters))
         self.num_frames = t1
         self.num_blocks += 1
@@ -363,6 +371,14 @@ class RunWriter:
             # update, close) would commit this block's frames while the caller counts them lost.
             self.num_frames, self.num_blocks, self.clips, self.counters = before
             raise
+
+    def _plan(self, path: str, arr: zarr.Array) -> ChunkPlan | None:
+        """How ``arr``'s block chunks are written: encoded on a thread pool when its codec chain
+        is the store's own (see ``_chunkwrite``), else None (zarr writes them)."""
+        cached = self._plans.get(path)
+        if cached is None or cached[0] is not arr:
+            cached = self._plans[path] = (arr, plan_for(arr))
+        return cached[1]
 
     def _grow(self, frames: int) -> None:
         """Resize every per-frame array to hold ``frames`` and ``GROW_BLOCKS`` more blocks.

@@ -1,0 +1,141 @@
+"""The writer's own chunk encoding (schemas/_chunkwrite.py) stores exactly what zarr would."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+import zarr
+from envreel.schemas import _chunkwrite, create_run, open_run, validate
+from envreel.schemas import writer as writer_mod
+from store_helpers import fill_block, small_spec, statics, write_run
+
+
+def _objects(root) -> dict[str, str]:
+    """Digest of every chunk and shard object under ``root`` (metadata documents left out)."""
+    out = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            if f != "zarr.json":
+                p = os.path.join(d, f)
+                with open(p, "rb") as fh:
+                    out[os.path.relpath(p, root)] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def _write_both(tmp_path, monkeypatch, spec, sizes):
+    fast, slow = tmp_path / "fast.zarr", tmp_path / "slow.zarr"
+    write_run(fast, spec, block_sizes=sizes)
+    with monkeypatch.context() as m:
+        m.setattr(writer_mod, "plan_for", lambda arr: None)  # every chunk through zarr
+        write_run(slow, spec, block_sizes=sizes)
+    return fast, slow
+
+
+@pytest.mark.parametrize(
+    "kw, sizes",
+    [
+        ({}, (8, 8, 5)),  # a last block that ends early is padded like zarr pads it
+        ({"num_envs": 5, "envs_per_shard": 2}, (8, 3)),  # a last shard past the envs' edge
+        ({"codec_level": 9, "envs_per_shard": 1}, (8, 8)),
+        ({"env_pose_per_frame": True, "global_pose_per_frame": True}, (8,)),
+        ({"global_frame_shape": None, "scalar_names": ()}, (8, 8, 8, 1)),
+    ],
+)
+def test_objects_are_byte_identical_to_zarrs(tmp_path, monkeypatch, kw, sizes):
+    spec = small_spec(**kw)
+    fast, slow = _write_both(tmp_path, monkeypatch, spec, sizes)
+    a, b = _objects(fast), _objects(slow)
+    assert a.keys() == b.keys()
+    assert [k for k in a if a[k] != b[k]] == []
+    assert validate(str(fast)) == []
+
+
+def test_plain_zarr_reads_every_array_written_by_the_pool(tmp_path):
+    spec = small_spec(num_envs=6, envs_per_shard=4)
+    url = tmp_path / "run.zarr"
+    write_run(url, spec, block_sizes=(8, 8, 2))
+    blocks = [fill_block(spec, 0, 8), fill_block(spec, 8, 8), fill_block(spec, 16, 2)]
+    root = zarr.open_group(str(url), mode="r")
+    np.testing.assert_array_equal(
+        root["env/frames"][:], np.concatenate([b.env_frames for b in blocks])
+    )
+    np.testing.assert_array_equal(
+        root["global/frames"][:], np.concatenate([b.global_frames for b in blocks])
+    )
+    np.testing.assert_array_equal(root["env/reward"][:], np.concatenate([b.reward for b in blocks]))
+    np.testing.assert_array_equal(
+        open_run(url).env_frames([5, 1]),
+        np.concatenate([b.env_frames for b in blocks])[:, [5, 1]],
+    )
+
+
+@pytest.mark.parametrize("codec", ["gzip", "blosc-lz4", "none"])
+def test_other_codecs_go_through_zarr(tmp_path, codec):
+    spec = small_spec(codec=codec, codec_level=1 if codec != "none" else 3)
+    w = create_run(tmp_path / "run.zarr", spec, **statics(spec))
+    assert all(_chunkwrite.plan_for(a) is None for a in w._arrays.values())
+    w.append(fill_block(spec, 0, 8))
+    w.close()
+    np.testing.assert_array_equal(
+        open_run(tmp_path / "run.zarr").env_frames(), fill_block(spec, 0, 8).env_frames
+    )
+
+
+def test_the_stores_own_chains_are_recognised(tmp_path):
+    spec = small_spec()
+    w = create_run(tmp_path / "run.zarr", spec, **statics(spec))
+    plans = {p: _chunkwrite.plan_for(a) for p, a in w._arrays.items()}
+    assert all(p is not None and p.level == 3 for p in plans.values())
+    assert plans["env/frames"].shard == (8, spec.envs_per_shard, 12, 16, 3)
+    assert plans["frame/step"].shard is None
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda c: c[1]["configuration"].__setitem__("checksum", True),  # zstd with its checksum
+        lambda c: c.pop(),  # no crc32c
+        lambda c: c[0].__setitem__("configuration", {"endian": "big"}),
+    ],
+)
+def test_an_edited_chain_goes_through_zarr(tmp_path, edit):
+    spec = small_spec()
+    url = tmp_path / "run.zarr"
+    create_run(url, spec, **statics(spec)).close()
+    meta = url / "env" / "reward" / "zarr.json"
+    doc = json.loads(meta.read_text())
+    edit(doc["codecs"])
+    meta.write_text(json.dumps(doc))
+    assert _chunkwrite.plan_for(zarr.open_array(str(url / "env" / "reward"), mode="r")) is None
+
+
+def test_a_block_that_starts_mid_chunk_goes_through_zarr(tmp_path):
+    spec = small_spec()
+    url = tmp_path / "run.zarr"
+    write_run(url, spec, block_sizes=(5, 8, 8))  # blocks at frames 5 and 13 start mid-chunk
+    want = np.concatenate(
+        [fill_block(spec, 0, 5).env_frames, fill_block(spec, 5, 8).env_frames]
+        + [fill_block(spec, 13, 8).env_frames]
+    )
+    np.testing.assert_array_equal(open_run(url).env_frames(), want)
+    assert validate(str(url)) == []
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many"])
+def test_bad_thread_count_names_the_variable(monkeypatch, value):
+    monkeypatch.setenv("ENVREEL_WRITER_THREADS", value)
+    with pytest.raises(
+        ValueError, match=f"ENVREEL_WRITER_THREADS must be a positive integer, got '{value}'"
+    ):
+        _chunkwrite.encode_threads()
+
+
+def test_thread_count_from_the_environment(monkeypatch):
+    monkeypatch.setenv("ENVREEL_WRITER_THREADS", "3")
+    assert _chunkwrite.encode_threads() == 3
+    monkeypatch.delenv("ENVREEL_WRITER_THREADS")
+    assert 1 <= _chunkwrite.encode_threads() <= 16
