@@ -1,27 +1,33 @@
-"""The CUDA path: page-locked ring memory, a side stream, and per-block events.
+"""The CUDA path: page-locked ring memory, a device staging ring, a side stream, per-block events.
 
 Per ``capture()`` with CUDA inputs (all on the caller's thread, none of it waits for the GPU):
 
-1. ``side.wait_stream(current)``: the copies start only after everything already queued on the
-   producer's current stream, i.e. after the kernels that rendered this step's frames.
-2. On the side stream, one ``copy_(non_blocking=True)`` per input (frames: one batched copy of
-   all N envs, not one per env) into page-locked host slots; then ``event.record(side)``.
-3. ``current.wait_event(event)``: the producer's stream waits for the copies to finish before
-   running anything enqueued later. This costs the caller nothing (it is a stream-ordering
-   command, not a host wait) and costs the GPU at most the copy time (~0.06 ms for 64 envs of
-   128×128 on an H100), since the copy runs on a copy engine.
+1. On the producer's current stream, in stream order after the kernels that rendered this step:
+   the frames (one batched copy of all N envs, not one per env; Isaac Lab's strided ``rgb`` view
+   becomes contiguous in the same kernel) are copied into a slot of a small ring of device
+   staging buffers (a device-to-device copy: ~5 µs of GPU time for 64 envs of 128×128), and
+   the small per-env values (reward, flags, episode state, scalars: a few hundred bytes) are
+   copied to their page-locked host slots directly.
+2. The side stream waits for that point of the current stream, then copies the staging slot to
+   page-locked host memory (~0.1 ms for 64 × 128×128 over PCIe) and records the block's event
+   and the staging slot's event.
 
-Why the source cannot be overwritten before it is copied: the simulator's buffer (Isaac Lab's
-camera ``rgb`` and ``reset_terminated`` are reused in place every step) is next written by work
-that is ordered after this step's work on the current stream: either it is launched on the
-current stream itself (then step 3 orders it after the copy), or it runs on another stream or
-library that must already wait for the current stream, or synchronise the device, before it may
-overwrite a buffer the training code reads on the current stream (otherwise the training code
-itself would race), which again puts it after step 3. ``tensor.record_stream(side)`` tells
-torch's caching allocator that the side stream uses the source, so a temporary the caller frees
-right after ``capture()`` (e.g. ``cam.float() / 255``) is not handed out again before the copy
-ran. The writer thread calls ``event.synchronize()`` on a block's event before reading it (a
-host wait on the writer thread, never on the caller's).
+The producer's stream never waits for the device-to-host copy of the frames: it overlaps with the
+next step's work on a copy engine. Before the current stream writes a staging slot again (K = 3
+captures later) it waits for that slot's event, a stream-ordering command that costs the caller
+nothing and the GPU nothing unless copies fall more than K steps behind.
+
+Why the source cannot be overwritten before it is copied: every copy out of the caller's tensors
+is enqueued on the current stream, so it runs before anything enqueued there later. The
+simulator's buffer (Isaac Lab's camera ``rgb`` and ``reset_terminated`` are reused in place every
+step) is next written by work ordered after it: either launched on the current stream itself, or
+on another stream or library that must already wait for the current stream, or synchronise the
+device, before it may overwrite a buffer the training code reads on the current stream (otherwise
+the training code itself would race). A temporary the caller frees right after ``capture()``
+(e.g. ``cam.float() / 255``) was only used on the current stream, so torch's caching allocator
+reuses its memory only for work that runs after the copies. The side stream reads only the
+staging ring, which belongs to the recorder. The writer thread calls ``event.synchronize()`` on
+a block's event before reading it (a host wait on the writer thread, never on the caller's).
 
 Ring memory is page-locked with ``cudaHostRegister`` on a mapping of exactly the ring's size
 (torch's pinned allocator would round each allocation up to a power of two: 101 MB becomes
@@ -155,37 +161,77 @@ class HostMemory:
 
 
 class CudaCopier:
-    """Orders batched device-to-host copies on a side stream (see the module doc).
+    """Enqueues one capture's copies (see the module doc); never waits on the host.
 
     Args:
         device: the torch CUDA device of the inputs.
+        slots: device staging buffers for frames (copies in flight at most). Defaults to 3.
     """
 
-    def __init__(self, device: Any) -> None:
+    def __init__(self, device: Any, slots: int = 3) -> None:
         import torch
 
         self.torch = torch
         self.device = device
+        self.index = device.index if device.index is not None else torch.cuda.current_device()
         self.side = torch.cuda.Stream(device=device)
+        self._slots = slots
+        self._stage: list[tuple[list[Any], Any]] = []  # (views, copied event) per slot
+        self._shapes: tuple = ()
+        self._next = 0
 
     def new_event(self) -> Any:
         """An event for one ring block (timing disabled: cheaper to record)."""
         return self.torch.cuda.Event(enable_timing=False)
 
-    def copy(self, pairs: list[tuple[Any, Any]], event: Any) -> None:
-        """Enqueue ``dst.copy_(src)`` for each pair on the side stream; never waits on the host.
+    def _staging(self, frames: list[tuple[Any, Any]]) -> tuple[list[Any], Any]:
+        shapes = tuple(tuple(dst.shape) for dst, _ in frames)
+        if shapes != self._shapes:
+            torch = self.torch
+            for views, _ in self._stage:  # freed only after the side stream's copies from them
+                for v in views:
+                    v.record_stream(self.side)
+            self._stage = []
+            for _ in range(self._slots):
+                views = [torch.empty(sh, dtype=torch.uint8, device=self.device) for sh in shapes]
+                self._stage.append((views, None))
+            self._shapes = shapes
+        k = self._next
+        self._next = (k + 1) % self._slots
+        return k, *self._stage[k]
+
+    def copy(
+        self, frames: list[tuple[Any, Any]], values: list[tuple[Any, Any]], event: Any
+    ) -> None:
+        """Enqueue one capture's copies.
 
         Args:
-            pairs: (destination: a host tensor view of a ring slot, source: a CUDA tensor).
-            event: the destination block's event, recorded after the copies.
+            frames: (host ring view, CUDA uint8 frames): staged on the device, then copied to the
+                host on the side stream.
+            values: (host ring view, small CUDA tensor): copied to the host on the current stream.
+            event: the destination block's event, recorded once all of them are copied.
         """
         torch = self.torch
-        current = torch.cuda.current_stream(self.device)
+        current = torch.cuda.current_stream(self.index)
+        views: list[Any] = []
+        if frames:
+            k, views, copied = self._staging(frames)
+            if copied is not None:
+                current.wait_event(copied)  # the slot's previous copy to the host is done
+            for view, (_, src) in zip(views, frames, strict=True):
+                view.copy_(src)
+        for dst, src in values:
+            dst.copy_(src, non_blocking=True)
         side = self.side
         side.wait_stream(current)
-        with torch.cuda.stream(side):
-            for dst, src in pairs:
-                dst.copy_(src, non_blocking=True)
-                src.record_stream(side)
-            event.record(side)
-        current.wait_event(event)
+        if frames:
+            torch.cuda.set_stream(side)
+            try:
+                for view, (dst, _) in zip(views, frames, strict=True):
+                    dst.copy_(view, non_blocking=True)
+            finally:
+                torch.cuda.set_stream(current)
+            copied = self._stage[k][1] or self.new_event()
+            copied.record(side)
+            self._stage[k] = (views, copied)
+        event.record(side)

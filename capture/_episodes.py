@@ -1,4 +1,4 @@
-"""Per-env episode index and episode step, derived from done flags on the flags' own device.
+"""Per-env episode index and episode step, derived from done flags.
 
 The rule (``autoreset="same_step"``, Isaac Lab and gymnasium's SAME_STEP vector envs): an env
 that is done (terminated or truncated) in a step was reset inside that step, so the frame returned
@@ -10,12 +10,18 @@ episode step counts from the reset (1 when capture() is called every step). With
 ``autoreset="next_step"`` (gymnasium's default for vector envs) the done frame shows the end of
 the finished episode and the next frame is the new episode's step 0.
 
-State: ``state`` (2, N) int64 holds [episode index, step at which the episode's step 0 is]; a
-frame's episode step is ``step - state[1]``, computed by the writer thread from a snapshot. The
-state lives where the flags live (numpy, or a CUDA tensor), so counting costs a few elementwise
-kernels on the producer's stream and never a device-to-host read. Counting only sees the steps
-given to ``capture()``: call it every step (frames outside windows are cheap) or pass
-``episode_step`` explicitly.
+How the work is split, so that the caller's thread does as little as possible:
+
+* ``Episodes`` keeps a (2, N) int64 ``state`` where the flags live (numpy, or a CUDA tensor, so
+  counting never reads the device): row 0 counts the done flags seen in earlier steps, row 1 is
+  the step of the current episode's step 0 (with ``next_step``, -1 until the frame after the
+  done one). Every ``capture()`` (recorded or not) snapshots the state into the ring, then
+  ``update`` adds its done flags: 2–3 elementwise operations, whatever the flags.
+* ``derive`` (on the writer's side, a block at a time) turns a frame's snapshot and its own
+  flags into its episode index and step with the rule above.
+
+Counting only sees the steps given to ``capture()``: call it every step (frames outside windows
+are cheap) or pass ``episode_step`` explicitly.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Episodes", "AUTORESET_MODES"]
+__all__ = ["Episodes", "AUTORESET_MODES", "derive"]
 
 AUTORESET_MODES = ("same_step", "next_step")
 
@@ -40,16 +46,14 @@ class Episodes:
     def __init__(self, num_envs: int, *, autoreset: str) -> None:
         self.num_envs = num_envs
         self.autoreset = autoreset
-        self.state: Any = None  # (2, N) int64, numpy or torch
-        self._pending: Any = None  # (N,) bool: the new episode starts at the next frame
-        self._has_pending = False
+        self.state: Any = None  # (2, N) int64, numpy or torch: the snapshot of each frame
         self._torch = None
         self.device: Any = None  # torch device when the state lives in torch
+        self._pending = False  # next_step: some env's new episode starts at the next frame
 
     def _init(self, step: int) -> None:
         self.state = np.zeros((2, self.num_envs), np.int64)
         self.state[1] = step
-        self._pending = np.zeros(self.num_envs, bool)
         if self._torch is not None:
             self._to_device(self.device)
 
@@ -61,7 +65,6 @@ class Episodes:
         if self.state is not None:
             # One synchronous upload, the first time flags arrive on the device.
             self.state = torch.as_tensor(self.state, device=device)
-            self._pending = torch.as_tensor(self._pending, device=device)
 
     def _flag(self, value: Any) -> Any:
         """A checked (is_cuda, array) flag -> bool array in the state's backend, or None."""
@@ -75,60 +78,68 @@ class Episodes:
             arr = torch.as_tensor(np.asarray(arr) != 0, device=self.device)
         return arr if arr.dtype == torch.bool else arr != 0
 
-    def before(self, step: int, terminated: Any, truncated: Any, stale: Any) -> tuple:
-        """Advance the counters to the frame at ``step``; return what ``after`` needs.
+    def before(self, step: int, terminated: Any, truncated: Any) -> Any:
+        """Make ``state`` the snapshot of the frame at ``step``; return its done flags (or None).
 
         Args:
             step: the frame's step.
-            terminated, truncated, stale: (is_cuda, array) from ``ValueInput.check`` or None.
+            terminated, truncated: (is_cuda, array) from ``ValueInput.check`` or None.
         """
         if self.state is None:
             self._init(step)
         if self._torch is None:
-            for v in (terminated, truncated, stale):
+            for v in (terminated, truncated):
                 if v is not None and v[0]:
                     self._to_device(v[1].device)
                     break
-        term, trunc, stl = self._flag(terminated), self._flag(truncated), self._flag(stale)
-        done = term if trunc is None else trunc if term is None else term | trunc
-        ep, base = self.state[0], self.state[1]
-        on_torch = self._torch is not None
-        if self._has_pending:
-            ep += self._pending
-            if self.autoreset == "next_step":
-                if on_torch:
-                    base.masked_fill_(self._pending, step)
-                else:
-                    np.putmask(base, self._pending, step)
-        if done is not None and self.autoreset == "same_step":
-            new = done if stl is None else done & ~stl
-            ep += new
-            if on_torch:
-                base.masked_fill_(new, step)
+        if self._pending:  # next_step: the new episodes start at this frame
+            base = self.state[1]
+            if self._torch is not None:
+                base.masked_fill_(base < 0, step)
             else:
-                np.putmask(base, new, step)
-        return done, stl
+                np.putmask(base, base < 0, step)
+            self._pending = False
+        term, trunc = self._flag(terminated), self._flag(truncated)
+        return term if trunc is None else trunc if term is None else term | trunc
 
-    def after(self, step: int, ctx: tuple) -> None:
-        """Finish the frame at ``step`` once its snapshot of ``state`` is taken (or not needed)."""
-        done, stl = ctx
-        on_torch = self._torch is not None
-        if self.autoreset == "same_step":
-            pend = None if done is None or stl is None else done & stl
-            if pend is not None:
-                # A stale reset: the new episode's step 0 was this step, shown from the next frame.
-                if on_torch:
-                    self.state[1].masked_fill_(pend, step)
-                else:
-                    np.putmask(self.state[1], pend, step)
+    def update(self, step: int, done: Any) -> None:
+        """Count this frame's done flags, once its snapshot of ``state`` is taken (or not
+        needed)."""
+        if done is None:
+            return
+        count, base = self.state[0], self.state[1]
+        start = step if self.autoreset == "same_step" else -1
+        if self._torch is not None:
+            count += done
+            base.masked_fill_(done, start)
         else:
-            pend = done
-        if pend is not None:
-            if on_torch:
-                self._pending.copy_(pend)
-            else:
-                np.copyto(self._pending, pend)
-            self._has_pending = True
-        elif self._has_pending:
-            self._pending[...] = False
-            self._has_pending = False
+            count += done
+            np.putmask(base, done, start)
+        self._pending = self.autoreset == "next_step"
+
+
+def derive(
+    state: np.ndarray,
+    step: np.ndarray,
+    terminated: np.ndarray,
+    truncated: np.ndarray,
+    stale: np.ndarray,
+    autoreset: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Episode index and step of frames from their snapshots and flags (the module doc's rule).
+
+    Args:
+        state: (T, 2, N) snapshots taken by ``Episodes.before``.
+        step: (T,) the frames' steps.
+        terminated, truncated, stale: (T, N) bool flags of the frames.
+        autoreset: "same_step" or "next_step".
+
+    Returns:
+        (episode, episode_step), both (T, N) int32.
+    """
+    count, base = state[:, 0], state[:, 1]
+    since = step[:, None] - base
+    if autoreset == "next_step":
+        return count.astype(np.int32), since.astype(np.int32)
+    new = (terminated | truncated) & ~stale  # this frame shows the new episode's step 0
+    return (count + new).astype(np.int32), np.where(new, 0, since).astype(np.int32)

@@ -304,7 +304,12 @@ def child_main(rfd: int, wfd: int) -> None:
         tx.send(("error", _pickle_error(exc)))
         return
     tx.send(("ok",))
-    sink = BlockSink(writer, on_error=cfg["on_error"], value_range=cfg["value_range"])
+    sink = BlockSink(
+        writer,
+        on_error=cfg["on_error"],
+        value_range=cfg["value_range"],
+        autoreset=cfg["autoreset"],
+    )
     while True:
         try:
             msg = rx.recv()

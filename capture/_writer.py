@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 from envreel.schemas import Block, RecorderError, RunSpec
 
+from ._episodes import derive
+
 __all__ = ["Ring", "Slots", "BlockSink", "WriterThread", "ring_layout", "block_nbytes"]
 
 _ALIGN = 64
@@ -76,7 +78,7 @@ def ring_layout(spec: RunSpec, *, value_range: bool) -> list[tuple[str, tuple[in
         ("terminated", (n,), np.bool_),
         ("truncated", (n,), np.bool_),
         ("stale", (n,), np.bool_),
-        ("ep_state", (2, n), np.int64),  # [episode index, step of the episode's step 0]
+        ("ep_state", (2, n), np.int64),  # the Episodes snapshot: [done count, episode start]
         ("episode_step", (n,), np.int32),
         ("explicit_episode_step", (), np.bool_),
     ]
@@ -171,14 +173,21 @@ class BlockSink:
         writer: the ``RunWriter``.
         on_error: "raise" or "warn".
         value_range: (lo, hi) of float CUDA frames, checked here from per-frame min/max.
+        autoreset: the recorder's autoreset mode (how episodes are derived from done flags).
     """
 
     def __init__(
-        self, writer: Any, *, on_error: str, value_range: tuple[float, float] | None
+        self,
+        writer: Any,
+        *,
+        on_error: str,
+        value_range: tuple[float, float] | None,
+        autoreset: str,
     ) -> None:
         self.writer = writer
         self.on_error = on_error
         self.value_range = value_range
+        self.autoreset = autoreset
         self.dropped_by_caller = 0  # frames the caller dropped at a full queue (set by the owner)
         # Written by the writing side only; read (racily, as ints) by the caller for stats.
         self.frames_written = 0
@@ -225,7 +234,9 @@ class BlockSink:
         if self.value_range is not None:
             self._check_ranges(a)
         explicit = a["explicit_episode_step"]
-        episode_step = (a["step"][:, None] - a["ep_state"][:, 1]).astype(np.int32)
+        episode, episode_step = derive(
+            a["ep_state"], a["step"], a["terminated"], a["truncated"], a["stale"], self.autoreset
+        )
         if explicit.any():
             episode_step[explicit] = a["episode_step"][explicit]
         return Block(
@@ -237,7 +248,7 @@ class BlockSink:
             reward=a["reward"],
             terminated=a["terminated"],
             truncated=a["truncated"],
-            episode=a["ep_state"][:, 0].astype(np.int32),
+            episode=episode,
             episode_step=episode_step,
             stale=a["stale"],
             scalars={s: a[f"scalar:{s}"] for s in spec.scalar_names},
@@ -309,6 +320,7 @@ class WriterThread(BlockSink):
         on_error: "raise" or "warn".
         dropped: callable giving the caller's count of frames dropped at a full queue.
         value_range: (lo, hi) of float CUDA frames.
+        autoreset: the recorder's autoreset mode.
     """
 
     def __init__(
@@ -319,8 +331,9 @@ class WriterThread(BlockSink):
         on_error: str,
         dropped: Callable[[], int],
         value_range: tuple[float, float] | None,
+        autoreset: str,
     ) -> None:
-        super().__init__(writer, on_error=on_error, value_range=value_range)
+        super().__init__(writer, on_error=on_error, value_range=value_range, autoreset=autoreset)
         self.ring = ring
         self._dropped = dropped
         self._queue: queue.SimpleQueue = queue.SimpleQueue()

@@ -614,29 +614,30 @@ class Recorder:
         # ---- commit ----------------------------------------------------------------------------
         self._last_step = step
         self._steps += 1
-        ctx = self._episodes.before(
-            step, vals.get("terminated"), vals.get("truncated"), vals.get("stale")
-        )
+        done = self._episodes.before(step, vals.get("terminated"), vals.get("truncated"))
         clip = self._windows.decide(step)
         if clip is None:
-            self._episodes.after(step, ctx)
+            self._episodes.update(step, done)
             return False
         if self._cur is None:
             self._cur = self._acquire()
             if self._cur is None:
                 self._dropped += 1
-                self._episodes.after(step, ctx)
+                self._episodes.update(step, done)
                 return False
         s, i = self._cur, self._fill
         a = s.arrays
-        pairs: list = []  # (host slot view, CUDA source): one side-stream batch
+        # (host slot view, CUDA source): frames go through the device staging ring, values
+        # straight to the host (see _cuda)
+        frames: list = []
+        pairs: list = []
         a["step"][i] = step
         a["sim_time"][i] = sim_time
         a["wall_time"][i] = time.time()
         a["clip"][i] = clip
-        self._put_frame(s, i, "env", self._env_in, env_kind, env_payload, pairs)
+        self._put_frame(s, i, "env", self._env_in, env_kind, env_payload, frames, pairs)
         if glob is not None:
-            self._put_frame(s, i, "global", self._global_in, glob[0], glob[1], pairs)
+            self._put_frame(s, i, "global", self._global_in, glob[0], glob[1], frames, pairs)
         # Values not given keep the defaults the block was filled with when acquired.
         for name, v in vals.items():
             if v[0]:
@@ -663,14 +664,14 @@ class Recorder:
                 pairs.append((s.tensor(key, i), v[1]))
             else:
                 a[key][i] = v[1]
-        if pairs:
+        if frames or pairs:
             if self._copier is None:
-                self._make_copier(pairs[-1][1].device)
+                self._make_copier((frames or pairs)[-1][1].device)
             if s.event is None:
                 s.event = self._copier.new_event()
-            self._copier.copy(pairs, s.event)
+            self._copier.copy(frames, pairs, s.event)
             s.used_cuda = True
-        self._episodes.after(step, ctx)
+        self._episodes.update(step, done)
 
         self._captured += 1
         self._fill += 1
@@ -802,6 +803,7 @@ class Recorder:
                 storage_options=self._storage_options,
                 statics=statics,
                 on_error=self._on_error,
+                autoreset=self._episodes.autoreset,
             )
             try:
                 proc.start(ring=ring, dropped=lambda: self._dropped, url=self.url, config=config)
@@ -835,6 +837,7 @@ class Recorder:
                 on_error=self._on_error,
                 dropped=lambda: self._dropped,
                 value_range=self._value_range,
+                autoreset=self._episodes.autoreset,
             )
         if cuda_dev is not None:
             self._make_copier(cuda_dev)
@@ -865,13 +868,15 @@ class Recorder:
             )
         self._copier = CudaCopier(device)
 
-    def _put_frame(self, s, i: int, which: str, inp, kind: str, payload: Any, pairs: list) -> None:
+    def _put_frame(
+        self, s, i: int, which: str, inp, kind: str, payload: Any, frames: list, values: list
+    ) -> None:
         field = f"{which}_frames"
         if kind in (fr.CUDA, fr.CUDA_FLOAT):
             u8, mm = inp.to_device_uint8(kind, payload)
-            pairs.append((s.tensor(field, i), u8))
+            frames.append((s.tensor(field, i), u8))
             if mm is not None:
-                pairs.append((s.tensor(f"{which}_range", i), mm))
+                values.append((s.tensor(f"{which}_range", i), mm))
             elif self._value_range is not None:
                 s.arrays[f"{which}_range"][i] = self._value_range
             return

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from envreel.capture._episodes import Episodes
+from envreel.capture._episodes import Episodes, derive
+
+
+def _frame(eps: Episodes, s, done, stale, as_flag):
+    """One capture(): snapshot, then count; return (episode, episode_step) as the writer derives
+    them from the snapshot and the frame's own flags."""
+    n = eps.num_envs
+    flag = None if done is None else as_flag(np.asarray(done, bool))
+    d = eps.before(s, flag, None)
+    state = np.array(eps.state if isinstance(eps.state, np.ndarray) else eps.state.cpu())
+    eps.update(s, d)
+    term = np.zeros(n, bool) if done is None else np.asarray(done, bool)
+    st = np.zeros(n, bool) if stale is None else np.asarray(stale, bool)
+    episode, step = derive(
+        state[None], np.array([s]), term[None], np.zeros((1, n), bool), st[None], eps.autoreset
+    )
+    return episode[0].tolist(), step[0].tolist()
 
 
 def run(eps: Episodes, steps, done, stale=None):
     """Feed frames; return (episode, episode_step) per frame as the writer derives them."""
-    out = []
-    for k, s in enumerate(steps):
-        d = (False, np.asarray(done[k])) if done[k] is not None else None
-        st = None if stale is None else (False, np.asarray(stale[k]))
-        ctx = eps.before(s, d, None, st)
-        state = np.array(eps.state if isinstance(eps.state, np.ndarray) else eps.state.cpu())
-        out.append((state[0].tolist(), (s - state[1]).tolist()))
-        eps.after(s, ctx)
-    return out
+    return [
+        _frame(eps, s, done[k], None if stale is None else stale[k], lambda a: (False, a))
+        for k, s in enumerate(steps)
+    ]
 
 
 def test_same_step_done_frame_starts_the_new_episode():
@@ -55,11 +66,8 @@ def test_torch_state_matches_numpy():
         want = run(Episodes(5, autoreset=mode), range(40), done, stale)
         eps = Episodes(5, autoreset=mode)
         eps._to_device(torch.device("cpu"))  # the CUDA code path, on the CPU
-        got = []
-        for s in range(40):
-            ctx = eps.before(
-                s, (True, torch.from_numpy(done[s])), None, (True, torch.from_numpy(stale[s]))
-            )
-            got.append((eps.state[0].tolist(), (s - eps.state[1]).tolist()))
-            eps.after(s, ctx)
+        got = [
+            _frame(eps, s, done[s], stale[s], lambda a: (True, torch.from_numpy(a)))
+            for s in range(40)
+        ]
         assert got == want, mode
