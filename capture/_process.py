@@ -57,6 +57,10 @@ _STATS = (
 )
 
 
+WRITER_NICE = 10
+"""Niceness added to the writer process (see ``child_main``)."""
+
+
 class WriterError(Exception):
     """An error raised in the writer process (its type and message, as text)."""
 
@@ -270,6 +274,12 @@ def _stats(sink: Any) -> dict[str, Any]:
 def child_main(rfd: int, wfd: int) -> None:
     """The writer process: create the store, then append the blocks it is told about."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        # Below the training loop: where both want a core, the loop gets it, and the ring
+        # absorbs the writer's delay (its threads, made later, inherit this).
+        os.nice(WRITER_NICE)
+    except OSError:
+        pass
     rx = Connection(rfd, writable=False)
     tx = Connection(wfd, readable=False)
     try:
@@ -292,6 +302,7 @@ def child_main(rfd: int, wfd: int) -> None:
             num_blocks=cfg["num_blocks"],
             memory=lambda nbytes: memory,
             value_range=cfg["value_range"] is not None,
+            rgba=cfg["rgba"],
         )
         writer = create_run(
             cfg["url"],

@@ -62,13 +62,29 @@ class Slots:
         return views[i]
 
 
-def ring_layout(spec: RunSpec, *, value_range: bool) -> list[tuple[str, tuple[int, ...], Any]]:
-    """(field, per-frame shape, dtype) of every field of a block buffer."""
+def ring_layout(
+    spec: RunSpec, *, value_range: bool, rgba: tuple[str, ...] = ()
+) -> list[tuple[str, tuple[int, ...], Any]]:
+    """(field, per-frame shape, dtype) of every field of a block buffer.
+
+    Args:
+        spec: the run's spec.
+        value_range: reserve per-frame range fields for float CUDA input.
+        rgba: frame fields kept with 4 channels, for host input whose pixels are 4 bytes apart
+            (an RGBA buffer or its ``[..., :3]`` view): the caller then copies whole pixels,
+            a plain memory copy, and the writer drops the 4th byte when it gathers the chunks.
+    """
     n = spec.num_envs
     h, w = spec.env_frame_shape
-    out: list[tuple[str, tuple[int, ...], Any]] = [("env_frames", (n, h, w, 3), np.uint8)]
+
+    def ch(name: str) -> int:
+        return 4 if name in rgba else 3
+
+    out: list[tuple[str, tuple[int, ...], Any]] = [
+        ("env_frames", (n, h, w, ch("env_frames")), np.uint8)
+    ]
     if spec.global_frame_shape is not None:
-        out.append(("global_frames", (*spec.global_frame_shape, 3), np.uint8))
+        out.append(("global_frames", (*spec.global_frame_shape, ch("global_frames")), np.uint8))
     out += [
         ("step", (), np.int64),
         ("sim_time", (), np.float64),
@@ -105,9 +121,9 @@ def _carve(layout, t: int) -> tuple[list[tuple[str, int, tuple, Any]], int]:
     return placed, -(-off // _ALIGN) * _ALIGN
 
 
-def block_nbytes(spec: RunSpec, *, value_range: bool) -> int:
-    """Bytes one block buffer takes in the ring."""
-    return _carve(ring_layout(spec, value_range=value_range), spec.block_frames)[1]
+def block_nbytes(spec: RunSpec, *, value_range: bool, rgba: tuple[str, ...] = ()) -> int:
+    """Bytes one block buffer takes in the ring (arguments as ``ring_layout``)."""
+    return _carve(ring_layout(spec, value_range=value_range, rgba=rgba), spec.block_frames)[1]
 
 
 class Ring:
@@ -118,13 +134,21 @@ class Ring:
         num_blocks: buffers (>= 2).
         memory: a factory ``nbytes -> HostMemory``-like object with ``.array`` and ``.release``.
         value_range: reserve per-frame range fields for float CUDA input.
+        rgba: frame fields kept with 4 channels (see ``ring_layout``).
     """
 
     def __init__(
-        self, spec: RunSpec, *, num_blocks: int, memory: Callable[[int], Any], value_range: bool
+        self,
+        spec: RunSpec,
+        *,
+        num_blocks: int,
+        memory: Callable[[int], Any],
+        value_range: bool,
+        rgba: tuple[str, ...] = (),
     ) -> None:
         t = spec.block_frames
-        placed, per_block = _carve(ring_layout(spec, value_range=value_range), t)
+        self.rgba = tuple(rgba)
+        placed, per_block = _carve(ring_layout(spec, value_range=value_range, rgba=rgba), t)
         self.block_bytes = per_block
         self.num_blocks = num_blocks
         self.nbytes = per_block * num_blocks
@@ -142,8 +166,9 @@ class Ring:
                 if name.endswith("frames"):
                     lead = shape[1:-1]  # per frame: (N, H, W) or (Hg, Wg)
                     frame_bytes = int(np.prod(shape[1:]))
+                    px = shape[-1]  # 3: words overlap by a byte; 4: whole pixels, contiguous
                     strides = tuple(
-                        int(np.prod(lead[k + 1 :], dtype=np.int64)) * 3 for k in range(len(lead))
+                        int(np.prod(lead[k + 1 :], dtype=np.int64)) * px for k in range(len(lead))
                     )
                     slots.words[name] = [
                         np.ndarray(
@@ -230,6 +255,9 @@ class BlockSink:
 
     def _block(self, arrays: dict[str, np.ndarray], length: int) -> Block:
         a = {k: v[:length] for k, v in arrays.items()}
+        for name in ("env_frames", "global_frames"):
+            if name in a and a[name].shape[-1] == 4:
+                a[name] = a[name][..., :3]  # an RGBA ring field (see ring_layout)
         spec = self.writer.spec
         if self.value_range is not None:
             self._check_ranges(a)

@@ -770,7 +770,17 @@ class Recorder:
         if gshape is None and global_rgb is not None:
             gshape = tuple(global_rgb.shape[-3:-1])
         spec = RunSpec(env_frame_shape=env_shape, global_frame_shape=gshape, **self._spec_kwargs)
-        num_blocks = self._blocks_for(spec)
+        # Host frames whose pixels are 4 bytes apart go into the ring whole (one memory copy),
+        # when the budget still holds 2 blocks that way.
+        rgba = tuple(
+            name
+            for name, kind in (("env_frames", env_kind), ("global_frames", glob and glob[0]))
+            if kind == fr.NP_WORDS
+        )
+        value_range = self._value_range is not None
+        num_blocks = self._max_queue_bytes // block_nbytes(spec, value_range=value_range, rgba=rgba)
+        if num_blocks < 2:
+            rgba, num_blocks = (), self._blocks_for(spec)
         cuda_dev = None
         for x in (env_rgb, global_rgb):
             if x is not None and fr.is_torch(x) and x.device.type == "cuda":
@@ -780,7 +790,6 @@ class Recorder:
 
         pinned = cuda_dev is not None
         statics = {k: v for k, v in self._statics.items() if v is not None}
-        value_range = self._value_range is not None
         if self._writer_mode == "process":
             from ._process import WriterProcess
 
@@ -791,6 +800,7 @@ class Recorder:
                 num_blocks=num_blocks,
                 memory=lambda n: HostMemory(n, pinned=pinned, device=cuda_dev, shared=True),
                 value_range=value_range,
+                rgba=rgba,
             )
             config = dict(
                 spec=spec.to_dict(),
@@ -798,6 +808,7 @@ class Recorder:
                 nbytes=ring.nbytes,
                 num_blocks=num_blocks,
                 value_range=self._value_range,
+                rgba=rgba,
                 url=self._store_url,
                 overwrite=self._overwrite,
                 storage_options=self._storage_options,
@@ -827,6 +838,7 @@ class Recorder:
                     num_blocks=num_blocks,
                     memory=lambda n: HostMemory(n, pinned=pinned, device=cuda_dev),
                     value_range=value_range,
+                    rgba=rgba,
                 )
             except BaseException:
                 run_writer.close(error="the recorder could not allocate its ring buffer")
@@ -872,15 +884,18 @@ class Recorder:
         self, s, i: int, which: str, inp, kind: str, payload: Any, frames: list, values: list
     ) -> None:
         field = f"{which}_frames"
+        dst = s.arrays[field][i]
+        rgba = dst.shape[-1] == 4  # an RGBA ring field: whole pixels are copied (ring_layout)
         if kind in (fr.CUDA, fr.CUDA_FLOAT):
             u8, mm = inp.to_device_uint8(kind, payload)
-            frames.append((s.tensor(field, i), u8))
+            view = s.tensor(field, i)
+            frames.append((view[..., :3] if rgba else view, u8))
             if mm is not None:
                 values.append((s.tensor(f"{which}_range", i), mm))
             elif self._value_range is not None:
                 s.arrays[f"{which}_range"][i] = self._value_range
             return
-        inp.copy_host(kind, payload, s.arrays[field][i], s.words[field][i])
+        inp.copy_host(kind, payload, dst[..., :3] if rgba else dst, s.words[field][i])
         if self._value_range is not None:
             s.arrays[f"{which}_range"][i] = self._value_range  # checked before the copy
 

@@ -49,7 +49,8 @@ _POOL_LOCK = threading.Lock()
 
 
 def encode_threads() -> int:
-    """Threads that compress chunks: ``ENVREEL_WRITER_THREADS``, else the usable cores (≤ 16)."""
+    """Threads that compress chunks: ``ENVREEL_WRITER_THREADS``, else one per usable core but
+    one (left to the training loop), at most 16."""
     env = os.environ.get("ENVREEL_WRITER_THREADS")
     if env:
         try:
@@ -65,7 +66,7 @@ def encode_threads() -> int:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    return max(1, min(cores, 16))
+    return max(1, min(cores - 1, 16))
 
 
 def _pool() -> ThreadPoolExecutor:

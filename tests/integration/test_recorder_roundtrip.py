@@ -119,6 +119,75 @@ def test_numpy_layouts(tmp_path, layout):
     np.testing.assert_array_equal(open_run(path).env_frames(), want)
 
 
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_rgba_ring_with_layouts_changing_mid_run(tmp_path, writer):
+    """A first RGBA view makes the ring keep whole pixels; later inputs of any layout, a global
+    view among them, still store exactly their RGB bytes."""
+    gh, gw = 7, 9
+    path = tmp_path / "run.zarr"
+    buf = np.zeros((N, H, W, 4), np.uint8)
+    gbuf = np.zeros((gh, gw, 4), np.uint8)
+    with Recorder(path, num_envs=N, fps=30, block_frames=4, writer=writer) as rec:
+        for t in range(13):
+            buf[:] = frames(t, N, H, W, channels=4)
+            gbuf[..., :3] = global_frame(t, gh, gw)
+            x = buf[..., :3]
+            if t in (5, 6):
+                x = np.ascontiguousarray(x)
+            elif t == 7:
+                x = np.asfortranarray(x)
+            elif t == 8:
+                x = buf  # the RGBA buffer itself
+            rec.capture(x, gbuf[..., :3] if t != 9 else np.ascontiguousarray(gbuf[..., :3]))
+        assert rec._ring.rgba == ("env_frames", "global_frames")
+    run = open_run(path)
+    np.testing.assert_array_equal(
+        run.env_frames(), np.stack([frames(t, N, H, W, channels=4)[..., :3] for t in range(13)])
+    )
+    np.testing.assert_array_equal(
+        run.global_frames(), np.stack([global_frame(t, gh, gw) for t in range(13)])
+    )
+
+
+def test_rgba_ring_falls_back_to_rgb_when_the_budget_is_tight(tmp_path):
+    from envreel.capture._writer import block_nbytes
+    from envreel.schemas import RunSpec
+
+    spec = RunSpec(num_envs=N, env_frame_shape=(H, W), fps=30, block_frames=4)
+    budget = 2 * block_nbytes(spec, value_range=False)  # 2 RGB blocks, not 2 RGBA ones
+    assert budget < 2 * block_nbytes(spec, value_range=False, rgba=("env_frames",))
+    path = tmp_path / "run.zarr"
+    buf = np.zeros((N, H, W, 4), np.uint8)
+    with Recorder(path, num_envs=N, fps=30, block_frames=4, max_queue_bytes=budget) as rec:
+        for t in range(9):
+            buf[:] = frames(t, N, H, W, channels=4)
+            rec.capture(buf[..., :3])
+        assert rec._ring.rgba == () and rec._ring.num_blocks == 2
+    np.testing.assert_array_equal(
+        open_run(path).env_frames(),
+        np.stack([frames(t, N, H, W, channels=4)[..., :3] for t in range(9)]),
+    )
+
+
+def test_a_buffer_reshaped_in_place_is_planned_again(tmp_path):
+    """The copy plan is reused for the same array object only while its layout is unchanged."""
+    path = tmp_path / "run.zarr"
+    flat = np.zeros((N * H, W, 3), np.uint8)
+    with Recorder(path, num_envs=N, fps=30, block_frames=4) as rec:
+        x = flat.reshape(N, H, W, 3)  # a view: its shape can be reassigned in place
+        x[:] = frames(0, N, H, W)
+        rec.capture(x)
+        x.shape = (N, W, H, 3)  # the same object, now the wrong frame shape
+        with pytest.raises(ValueError, match="10×12"):
+            rec.capture(x)
+        x.shape = (N, H, W, 3)
+        x[:] = frames(1, N, H, W)
+        rec.capture(x)
+    np.testing.assert_array_equal(
+        open_run(path).env_frames(), np.stack([frames(t, N, H, W) for t in range(2)])
+    )
+
+
 def test_rgba_view_spill_never_reads_past_the_owner(tmp_path):
     """An RGB array whose last pixel ends its buffer is copied plainly (no word read past it)."""
     base = np.arange(N * H * W * 3 + 1, dtype=np.uint64).astype(np.uint8)
