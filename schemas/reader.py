@@ -14,6 +14,7 @@ from zarr.core.sync import sync
 from zarr.storage import WrapperStore
 
 from . import _format as F
+from ._chunks import ChunkReader, chunk_format
 from ._inspect import OPTIONAL, array_docs, check_array_doc, check_root, expected_arrays
 from ._store import StoreLike, describe, open_store, read_json
 from .errors import CorruptChunkError, StoreFormatError
@@ -151,6 +152,8 @@ class Run:
         self._arrays: dict[str, zarr.Array] = {}
         self._present = set()
         self._verified: set[tuple[str, tuple[int, ...]]] = set()
+        self._docs: dict[str, Any] = {}
+        self._readers: dict[str, ChunkReader | None] = {}
         # the layout's array table, built once: _per_frame runs on every read
         self._layout = expected_arrays(spec)
 
@@ -255,6 +258,8 @@ class Run:
         self._state = state
         self._arrays.clear()
         self._group = None
+        self._docs = docs
+        self._readers.clear()
         return self
 
     # ---- arrays ---------------------------------------------------------------------------------
@@ -273,6 +278,20 @@ class Run:
                 raise StoreFormatError(f"{path}: cannot open: {type(exc).__name__}: {exc}") from exc
             self._arrays[path] = arr
         return arr
+
+    def _chunk_reader(self, path: str) -> ChunkReader | None:
+        """The direct reader of ``path`` when its layout is the writer's own, else None (zarr)."""
+        if path in self._readers:
+            return self._readers[path]
+        reader = None
+        spec = self._layout.get(path)
+        if spec is not None and spec.per_frame:
+            shape = F.concrete_shape(spec, {**self.spec.sizes, "T": self.num_frames})
+            fmt = chunk_format(self._docs.get(path), shape)
+            if fmt is not None:
+                reader = ChunkReader(self._store, path, fmt)
+        self._readers[path] = reader
+        return reader
 
     def _range(self, start: int | None, stop: int | None, stride: int = 1) -> tuple[int, int, int]:
         n = self.num_frames
@@ -355,6 +374,16 @@ class Run:
         """Read ``arr[index]`` (into ``out`` when given), turning decode failures into
         CorruptChunkError naming the chunk."""
         self._require_chunks(path, index)
+        direct = self._chunk_reader(path) if index and isinstance(index[0], slice) else None
+        if direct is not None and len(index) == (2 if direct.fmt.sharded else 1):
+            start, stop, stride = index[0].indices(self.num_frames)
+            envs = index[1].indices(self.num_envs)[:2] if direct.fmt.sharded else None
+            if out is None:
+                shape = F.concrete_shape(self._layout[path], {**self.spec.sizes, "T": 0})[1:]
+                if envs is not None:
+                    shape = (envs[1] - envs[0], *shape[1:])
+                out = np.empty((len(range(start, stop, stride)), *shape), direct.fmt.dtype)
+            return direct.read(start, stop, stride, out, envs=envs, committed=self.num_frames)
         arr = self._array(path)
         try:
             if out is not None:
@@ -440,17 +469,37 @@ class Run:
         return out
 
     def global_frames(
-        self, start: int | None = None, stop: int | None = None, *, stride: int = 1
+        self,
+        start: int | None = None,
+        stop: int | None = None,
+        *,
+        stride: int = 1,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Frames of the global camera, (t, Hg, Wg, 3) uint8.
+        """Frames of the global camera, (t, Hg, Wg, 3) uint8 (``out`` when given).
+
+        Args:
+            start, stop: frame range, stop exclusive. Defaults to all committed frames.
+            stride: take every stride-th frame. Defaults to 1.
+            out: a (t, Hg, Wg, 3) uint8 array to read into (reused by streaming readers: a
+                fresh 25 MB block costs its page faults on every read). Defaults to None.
 
         Raises:
-            ValueError: the run has no global view, or the range is out of bounds.
+            ValueError: the run has no global view, the range is out of bounds, or ``out``
+                does not fit.
             CorruptChunkError: a chunk cannot be read, naming it.
         """
         if not self.has_global:
             raise ValueError(f"{self.url} has no global view (recorded without global frames)")
         start, stop, stride = self._range(start, stop, stride)
+        shape = (len(range(start, stop, stride)), *self.global_frame_shape, 3)
+        if out is not None and (
+            not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.uint8
+        ):
+            raise ValueError(
+                f"out must be a uint8 numpy array of shape {shape}, got "
+                f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}"
+            )
         b = self.block_frames
 
         def find():
@@ -461,7 +510,7 @@ class Run:
                     return (blk, 0, 0, 0)
             return None
 
-        return self._read(F.GLOBAL_FRAMES.path, (slice(start, stop, stride),), find)
+        return self._read(F.GLOBAL_FRAMES.path, (slice(start, stop, stride),), find, out=out)
 
     def _time_chunk_finder(self, path: str, start: int, stop: int, ndim: int):
         b = self.block_frames
@@ -663,4 +712,5 @@ def open_run(url: StoreLike, *, storage_options: dict | None = None) -> Run:
         present.add(path)
     run = Run(store, describe(url), static, spec, state)
     run._present = present
+    run._docs = docs
     return run
