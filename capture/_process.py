@@ -21,6 +21,9 @@ How it works:
   In the training process, a dispatcher thread waits for a block's CUDA event (a host wait that
   releases the GIL) and sends it; a receiver thread returns written buffers to the free list.
   Both are blocked nearly all the time.
+* The child runs at nice +10 (``WRITER_NICE``): where the loop and the writer both want a
+  core, the loop gets it and the ring absorbs the writer's delay. It compresses on one thread
+  per core but one (``ENVREEL_WRITER_THREADS`` overrides it).
 * The child ignores SIGINT (Ctrl-C reaches the whole process group; the training process
   decides when to close) and exits when its input pipe closes, so a killed training process
   leaves no writer behind and a store valid up to its last committed block.
