@@ -69,6 +69,16 @@ def encode_threads() -> int:
     return max(1, min(cores - 1, 16))
 
 
+def _forget_pool() -> None:
+    # A forked child has none of the parent's threads: it makes its own pool when it writes.
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _pool() -> ThreadPoolExecutor:
     global _POOL
     with _POOL_LOCK:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -139,3 +140,24 @@ def test_thread_count_from_the_environment(monkeypatch):
     assert _chunkwrite.encode_threads() == 3
     monkeypatch.delenv("ENVREEL_WRITER_THREADS")
     assert 1 <= _chunkwrite.encode_threads() <= 16
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_writes_with_its_own_pool(tmp_path):
+    spec = small_spec()
+    write_run(tmp_path / "parent.zarr", spec, block_sizes=(8,))  # the parent's pool exists now
+    pid = os.fork()
+    if pid == 0:  # the child: the inherited pool has no threads
+        code = 1
+        signal.alarm(60)  # a write waiting on them forever ends the child (and fails the test)
+        try:
+            write_run(tmp_path / "child.zarr", spec, block_sizes=(8, 8))
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    np.testing.assert_array_equal(
+        open_run(tmp_path / "child.zarr").env_frames(),
+        np.concatenate([fill_block(spec, 0, 8).env_frames, fill_block(spec, 8, 8).env_frames]),
+    )
