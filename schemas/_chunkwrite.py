@@ -14,8 +14,9 @@ of the block is stored concurrently through the array's own store. The bytes are
 zarr writes for the same chunk (same codecs, same library), so any zarr v3 reader reads them;
 ``tests/integration/test_store_chunkwrite.py`` checks that against zarr-python and tensorstore.
 
-Only chains that ``RunWriter.create`` makes are taken this way (anything else, e.g. a store whose
-metadata was edited, goes through zarr):
+Only the layouts the reader reads directly (``_chunks.chunk_format``) with the chains that
+``RunWriter.create`` makes are taken this way (anything else, e.g. a store whose metadata was
+edited, goes through zarr):
 
 * plain: ``[bytes(little), zstd(level, checksum=false), crc32c]``;
 * sharded: ``sharding_indexed`` with that chain inside, index ``[bytes(little), crc32c]`` at the
@@ -28,6 +29,7 @@ writes; a block that ends early is padded with the fill value, as zarr does).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -41,9 +43,10 @@ from numcodecs import Zstd
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
+from ._chunks import _EMPTY, ChunkFormat, chunk_format
+
 __all__ = ["ChunkPlan", "plan_for", "write_block", "encode_threads"]
 
-_EMPTY = np.uint64(2**64 - 1)
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -93,80 +96,31 @@ class ChunkPlan:
 
     Attributes:
         array: the zarr array (its store and chunk key encoding are used).
+        fmt: its layout, as the reader recognises it (``_chunks.chunk_format``).
         level: zstd level of the chunks.
-        chunk: inner chunk shape.
-        shard: shard shape, or None for an unsharded array.
     """
 
     array: Any
+    fmt: ChunkFormat
     level: int
-    chunk: tuple[int, ...]
-    shard: tuple[int, ...] | None
-
-
-def _inner_level(codecs: list[dict]) -> int | None:
-    """The zstd level of ``[bytes(little), zstd(level), crc32c]``, else None."""
-    if len(codecs) != 3:
-        return None
-    b, z, c = codecs
-    if b.get("name") != "bytes" or (b.get("configuration") or {}).get("endian", "little") not in (
-        "little",
-        None,
-    ):
-        return None
-    zc = z.get("configuration") or {}
-    if z.get("name") != "zstd" or zc.get("checksum", False) or set(zc) - {"level", "checksum"}:
-        return None
-    if c.get("name") != "crc32c" or c.get("configuration"):
-        return None
-    level = zc.get("level", 0)
-    return level if isinstance(level, int) and not isinstance(level, bool) else None
-
-
-def _is_index_chain(codecs: list[dict]) -> bool:
-    if len(codecs) != 2:
-        return False
-    b, c = codecs
-    endian = (b.get("configuration") or {}).get("endian", "little")
-    return b.get("name") == "bytes" and endian == "little" and c == {"name": "crc32c"}
-
-
-def _dicts(codecs: Any) -> list[dict]:
-    out = []
-    for c in codecs:
-        d = c.to_dict()
-        cfg = d.get("configuration")
-        if isinstance(cfg, dict):
-            # zarr 3.1 keeps enums and tuples in to_dict(); compare plain values.
-            cfg = {k: getattr(v, "value", v) for k, v in cfg.items()}
-            d = {**d, "configuration": cfg}
-        out.append(d)
-    return out
 
 
 def plan_for(array: zarr.Array) -> ChunkPlan | None:
-    """The plan for ``array``, or None when its codec chain is not one this module encodes."""
+    """The plan for ``array``, or None when its layout or codec chain is not one this module
+    encodes: zstd (without its own checksum) and crc32c, in a layout ``chunk_format`` reads."""
     md = array.metadata
-    if getattr(md, "zarr_format", 3) != 3 or array.fill_value != 0:
+    if getattr(md, "zarr_format", 3) != 3:
         return None
-    codecs = _dicts(md.codecs)
-    if len(codecs) == 1 and codecs[0].get("name") == "sharding_indexed":
-        cfg = codecs[0].get("configuration") or {}
-        level = _inner_level(_dicts(md.codecs[0].codecs))
-        extra = set(cfg) - {"chunk_shape", "codecs", "index_codecs", "index_location"}
-        if (
-            level is None
-            or extra
-            or cfg.get("index_location", "end") != "end"
-            or not _is_index_chain(_dicts(md.codecs[0].index_codecs))
-            or array.shards[0] != array.chunks[0]
-        ):
-            return None
-        return ChunkPlan(array, level, tuple(array.chunks), tuple(array.shards))
-    level = _inner_level(codecs)
-    if level is None:
+    doc = json.loads(md.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes())
+    fmt = chunk_format(doc, tuple(array.shape))
+    if fmt is None or not (fmt.zstd and fmt.crc32c):
         return None
-    return ChunkPlan(array, level, tuple(array.chunks), None)
+    codecs = doc["codecs"][0]["configuration"]["codecs"] if fmt.sharded else doc["codecs"]
+    zconf = codecs[1].get("configuration") or {}
+    level = zconf.get("level", 0)
+    if zconf.get("checksum", False) or not isinstance(level, int) or isinstance(level, bool):
+        return None
+    return ChunkPlan(array, fmt, level)
 
 
 def _encode(codec: Zstd, region: np.ndarray, chunk: tuple[int, ...]) -> bytes:
@@ -194,36 +148,18 @@ def _shard_bytes(chunks: list[bytes | None]) -> bytes:
 
 
 def _jobs(plan: ChunkPlan, t0: int, data: np.ndarray) -> list[tuple[tuple[int, ...], list]]:
-    """(object chunk coords, [(region, chunk shape) or None per inner chunk]) for one write."""
-    arr_shape = plan.array.shape
-    outer = plan.shard or plan.chunk
-    t = data.shape[0]
-    lead = t0 // outer[0]
-    grid = [-(-s // o) for s, o in zip(arr_shape[1:], outer[1:], strict=True)]
+    """(object coords, [(region, chunk shape) or None per inner chunk]) for one write."""
+    fmt = plan.fmt
+    blk, rest = t0 // fmt.chunk[0], (0,) * (len(fmt.chunk) - 2)
+    if not fmt.sharded:  # one chunk per block holds every other axis whole
+        return [((blk,) + (0,) * (len(fmt.chunk) - 1), [(data, fmt.chunk)])]
+    n, per = data.shape[1], fmt.chunk[1]
     out = []
-    for rest in np.ndindex(*grid):
-        coords = (lead, *rest)
-        if plan.shard is None:
-            sel = tuple(
-                slice(c * o, min((c + 1) * o, s))
-                for c, o, s in zip(rest, outer[1:], arr_shape[1:], strict=True)
-            )
-            out.append((coords, [(data[(slice(0, t), *sel)], plan.chunk)]))
-            continue
-        inner = []
-        per = [o // c for o, c in zip(outer, plan.chunk, strict=True)]
-        for sub in np.ndindex(*per[1:]):
-            g = [r * p + s for r, p, s in zip(rest, per[1:], sub, strict=True)]
-            lo = [gi * c for gi, c in zip(g, plan.chunk[1:], strict=True)]
-            if any(x >= s for x, s in zip(lo, arr_shape[1:], strict=True)):
-                inner.append(None)  # past the array's edge: no chunk
-                continue
-            sel = tuple(
-                slice(x, min(x + c, s))
-                for x, c, s in zip(lo, plan.chunk[1:], arr_shape[1:], strict=True)
-            )
-            inner.append((data[(slice(0, t), *sel)], plan.chunk))
-        out.append((coords, inner))
+    for shard in range(-(-n // per)):
+        envs = range(shard * per, (shard + 1) * per)
+        # an env past the array's edge (a last shard not full) has no chunk
+        inner = [(data[:, e : e + 1], fmt.inner) if e < n else None for e in envs]
+        out.append(((blk, shard, *rest), inner))
     return out
 
 
@@ -245,7 +181,7 @@ def write_block(writes: list[tuple[ChunkPlan, int, np.ndarray]]) -> None:
     proto = default_buffer_prototype()
     blobs = []
     for plan, coords, futs in objects:
-        if plan.shard is None:
+        if not plan.fmt.sharded:
             blob = futs[0].result()
         else:
             blob = _shard_bytes([None if f is None else f.result() for f in futs])

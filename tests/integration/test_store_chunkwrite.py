@@ -91,8 +91,9 @@ def test_the_stores_own_chains_are_recognised(tmp_path):
     w = create_run(tmp_path / "run.zarr", spec, **statics(spec))
     plans = {p: _chunkwrite.plan_for(a) for p, a in w._arrays.items()}
     assert all(p is not None and p.level == 3 for p in plans.values())
-    assert plans["env/frames"].shard == (8, spec.envs_per_shard, 12, 16, 3)
-    assert plans["frame/step"].shard is None
+    assert plans["env/frames"].fmt.chunk == (8, spec.envs_per_shard, 12, 16, 3)
+    assert plans["env/frames"].fmt.inner == (8, 1, 12, 16, 3)
+    assert plans["frame/step"].fmt.inner is None
 
 
 @pytest.mark.parametrize(
