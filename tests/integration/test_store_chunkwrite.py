@@ -144,6 +144,7 @@ def test_thread_count_from_the_environment(monkeypatch):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork")
 def test_a_forked_child_writes_with_its_own_pool(tmp_path):
     spec = small_spec()
     write_run(tmp_path / "parent.zarr", spec, block_sizes=(8,))  # the parent's pool exists now
