@@ -4,8 +4,8 @@ Memory is a fixed budget: ``Ring`` carves ``num_blocks`` block buffers (every pe
 ``block_frames`` frames) out of one flat host allocation made once, at the first capture. The
 caller fills one block at a time; a full block goes to the writer thread through a queue; the
 writer appends it through ``RunWriter`` (which compresses its chunks on a thread pool, see
-``schemas/_chunkwrite.py``) and hands the buffer back to the free list. Nothing is allocated per frame
-on either side, so memory stays flat whatever the length of the run.
+``schemas/_chunkwrite.py``) and hands the buffer back to the free list. Nothing is allocated per
+frame on either side, so memory stays flat whatever the length of the run.
 
 Errors (``on_error``):
 

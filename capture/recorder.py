@@ -748,8 +748,8 @@ class Recorder:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _blocks_for(self, spec: RunSpec) -> int:
-        per = block_nbytes(spec, value_range=self._value_range is not None)
+    def _blocks_for(self, spec: RunSpec, rgba: tuple[str, ...] = ()) -> int:
+        per = block_nbytes(spec, value_range=self._value_range is not None, rgba=rgba)
         fit = self._max_queue_bytes // per
         if fit < 2:
             h, w = spec.env_frame_shape
@@ -778,9 +778,11 @@ class Recorder:
             if kind == fr.NP_WORDS
         )
         value_range = self._value_range is not None
-        num_blocks = self._max_queue_bytes // block_nbytes(spec, value_range=value_range, rgba=rgba)
-        if num_blocks < 2:
-            rgba, num_blocks = (), self._blocks_for(spec)
+        if rgba and self._max_queue_bytes < 2 * block_nbytes(
+            spec, value_range=value_range, rgba=rgba
+        ):
+            rgba = ()
+        num_blocks = self._blocks_for(spec, rgba)
         cuda_dev = None
         for x in (env_rgb, global_rgb):
             if x is not None and fr.is_torch(x) and x.device.type == "cuda":
