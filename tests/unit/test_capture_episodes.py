@@ -13,7 +13,8 @@ def _frame(eps: Episodes, s, done, stale, as_flag):
     n = eps.num_envs
     flag = None if done is None else as_flag(np.asarray(done, bool))
     d = eps.before(s, flag, None)
-    state = np.array(eps.state if isinstance(eps.state, np.ndarray) else eps.state.cpu())
+    state = eps.state if isinstance(eps.state, np.ndarray) else eps.state.cpu().numpy()
+    state = np.array(state)
     eps.update(s, d)
     term = np.zeros(n, bool) if done is None else np.asarray(done, bool)
     st = np.zeros(n, bool) if stale is None else np.asarray(stale, bool)
