@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from envreel.schemas import Block, RunSpec, create_run
-from zarr.storage import WrapperStore
+from envreel.schemas import Block, RunSpec, create_run, open_run
+from zarr.storage import LocalStore, WrapperStore
 
 
 class CountingStore(WrapperStore):
@@ -132,3 +132,20 @@ def write_run(url, spec: RunSpec, block_sizes=(8, 8, 5), clips=None, **kw):
         t0 += t
     w.close()
     return w
+
+
+SUBSET_ENVS = [3, 40, 41, 7]
+
+
+def counted_subset_read(url, spec: RunSpec, envs=SUBSET_ENVS):
+    """Write two blocks of ``spec`` (64 envs) at ``url``, read ``envs`` through a counting store;
+    return (frames read, expected frames, [(key, bytes)] of the ``env/frames`` reads)."""
+    n, (h, w) = spec.num_envs, spec.env_frame_shape
+    b = spec.block_frames
+    write_run(url, spec, block_sizes=(b, b))
+    counting = CountingStore(LocalStore(url, read_only=True))
+    run = open_run(counting)
+    counting.reads.clear()
+    got = run.env_frames(envs, 0, 2 * b)
+    want = frames_for(0, 2 * b, n, h, w)[:, envs]
+    return got, want, [(k, c) for k, c in counting.reads if k.startswith("env/frames/c/")]

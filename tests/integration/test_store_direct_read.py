@@ -11,8 +11,7 @@ import zarr
 from envreel.schemas import CorruptChunkError, open_run
 from envreel.schemas._chunks import chunk_format
 from reliability_helpers import edit_json, flip_byte, read_doc, traced_peak, truncate
-from store_helpers import CountingStore, frames_for, small_spec, write_run
-from zarr.storage import LocalStore
+from store_helpers import SUBSET_ENVS, counted_subset_read, frames_for, small_spec, write_run
 
 PER_FRAME = [
     "env/reward",
@@ -135,18 +134,13 @@ def test_subset_reads_only_those_envs_chunks_with_zstd(tmp_path):
     n, h, w = 64, 32, 32
     spec = small_spec(num_envs=n, env_frame_shape=(h, w), block_frames=16, global_frame_shape=None)
     url = tmp_path / "sub.zarr"
-    write_run(url, spec, block_sizes=(16, 16))
-    counting = CountingStore(LocalStore(url, read_only=True))
-    run = open_run(counting)
-    counting.reads.clear()
-    got = run.env_frames([3, 40, 41, 7], 0, 32)
-    np.testing.assert_array_equal(got, frames_for(0, 32, n, h, w)[:, [3, 40, 41, 7]])
-    frame_reads = [(k, b) for k, b in counting.reads if k.startswith("env/frames/c/")]
+    got, want, frame_reads = counted_subset_read(url, spec)
+    np.testing.assert_array_equal(got, want)
     sizes = {}
     for blk in (0, 1):
         raw = (url / f"env/frames/c/{blk}/0/0/0/0").read_bytes()
         index = np.frombuffer(raw[-(n * 16 + 4) : -4], "<u8").reshape(n, 2)
-        sizes[blk] = int(index[[3, 40, 41, 7], 1].sum())
+        sizes[blk] = int(index[SUBSET_ENVS, 1].sum())
     # the four envs' compressed chunks and each shard's index, nothing else
     assert sum(b for _, b in frame_reads) == sum(sizes.values()) + 2 * (n * 16 + 4)
     assert {k for k, _ in frame_reads} == {"env/frames/c/0/0/0/0/0", "env/frames/c/1/0/0/0/0"}

@@ -13,21 +13,22 @@ from envreel.schemas import (
     open_run,
     validate,
 )
-from store_helpers import CountingStore, FailingStore, fill_block, frames_for, small_spec, write_run
+from store_helpers import (
+    FailingStore,
+    counted_subset_read,
+    fill_block,
+    frames_for,
+    small_spec,
+    write_run,
+)
 from zarr.storage import LocalStore
 
 
 def test_subset_reads_only_those_envs_chunks(tmp_path):
     n, h, w = 64, 32, 32
     spec = RunSpec(num_envs=n, env_frame_shape=(h, w), fps=30, block_frames=16, codec="none")
-    url = tmp_path / "sub.zarr"
-    write_run(url, spec, block_sizes=(16, 16))
-    counting = CountingStore(LocalStore(url, read_only=True))
-    run = open_run(counting)
-    counting.reads.clear()
-    got = run.env_frames([3, 40, 41, 7], 0, 32)
-    np.testing.assert_array_equal(got, frames_for(0, 32, n, h, w)[:, [3, 40, 41, 7]])
-    frame_reads = [(k, b) for k, b in counting.reads if k.startswith("env/frames/c/")]
+    got, want, frame_reads = counted_subset_read(tmp_path / "sub.zarr", spec)
+    np.testing.assert_array_equal(got, want)
     data_bytes = sum(b for _, b in frame_reads)
     chunk = 16 * h * w * 3
     # 4 envs × 2 blocks of raw chunks (+4 bytes crc32c each), plus each shard's index.
