@@ -109,11 +109,10 @@ class Episodes:
             return
         count, base = self.state[0], self.state[1]
         start = step if self.autoreset == "same_step" else -1
+        count += done
         if self._torch is not None:
-            count += done
             base.masked_fill_(done, start)
         else:
-            count += done
             np.putmask(base, done, start)
         self._pending = self.autoreset == "next_step"
 

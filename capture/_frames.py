@@ -173,7 +173,7 @@ class ImageInput:
             key = (np.ndarray, x.shape, x.dtype, x.strides)
             last = self._last
             # Same object, same layout (a shape or dtype can be reassigned in place): same plan.
-            if last is not None and last[0] is x and last[1] == key and self._kind != NP_FLOAT:
+            if last is not None and last[0] is x and last[1] == key:
                 return last[2]
             if key == self._key:
                 kind = self._kind
@@ -185,7 +185,8 @@ class ImageInput:
                     kind = NP_WORDS
                 self._key, self._kind = key, kind
             out = self._host_payload(kind, x, None)
-            self._last = (x, key, out)
+            # Float input is range-checked on every call, so its payload is never reused.
+            self._last = (x, key, out) if out[0] != NP_FLOAT else None
             return out
         if is_torch(x):
             torch = _torch()

@@ -171,7 +171,7 @@ def write_block(writes: list[tuple[ChunkPlan, int, np.ndarray]]) -> None:
     frame: harmless, the next write of the block replaces them).
     """
     pool = _pool()
-    objects = []  # (plan, coords, future or [futures])
+    objects = []  # (plan, object coords, [future or None per inner chunk])
     codecs: dict[int, Zstd] = {}
     for plan, t0, data in writes:
         codec = codecs.setdefault(plan.level, Zstd(level=plan.level))
