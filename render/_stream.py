@@ -29,8 +29,10 @@ BLOCK_BYTES = 64 << 20
 store block, up to twice this, so that no chunk is decoded twice."""
 GROUP_BYTES = 4 << 20
 """Largest group of raw env frames read at once."""
-MAX_ROWS = 128
-"""Most output frames composed at once (unless a store block is longer)."""
+MAX_ROWS = 32
+"""Most output frames composed at once (unless a store block is longer): one default store
+block. Longer jobs only delay the first frame and grow both canvas blocks (a 512² GIF: 64 rows
+took 60 ms to the first frame and 100 MB of buffers, 32 rows half that)."""
 
 
 @dataclass(frozen=True)
@@ -283,7 +285,8 @@ class Prefetcher:
 
     ``fill(job, buffer)`` composes a job into a buffer view of ``len(job)`` frames; iterating
     yields ``(job, view)`` in order. A view is valid until the next item is requested. Errors in
-    the thread are raised in the consumer; closing stops the thread.
+    the thread are raised in the consumer; closing stops the thread. ``start()`` begins filling
+    before the first item is asked for (while the encoder starts), else iterating starts it.
 
     Args:
         jobs: the jobs, in output order.
@@ -308,6 +311,38 @@ class Prefetcher:
         self.n_buffers, self.threaded = n_buffers, threaded
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._free: queue.Queue = queue.Queue()
+        self._ready: queue.Queue = queue.Queue()
+
+    def start(self) -> None:
+        """Start filling in the thread (no-op when started, or not threaded)."""
+        if not self.threaded or self._thread is not None or self._stop.is_set():
+            return
+        self._thread = threading.Thread(target=self._work, name="envreel-prefetch", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        free, ready, made = self._free, self._ready, 0
+        try:
+            for job in self.jobs:
+                buf = None
+                while buf is None:
+                    if self._stop.is_set():
+                        return
+                    if made < self.n_buffers and free.empty():
+                        buf = self.make_buffer()
+                        made += 1
+                        break
+                    try:
+                        buf = free.get(timeout=0.1)
+                    except queue.Empty:
+                        continue
+                view = buf[: len(job)]
+                self.fill(job, view)
+                ready.put((job, buf, view))
+            ready.put(self._DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            ready.put(exc)
 
     def __iter__(self) -> Iterator[tuple[Job, np.ndarray]]:
         if not self.threaded:
@@ -317,45 +352,17 @@ class Prefetcher:
                 self.fill(job, view)
                 yield job, view
             return
-        free: queue.Queue = queue.Queue()
-        ready: queue.Queue = queue.Queue()
-        made = 0
-
-        def work() -> None:
-            nonlocal made
-            try:
-                for job in self.jobs:
-                    buf = None
-                    while buf is None:
-                        if self._stop.is_set():
-                            return
-                        if made < self.n_buffers and free.empty():
-                            buf = self.make_buffer()
-                            made += 1
-                            break
-                        try:
-                            buf = free.get(timeout=0.1)
-                        except queue.Empty:
-                            continue
-                    view = buf[: len(job)]
-                    self.fill(job, view)
-                    ready.put((job, buf, view))
-                ready.put(self._DONE)
-            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-                ready.put(exc)
-
-        self._thread = threading.Thread(target=work, name="envreel-prefetch", daemon=True)
-        self._thread.start()
+        self.start()
         try:
             while True:
-                item = ready.get()
+                item = self._ready.get()
                 if item is self._DONE:
                     return
                 if isinstance(item, BaseException):
                     raise item
                 job, buf, view = item
                 yield job, view
-                free.put(buf)
+                self._free.put(buf)
         finally:
             self.close()
 

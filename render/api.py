@@ -272,23 +272,28 @@ def render(
         for target, page_list in zip(paths, outputs, strict=True):
             jobs = [job for p in page_list for job in reader.jobs(p)]
             rows = max(len(j) for j in jobs)
-            writer = open_writer(
-                kind,
-                target,
-                width=geometry.width,
-                height=geometry.height,
-                fps=plan.fps,
-                crf=crf,
-                preset=preset,
-                threads=threads,
+            stream = Prefetcher(
+                jobs,
+                composer.fill,
+                lambda rows=rows: composer.make_buffer(rows),
+                threaded=prefetch,
             )
+            stream.start()  # the first block is composed while the encoder starts
             try:
-                stream = Prefetcher(
-                    jobs,
-                    composer.fill,
-                    lambda rows=rows: composer.make_buffer(rows),
-                    threaded=prefetch,
+                writer = open_writer(
+                    kind,
+                    target,
+                    width=geometry.width,
+                    height=geometry.height,
+                    fps=plan.fps,
+                    crf=crf,
+                    preset=preset,
+                    threads=threads,
                 )
+            except BaseException:
+                stream.close()
+                raise
+            try:
                 for _, block in stream:
                     for frame in block:
                         writer.write(frame)
@@ -296,6 +301,7 @@ def render(
                 written.append(writer.close())
                 counts.append(writer.frames)
             except BaseException:
+                stream.close()
                 writer.abort()
                 raise
     finally:
