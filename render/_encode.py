@@ -8,10 +8,13 @@ not at all.
 from __future__ import annotations
 
 import os
+import queue
 import re
 import shutil
 import subprocess
 import tempfile
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -309,6 +312,20 @@ def check_encoder_options(*, crf: int, preset: str, threads: int | None) -> None
 # ------------------------------------------------------------------------------------------------
 # GIF
 # ------------------------------------------------------------------------------------------------
+GIF_MAX_THREADS = 4
+"""Most GIF encoder threads chosen by default (``threads=None``)."""
+
+
+def _scratch_file():
+    """An unbuffered file for one worker's encoded frame: in memory where the OS allows."""
+    if hasattr(os, "memfd_create"):
+        try:
+            return open(os.memfd_create("envreel-gif"), "w+b", buffering=0)  # noqa: SIM115
+        except OSError:
+            pass
+    return tempfile.TemporaryFile(prefix="envreel-gif-", buffering=0)
+
+
 class GifWriter:
     """An animated GIF written frame by frame (memory does not grow with the frame count).
 
@@ -316,54 +333,159 @@ class GifWriter:
     written with a local palette. GIF delays are whole hundredths of a second; the delays carry
     the rounding error forward so the total duration matches ``fps``.
 
+    Frames with their own palettes are independent: with ``threads`` > 1 they are quantised and
+    LZW-encoded in worker threads (Pillow releases the GIL for both) and written in order. At
+    most ``2 * threads`` frames are in flight (4 bytes a pixel each), so ``write`` blocks while
+    the workers are behind. The file's bytes do not depend on ``threads``.
+
     Args:
         path: output file (.gif).
         width, height: frame size.
         fps: frames per second (browsers play at most 50).
         loop: times to loop, 0 forever. Defaults to 0.
+        threads: frames encoded at once; 1 encodes in the calling thread; 0 or None: one per
+            CPU, at most ``GIF_MAX_THREADS``. Defaults to None.
     """
 
-    def __init__(self, path: str | Path, *, width: int, height: int, fps: float, loop: int = 0):
-        from PIL import Image
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        width: int,
+        height: int,
+        fps: float,
+        loop: int = 0,
+        threads: int | None = None,
+    ):
+        from PIL import GifImagePlugin, Image
 
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or threads < 0
+        ):
+            raise ValueError(f"threads must be an int >= 0 or None, got {threads!r}")
         self._Image = Image
+        # Pillow's own per-frame writer (what Image.save uses) LZW-encodes straight into a file
+        # descriptor with the GIL released; getdata(), its public form, encodes into memory
+        # holding the GIL (~2 ms a 512² frame), stalling the render's reader thread meanwhile.
+        self._write_frame = getattr(GifImagePlugin, "_write_frame_data", None)
+        self._getdata = GifImagePlugin.getdata
         self.path = Path(path)
         self.shape = (height, width, 3)
         self.frames = 0
+        self.threads = threads or min(GIF_MAX_THREADS, os.cpu_count() or 1)
+        self.max_in_flight = 2 * self.threads if self.threads > 1 else 0
         self._tmp = _partial(self.path)
         self._cs = 100.0 / fps
         self._time = 0.0
-        self._written = 0
+        self._shown_cs = 0  # hundredths of a second given to the frames so far
+        self._frames_out = 0  # frames in the file so far
+        self._pending: deque[Future] = deque()
+        self._pool: ThreadPoolExecutor | None = None
+        self._scratch: queue.SimpleQueue = queue.SimpleQueue()
+        self._scratch_files: list = []
         self._fp = open(self._tmp, "wb")  # noqa: SIM115 - closed in close()/abort()
         head = b"GIF89a" + width.to_bytes(2, "little") + height.to_bytes(2, "little")
         head += b"\x00\x00\x00"  # no global palette; every frame has its own
         head += b"!\xff\x0bNETSCAPE2.0\x03\x01" + int(loop).to_bytes(2, "little") + b"\x00"
         self._fp.write(head)
+        if self.threads > 1:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="envreel-gif")
+
+    def _encode(self, image, delay: int, fp) -> None:
+        """Quantise ``image`` and write it as one GIF frame (header, palette, LZW) to ``fp``."""
+        Image = self._Image
+        im = image.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+        params = {"include_color_table": True, "duration": delay * 10}
+        if self._write_frame is not None:
+            self._write_frame(fp, im, (0, 0), params)
+        else:  # a Pillow without it: the same bytes, encoded holding the GIL
+            for part in self._getdata(im, **params):
+                fp.write(part)
+
+    def _encode_bytes(self, image, delay: int) -> bytes:
+        """``_encode`` in a worker thread, into a scratch file of its own: the frame's bytes."""
+        try:
+            fp = self._scratch.get_nowait()
+        except queue.Empty:  # at most one per worker: a worker puts its file back when done
+            fp = _scratch_file()
+            self._scratch_files.append(fp)
+        try:
+            fp.seek(0)
+            self._encode(image, delay, fp)
+            return os.pread(fp.fileno(), fp.tell(), 0)
+        finally:
+            self._scratch.put(fp)
+
+    def _failed(self, exc: Exception) -> RenderError:
+        index = self._frames_out
+        self.abort()
+        return RenderError(
+            f"GIF encoding failed at frame {index} of {str(self.path)!r}: "
+            f"{type(exc).__name__}: {exc}"
+        )
+
+    def _drain(self, keep: int) -> None:
+        """Write finished frames in order until at most ``keep`` are in flight."""
+        pending = self._pending
+        while pending and (len(pending) > keep or pending[0].done()):
+            try:
+                data = pending[0].result()
+            except Exception as exc:  # noqa: BLE001 - a worker's error, raised here
+                raise self._failed(exc) from exc
+            pending.popleft()
+            self._fp.write(data)
+            self._frames_out += 1
 
     def write(self, frame: np.ndarray) -> None:
-        """Append one (height, width, 3) uint8 frame."""
-        from PIL import GifImagePlugin
+        """Append one (height, width, 3) uint8 frame (copied before this returns).
 
+        Raises:
+            ValueError: a frame of another shape or dtype.
+            RenderError: encoding this or an earlier frame failed (the partial file is removed).
+        """
         if frame.shape != self.shape or frame.dtype != np.uint8:
             raise ValueError(f"frame must be {self.shape} uint8, got {frame.shape} {frame.dtype}")
-        Image = self._Image
-        im = Image.fromarray(frame).quantize(
-            256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
-        )
+        image = self._Image.fromarray(frame)  # a copy: the caller may reuse its buffer
         self._time += self._cs
-        delay = max(1, round(self._time) - self._written)
-        self._written += delay
-        for part in GifImagePlugin.getdata(im, include_color_table=True, duration=delay * 10):
-            self._fp.write(part)
+        delay = max(1, round(self._time) - self._shown_cs)
+        self._shown_cs += delay
+        if self._pool is None:
+            try:
+                self._encode(image, delay, self._fp)
+            except Exception as exc:  # noqa: BLE001
+                raise self._failed(exc) from exc
+            self._frames_out += 1
+        else:
+            self._drain(self.max_in_flight - 1)
+            self._pending.append(self._pool.submit(self._encode_bytes, image, delay))
         self.frames += 1
 
     def close(self) -> Path:
+        """Write the frames still in flight, finish the file and move it into place.
+
+        Raises:
+            RenderError: encoding a frame failed (the partial file is removed).
+        """
+        self._drain(0)
+        self._shutdown()
         self._fp.write(b";")
         self._fp.close()
         os.replace(self._tmp, self.path)
         return self.path
 
+    def _shutdown(self) -> None:
+        for f in self._pending:
+            f.cancel()
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)  # a frame in hand finishes within milliseconds
+        for fp in self._scratch_files:
+            fp.close()
+        self._scratch_files.clear()
+
     def abort(self) -> None:
+        """Stop the workers and remove the partial file."""
+        self._shutdown()
         self._fp.close()
         self._tmp.unlink(missing_ok=True)
 
@@ -428,7 +550,7 @@ def open_writer(
             path, width=width, height=height, fps=fps, crf=crf, preset=preset, threads=threads
         )
     if kind == "gif":
-        return GifWriter(path, width=width, height=height, fps=fps)
+        return GifWriter(path, width=width, height=height, fps=fps, threads=threads)
     if kind == "png":
         return PngFolderWriter(path, width=width, height=height)
     raise ValueError(f"unknown output kind {kind!r}")

@@ -183,7 +183,9 @@ def render(
             (or an existing empty folder) for PNG frames ``frame_000000.png``, ...
         crf: x264 quality, 0 (lossless) .. 51, lower is better. Defaults to 23.
         preset: x264 speed preset. Defaults to "veryfast".
-        threads: ffmpeg encoder threads. Defaults to None (ffmpeg decides).
+        threads: encoder threads: ffmpeg's for an mp4; for a GIF, frames quantised and
+            encoded at once (the file is the same for any count). Defaults to None (ffmpeg
+            decides; a GIF takes one per CPU, at most 4).
         skip_bad: on a chunk that cannot be read, draw a placeholder tile (NaN for scalars) and
             warn, instead of raising. Defaults to False.
         progress: show a progress bar on stderr. Defaults to None (only when stderr is a TTY).
@@ -386,7 +388,7 @@ def render_envs(
             Defaults to "env_{env:04d}".
         workers: worker processes. Defaults to None (the number of CPUs, at most one per env).
         crf, preset, skip_bad, overwrite: as for ``render``.
-        threads: ffmpeg threads per worker. Defaults to None (CPUs / workers).
+        threads: encoder threads per worker, as for ``render``. Defaults to None (CPUs / workers).
 
     Returns:
         The output paths, in env order.

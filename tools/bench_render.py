@@ -1,7 +1,8 @@
 """Benchmark: rendering a store three ways, with the same codec settings.
 
 1. **limit**: ffmpeg encoding already-composed frames held in RAM (the frames envreel composes,
-   piped by the same writer), the ceiling for any renderer on this machine;
+   piped by the same writer; for GIFs the same ``GifWriter`` with the same ``--threads``), the
+   ceiling for any renderer on this machine;
 2. **envreel**: ``envreel.render.render`` streaming from the store (read, compose, encode);
 3. **moviepy**: ``ImageSequenceClip(frames, fps).write_videofile(...)`` on a list of frames in
    RAM, what gymnasium's RecordVideo and the seed visualizer do (for GIFs, ``write_gif``). The
@@ -264,7 +265,7 @@ def child(args: argparse.Namespace) -> None:
 
                 h, w = frames[0].shape[:2]
                 if suffix == ".gif":
-                    writer = GifWriter(out, width=w, height=h, fps=fps)
+                    writer = GifWriter(out, width=w, height=h, fps=fps, threads=args.threads)
                 else:
                     writer = Mp4Writer(
                         out,
