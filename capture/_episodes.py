@@ -8,17 +8,25 @@ If that frame is marked ``stale`` (rendered before the reset: Isaac Lab without
 finished episode's last step, and the new episode becomes visible at the next frame, whose
 episode step counts from the reset (1 when capture() is called every step). With
 ``autoreset="next_step"`` (gymnasium's default for vector envs) the done frame shows the end of
-the finished episode and the next frame is the new episode's step 0.
+the finished episode and the step after it is the new episode's step 0.
+
+In both modes a frame's episode and step follow from two numbers per env, as of just before the
+frame's own flags: how many done flags came before it (``count``), and the step of the last of
+them (``last``; before any, the first step, less one with ``next_step``):
+
+* same_step: ``new = done & ~stale``; episode = count + new; step = 0 if new else step - last;
+* next_step: episode = count; step = step - (last + 1).
 
 How the work is split, so that the caller's thread does as little as possible:
 
-* ``Episodes`` keeps a (2, N) int64 ``state`` where the flags live (numpy, or a CUDA tensor, so
-  counting never reads the device): row 0 counts the done flags seen in earlier steps, row 1 is
-  the step of the current episode's step 0 (with ``next_step``, -1 until the frame after the
-  done one). Every ``capture()`` (recorded or not) snapshots the state into the ring, then
-  ``update`` adds its done flags: 2–3 elementwise operations, whatever the flags.
-* ``derive`` (on the writer's side, a block at a time) turns a frame's snapshot and its own
-  flags into its episode index and step with the rule above.
+* The writer (``EpisodeChain``, a block at a time, frames in order) adds up the flags of the
+  frames it stores itself: they are in the ring anyway.
+* Only the flags of ``capture()`` calls that store nothing (outside a recording window, or
+  dropped at a full queue) must be counted by the caller (``Episodes``): a (2, N) int64 ``gaps``
+  array (numpy, or a CUDA tensor, so counting never reads the device) of [done flags seen in such
+  calls, the last step they were seen at]; 2 elementwise operations per such call.
+* A stored frame that follows such calls (or is the first) carries a snapshot of ``gaps``. A
+  stored frame that follows a stored frame costs no episode operation at all.
 
 Counting only sees the steps given to ``capture()``: call it every step (frames outside windows
 are cheap) or pass ``episode_step`` explicitly.
@@ -30,13 +38,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Episodes", "AUTORESET_MODES", "derive"]
+__all__ = ["Episodes", "EpisodeChain", "AUTORESET_MODES", "NONE"]
 
 AUTORESET_MODES = ("same_step", "next_step")
+NONE = np.iinfo(np.int64).min  # "no done flag yet" in a ``last`` field
 
 
 class Episodes:
-    """Episode counters for N envs.
+    """The caller's side: done flags of the ``capture()`` calls that store no frame.
 
     Args:
         num_envs: N.
@@ -46,14 +55,17 @@ class Episodes:
     def __init__(self, num_envs: int, *, autoreset: str) -> None:
         self.num_envs = num_envs
         self.autoreset = autoreset
-        self.state: Any = None  # (2, N) int64, numpy or torch: the snapshot of each frame
+        # (2, N) int64, numpy or torch: [flags seen in calls that stored nothing, their last
+        # step]; cumulative, so a snapshot never needs a reset.
+        self.gaps: Any = None
+        self.gap = True  # the next stored frame must carry a snapshot of ``gaps``
         self._torch = None
-        self.device: Any = None  # torch device when the state lives in torch
-        self._pending = False  # next_step: some env's new episode starts at the next frame
+        self.device: Any = None  # torch device when ``gaps`` lives in torch
 
     def _init(self, step: int) -> None:
-        self.state = np.zeros((2, self.num_envs), np.int64)
-        self.state[1] = step
+        self.gaps = np.zeros((2, self.num_envs), np.int64)
+        # The first call's step stands in for a done flag just before it: episode 0 starts there.
+        self.gaps[1] = step if self.autoreset == "same_step" else step - 1
         if self._torch is not None:
             self._to_device(self.device)
 
@@ -62,9 +74,24 @@ class Episodes:
 
         self._torch = torch
         self.device = device
-        if self.state is not None:
+        if self.gaps is not None:
             # One synchronous upload, the first time flags arrive on the device.
-            self.state = torch.as_tensor(self.state, device=device)
+            self.gaps = torch.as_tensor(self.gaps, device=device)
+
+    def first(self, step: int, terminated: Any, truncated: Any) -> None:
+        """Called by every ``capture()`` before anything else of this module.
+
+        Args:
+            step: the call's step.
+            terminated, truncated: (is_cuda, array) from ``ValueInput.check`` or None.
+        """
+        if self.gaps is None:
+            self._init(step)
+        if self._torch is None:
+            for v in (terminated, truncated):
+                if v is not None and v[0]:
+                    self._to_device(v[1].device)
+                    break
 
     def _flag(self, value: Any) -> Any:
         """A checked (is_cuda, array) flag -> bool array in the state's backend, or None."""
@@ -78,67 +105,84 @@ class Episodes:
             arr = torch.as_tensor(np.asarray(arr) != 0, device=self.device)
         return arr if arr.dtype == torch.bool else arr != 0
 
-    def before(self, step: int, terminated: Any, truncated: Any) -> Any:
-        """Make ``state`` the snapshot of the frame at ``step``; return its done flags (or None).
-
-        Args:
-            step: the frame's step.
-            terminated, truncated: (is_cuda, array) from ``ValueInput.check`` or None.
-        """
-        if self.state is None:
-            self._init(step)
-        if self._torch is None:
-            for v in (terminated, truncated):
-                if v is not None and v[0]:
-                    self._to_device(v[1].device)
-                    break
-        if self._pending:  # next_step: the new episodes start at this frame
-            base = self.state[1]
-            if self._torch is not None:
-                base.masked_fill_(base < 0, step)
-            else:
-                np.putmask(base, base < 0, step)
-            self._pending = False
+    def skipped(self, step: int, terminated: Any, truncated: Any) -> None:
+        """Count the flags of a call that stores no frame."""
+        self.gap = True
         term, trunc = self._flag(terminated), self._flag(truncated)
-        return term if trunc is None else trunc if term is None else term | trunc
-
-    def update(self, step: int, done: Any) -> None:
-        """Count this frame's done flags, once its snapshot of ``state`` is taken (or not
-        needed)."""
+        done = term if trunc is None else trunc if term is None else term | trunc
         if done is None:
             return
-        count, base = self.state[0], self.state[1]
-        start = step if self.autoreset == "same_step" else -1
+        count, last = self.gaps[0], self.gaps[1]
         count += done
         if self._torch is not None:
-            base.masked_fill_(done, start)
+            last.masked_fill_(done, step)
         else:
-            np.putmask(base, done, start)
-        self._pending = self.autoreset == "next_step"
+            np.putmask(last, done, step)
+
+    def snapshot(self) -> Any:
+        """``gaps`` for the stored frame of this call, or None when the previous call stored its
+        frame too (nothing happened in between that the writer does not see)."""
+        if not self.gap:
+            return None
+        self.gap = False
+        return self.gaps
 
 
-def derive(
-    state: np.ndarray,
-    step: np.ndarray,
-    terminated: np.ndarray,
-    truncated: np.ndarray,
-    stale: np.ndarray,
-    autoreset: str,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Episode index and step of frames from their snapshots and flags (the module doc's rule).
+class EpisodeChain:
+    """The writer's side: episode and episode step of stored frames, in order (module doc).
 
     Args:
-        state: (T, 2, N) snapshots taken by ``Episodes.before``.
-        step: (T,) the frames' steps.
-        terminated, truncated, stale: (T, N) bool flags of the frames.
+        num_envs: N.
         autoreset: "same_step" or "next_step".
-
-    Returns:
-        (episode, episode_step), both (T, N) int32.
     """
-    count, base = state[:, 0], state[:, 1]
-    since = step[:, None] - base
-    if autoreset == "next_step":
-        return count.astype(np.int32), since.astype(np.int32)
-    new = (terminated | truncated) & ~stale  # this frame shows the new episode's step 0
-    return (count + new).astype(np.int32), np.where(new, 0, since).astype(np.int32)
+
+    def __init__(self, num_envs: int, *, autoreset: str) -> None:
+        self.autoreset = autoreset
+        self.count = np.zeros(num_envs, np.int64)  # done flags of the stored frames so far
+        self.last = np.full(num_envs, NONE, np.int64)  # the step of the last of them
+        self.gaps = np.zeros((2, num_envs), np.int64)  # the latest snapshot
+        self.gaps[1] = NONE
+
+    def frames(
+        self,
+        snapshot: np.ndarray,
+        gaps: np.ndarray,
+        step: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        stale: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Episode index and step of the next T stored frames; advances the chain past them.
+
+        Args:
+            snapshot: (T,) bool, the frame carries a snapshot of the caller's ``gaps``.
+            gaps: (T, 2, N) the snapshots (rows without one are ignored).
+            step: (T,) the frames' steps (increasing).
+            terminated, truncated, stale: (T, N) bool flags of the frames.
+
+        Returns:
+            (episode, episode_step), both (T, N) int32.
+        """
+        t = len(step)
+        if t == 0:
+            empty = np.zeros((0, len(self.count)), np.int32)
+            return empty, empty.copy()
+        # The latest snapshot at or before each frame (carried over from earlier blocks).
+        idx = np.maximum.accumulate(np.where(snapshot, np.arange(t), -1))
+        g = np.concatenate([self.gaps[None], gaps[:t]])[idx + 1]  # (T, 2, N)
+        done = terminated | truncated
+        # Flags of the stored frames before each frame: exclusive running sum and last step.
+        count = self.count + np.cumsum(done, axis=0) - done
+        at = np.where(done, step[:, None], NONE)
+        last = np.maximum.accumulate(np.concatenate([self.last[None], at[:-1]]), axis=0)
+        # Steps increase, so "the later of two" is their maximum.
+        count = count + g[:, 0]
+        last = np.maximum(last, g[:, 1])
+        self.count = count[-1] + done[-1] - g[-1, 0]
+        self.last = np.maximum(last[-1], at[-1])
+        self.gaps = g[-1]
+        step = step[:, None]
+        if self.autoreset == "next_step":
+            return count.astype(np.int32), (step - last - 1).astype(np.int32)
+        new = done & ~stale  # this frame shows the new episode's step 0
+        return (count + new).astype(np.int32), np.where(new, 0, step - last).astype(np.int32)

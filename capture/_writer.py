@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from envreel.schemas import Block, RecorderError, RunSpec
 
-from ._episodes import derive
+from ._episodes import EpisodeChain
 
 __all__ = ["Ring", "Slots", "BlockSink", "WriterThread", "ring_layout", "block_nbytes"]
 
@@ -94,7 +94,8 @@ def ring_layout(
         ("terminated", (n,), np.bool_),
         ("truncated", (n,), np.bool_),
         ("stale", (n,), np.bool_),
-        ("ep_state", (2, n), np.int64),  # the Episodes snapshot: [done count, episode start]
+        ("ep_snapshot", (), np.bool_),  # the frame carries a snapshot of Episodes.gaps
+        ("ep_gaps", (2, n), np.int64),  # [done flags of calls that stored nothing, last step]
         ("episode_step", (n,), np.int32),
         ("explicit_episode_step", (), np.bool_),
     ]
@@ -213,6 +214,7 @@ class BlockSink:
         self.on_error = on_error
         self.value_range = value_range
         self.autoreset = autoreset
+        self.episodes = EpisodeChain(writer.spec.num_envs, autoreset=autoreset)
         self.dropped_by_caller = 0  # frames the caller dropped at a full queue (set by the owner)
         # Written by the writing side only; read (racily, as ints) by the caller for stats.
         self.frames_written = 0
@@ -262,8 +264,8 @@ class BlockSink:
         if self.value_range is not None:
             self._check_ranges(a)
         explicit = a["explicit_episode_step"]
-        episode, episode_step = derive(
-            a["ep_state"], a["step"], a["terminated"], a["truncated"], a["stale"], self.autoreset
+        episode, episode_step = self.episodes.frames(
+            a["ep_snapshot"], a["ep_gaps"], a["step"], a["terminated"], a["truncated"], a["stale"]
         )
         if explicit.any():
             episode_step[explicit] = a["episode_step"][explicit]

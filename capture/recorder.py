@@ -129,8 +129,8 @@ class Recorder:
     gets the next episode index and episode step 0, unless it is marked ``stale`` (rendered
     before the reset), in which case it keeps the finished episode's index and last step and the
     new episode shows from the next frame. With ``autoreset="next_step"`` (gymnasium's default
-    for vector envs) the done frame is the finished episode's last and the next frame is the new
-    episode's step 0. Counting needs ``capture()`` every step (frames outside a recording window
+    for vector envs) the done frame is the finished episode's last and the step after it is the
+    new episode's step 0. Counting needs ``capture()`` every step (frames outside a recording window
     cost only the checks); or pass ``episode_step`` (e.g. Isaac Lab's ``episode_length_buf``),
     which is then stored as given.
 
@@ -614,16 +614,17 @@ class Recorder:
         # ---- commit ----------------------------------------------------------------------------
         self._last_step = step
         self._steps += 1
-        done = self._episodes.before(step, vals.get("terminated"), vals.get("truncated"))
+        flags = vals.get("terminated"), vals.get("truncated")
+        self._episodes.first(step, *flags)
         clip = self._windows.decide(step)
         if clip is None:
-            self._episodes.update(step, done)
+            self._episodes.skipped(step, *flags)
             return False
         if self._cur is None:
             self._cur = self._acquire()
             if self._cur is None:
                 self._dropped += 1
-                self._episodes.update(step, done)
+                self._episodes.skipped(step, *flags)
                 return False
         s, i = self._cur, self._fill
         a = s.arrays
@@ -646,11 +647,13 @@ class Recorder:
                 a[name][i] = v[1]
         if "episode_step" in vals:
             a["explicit_episode_step"][i] = True
-        state = self._episodes.state
-        if isinstance(state, np.ndarray):
-            a["ep_state"][i] = state
-        else:
-            pairs.append((s.tensor("ep_state", i), state))
+        gaps = self._episodes.snapshot()  # None after a stored frame: the writer counts
+        if gaps is not None:
+            a["ep_snapshot"][i] = True
+            if isinstance(gaps, np.ndarray):
+                a["ep_gaps"][i] = gaps
+            else:
+                pairs.append((s.tensor("ep_gaps", i), gaps))
         for name, v in scal.items():
             key = f"scalar:{name}"
             if v[0]:
@@ -666,12 +669,20 @@ class Recorder:
                 a[key][i] = v[1]
         if frames or pairs:
             if self._copier is None:
-                self._make_copier((frames or pairs)[-1][1].device)
+                pinned = self._ring.memory.pinned
+                if not pinned:
+                    warnings.warn(
+                        "envreel: CUDA input reached a recorder whose first capture was on the "
+                        "CPU; its ring is not page-locked, so device-to-host copies are "
+                        "synchronous. Pass CUDA tensors from the first capture on.",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                self._make_copier((frames or pairs)[-1][1].device, pinned)
             if s.event is None:
                 s.event = self._copier.new_event()
             self._copier.copy(frames, pairs, s.event)
             s.used_cuda = True
-        self._episodes.update(step, done)
 
         self._captured += 1
         self._fill += 1
@@ -854,7 +865,7 @@ class Recorder:
                 autoreset=self._episodes.autoreset,
             )
         if cuda_dev is not None:
-            self._make_copier(cuda_dev)
+            self._make_copier(cuda_dev, ring.memory.pinned)
         self._env_in.shape = env_shape
         if gshape is None:
             self._global_in = None  # left by an earlier, rejected first capture
@@ -869,18 +880,10 @@ class Recorder:
         self._writer = writer
         self.spec = spec
 
-    def _make_copier(self, device: Any) -> None:
+    def _make_copier(self, device: Any, pinned: bool) -> None:
         from ._cuda import CudaCopier
 
-        if self._ring is not None and not self._ring.memory.pinned:
-            warnings.warn(
-                "envreel: CUDA input reached a recorder whose first capture was on the CPU; its "
-                "ring is not page-locked, so device-to-host copies are synchronous. Pass CUDA "
-                "tensors from the first capture on.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        self._copier = CudaCopier(device)
+        self._copier = CudaCopier(device, pinned=pinned)
 
     def _put_frame(
         self, s, i: int, which: str, inp, kind: str, payload: Any, frames: list, values: list
@@ -908,7 +911,8 @@ class Recorder:
             a = slots.arrays
             # Defaults of values a capture() may omit, once per block rather than per frame.
             a["reward"].fill(np.nan)
-            for name in ("terminated", "truncated", "stale", "explicit_episode_step"):
+            flags = ("terminated", "truncated", "stale", "explicit_episode_step", "ep_snapshot")
+            for name in flags:
                 a[name].fill(False)
             for name in self._scalar_names:
                 a[f"scalar:{name}"].fill(np.nan)

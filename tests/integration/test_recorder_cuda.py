@@ -18,12 +18,22 @@ N, H, W = 6, 24, 32
 GH, GW = 20, 36
 
 
+@pytest.fixture(autouse=True, params=["driver", "torch"])
+def copy_mode(request, monkeypatch):
+    """Every test runs with the driver's copies and with torch's (the fallback)."""
+    if request.param == "torch":
+        monkeypatch.setenv("ENVREEL_CUDA_COPY", "torch")
+    else:
+        monkeypatch.delenv("ENVREEL_CUDA_COPY", raising=False)
+    return request.param
+
+
 def _dev():
     return torch.device("cuda", torch.cuda.current_device())
 
 
 @pytest.mark.parametrize("writer", ["process", "thread"])
-def test_cuda_roundtrip_with_windows_and_values(tmp_path, writer):
+def test_cuda_roundtrip_with_windows_and_values(tmp_path, writer, copy_mode):
     dev = _dev()
     rgba = torch.zeros((N, H, W, 4), dtype=torch.uint8, device=dev)
     glob = torch.zeros((1, GH, GW, 4), dtype=torch.uint8, device=dev)
@@ -67,6 +77,7 @@ def test_cuda_roundtrip_with_windows_and_values(tmp_path, writer):
             term.fill_(True)
             glob.fill_(0)
     assert rec._ring.memory.pinned
+    assert (rec._copier.driver is not None) == (copy_mode == "driver")
     assert kept == [0, 2, 4, 6, 8, 20, 22, 24, 26, 28, 40, 42, 44, 46, 48]
     run = open_run(path)
     np.testing.assert_array_equal(
@@ -190,3 +201,38 @@ def test_cuda_episode_step_and_numpy_flags_mixed(tmp_path):
     )
     want = np.cumsum(np.arange(N)[None, :] == (np.arange(10) % N)[:, None], 0)
     np.testing.assert_array_equal(run.scalar("episode"), want)
+
+
+def test_driver_errors_are_named(copy_mode):
+    from envreel.capture._cuda import _check, _driver
+
+    drv = _driver()
+    if copy_mode == "torch":
+        assert drv is None
+        return
+    with pytest.raises(RuntimeError, match=r"cuEventRecord failed with CUDA_ERROR_\w+"):
+        _check(drv, "cuEventRecord", drv.record(None, None))
+
+
+def test_cuda_input_after_host_rgba_input(tmp_path):
+    """A run that began with host RGBA input has an RGBA ring field that is not page-locked:
+    CUDA frames after it are still stored exactly (with a warning that copies are synchronous)."""
+    dev = _dev()
+    host = frames(0, N, H, W, channels=4)
+    path = tmp_path / "mixed.zarr"
+    with Recorder(path, num_envs=N, fps=30, block_frames=4) as rec:
+        rec.capture(host[..., :3], reward=np.zeros(N, np.float32))
+        with pytest.warns(RuntimeWarning, match="not page-locked"):
+            rec.capture(
+                torch.from_numpy(frames(1, N, H, W, channels=4)).to(dev)[..., :3],
+                reward=torch.ones(N, device=dev),
+            )
+        for t in range(2, 7):
+            rgba = torch.from_numpy(frames(t, N, H, W, channels=4)).to(dev)
+            rec.capture(rgba[..., :3], reward=torch.full((N,), float(t), device=dev))
+            rgba.fill_(7)
+    run = open_run(path)
+    np.testing.assert_array_equal(
+        run.env_frames(), np.stack([frames(t, N, H, W, channels=4)[..., :3] for t in range(7)])
+    )
+    np.testing.assert_array_equal(run.scalar("reward")[:, 0], np.arange(7.0))
