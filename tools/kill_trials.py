@@ -239,17 +239,31 @@ def _wait_for(log: Path, proc: subprocess.Popen, want: str, timeout_s: float) ->
     return False
 
 
+def _stat(path: Path) -> list[str] | None:
+    """The fields of a /proc stat file after the command name: state, ppid, pgrp, ..."""
+    try:
+        return path.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _group_alive(pgid: int) -> bool:
-    """Whether any process of process group ``pgid`` is still running (zombies do not count)."""
+    """Whether any thread of any process of process group ``pgid`` still runs.
+
+    A process's own stat shows its main thread only: after SIGKILL the main thread can be a
+    zombie while another thread finishes the system call it was in (a store write, which then
+    lands after the "kill"), so every thread is looked at; zombie threads do not count.
+    """
     proc = Path("/proc")
     if proc.is_dir():
         for stat in proc.glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
+            fields = _stat(stat)
+            if fields is None or int(fields[2]) != pgid:
                 continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                return True
+            for task in stat.parent.glob("task/[0-9]*/stat"):
+                t = _stat(task)
+                if t is not None and t[0] not in ("Z", "X"):
+                    return True
         return False
     try:
         os.killpg(pgid, 0)
