@@ -280,77 +280,70 @@ class CudaCopier:
             event: the destination block's event, recorded once all of them are copied.
         """
         drv = self.driver
-        if drv is not None and self._raw_stream is not None:
-            if self.torch.cuda.current_device() == self.index:
-                self._copy_driver(drv, frames, values, event)
-                return
-        self._copy_torch(frames, values, event)
-
-    def _copy_driver(
-        self, drv: _Driver, frames: list[tuple[Any, Any]], values: list[tuple[Any, Any]], event: Any
-    ) -> None:
-        cur = self._raw_stream(self.index)
-        side = self._side_raw
+        if drv is not None and (
+            self._raw_stream is None or self.torch.cuda.current_device() != self.index
+        ):
+            drv = None
+        # Streams as each way names them: raw handles for the driver, torch streams for torch.
+        if drv is not None:
+            cur, side = self._raw_stream(self.index), self._side_raw
+        else:
+            cur, side = self.torch.cuda.current_stream(self.index), self.side
         views: list[Any] = []
         if frames:
             k, views, copied = self._staging(frames)
             if copied is not None:  # the slot's previous copy to the host is done
-                _check(drv, "cuStreamWaitEvent", drv.wait(cur, copied.cuda_event, 0))
+                self._wait(drv, cur, copied)
             for view, (_, src) in zip(views, frames, strict=True):
                 view.copy_(src)  # a kernel on the current stream: gathers strided input
         for dst, src in values:
-            if src.dtype == dst.dtype and src.is_contiguous() and dst.is_contiguous():
-                err = drv.dtoh(dst.data_ptr(), src.data_ptr(), src.nbytes, cur)
-                _check(drv, "cuMemcpyDtoHAsync", err)
-            else:  # a conversion: torch's copy (on the current stream too)
-                dst.copy_(src, non_blocking=True)
-        mark = self._mark.cuda_event
-        _check(drv, "cuEventRecord", drv.record(mark, cur))
-        _check(drv, "cuStreamWaitEvent", drv.wait(side, mark, 0))
+            self._to_host(drv, dst, src, cur, on_side=False)
+        self._record(drv, self._mark, cur)
+        self._wait(drv, side, self._mark)
         if frames:
             for view, (dst, _) in zip(views, frames, strict=True):
-                if dst.is_contiguous():
-                    err = drv.dtoh(dst.data_ptr(), view.data_ptr(), view.nbytes, side)
-                    _check(drv, "cuMemcpyDtoHAsync", err)
-                else:  # an RGBA ring field (the run began with host input)
-                    self._side_copy(dst, view)
+                self._to_host(drv, dst, view, side, on_side=True)
             copied = self._stage[k][1] or self.new_event()
-            _check(drv, "cuEventRecord", drv.record(copied.cuda_event, side))
+            self._record(drv, copied, side)
             self._stage[k] = (views, copied)
-        _check(drv, "cuEventRecord", drv.record(event.cuda_event, side))
+        self._record(drv, event, side)
 
-    def _side_copy(self, dst: Any, view: Any) -> None:
+    @staticmethod
+    def _wait(drv: _Driver | None, stream: Any, event: Any) -> None:
+        """``stream`` runs nothing enqueued later before ``event``'s work is done."""
+        if drv is None:
+            stream.wait_event(event)
+        else:
+            _check(drv, "cuStreamWaitEvent", drv.wait(stream, event.cuda_event, 0))
+
+    @staticmethod
+    def _record(drv: _Driver | None, event: Any, stream: Any) -> None:
+        if drv is None:
+            event.record(stream)
+        else:
+            _check(drv, "cuEventRecord", drv.record(event.cuda_event, stream))
+
+    def _to_host(
+        self, drv: _Driver | None, dst: Any, src: Any, stream: Any, *, on_side: bool
+    ) -> None:
+        """Copy ``src`` to the host view ``dst`` on ``stream`` (the current or the side one)."""
+        if drv is not None and (
+            src.dtype == dst.dtype and src.is_contiguous() and dst.is_contiguous()
+        ):
+            err = drv.dtoh(dst.data_ptr(), src.data_ptr(), src.nbytes, stream)
+            _check(drv, "cuMemcpyDtoHAsync", err)
+            return
+        # A dtype conversion, or an RGBA ring field (the run began with host input): torch's copy.
+        if not on_side:
+            dst.copy_(src, non_blocking=True)
+            return
         torch = self.torch
         current = torch.cuda.current_stream(self.index)
         torch.cuda.set_stream(self.side)
         try:
-            dst.copy_(view, non_blocking=True)
+            dst.copy_(src, non_blocking=True)
         finally:
             torch.cuda.set_stream(current)
-
-    def _copy_torch(
-        self, frames: list[tuple[Any, Any]], values: list[tuple[Any, Any]], event: Any
-    ) -> None:
-        torch = self.torch
-        current = torch.cuda.current_stream(self.index)
-        views: list[Any] = []
-        if frames:
-            k, views, copied = self._staging(frames)
-            if copied is not None:
-                current.wait_event(copied)  # the slot's previous copy to the host is done
-            for view, (_, src) in zip(views, frames, strict=True):
-                view.copy_(src)
-        for dst, src in values:
-            dst.copy_(src, non_blocking=True)
-        self._mark.record(current)
-        self.side.wait_event(self._mark)
-        if frames:
-            for view, (dst, _) in zip(views, frames, strict=True):
-                self._side_copy(dst, view)
-            copied = self._stage[k][1] or self.new_event()
-            copied.record(self.side)
-            self._stage[k] = (views, copied)
-        event.record(self.side)
 
 
 def _check(drv: _Driver, call: str, err: int) -> None:
