@@ -277,7 +277,7 @@ def render(
             stream = Prefetcher(
                 jobs,
                 composer.fill,
-                lambda rows=rows: composer.make_buffer(rows),
+                lambda rows=rows: composer.make_block(rows),
                 threaded=prefetch,
             )
             stream.start()  # the first block is composed while the encoder starts

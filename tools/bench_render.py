@@ -230,6 +230,17 @@ def child(args: argparse.Namespace) -> None:
     suffix = wl["suffix"]
     out = args.out
     usage = _Usage()
+    # Modules load before the clock for every way (once per process, not per render; the
+    # limit's loaded while it composed its frames): Pillow's for colours, labels and GIFs, and
+    # moviepy's.
+    import PIL.GifImagePlugin  # noqa: F401
+    import PIL.Image  # noqa: F401
+    import PIL.ImageColor  # noqa: F401
+    import PIL.ImageDraw  # noqa: F401
+    import PIL.ImageFont  # noqa: F401
+
+    if args.way.startswith("moviepy"):
+        from moviepy.editor import ImageSequenceClip
     if args.way == "envreel":
         from envreel.render import render
 
@@ -280,8 +291,6 @@ def child(args: argparse.Namespace) -> None:
                     writer.write(f)
                 writer.close()
             else:
-                from moviepy.editor import ImageSequenceClip
-
                 clip = ImageSequenceClip(frames, fps=fps)
                 if suffix == ".gif":
                     clip.write_gif(out, fps=fps, verbose=False, logger=None)

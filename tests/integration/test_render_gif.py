@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+import subprocess
+import sys
 import threading
 import time
 
@@ -203,3 +206,43 @@ def test_prefetch_stops_when_the_writer_cannot_open(store, tmp_path, monkeypatch
         render(store, Layout(columns=2), tmp_path / "v.gif")
     assert not [t for t in threading.enumerate() if t.name == "envreel-prefetch"]
     assert list(tmp_path.iterdir()) == []
+
+
+_FAULTS_SCRIPT = """
+import resource, sys
+import numpy as np
+from envreel.render._encode import GifWriter
+side, threads = 512, int(sys.argv[2])
+frames = []
+for t in range(6):  # built a row at a time: no big temporary freed (that would hide the faults)
+    f = np.empty((side, side, 3), np.uint8)
+    row = (np.arange(side * 3, dtype=np.int32).reshape(side, 3) * (t + 3)).astype(np.uint8)
+    for y in range(side):
+        f[y] = row + np.uint8(y % 256)
+    frames.append(f)
+w = GifWriter(sys.argv[1], width=side, height=side, fps=30, threads=threads)
+for f in frames * 2:  # the workers' heaps grow once
+    w.write(f)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for f in frames * 8:
+    w.write(f)
+w.close()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / (len(frames) * 8))
+"""
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc"
+)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gif_frames_do_not_page_fault_fresh_memory_in(tmp_path, threads):
+    """Pillow's quantiser mallocs ~8 bytes a pixel per frame; in a fresh process glibc maps and
+    unmaps that every frame (~250-450 page faults a 512² frame) unless the writer keeps it."""
+    out = subprocess.run(
+        [sys.executable, "-c", _FAULTS_SCRIPT, str(tmp_path / "f.gif"), str(threads)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    per_frame = float(out.stdout.split()[-1])
+    assert per_frame < 100, f"{per_frame:.0f} page faults per 512² frame"

@@ -435,6 +435,52 @@ def test_no_prefetch_gives_identical_frames(store, tmp_path):
     assert np.array_equal(read_pngs(tmp_path / "a"), read_pngs(tmp_path / "b"))
 
 
+def _composer(store_path, layout):
+    from envreel.render._compose import Composer
+    from envreel.render._select import ScalarReader, plan_render
+    from envreel.render._stream import BlockReader
+
+    run = open_run(store_path)
+    plan = plan_render(run, layout)
+    g = geometry(store_path, layout, plan.page_size)
+    scalars = ScalarReader(run, skip_bad=False, messages=[])
+    fields = tuple(f for f in ("step", "time") if plan.label and f in plan.label.fields)
+    reader = BlockReader(
+        run, plan, skip_bad=False, scalars=scalars, frame_fields=fields, canvas_bytes=1
+    )
+    return Composer(run, plan, layout, g, reader), reader
+
+
+@pytest.mark.parametrize(
+    "which, layout, covers",
+    [
+        ("store", Layout(columns=3, gap=0), True),
+        ("store", Layout(columns=4, gap=0, label="{env} {step}"), True),  # 2 empty slots
+        ("store", Layout(columns=3, gap=2), False),
+        ("store", Layout(columns=3, gap=0, episode=1), False),
+        ("gstore", Layout(columns=2, gap=0, global_view="left", markers=True), True),
+        ("gstore", Layout(columns=4, gap=0, global_view="left"), False),  # 1 column to even
+        ("gstore", Layout(gap=0, global_view="only"), True),
+        ("gstore", Layout(columns=2, gap=0, global_view="inset"), True),
+    ],
+)
+def test_blocks_skip_the_background_only_where_fill_paints_every_pixel(
+    store, gstore, which, layout, covers
+):
+    comp, reader = _composer(store if which == "store" else gstore, layout)
+    assert comp.fill_covers_canvas is covers
+    for page in range(len(comp.plan.pages)):
+        for job in reader.jobs(page):
+            want = comp.make_buffer(len(job))
+            comp.fill(job, want)
+            got = comp.make_block(len(job))
+            got[...] = 0xAB  # what an uninitialised block may hold
+            if not covers:
+                got[...] = comp.make_buffer(len(job))
+            comp.fill(job, got)
+            assert np.array_equal(got, want), (page, job)
+
+
 def test_no_warnings_on_a_clean_render(store, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
