@@ -356,6 +356,19 @@ def _run_child(way: str, workload: str, store: Path, out: Path, opts: argparse.N
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _median_run(runs: list[dict]) -> dict:
+    """The run with the median frames/s (the lower one of an even count), with the range of
+    frames/s over all runs; the first error when a run failed."""
+    for r in runs:
+        if "error" in r:
+            return r
+    ranked = sorted(runs, key=lambda r: r["fps"])
+    row = dict(ranked[(len(ranked) - 1) // 2])
+    row["runs"] = len(runs)
+    row["fps_min"], row["fps_max"] = ranked[0]["fps"], ranked[-1]["fps"]
+    return row
+
+
 # ------------------------------------------------------------------------------------------------
 # main
 # ------------------------------------------------------------------------------------------------
@@ -382,9 +395,10 @@ def _table(rows: list[dict], opts: argparse.Namespace) -> str:
         f"machine: {_machine()}; libx264 preset {opts.preset} (moviepy_defaults: medium), "
         f"crf {opts.crf}, -threads {opts.threads}; load average at start {opts.load:.2f}",
         "",
-        "| workload | way | frames | frames/s | × limit | × moviepy | × moviepy from store | "
-        "× moviepy defaults | CPU ms/frame (python) | peak RSS (python) | peak RSS (ffmpeg) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| workload | way | frames | frames/s | range (runs) | × limit | × moviepy | "
+        "× moviepy from store | × moviepy defaults | CPU ms/frame (python) | peak RSS (python) "
+        "| peak RSS (ffmpeg) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by = {(r["workload"], r["way"]): r for r in rows}
 
@@ -394,10 +408,13 @@ def _table(rows: list[dict], opts: argparse.Namespace) -> str:
 
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['workload']} | {r['way']} | error: {r['error'][-120:]} ||||||||")
+            lines.append(f"| {r['workload']} | {r['way']} | error: {r['error'][-120:]} |||||||||")
             continue
+        spread = (
+            f"{r['fps_min']:.0f}–{r['fps_max']:.0f} ({r['runs']})" if r.get("runs", 1) > 1 else "–"
+        )
         lines.append(
-            f"| {r['workload']} | {r['way']} | {r['frames']} | {r['fps']:.1f} "
+            f"| {r['workload']} | {r['way']} | {r['frames']} | {r['fps']:.1f} | {spread} "
             f"| {ratio(r, 'limit')} | {ratio(r, 'moviepy')} | {ratio(r, 'moviepy_store')} "
             f"| {ratio(r, 'moviepy_defaults')} "
             f"| {r['cpu_ms_per_frame']:.1f} | {r['rss_mb']:.0f} MB | {r['ffmpeg_rss_mb']:.0f} MB |"
@@ -420,7 +437,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--workloads", default="grid64,side16,gif16", help="comma-separated")
     p.add_argument("--ways", default=",".join(WAYS), help="comma-separated")
-    p.add_argument("--repeat", type=int, default=1, help="runs per way (best is kept)")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="interleaved rounds of the ways of a workload; each way's median run is reported",
+    )
     p.add_argument("--workdir", default=None, help="where stores go (default: a temp folder)")
     p.add_argument("--keep", action="store_true", help="keep the stores and outputs")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -448,18 +470,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         ways = [w for w in args.ways.split(",") if w]
         for wl in [w for w in args.workloads.split(",") if w]:
-            for way in ways:
-                if way == "moviepy_defaults" and WORKLOADS[wl]["suffix"] == ".gif":
-                    continue  # write_gif has no preset: the same as "moviepy"
-                best = None
-                for _ in range(args.repeat):
+            wl_ways = [
+                way
+                for way in ways  # write_gif has no preset: moviepy_defaults = moviepy
+                if not (way == "moviepy_defaults" and WORKLOADS[wl]["suffix"] == ".gif")
+            ]
+            runs: dict[str, list[dict]] = {way: [] for way in wl_ways}
+            # Rounds interleave the ways, so a drift of the machine's speed (this shared
+            # machine moves by ±10% over tens of seconds) falls on every way alike.
+            for _ in range(args.repeat):
+                for way in wl_ways:
                     r = _run_child(
                         way, wl, store, work / f"{wl}-{way}{WORKLOADS[wl]['suffix']}", args
                     )
-                    if best is None or r.get("fps", 0) > best.get("fps", 0):
-                        best = r
-                print(json.dumps(best), file=sys.stderr)
-                rows.append(best)
+                    print(json.dumps(r), file=sys.stderr)
+                    runs[way].append(r)
+            rows += [_median_run(runs[way]) for way in wl_ways]
         if args.long_frames:
             raw = args.long_frames * NUM_ENVS * TILE * TILE * 3
             need = raw // 8 + (2 << 30)
