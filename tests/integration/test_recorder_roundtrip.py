@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from envreel.capture import Recorder
@@ -169,6 +171,13 @@ def test_rgba_ring_falls_back_to_rgb_when_the_budget_is_tight(tmp_path):
     )
 
 
+def _set_shape(x: np.ndarray, shape: tuple) -> None:
+    """``x.shape = shape``: what older code does, deprecated from NumPy 2.5 (not removed)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        x.shape = shape
+
+
 def test_a_buffer_reshaped_in_place_is_planned_again(tmp_path):
     """The copy plan is reused for the same array object only while its layout is unchanged."""
     path = tmp_path / "run.zarr"
@@ -177,10 +186,10 @@ def test_a_buffer_reshaped_in_place_is_planned_again(tmp_path):
         x = flat.reshape(N, H, W, 3)  # a view: its shape can be reassigned in place
         x[:] = frames(0, N, H, W)
         rec.capture(x)
-        x.shape = (N, W, H, 3)  # the same object, now the wrong frame shape
+        _set_shape(x, (N, W, H, 3))  # the same object, now the wrong frame shape
         with pytest.raises(ValueError, match="10×12"):
             rec.capture(x)
-        x.shape = (N, H, W, 3)
+        _set_shape(x, (N, H, W, 3))
         x[:] = frames(1, N, H, W)
         rec.capture(x)
     np.testing.assert_array_equal(
