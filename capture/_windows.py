@@ -107,6 +107,19 @@ class Windows:
         self._fresh = True
         self._clip_start = None
 
+    def keeps(self, step: int) -> bool:
+        """Whether ``decide(step)`` would keep a frame at ``step`` (changes nothing)."""
+        rel = step - self.step_offset
+        if rel < 0:
+            return False
+        stride = self.frame_stride
+        if self.automatic:
+            pos = rel if self.video_interval is None else rel % self.video_interval
+            return pos < self.video_length and pos % stride == 0
+        if not self._open:
+            return False
+        return self._clip_start is None or (step - self._clip_start) % stride == 0
+
     def decide(self, step: int) -> int | None:
         """The clip id of a frame at ``step`` if it is kept, else None.
 

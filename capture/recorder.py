@@ -470,6 +470,23 @@ class Recorder:
         """
         self._windows.stop_clip()
 
+    def wants(self, step: int | None = None) -> bool:
+        """Whether a frame captured at ``step`` would be kept by the recording windows.
+
+        Lets a caller skip rendering frames nobody keeps: outside the windows, call
+        ``capture(None, ...)`` with the done flags instead. A frame may still be dropped when
+        the queue is full (``on_full="drop"``).
+
+        Args:
+            step: the step of the next ``capture()``. Defaults to None: the previous step + 1.
+
+        Returns:
+            True inside a recording window (and on its stride), False outside.
+        """
+        if step is None:
+            step = 0 if self._last_step is None else self._last_step + 1
+        return not self._closed and self._windows.keeps(int(step))
+
     def capture(
         self,
         env_rgb: Any,
@@ -494,7 +511,9 @@ class Recorder:
         Args:
             env_rgb: (N, H, W, 3) or (N, H, W, 4) per-env frames, channels last; uint8, or
                 float with the recorder's ``value_range``. Strided views are fine (Isaac Lab's
-                ``rgb`` is ``rgba[..., :3]``); alpha is dropped.
+                ``rgb`` is ``rgba[..., :3]``); alpha is dropped. None for a step that
+                ``wants()`` says is not kept: only its done flags are counted (episodes), and
+                nothing else of the call is used.
             global_rgb: (Hg, Wg, 3 or 4) frame of the global camera (or (1, Hg, Wg, C), a
                 single camera's output), required on every call once the run has a global view.
                 Defaults to None.
@@ -534,6 +553,9 @@ class Recorder:
                 self._report_error()  # a dead writer cannot "keep going": raise in either mode
             if w.pending_warning is not None:
                 self._emit_warning(w)
+
+        if env_rgb is None:
+            return self._count_only(step, global_rgb, terminated, truncated)
 
         # ---- check everything; nothing is written before this block ends --------------------
         env_kind, env_payload = self._env_in.check(env_rgb)
@@ -694,6 +716,27 @@ class Recorder:
             w.submit(s.index, self._fill)
             self._cur, self._fill = None, 0
         return True
+
+    def _count_only(self, step: Any, global_rgb: Any, terminated: Any, truncated: Any) -> bool:
+        """A step without frames, outside the recording windows: count its done flags."""
+        if global_rgb is not None:
+            raise ValueError("global_rgb was given without env_rgb; pass both or neither")
+        step = fr.check_step(step, self._last_step)
+        flags = tuple(
+            None if value is None else self._values[name].check(value)
+            for name, value in (("terminated", terminated), ("truncated", truncated))
+        )
+        if self._windows.keeps(step):
+            raise ValueError(
+                f"env_rgb is None at step {step}, which is inside a recording window "
+                "(wants(step) is True): pass the frames"
+            )
+        self._last_step = step
+        self._steps += 1
+        self._episodes.first(step, *flags)
+        self._windows.decide(step)
+        self._episodes.skipped(step, *flags)
+        return False
 
     def close(self) -> None:
         """Write the partial last block, mark the store closed with its counters, stop the writer.

@@ -15,9 +15,21 @@ import numbers
 import re
 from dataclasses import dataclass
 
-__all__ = ["EnvCameraCfg", "GlobalCameraCfg"]
+__all__ = ["EnvCameraCfg", "GlobalCameraCfg", "ENV_RENDERERS", "GLOBAL_RENDERERS"]
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+ENV_RENDERERS = ("auto", "newton_warp", "isaac_rtx", "ovrtx")
+"""Values of ``EnvCameraCfg.renderer``: Isaac Lab 3 camera renderers, or "auto"."""
+
+GLOBAL_RENDERERS = ("auto", "newton_warp", "isaac_rtx")
+"""Values of ``GlobalCameraCfg.renderer``."""
+
+
+def _choice(value: object, field: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{field} must be one of {allowed}, got {_short(value)}")
+    return value  # type: ignore[return-value]
 
 
 def _short(value: object) -> str:
@@ -141,6 +153,12 @@ class EnvCameraCfg:
     """Whether Isaac Lab refreshes ``pos_w``/``quat_w_*`` every step (slower; only needed when
     the camera moves). Defaults to False."""
 
+    renderer: str = "auto"
+    """Isaac Lab 3 camera renderer: "newton_warp" (Newton Warp ray tracer, kit-less, CPU or
+    GPU), "isaac_rtx" (RTX, needs Isaac Sim), "ovrtx" (RTX without Kit), or "auto": "isaac_rtx"
+    where Isaac Sim is installed, else "newton_warp". Isaac Lab 2.x cameras always use RTX
+    ("auto" or "isaac_rtx"). Defaults to "auto"."""
+
     def __post_init__(self) -> None:
         self.validate()
 
@@ -169,11 +187,18 @@ class EnvCameraCfg:
         self.update_latest_camera_pose = _bool(
             self.update_latest_camera_pose, "EnvCameraCfg.update_latest_camera_pose"
         )
+        self.renderer = _choice(self.renderer, "EnvCameraCfg.renderer", ENV_RENDERERS)
 
 
 @dataclass
 class GlobalCameraCfg:
-    """One bird's-eye camera over all envs (the global view), outside the env namespace.
+    """One bird's-eye camera over all envs (the global view).
+
+    Isaac Lab 3 refuses a single camera outside the env namespace (its cameras must have one
+    instance per env), so there envreel renders the global view itself: one Newton Warp ray
+    tracer over every env of the sim's Newton model, after each recorded step, from the same
+    state as the env cameras (``renderer="newton_warp"``). On Isaac Lab 2.x it is a scene camera
+    at ``/World/<name>`` rendered by RTX (``renderer="isaac_rtx"``).
 
     Either give ``eye`` and ``lookat`` (world frame), or leave both None to auto-frame the env
     origins: ``span = max(x extent, y extent of the origins) + 2 * margin`` (at least
@@ -189,7 +214,7 @@ class GlobalCameraCfg:
     """
 
     name: str = "envreel_global"
-    """Scene entry name and prim name; the camera lives at ``/World/<name>``. Defaults to
+    """Scene entry name (and, on Isaac Lab 2.x, the camera prim ``/World/<name>``). Defaults to
     "envreel_global"."""
 
     eye: tuple[float, float, float] | None = None
@@ -216,6 +241,11 @@ class GlobalCameraCfg:
     """Auto-framing: camera angle above the horizontal plane, degrees in [-90, 90]. Defaults to
     35.0."""
 
+    lookat_height: float = 0.0
+    """Auto-framing: height above the env origins of what the envs show, metres; the camera
+    looks at and fits the origins raised by it (e.g. 2.0 for Isaac Lab's cart-pole, whose rail
+    is 2 m up). Defaults to 0.0."""
+
     fit_to_image: bool = True
     """Auto-framing: move the camera back (never closer) until every env origin, and its margin
     along x and y, projects inside the image; the seed's formula alone cuts off the nearest envs
@@ -239,7 +269,13 @@ class GlobalCameraCfg:
     hundreds of metres away from thousands of envs). Defaults to (0.01, 1.0e6)."""
 
     update_period: float = 0.0
-    """Seconds between camera updates; 0 renders every env step. Defaults to 0.0."""
+    """Seconds between camera updates; 0 renders every env step (Isaac Lab 2.x scene camera
+    only; envreel's Newton view renders every recorded step). Defaults to 0.0."""
+
+    renderer: str = "auto"
+    """"newton_warp": envreel renders the view from the sim's Newton model (Isaac Lab 3;
+    needs Newton physics or a Newton Warp camera); "isaac_rtx": an RTX scene camera (Isaac Lab
+    2.x only); "auto": the first on Isaac Lab 3, the second on 2.x. Defaults to "auto"."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -276,6 +312,7 @@ class GlobalCameraCfg:
             raise ValueError(
                 f"GlobalCameraCfg.elevation_deg must be in [-90, 90], got {self.elevation_deg!r}"
             )
+        self.lookat_height = _real(self.lookat_height, "GlobalCameraCfg.lookat_height")
         self.fit_to_image = _bool(self.fit_to_image, "GlobalCameraCfg.fit_to_image")
         self.width = _positive_int(self.width, "GlobalCameraCfg.width")
         self.height = _positive_int(self.height, "GlobalCameraCfg.height")
@@ -285,3 +322,4 @@ class GlobalCameraCfg:
         )
         self.clipping_range = _clipping(self.clipping_range, "GlobalCameraCfg.clipping_range")
         self.update_period = _non_negative(self.update_period, "GlobalCameraCfg.update_period")
+        self.renderer = _choice(self.renderer, "GlobalCameraCfg.renderer", GLOBAL_RENDERERS)

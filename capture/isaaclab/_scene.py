@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.machinery
 import importlib.metadata
 import math
 import numbers
@@ -32,10 +33,21 @@ ENV_NAMESPACE = "{ENV_REGEX_NS}"
 """Isaac Lab's placeholder for ``/World/envs/env_.*`` in a scene config's prim paths."""
 
 _INSTALL_HINT = (
-    "envreel's Isaac Lab adapter needs Isaac Lab (Python 3.12, an NVIDIA GPU): see "
-    "https://isaac-sim.github.io/IsaacLab/main/source/setup/installation/index.html, e.g. "
-    "`pip install 'isaaclab[isaacsim,all]' --extra-index-url https://pypi.nvidia.com`"
+    "envreel's Isaac Lab adapter needs Isaac Lab: `pip install isaaclab==3.0.0` (Python 3.12; "
+    "runs kit-less on the CPU or a GPU with Newton physics and the Newton Warp renderer), or "
+    "with Isaac Sim for RTX rendering, see "
+    "https://isaac-sim.github.io/IsaacLab/main/source/setup/installation/index.html"
 )
+
+GLOBAL_VIEW_MARKER = "envreel_global_view"
+"""Attribute set on the scene entry that :func:`add_global_camera` adds in Isaac Lab 3 (a
+camera-less ``AssetBaseCfg`` that carries the :class:`GlobalCameraCfg` for ``RecordEnvs``)."""
+
+_RENDERER_CFGS = {
+    "newton_warp": ("isaaclab_newton.renderers", "NewtonWarpRendererCfg"),
+    "isaac_rtx": ("isaaclab_physx.renderers", "IsaacRtxRendererCfg"),
+    "ovrtx": ("isaaclab_ov.renderers", "OVRTXRendererCfg"),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -55,6 +67,77 @@ class _IsaacLab:
     """Major version of Isaac Lab: 3 or 2 (2 also stands for older releases)."""
     quat_order: str
     """Quaternion order of ``OffsetCfg.rot``: "xyzw" (3.x) or "wxyz" (2.x)."""
+
+    def global_view_cfg(self, prim_path: str, cfg: GlobalCameraCfg) -> Any:
+        """A camera-less ``AssetBaseCfg`` scene entry carrying ``cfg`` (Isaac Lab 3)."""
+        return _global_view_cfg_type()(
+            prim_path=prim_path, spawn=None, **{GLOBAL_VIEW_MARKER: dataclasses.asdict(cfg)}
+        )
+
+    def renderer_cfg(self, renderer: str) -> Any:
+        """The Isaac Lab renderer config for an ``EnvCameraCfg.renderer`` value (3.x), or None
+        where the camera keeps Isaac Lab's default (2.x, which has no ``renderer_cfg``)."""
+        if self.major < 3:
+            if renderer not in ("auto", "isaac_rtx"):
+                raise ValueError(
+                    f"renderer={renderer!r} needs Isaac Lab 3; Isaac Lab 2.x cameras render "
+                    "with RTX (renderer='auto' or 'isaac_rtx')"
+                )
+            return None
+        if renderer == "auto":
+            renderer = "isaac_rtx" if kit_available() else "newton_warp"
+        module, name = _RENDERER_CFGS[renderer]
+        try:
+            return getattr(importlib.import_module(module), name)()
+        except (ImportError, AttributeError) as exc:
+            raise ImportError(
+                f"renderer={renderer!r} needs {module}.{name}, which this Isaac Lab install "
+                f"cannot import ({exc}); choose another EnvCameraCfg.renderer"
+            ) from exc
+
+
+_GLOBAL_VIEW_CFG_TYPE: list[type] = []
+
+
+def _global_view_cfg_type() -> type:
+    """``AssetBaseCfg`` with one more field, made once Isaac Lab is importable."""
+    if not _GLOBAL_VIEW_CFG_TYPE:
+        assets = importlib.import_module("isaaclab.assets")
+        configclass = importlib.import_module("isaaclab.utils").configclass
+
+        class EnvreelGlobalViewCfg(assets.AssetBaseCfg):
+            """envreel's global view: rendered by RecordEnvs from the Newton model."""
+
+        EnvreelGlobalViewCfg.__annotations__ = {GLOBAL_VIEW_MARKER: dict}
+        setattr(EnvreelGlobalViewCfg, GLOBAL_VIEW_MARKER, {})
+        _GLOBAL_VIEW_CFG_TYPE.append(configclass(EnvreelGlobalViewCfg))
+    return _GLOBAL_VIEW_CFG_TYPE[0]
+
+
+def global_view_of(entry: Any) -> GlobalCameraCfg | None:
+    """The GlobalCameraCfg carried by a scene entry from :func:`add_global_camera`, or None."""
+    fields = getattr(entry, GLOBAL_VIEW_MARKER, None)
+    if not isinstance(fields, dict) or not fields:
+        return None
+    known = {f.name for f in dataclasses.fields(GlobalCameraCfg)}
+    return GlobalCameraCfg(**{k: v for k, v in fields.items() if k in known})
+
+
+def kit_available() -> bool:
+    """Whether Isaac Sim (Kit) is running or installed: then cameras default to RTX.
+
+    Kit-less installs (``pip install isaaclab``) have no ``isaacsim`` package, or only the
+    namespace portion that the standalone asset importers contribute.
+    """
+    app = importlib.import_module("sys").modules.get("omni.kit.app")
+    if app is not None:
+        try:
+            if app.get_app() is not None:
+                return True
+        except Exception:  # noqa: BLE001 - a half-started Kit is no Kit
+            pass
+    spec = importlib.machinery.PathFinder().find_spec("isaacsim")
+    return spec is not None and spec.origin is not None
 
 
 def _installed_isaaclab_version() -> str | None:
@@ -188,8 +271,11 @@ def _camera_cfg(
     rotation: np.ndarray,
     cfg: EnvCameraCfg | GlobalCameraCfg,
     update_latest_camera_pose: bool,
+    renderer: str = "auto",
 ) -> Any:
     quat = geometry.rotation_to_quat(rotation, order=lab.quat_order)
+    renderer_cfg = lab.renderer_cfg(renderer)
+    extra = {} if renderer_cfg is None else {"renderer_cfg": renderer_cfg}
     return lab.camera_cfg(
         prim_path=prim_path,
         update_period=cfg.update_period,
@@ -207,6 +293,7 @@ def _camera_cfg(
         width=cfg.width,
         height=cfg.height,
         update_latest_camera_pose=update_latest_camera_pose,
+        **extra,
     )
 
 
@@ -332,7 +419,7 @@ def _resolve_global(cfg: GlobalCameraCfg, env_origins: object | None) -> GlobalC
             "(N, 3); pass env_origins= or set eye and lookat"
         )
     framing = geometry.auto_frame(
-        _origins(env_origins),
+        _origins(env_origins) + np.array([0.0, 0.0, cfg.lookat_height]),
         margin=cfg.margin,
         min_span=cfg.min_span,
         distance_scale=cfg.distance_scale,
@@ -391,8 +478,10 @@ def add_env_camera(
     The camera is a ``CameraCfg`` (Isaac Lab 3.x; ``TiledCameraCfg`` on 2.x) at
     ``{ENV_REGEX_NS}/<cfg.name>``, so each env gets its own under ``/World/envs/env_i``. Its
     pose is baked into ``offset`` relative to the env prim, in the OpenGL convention, with the
-    quaternion in the order of the installed Isaac Lab. Training scripts must also enable
-    cameras (``--enable_cameras``).
+    quaternion in the order of the installed Isaac Lab. On Isaac Lab 3 its ``renderer_cfg``
+    follows ``cfg.renderer``: by default the Newton Warp renderer without Isaac Sim (kit-less,
+    started by ``isaaclab.app.launch_simulation``) and RTX with it. The camera renders only when
+    its data is read, so it costs nothing outside ``RecordEnvs``'s recording windows.
 
     Args:
         scene_cfg: The ``InteractiveSceneCfg`` (or an env cfg, whose ``.scene`` is used). It is
@@ -405,14 +494,15 @@ def add_env_camera(
         The camera config used (``cfg``), to hand to the recorder.
 
     Raises:
-        ValueError: If ``cfg.name`` (or its prim path) collides with an existing scene entry.
+        ValueError: If ``cfg.name`` (or its prim path) collides with an existing scene entry,
+            or ``cfg.renderer`` does not exist in the installed Isaac Lab.
         TypeError: If ``scene_cfg`` is not a scene config (or is an already built env).
         ImportError: If Isaac Lab is not installed (with how to install it).
 
     Example:
-        >>> env_cfg = parse_env_cfg("Isaac-Cartpole-v0", num_envs=64)  # doctest: +SKIP
+        >>> env_cfg = parse_env_cfg("Isaac-Cartpole", num_envs=64)  # doctest: +SKIP
         >>> cam = add_env_camera(env_cfg.scene, EnvCameraCfg(width=160))  # doctest: +SKIP
-        >>> env = gym.make("Isaac-Cartpole-v0", cfg=env_cfg)  # doctest: +SKIP
+        >>> env = gym.make("Isaac-Cartpole", cfg=env_cfg)  # doctest: +SKIP
     """
     cfg = EnvCameraCfg() if cfg is None else cfg
     _check_cfg(cfg, EnvCameraCfg)
@@ -428,6 +518,7 @@ def add_env_camera(
         rotation=rotation,
         cfg=cfg,
         update_latest_camera_pose=cfg.update_latest_camera_pose,
+        renderer=cfg.renderer,
     )
     setattr(scene, cfg.name, camera)
     return cfg
@@ -440,15 +531,20 @@ def add_global_camera(
     env_origins: object | None = None,
     quat_order: Literal["xyzw", "wxyz"] | None = None,
 ) -> GlobalCameraCfg:
-    """Adds one bird's-eye camera over all envs to a scene config, before the env is built.
+    """Adds one bird's-eye view over all envs to a scene config, before the env is built.
 
-    The camera is a single ``CameraCfg`` (``TiledCameraCfg`` on 2.x) at ``/World/<cfg.name>``,
-    outside the env namespace, so it needs neither ``env.render()`` nor ``ViewerCfg``.
+    Isaac Lab 3 (``cfg.renderer`` "auto" or "newton_warp"): Isaac Lab 3 cameras must have one
+    instance per env, so the scene gets a camera-less entry ``<cfg.name>`` that carries ``cfg``,
+    and :class:`RecordEnvs` renders the view itself from the sim's Newton model after every
+    recorded step (needs Newton physics or a Newton Warp env camera). Auto-framing then uses the
+    live env origins. Isaac Lab 2.x ("auto" or "isaac_rtx"): a single RTX ``TiledCameraCfg`` at
+    ``/World/<cfg.name>``, outside the env namespace; neither needs ``env.render()`` or
+    ``ViewerCfg``.
 
-    When ``cfg`` is auto-framed, the env origins come from ``env_origins`` if given, else from
-    the scene's ``num_envs`` and ``env_spacing`` laid out as :func:`grid_env_origins` (Isaac Lab's
-    grid). Scenes whose terrain generator places the envs need ``env_origins`` (or an explicit
-    ``eye``/``lookat``).
+    When ``cfg`` is auto-framed, the returned pose comes from ``env_origins`` if given, else
+    from the scene's ``num_envs`` and ``env_spacing`` laid out as :func:`grid_env_origins`
+    (Isaac Lab's grid). A 2.x scene whose terrain generator places the envs needs
+    ``env_origins`` (or an explicit ``eye``/``lookat``).
 
     Args:
         scene_cfg: The ``InteractiveSceneCfg`` (or an env cfg, whose ``.scene`` is used),
@@ -459,12 +555,13 @@ def add_global_camera(
             the installed Isaac Lab.
 
     Returns:
-        A copy of ``cfg`` with ``eye`` and ``lookat`` set to the pose the camera was given, to
-        hand to the recorder.
+        A copy of ``cfg`` with ``eye`` and ``lookat`` set to the pose for the expected env
+        origins (on Isaac Lab 3, RecordEnvs re-frames with the live ones), to hand to the
+        recorder.
 
     Raises:
-        ValueError: If the name collides with a scene entry, or auto-framing has no origins
-            (terrain-generated env origins, no ``env_spacing``).
+        ValueError: If the name collides with a scene entry, the renderer does not exist in the
+            installed Isaac Lab, or auto-framing has no origins.
         TypeError: If ``scene_cfg`` is not a scene config.
         ImportError: If Isaac Lab is not installed.
 
@@ -477,22 +574,40 @@ def add_global_camera(
     scene = _scene_of(scene_cfg)
     prim_path = f"/World/{cfg.name}"
     _check_free(scene, cfg.name, prim_path)
+    lab = _import_isaaclab(quat_order)
+    newton_view = lab.major >= 3 and cfg.renderer in ("auto", "newton_warp")
+    if lab.major >= 3 and cfg.renderer == "isaac_rtx":
+        raise ValueError(
+            "GlobalCameraCfg.renderer='isaac_rtx' needs Isaac Lab 2.x: Isaac Lab 3 cameras must "
+            "have one instance per env (a camera outside the env namespace fails in gym.make); "
+            "use renderer='newton_warp' (envreel renders the view from the Newton model)"
+        )
+    if lab.major < 3 and cfg.renderer == "newton_warp":
+        raise ValueError(
+            "GlobalCameraCfg.renderer='newton_warp' needs Isaac Lab 3 (Newton); on Isaac Lab 2.x "
+            "use renderer='isaac_rtx' or 'auto'"
+        )
     if cfg.auto_framed and env_origins is None:
         terrain = getattr(scene, "terrain", None)
-        if getattr(terrain, "terrain_type", None) == "generator":
+        if getattr(terrain, "terrain_type", None) == "generator" and not newton_view:
             raise ValueError(
                 "the scene's terrain generator places the envs, so their origins are not a grid "
                 "known before the env is built; pass env_origins= or set GlobalCameraCfg eye and "
                 "lookat"
             )
-        if scene.env_spacing is None:
+        if scene.env_spacing is None and not newton_view:
             raise ValueError(
                 "auto-framing needs env origins but the scene config has env_spacing=None; pass "
                 "env_origins= or set GlobalCameraCfg eye and lookat"
             )
-        env_origins = grid_env_origins(scene.num_envs, scene.env_spacing)
-    resolved = _resolve_global(cfg, env_origins)
-    lab = _import_isaaclab(quat_order)
+        if scene.env_spacing is not None:
+            env_origins = grid_env_origins(scene.num_envs, scene.env_spacing)
+    resolved = _resolve_global(cfg, env_origins) if env_origins is not None else cfg
+    if newton_view:
+        # InteractiveScene builds a plain Asset (no prim, no physics view) from the entry;
+        # RecordEnvs finds the GlobalCameraCfg in it.
+        setattr(scene, cfg.name, lab.global_view_cfg(prim_path, cfg))
+        return resolved
     rotation = geometry.look_at_rotation(resolved.eye, resolved.lookat, convention="opengl")
     camera = _camera_cfg(
         lab,

@@ -40,6 +40,7 @@ import numbers
 import os
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,6 @@ from typing import Any
 import numpy as np
 from envreel.schemas import CODECS, geometry
 
-from .._frames import is_torch
 from .._windows import Windows
 from ..recorder import DEFAULT_MAX_QUEUE_BYTES, Recorder, RecorderStats
 from ._cfg import EnvCameraCfg, GlobalCameraCfg, _check_name
@@ -55,10 +55,18 @@ from ._scene import (
     _as_numpy,
     _import_isaaclab,
     _installed_isaaclab_version,
+    _resolve_global,
     camera_intrinsics,
     env_camera_poses,
     global_camera_pose,
+    global_view_of,
 )
+from ._sources import Selection, StepFrames, sensor_rgb, tensor
+from ._views import NewtonViews
+
+_RENDERS_ON_READ = ("newton_warp", "ovrtx")
+"""Isaac Lab 3 renderers that render a camera when its data is read, i.e. after ``step()``
+returned and the envs it reset were reset."""
 
 
 class _PlainWrapper:
@@ -146,8 +154,15 @@ class RecorderCfg:
     returned by ``add_global_camera``. None records the camera named "envreel_global" if the
     scene has one, and no global view otherwise. Defaults to None."""
 
+    envs: Sequence[int] | None = None
+    """The envs to record, by index (e.g. ``range(16)`` of 4,096), in store order; None records
+    all. With a Newton Warp env camera only these envs are rendered (envreel renders them from
+    the Newton model, pixel for pixel what the camera would show); with RTX the camera renders
+    every env and these are kept. The store records their ids. Defaults to None."""
+
     video_length: int | None = None
-    """Steps per recording window; None records every step (one clip). Defaults to None."""
+    """Steps per recording window; None records every step (one clip). Outside the windows no
+    camera is read, so nothing is rendered. Defaults to None."""
 
     video_interval: int | None = None
     """Steps from the start of one window to the next (at least ``video_length``); None with
@@ -236,6 +251,7 @@ class RecorderCfg:
                 "RecorderCfg.env_camera and global_camera name the same camera "
                 f"{_camera_name(self.env_camera)!r}"
             )
+        self.envs = _check_envs(self.envs)
         try:
             Windows(
                 video_length=self.video_length,
@@ -292,6 +308,31 @@ class RecorderCfg:
             raise TypeError(
                 f"RecorderCfg.metadata must be a dict of JSON values, got {_short(self.metadata)}"
             )
+
+
+def _check_envs(envs: Any) -> tuple[int, ...] | None:
+    """``RecorderCfg.envs`` as a tuple of distinct env indices >= 0 (or None)."""
+    if envs is None:
+        return None
+    if hasattr(envs, "tolist") and not isinstance(envs, str):
+        envs = envs.tolist()  # numpy arrays, torch tensors
+    if isinstance(envs, str | bytes) or not hasattr(envs, "__iter__"):
+        raise TypeError(
+            f"RecorderCfg.envs must be None or a sequence of env indices, got {_short(envs)}"
+        )
+    ids = list(envs)
+    bad = [v for v in ids if isinstance(v, bool) or not isinstance(v, numbers.Integral)]
+    if bad:
+        raise TypeError(f"RecorderCfg.envs must hold ints, got {_short(bad[0])} in it")
+    ids = [int(v) for v in ids]
+    if not ids:
+        raise ValueError("RecorderCfg.envs is empty; pass None to record every env")
+    if min(ids) < 0:
+        raise ValueError(f"RecorderCfg.envs must be env indices >= 0, got {min(ids)}")
+    if len(set(ids)) != len(ids):
+        dup = sorted({v for v in ids if ids.count(v) > 1})
+        raise ValueError(f"RecorderCfg.envs lists env(s) {dup[:10]} more than once")
+    return tuple(ids)
 
 
 def _camera_name(camera: EnvCameraCfg | GlobalCameraCfg | str | None) -> str | None:
@@ -366,14 +407,6 @@ def _rank_url(url: str | os.PathLike, rank: int) -> str | Path:
 # ---------------------------------------------------------------------------------------------
 
 
-def _tensor(value: Any) -> Any:
-    """The torch tensor of an Isaac Lab 3.0 ProxyArray; anything else unchanged."""
-    if is_torch(value) or isinstance(value, np.ndarray):
-        return value
-    proxied = getattr(value, "torch", None)
-    return value if proxied is None else proxied
-
-
 def _cameras_in(scene: Any) -> dict[str, Any]:
     sensors = getattr(scene, "sensors", None) or {}
     return {
@@ -400,12 +433,8 @@ def _find_camera(scene: Any, name: str, what: str) -> Any:
     return camera
 
 
-def _rgb(camera: Any) -> Any:
-    return _tensor(camera.data.output["rgb"])
-
-
 def _image_shape(camera: Any, name: str, count: int | None) -> tuple[int, int]:
-    rgb = _rgb(camera)
+    rgb = sensor_rgb(camera)
     shape = tuple(int(d) for d in rgb.shape)
     if len(shape) != 4 or shape[-1] not in (3, 4):
         raise ValueError(
@@ -434,8 +463,8 @@ def _sensor_poses(camera: Any, order: str) -> np.ndarray | None:
     pos, quat = getattr(data, "pos_w", None), getattr(data, "quat_w_opengl", None)
     if pos is None or quat is None:
         return None
-    pos = _as_numpy(_tensor(pos), "pos_w")
-    quat = _as_numpy(_tensor(quat), "quat_w_opengl")
+    pos = _as_numpy(tensor(pos), "pos_w")
+    quat = _as_numpy(tensor(quat), "quat_w_opengl")
     if pos.ndim != 2 or pos.shape[1] != 3 or quat.shape != (pos.shape[0], 4):
         return None
     if not np.all(np.linalg.norm(quat, axis=-1) > 1e-6):
@@ -473,8 +502,8 @@ def _live_poses(camera: Any, order: str) -> Any:
     """(K, 4, 4) camera-to-world float64 on the sensor's device, from ``pos_w`` and
     ``quat_w_opengl``: eight small kernels (one matrix product), no host sync (no index
     tensors, which would be copied from the host)."""
-    pos = _tensor(camera.data.pos_w)
-    quat = _tensor(camera.data.quat_w_opengl)
+    pos = tensor(camera.data.pos_w)
+    quat = tensor(camera.data.quat_w_opengl)
     if isinstance(pos, np.ndarray):
         return geometry.pose_matrix(pos, geometry.quat_to_rotation(quat, order=order))
     import torch
@@ -482,7 +511,7 @@ def _live_poses(camera: Any, order: str) -> Any:
     key = (order, str(pos.device))
     pose_map = _POSE_MAPS.get(key)
     if pose_map is None:
-        pose_map = _POSE_MAPS[key] = torch.as_tensor(
+        pose_map = _POSE_MAPS[key] = torch.astensor(
             _pose_map(order), dtype=torch.float64, device=pos.device
         )
     q = quat.double()
@@ -495,7 +524,7 @@ def _live_poses(camera: Any, order: str) -> Any:
 def _intrinsics(camera: Any, cfg: EnvCameraCfg | GlobalCameraCfg | None) -> np.ndarray | None:
     k = getattr(camera.data, "intrinsic_matrices", None)
     if k is not None:
-        k = _as_numpy(_tensor(k), "intrinsic_matrices")
+        k = _as_numpy(tensor(k), "intrinsic_matrices")
         if k.ndim == 3 and k.shape[1:] == (3, 3) and np.all(np.isfinite(k)) and k[:, 0, 0].all():
             return k
     return None if cfg is None else camera_intrinsics(cfg)
@@ -544,6 +573,100 @@ def _num_rerenders(unwrapped: Any) -> int:
     if n is None:  # Isaac Lab < 2.1: a bool
         n = 1 if getattr(cfg, "rerender_on_reset", False) else 0
     return int(n)
+
+
+def _far(camera: Any) -> float:
+    """Far clipping distance of a camera sensor's spawn config, metres (Newton's ray length)."""
+    clipping = getattr(getattr(getattr(camera, "cfg", None), "spawn", None), "clipping_range", None)
+    return float(clipping[1]) if clipping is not None else 1.0e6
+
+
+def _version_or_none() -> str | None:
+    try:
+        return _installed_isaaclab_version()
+    except ImportError:
+        return None
+
+
+def _global_views_in(scene: Any) -> dict[str, GlobalCameraCfg]:
+    """Global views added by ``add_global_camera`` on Isaac Lab 3: name -> config."""
+    entries = getattr(getattr(scene, "cfg", None), "__dict__", {})
+    views = {}
+    for name, entry in entries.items():
+        view = global_view_of(entry)
+        if view is not None:
+            views[name] = view
+    return views
+
+
+@dataclass(frozen=True)
+class _GlobalPlan:
+    """How the global view is made: not at all, by a scene camera (Isaac Lab 2.x) or by
+    envreel's Newton global view (Isaac Lab 3)."""
+
+    name: str | None = None
+    camera: Any = None
+    newton: bool = False
+    pose: np.ndarray | None = None
+    intrinsics: np.ndarray | None = None
+    shape: tuple[int, int] | None = None
+    far: float = 1.0e6
+
+    @classmethod
+    def make(
+        cls,
+        wanted: GlobalCameraCfg | str | None,
+        scene: Any,
+        origins: np.ndarray,
+        major: int,
+        order: str,
+    ) -> _GlobalPlan:
+        carried = _global_views_in(scene)
+        sensors = _cameras_in(scene)
+        if wanted is None:
+            if DEFAULT_GLOBAL_CAMERA in carried:
+                wanted = carried[DEFAULT_GLOBAL_CAMERA]
+            elif DEFAULT_GLOBAL_CAMERA in sensors:
+                wanted = DEFAULT_GLOBAL_CAMERA
+            else:
+                return cls()
+        if isinstance(wanted, str) and wanted in carried:
+            wanted = carried[wanted]
+        if isinstance(wanted, GlobalCameraCfg) and major >= 3:
+            if wanted.renderer == "isaac_rtx":
+                raise ValueError(
+                    "GlobalCameraCfg.renderer='isaac_rtx' needs Isaac Lab 2.x: Isaac Lab 3 has no "
+                    "single camera outside the env namespace; use renderer='newton_warp'"
+                )
+            resolved = _resolve_global(wanted, origins)  # framed on the live env origins
+            return cls(
+                name=wanted.name,
+                newton=True,
+                pose=geometry.look_at_pose(resolved.eye, resolved.lookat, convention="opengl"),
+                intrinsics=camera_intrinsics(resolved),
+                shape=(resolved.height, resolved.width),
+                far=float(resolved.clipping_range[1]),
+            )
+        name = _camera_name(wanted)
+        cfg = wanted if isinstance(wanted, GlobalCameraCfg) else None
+        camera = _find_camera(scene, name, "global view")
+        shape = _image_shape(camera, name, None)
+        pose = None
+        if not _live_pose(camera):
+            if cfg is not None:
+                pose = global_camera_pose(cfg, env_origins=origins)[None]
+                pose = _checked_poses(pose, camera, order, name)[0]
+            else:
+                sensed = _sensor_poses(camera, order)
+                pose = None if sensed is None else sensed[0]
+        k = _intrinsics(camera, cfg)
+        return cls(
+            name=name,
+            camera=camera,
+            pose=pose,
+            intrinsics=None if k is None else k.reshape(-1, 3, 3)[0],
+            shape=shape,
+        )
 
 
 def _auto_block_frames(frame_bytes: int, max_queue_bytes: int) -> int:
@@ -633,121 +756,114 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
         cfg, u = self.recorder_cfg, self._u
         n = int(u.num_envs)
         scene = u.scene
+        if cfg.envs is not None and max(cfg.envs) >= n:
+            raise ValueError(
+                f"RecorderCfg.envs lists env {max(cfg.envs)}, but the env has {n} envs "
+                f"(indices 0..{n - 1})"
+            )
+        select = Selection(cfg.envs, n)
         env_cfg = cfg.env_camera if isinstance(cfg.env_camera, EnvCameraCfg) else None
         env_name = _camera_name(cfg.env_camera)
         camera = _find_camera(scene, env_name, "per-env view")
         env_shape = _image_shape(camera, env_name, n)
-
-        global_name = _camera_name(cfg.global_camera)
-        global_cfg = cfg.global_camera if isinstance(cfg.global_camera, GlobalCameraCfg) else None
-        if global_name is None and DEFAULT_GLOBAL_CAMERA in _cameras_in(scene):
-            global_name = DEFAULT_GLOBAL_CAMERA
-        gcamera = None
-        global_shape = None
-        if global_name is not None:
-            gcamera = _find_camera(scene, global_name, "global view")
-            global_shape = _image_shape(gcamera, global_name, None)
-
-        if cfg.quat_order is not None:
-            order, major = cfg.quat_order, 3 if cfg.quat_order == "xyzw" else 2
-        else:
-            try:
-                lab = _import_isaaclab()
-            except ImportError as exc:
-                raise ImportError(
-                    f"{exc}\nRecordEnvs asks Isaac Lab for the order of its camera quaternions; "
-                    "without it, set RecorderCfg(quat_order='xyzw') (3.x) or 'wxyz' (2.x)"
-                ) from exc
-            order, major = lab.quat_order, lab.major
-        try:
-            version = _installed_isaaclab_version()
-        except ImportError:
-            version = None
-
-        origins = _as_numpy(_tensor(scene.env_origins), "env.unwrapped.scene.env_origins")
+        order, major = self._lab_conventions()
+        origins = _as_numpy(tensor(scene.env_origins), "env.unwrapped.scene.env_origins")
         if origins.shape != (n, 3):
             raise ValueError(
                 f"env.unwrapped.scene.env_origins must have shape ({n}, 3), got {origins.shape}"
             )
-
-        self._env_camera, self._global_camera = camera, gcamera
-        self._order = order
-        self._env_live = _live_pose(camera) or bool(env_cfg and env_cfg.update_latest_camera_pose)
-        self._global_live = gcamera is not None and _live_pose(gcamera)
+        renderer = _renderer(camera, major)
+        live = _live_pose(camera) or bool(env_cfg and env_cfg.update_latest_camera_pose)
         env_poses = None
-        if not self._env_live:
+        if not live:
             if env_cfg is not None:
                 env_poses = _checked_poses(
                     env_camera_poses(origins, env_cfg), camera, order, env_name
                 )
             else:
                 env_poses = _sensor_poses(camera, order)
-        global_pose = None
-        if gcamera is not None and not self._global_live:
-            if global_cfg is not None:
-                pose = global_camera_pose(global_cfg, env_origins=origins)[None]
-                global_pose = _checked_poses(pose, gcamera, order, global_name)[0]
-            else:
-                sensed = _sensor_poses(gcamera, order)
-                global_pose = None if sensed is None else sensed[0]
         env_k = _intrinsics(camera, env_cfg)
-        global_k = None
-        if gcamera is not None:
-            k = _intrinsics(gcamera, global_cfg)
-            global_k = None if k is None else k.reshape(-1, 3, 3)[0]
+        glob = _GlobalPlan.make(cfg.global_camera, scene, origins, major, order)
 
+        # Envreel renders the recorded envs itself where that renders fewer envs than the camera
+        # would: a subset, a Newton Warp camera, static poses.
+        newton_env = (
+            select.env_ids is not None
+            and major >= 3
+            and renderer == "newton_warp"
+            and env_poses is not None
+            and env_k is not None
+        )
+        views = env_view = global_view = None
+        if newton_env or glob.newton:
+            views = NewtonViews(getattr(getattr(camera, "cfg", None), "renderer_cfg", None))
+        if newton_env:
+            ids = np.asarray(select.env_ids)
+            env_view = views.env_view(
+                ids, env_poses[ids], env_k.reshape(-1, 3, 3)[ids[0]], env_shape, _far(camera)
+            )
+        if glob.newton:
+            global_view = views.global_view(glob.pose, glob.intrinsics, glob.shape, glob.far)
+        self._frames = StepFrames(
+            env_camera=camera,
+            select=select,
+            views=views,
+            env_view=env_view,
+            global_camera=glob.camera,
+            global_view=global_view,
+        )
+        self._select = select
+        self._env_camera, self._global_camera = camera, glob.camera
+        self._order = order
+        self._env_live = live
+        self._global_live = glob.camera is not None and _live_pose(glob.camera)
         rerenders = _num_rerenders(u)
-        self._stale_on_reset = rerenders == 0
-        h, w = env_shape
-        frame_bytes = n * h * w * 3 + (global_shape[0] * global_shape[1] * 3 if global_shape else 0)
-        block_frames = cfg.block_frames
-        if block_frames is None:
-            block_frames = _auto_block_frames(frame_bytes, cfg.max_queue_bytes)
-            if block_frames < 8:
-                warnings.warn(
-                    f"envreel: one step of {n} envs × {h}×{w} frames is {frame_bytes / 1e6:.1f} "
-                    f"MB, so max_queue_bytes={cfg.max_queue_bytes} fits blocks of only "
-                    f"{block_frames} frame(s), which compress worse: raise "
-                    "RecorderCfg.max_queue_bytes or lower the camera resolution",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-        spec = getattr(self.env, "spec", None)
+        # Which frames show the scene before the resets done inside step(): RTX renders in the
+        # physics loop, before them, unless asked to re-render; Newton Warp and OVRTX render
+        # when the data is read, after step() returned, and so do envreel's Newton views.
+        self._stale_on_reset = not (
+            newton_env or rerenders > 0 or (major >= 3 and renderer in _RENDERS_ON_READ)
+        )
         source = {
             "simulator": "isaaclab",
-            "isaaclab": version,
-            "renderer": _renderer(camera, major),
-            "task": getattr(spec, "id", None),
+            "isaaclab": _version_or_none(),
+            "renderer": "envreel_newton_views" if newton_env else renderer,
+            "task": getattr(getattr(self.env, "spec", None), "id", None),
             "env_class": type(u).__name__,
             "env_camera": env_name,
-            "global_camera": global_name,
+            "env_camera_renderer": renderer,
+            "global_camera": glob.name,
+            "global_renderer": "envreel_newton_views" if glob.newton else glob.name and renderer,
             "num_rerenders_on_reset": rerenders,
+            "lazy_sensor_update": getattr(getattr(scene, "cfg", None), "lazy_sensor_update", None),
             "device": str(getattr(u, "device", "")),
             "local_rank": ranks.local_rank,
             "adapter": "envreel.capture.isaaclab.RecordEnvs",
         }
+        k = select.count
         self._recorder = Recorder(
             url,
-            num_envs=n,
+            num_envs=k,
+            **({} if select.env_ids is None else {"env_ids": select.env_ids}),
             fps=cfg.fps,
             step_dt=float(u.step_dt),
             env_frame_shape=env_shape,
-            global_frame_shape=global_shape,
-            env_origins=origins,
-            env_camera_poses=env_poses,
-            env_intrinsics=env_k,
-            global_camera_pose=global_pose,
-            global_intrinsics=global_k,
+            global_frame_shape=glob.shape,
+            env_origins=select(origins),
+            env_camera_poses=select(env_poses),
+            env_intrinsics=select(env_k) if env_k is not None and len(env_k) == n else env_k,
+            global_camera_pose=glob.pose if not self._global_live else None,
+            global_intrinsics=glob.intrinsics,
             source=source,
             metadata=dict(cfg.metadata),
             rank=ranks.rank,
             world_size=ranks.world_size,
             env_id_offset=ranks.rank * n,
             quat_order=order,
-            env_pose_per_frame=self._env_live,
+            env_pose_per_frame=live,
             global_pose_per_frame=self._global_live,
             codec=cfg.codec,
-            block_frames=int(block_frames),
+            block_frames=self._block_frames(k, env_shape, glob.shape),
             max_queue_bytes=int(cfg.max_queue_bytes),
             on_full=cfg.on_full,
             on_error=cfg.on_error,
@@ -758,6 +874,40 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
             frame_stride=cfg.frame_stride,
             overwrite=cfg.overwrite,
         )
+
+    def _lab_conventions(self) -> tuple[str, int]:
+        """(quaternion order of the camera sensors, Isaac Lab major version)."""
+        cfg = self.recorder_cfg
+        if cfg.quat_order is not None:
+            return cfg.quat_order, 3 if cfg.quat_order == "xyzw" else 2
+        try:
+            lab = _import_isaaclab()
+        except ImportError as exc:
+            raise ImportError(
+                f"{exc}\nRecordEnvs asks Isaac Lab for the order of its camera quaternions; "
+                "without it, set RecorderCfg(quat_order='xyzw') (3.x) or 'wxyz' (2.x)"
+            ) from exc
+        return lab.quat_order, lab.major
+
+    def _block_frames(
+        self, k: int, env_shape: tuple[int, int], global_shape: tuple[int, int] | None
+    ) -> int:
+        cfg = self.recorder_cfg
+        if cfg.block_frames is not None:
+            return int(cfg.block_frames)
+        h, w = env_shape
+        frame_bytes = k * h * w * 3 + (global_shape[0] * global_shape[1] * 3 if global_shape else 0)
+        block_frames = _auto_block_frames(frame_bytes, cfg.max_queue_bytes)
+        if block_frames < 8:
+            warnings.warn(
+                f"envreel: one step of {k} envs × {h}×{w} frames is {frame_bytes / 1e6:.1f} "
+                f"MB, so max_queue_bytes={cfg.max_queue_bytes} fits blocks of only "
+                f"{block_frames} frame(s), which compress worse: raise "
+                "RecorderCfg.max_queue_bytes, record fewer envs or lower the camera resolution",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return block_frames
 
     # -- public --------------------------------------------------------------------------------
 
@@ -798,17 +948,20 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
         result = self.env.reset(seed=seed, options=options, **kwargs)
         if self.is_recording and self.recorder_cfg.record_reset:
             step = int(self._u.common_step_counter)
-            if self._last_step is None or step > self._last_step:
-                n = int(self._u.num_envs)
+            if (self._last_step is None or step > self._last_step) and self._recorder.wants(step):
+                n = self._select.count
                 self._capture(
                     step,
                     stale=np.ones(n, bool) if self._stale_on_reset else None,
-                    episode_step=_tensor(self._u.episode_length_buf),
+                    episode_step=self._select(tensor(self._u.episode_length_buf)),
                 )
         return result
 
     def step(self, action: Any):
         """Steps the env and records the frame it rendered.
+
+        Outside the recording windows no camera is read (nothing renders); only the done flags
+        are counted, for the episode indices.
 
         Args:
             action: Actions, (N, action_dim) on the env's device.
@@ -819,12 +972,12 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
         """
         if not self.is_recording:
             return self.env.step(action)
-        u = self._u
+        u, select = self._u, self._select
         rendered_step = None
         if self._stale_on_reset:
-            # Cameras render after ``episode_length_buf += 1`` and before resets, so every frame
+            # RTX renders after ``episode_length_buf += 1`` and before resets, so every frame
             # (a reset env's stale one too) shows episode step ``length before the step + 1``.
-            rendered_step = _tensor(u.episode_length_buf) + 1
+            rendered_step = select(tensor(u.episode_length_buf)) + 1
         result = self.env.step(action)
         _, reward, terminated, truncated, _ = result
         step = int(u.common_step_counter)
@@ -836,15 +989,19 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
                 stacklevel=2,
             )
             return result
-        terminated, truncated = _tensor(terminated), _tensor(truncated)
+        terminated, truncated = select(tensor(terminated)), select(tensor(truncated))
+        if not self._recorder.wants(step):
+            self._last_step = step
+            self._recorder.capture(None, step=step, terminated=terminated, truncated=truncated)
+            return result
         stale = None
-        episode_step = _tensor(u.episode_length_buf)  # re-rendered after resets: as it is now
+        episode_step = select(tensor(u.episode_length_buf))  # rendered after resets: as now
         if rendered_step is not None:
             stale = terminated | truncated
             episode_step = rendered_step
         self._capture(
             step,
-            reward=_tensor(reward),
+            reward=select(tensor(reward)),
             terminated=terminated,
             truncated=truncated,
             stale=stale,
@@ -863,11 +1020,10 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
     # -- internals -----------------------------------------------------------------------------
 
     def _capture(self, step: int, **values: Any) -> None:
-        env_rgb = _rgb(self._env_camera)
-        global_rgb = None if self._global_camera is None else _rgb(self._global_camera)[0]
+        env_rgb, global_rgb = self._frames.read()
         extra: dict[str, Any] = {}
         if self._env_live:
-            extra["env_camera_poses"] = _live_poses(self._env_camera, self._order)
+            extra["env_camera_poses"] = self._select(_live_poses(self._env_camera, self._order))
         if self._global_live:
             extra["global_camera_pose"] = _live_poses(self._global_camera, self._order)[0]
         self._last_step = step

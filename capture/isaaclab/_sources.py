@@ -1,0 +1,99 @@
+"""Where ``RecordEnvs`` gets each recorded step's pixels: Isaac Lab camera sensors, or envreel's
+own Newton views (see ``_views``). Reading either renders; nothing renders between recorded
+steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._frames import is_torch
+from ._views import NewtonViews
+
+
+def tensor(value: Any) -> Any:
+    """The torch tensor of an Isaac Lab 3.0 ProxyArray; anything else unchanged."""
+    if is_torch(value) or isinstance(value, np.ndarray):
+        return value
+    proxied = getattr(value, "torch", None)
+    return value if proxied is None else proxied
+
+
+def sensor_rgb(camera: Any) -> Any:
+    """A camera sensor's ``rgb`` output; reading ``data`` renders outdated cameras."""
+    return tensor(camera.data.output["rgb"])
+
+
+class Selection:
+    """The recorded envs of a run: all of them, or an index into the env axis.
+
+    Args:
+        env_ids: the recorded envs, in store order, or None for all ``num_envs``.
+        num_envs: the env's number of envs.
+    """
+
+    def __init__(self, env_ids: tuple[int, ...] | None, num_envs: int) -> None:
+        self.env_ids = env_ids
+        self.count = num_envs if env_ids is None else len(env_ids)
+        self._host = None if env_ids is None else np.asarray(env_ids, np.int64)
+        self._device: dict[str, Any] = {}
+
+    def __call__(self, value: Any) -> Any:
+        """``value[env_ids]`` along the first axis (one gather on the value's device)."""
+        if self._host is None or value is None:
+            return value
+        if is_torch(value):
+            key = str(value.device)
+            index = self._device.get(key)
+            if index is None:
+                import torch
+
+                index = self._device[key] = torch.as_tensor(self._host, device=value.device)
+            return value.index_select(0, index)
+        return np.asarray(value)[self._host]
+
+
+class StepFrames:
+    """Reads one recorded step's env frames (and the global frame): from sensors, from Newton
+    views, or both (one transform sync for all Newton views of the step).
+
+    Args:
+        env_camera: the per-env camera sensor, read when ``env_view`` is None.
+        select: the recorded envs, applied to the sensor's frames.
+        views: the Newton views, when any view below is one.
+        env_view: a Newton view of the recorded envs, or None.
+        global_camera: a global scene camera sensor (Isaac Lab 2.x), or None.
+        global_view: a Newton global view, or None.
+    """
+
+    def __init__(
+        self,
+        *,
+        env_camera: Any,
+        select: Selection,
+        views: NewtonViews | None = None,
+        env_view: Any = None,
+        global_camera: Any = None,
+        global_view: Any = None,
+    ) -> None:
+        self._env_camera = env_camera
+        self._select = select
+        self._views = views
+        self._env_view = env_view
+        self._global_camera = global_camera
+        self._global_view = global_view
+        self._newton = [v for v in (env_view, global_view) if v is not None]
+        self.has_global = global_camera is not None or global_view is not None
+
+    def read(self) -> tuple[Any, Any]:
+        """(env frames (K, H, W, 3 or 4) uint8, global frame (Hg, Wg, 3 or 4) or None)."""
+        rendered = self._views.render(self._newton) if self._newton else []
+        it = iter(rendered)
+        env = next(it) if self._env_view is not None else self._select(sensor_rgb(self._env_camera))
+        glob = None
+        if self._global_view is not None:
+            glob = next(it)[0]
+        elif self._global_camera is not None:
+            glob = sensor_rgb(self._global_camera)[0]
+        return env, glob
