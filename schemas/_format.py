@@ -10,8 +10,12 @@ import re
 from dataclasses import dataclass
 
 FORMAT_NAME = "envreel.run"
-FORMAT_VERSION = (1, 0)
-"""(major, minor). A reader accepts any minor of its major and refuses a newer major."""
+FORMAT_VERSION = (1, 1)
+"""(major, minor). A reader accepts any minor of its major and refuses a newer major.
+
+1.1 added ``spec.env_ids`` (the simulator's env index of each stored env); 1.0 stores, which
+have none, read as env ids ``0..N-1``.
+"""
 
 ATTR_KEY = "envreel"
 """Root-group attribute holding the static description of the run (written once)."""
@@ -47,6 +51,8 @@ NUMERIC_DTYPES = frozenset(
 # above what a real run needs (10^8 frames is 38 days at 30 fps).
 MAX_FRAMES = 100_000_000
 MAX_ENVS = 1 << 20
+MAX_ENV_ID = (1 << 31) - 1
+"""Largest global env id (``env_id_offset + env_ids[i]``): fits an int32 and any real sim."""
 MAX_IMAGE_SIDE = 16384
 MAX_BLOCK_FRAMES = 4096
 MAX_BLOCK_BYTES = 4 << 30

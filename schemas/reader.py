@@ -72,6 +72,18 @@ class Cameras:
     convention: str = F.CAMERA_CONVENTION
 
 
+def _compact_ids(ids: Sequence[int]) -> str:
+    """Ids as runs of consecutive ids, ``"0-15"`` or ``"0,256,512,768"`` (the ``--envs`` form)."""
+    parts, i = [], 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        parts.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
 def _runs(ids: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
     """Split env ids into runs of consecutive ids: (first, stop, positions in the request)."""
     order = np.argsort(ids, kind="stable")
@@ -154,6 +166,7 @@ class Run:
         self._verified: set[tuple[str, tuple[int, ...]]] = set()
         self._docs: dict[str, Any] = {}
         self._readers: dict[str, ChunkReader | None] = {}
+        self._global_ids: tuple[int, ...] | None = None
         # the layout's array table, built once: _per_frame runs on every read
         self._layout = expected_arrays(spec)
 
@@ -220,6 +233,19 @@ class Run:
     @property
     def env_id_offset(self) -> int:
         return self.spec.env_id_offset
+
+    @property
+    def env_ids(self) -> tuple[int, ...]:
+        """Global env id of each stored env, (N,) ints: ``env_id_offset + spec.env_ids[i]``
+        (``env_id_offset + i`` for stores of envs 0..N-1, and for format 1.0 stores).
+
+        Reads (``env_frames``, ``scalar``) take stored env indices 0..N-1; renderers show and
+        select envs by these ids.
+        """
+        if self._global_ids is None:
+            local = self.spec.env_ids if self.spec.env_ids is not None else range(self.num_envs)
+            self._global_ids = tuple(self.spec.env_id_offset + i for i in local)
+        return self._global_ids
 
     # ---- commit state ---------------------------------------------------------------------------
     @property
@@ -317,9 +343,12 @@ class Run:
             raise TypeError(f"env_ids must be a sequence of ints, got {env_ids!r}")
         bad = ids[(ids < 0) | (ids >= self.num_envs)]
         if bad.size:
+            hint = ""
+            if self.env_ids != tuple(range(self.num_envs)):
+                hint = " (stored env indices; the global ids of those envs are Run.env_ids)"
             raise ValueError(
                 f"env ids {bad[:8].tolist()} are out of range: this run has envs "
-                f"0..{self.num_envs - 1}"
+                f"0..{self.num_envs - 1}{hint}"
             )
         return ids.astype(np.int64)
 
@@ -425,7 +454,9 @@ class Run:
         """Frames of some envs over a frame range.
 
         Args:
-            env_ids: envs in the order wanted (duplicates allowed). Defaults to all.
+            env_ids: stored env indices 0..N-1 in the order wanted (duplicates allowed); not
+                the global ids of ``Run.env_ids``, whose position gives the index. Defaults to
+                all.
             start, stop: frame range, stop exclusive. Defaults to all committed frames.
             stride: take every stride-th frame. Defaults to 1.
             out: a (t, len(env_ids), H, W, 3) uint8 array to read into (reused by streaming
@@ -540,6 +571,9 @@ class Run:
         Args:
             name: "reward", "terminated", "truncated", "episode", "episode_step", "stale", or a
                 user scalar name (``scalar_names``).
+            start, stop: frame range, stop exclusive. Defaults to all committed frames.
+            env_ids: stored env indices 0..N-1, as for ``env_frames``. Defaults to all.
+            stride: take every stride-th frame. Defaults to 1.
         """
         if name in ENV_SCALARS:
             path = f"env/{name}"
@@ -665,6 +699,7 @@ class Run:
             "rank": self.rank,
             "world_size": self.world_size,
             "env_id_offset": self.env_id_offset,
+            "env_ids": _compact_ids(self.env_ids),
             "source": self.source,
             "metadata": self.metadata,
         }

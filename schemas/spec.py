@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -38,6 +38,44 @@ def _shape2(name: str, value: Any) -> tuple[int, int]:
         _positive_int(f"{name}[0] (height)", h, limit=F.MAX_IMAGE_SIDE),
         _positive_int(f"{name}[1] (width)", w, limit=F.MAX_IMAGE_SIDE),
     )
+
+
+def _short(ids: Any, limit: int = 8) -> str:
+    """``ids`` for an error message: at most ``limit`` items, then how many there are."""
+    items = list(ids)
+    if len(items) <= limit:
+        return repr(items)
+    return f"[{', '.join(map(repr, items[:limit]))}, ...] ({len(items)} items)"
+
+
+def _env_ids(value: Any, num_envs: int) -> tuple[int, ...] | None:
+    """Check ``env_ids`` against ``num_envs``; a tuple of ints, or None."""
+    if value is None:
+        return None
+    if hasattr(value, "tolist") and not isinstance(value, Sequence):
+        value = value.tolist()  # numpy arrays and torch tensors, without importing torch
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise TypeError(
+            f"env_ids must be a sequence of ints (the simulator's index of each stored env) "
+            f"or None, got {value!r} ({type(value).__name__})"
+        )
+    if len(value) != num_envs:
+        raise ValueError(
+            f"env_ids must hold one id per stored env (num_envs={num_envs}), got {len(value)}: "
+            f"{_short(value)}"
+        )
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, int | _np_int()):
+            raise TypeError(f"env_ids[{i}] must be an int, got {v!r} ({type(v).__name__})")
+    ids = tuple(int(v) for v in value)
+    for i, v in enumerate(ids):
+        if not 0 <= v <= F.MAX_ENV_ID:
+            raise ValueError(f"env_ids[{i}] is {v}; env ids must be between 0 and {F.MAX_ENV_ID}")
+    if len(set(ids)) != len(ids):
+        seen: set[int] = set()
+        dup = next(v for v in ids if v in seen or seen.add(v))
+        raise ValueError(f"env_ids lists env {dup} more than once: {_short(ids)}")
+    return ids
 
 
 def _json_bounded(name: str, value: Any, *, limit: int = 1 << 20) -> dict:
@@ -84,6 +122,9 @@ class RunSpec:
         rank: this process's rank in a multi-GPU run. Defaults to 0.
         world_size: number of ranks. Defaults to 1.
         env_id_offset: global id of local env 0 (rank × N under torchrun). Defaults to 0.
+        env_ids: the simulator's env index of each stored env, (N,) unique non-negative ints,
+            e.g. (0, 256, 512, 768) for 4 envs recorded of 1,024; the global id of stored env i
+            is ``env_id_offset + env_ids[i]``. Defaults to None, meaning 0..N-1.
         source: free-form description of the producer (simulator, versions, renderer).
             Defaults to {}.
         metadata: free-form user metadata (JSON values). Defaults to {}.
@@ -105,6 +146,7 @@ class RunSpec:
     rank: int = 0
     world_size: int = 1
     env_id_offset: int = 0
+    env_ids: tuple[int, ...] | None = None
     source: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
 
@@ -169,6 +211,13 @@ class RunSpec:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {v!r}")
+        set_(self, "env_ids", _env_ids(self.env_ids, self.num_envs))
+        top = self.num_envs - 1 if self.env_ids is None else max(self.env_ids)
+        if self.env_id_offset + top > F.MAX_ENV_ID:
+            raise ValueError(
+                f"env_id_offset {self.env_id_offset} + env id {top} gives global env id "
+                f"{self.env_id_offset + top}; global env ids must be at most {F.MAX_ENV_ID}"
+            )
         set_(self, "world_size", _positive_int("world_size", self.world_size, limit=1 << 16))
         if self.rank >= self.world_size:
             raise ValueError(f"rank {self.rank} must be below world_size {self.world_size}")
@@ -191,6 +240,10 @@ class RunSpec:
         if self.global_frame_shape is not None:
             d["global_frame_shape"] = list(self.global_frame_shape)
         d["scalar_names"] = list(self.scalar_names)
+        if self.env_ids is None:
+            del d["env_ids"]  # a store of envs 0..N-1 reads the same in format 1.0
+        else:
+            d["env_ids"] = list(self.env_ids)
         return d
 
     @classmethod
@@ -204,7 +257,7 @@ class RunSpec:
             raise TypeError(f"a run spec must be a dict, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in known}
-        for k in ("env_frame_shape", "global_frame_shape", "scalar_names"):
+        for k in ("env_frame_shape", "global_frame_shape", "scalar_names", "env_ids"):
             if isinstance(kwargs.get(k), list):
                 kwargs[k] = tuple(kwargs[k])
         try:

@@ -13,6 +13,7 @@ from ._inspect import (
     check_array_doc,
     check_root,
     expected_arrays,
+    parse_version,
 )
 from ._store import StoreLike, open_store, read_json
 from .errors import CorruptChunkError, StoreFormatError
@@ -44,10 +45,11 @@ def validate(
 ) -> list[Problem]:
     """Check a store against the format. An empty list means it is valid.
 
-    Checks: format name and version (a newer major is reported, not read); the spec; the commit
-    record (counters, clips inside the committed frames); every expected array is present with
-    the dtype, shape and standard codecs the layout gives, holding at least the committed frames;
-    no unexpected arrays or groups; with ``check_data``, every committed chunk decodes (checksums
+    Checks: format name and version (a newer major is reported, not read); the spec (env ids
+    one per env, unique, non-negative, and only in format 1.1 or later); the commit record
+    (counters, clips inside the committed frames); every expected array is present with the
+    dtype, shape and standard codecs the layout gives, holding at least the committed frames; no
+    unexpected arrays or groups; with ``check_data``, every committed chunk decodes (checksums
     included) and the clip column agrees with the clip table.
 
     Args:
@@ -63,10 +65,20 @@ def validate(
     """
     try:
         store = open_store(url, read_only=True, storage_options=storage_options)
-        _, spec, state = check_root(read_json(store, "zarr.json"))
+        static, spec, state = check_root(read_json(store, "zarr.json"))
     except StoreFormatError as exc:
         return [Problem("zarr.json", str(exc))]
     problems: list[Problem] = []
+    # kept apart: a version mismatch does not stop the data checks below
+    spec_problems: list[Problem] = []
+    if spec.env_ids is not None and parse_version(static["version"]) < (1, 1):
+        spec_problems.append(
+            Problem(
+                f"attributes.{F.ATTR_KEY}.spec.env_ids",
+                f"env ids are recorded, but the store says format {static['version']}; they "
+                "need format 1.1 (a 1.0 reader would show the envs as 0..N-1)",
+            )
+        )
     n = int(state["num_frames"])
     expected = expected_arrays(spec)
     docs = array_docs(store, spec)
@@ -91,7 +103,7 @@ def validate(
             problems.append(Problem(node, "unexpected node: not part of the envreel layout"))
     if check_data and not problems:
         problems += _check_data(url, store, spec, state, present)
-    return problems
+    return spec_problems + problems
 
 
 def _add(problems: list[Problem], exc: StoreFormatError) -> None:

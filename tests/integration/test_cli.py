@@ -51,7 +51,7 @@ def test_info_text_and_json(store):
     assert "4 (frames 12×16)" in res.output and "21 at 30 fps" in res.output
     res = runner.invoke(main, ["info", str(store), "--json"])
     facts = json.loads(res.output)
-    assert facts["num_envs"] == 4 and facts["num_frames"] == 21 and facts["format_version"] == "1.0"
+    assert facts["num_envs"] == 4 and facts["num_frames"] == 21 and facts["format_version"] == "1.1"
 
 
 def test_validate_ok_and_broken(store):
