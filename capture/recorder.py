@@ -166,6 +166,9 @@ class Recorder:
         rank: this process's rank under multi-GPU training. Defaults to 0.
         world_size: number of ranks. Defaults to 1.
         env_id_offset: global id of local env 0 (rank × N). Defaults to 0.
+        env_ids: the simulator's env index of each recorded env, (N,) unique ints (a
+            sequence, numpy or torch), when the frames are a subset of the sim's envs; the
+            global id of env i is ``env_id_offset + env_ids[i]``. Defaults to None (0..N-1).
         quat_order: quaternion order of the source ("xyzw" Isaac Lab 3, "wxyz" 2.x), recorded
             for reference. Defaults to "xyzw".
         env_pose_per_frame: per-env camera poses are passed to every ``capture()``.
@@ -236,6 +239,7 @@ class Recorder:
         rank: int = 0,
         world_size: int = 1,
         env_id_offset: int = 0,
+        env_ids: Any = None,
         quat_order: str = "xyzw",
         env_pose_per_frame: bool = False,
         global_pose_per_frame: bool = False,
@@ -294,6 +298,7 @@ class Recorder:
             rank=rank,
             world_size=world_size,
             env_id_offset=env_id_offset,
+            env_ids=env_ids,
             source={} if source is None else source,
             metadata={} if metadata is None else metadata,
         )

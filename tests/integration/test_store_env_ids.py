@@ -101,3 +101,25 @@ def test_env_ids_in_a_store_marked_1_0_are_reported(tmp_path):
     problems = validate(url)
     assert [p.where for p in problems] == ["attributes.envreel.spec.env_ids"]
     assert "format 1.0" in problems[0].message and "need format 1.1" in problems[0].message
+
+
+def test_recorder_records_env_ids(tmp_path):
+    from envreel.capture import Recorder
+
+    url = tmp_path / "rec.zarr"
+    ids = np.array([0, 256, 512, 768])
+    with Recorder(url, num_envs=4, fps=30, block_frames=4, env_ids=ids, writer="thread") as rec:
+        for _ in range(6):
+            rec.capture(np.zeros((4, 8, 8, 3), np.uint8))
+    run = open_run(url)
+    assert run.spec.env_ids == (0, 256, 512, 768) and run.env_ids == (0, 256, 512, 768)
+    assert run.num_frames == 6 and validate(url) == []
+
+
+def test_recorder_refuses_bad_env_ids_before_writing(tmp_path):
+    from envreel.capture import Recorder
+
+    url = tmp_path / "rec.zarr"
+    with pytest.raises(ValueError, match="env_ids lists env 256 more than once"):
+        Recorder(url, num_envs=3, fps=30, env_ids=[0, 256, 256], writer="thread")
+    assert not url.exists()
