@@ -89,6 +89,14 @@ def _human_bytes(n: int) -> str:
     return str(n)
 
 
+def _short_ids(compact: str, num_envs: int, max_parts: int = 8) -> str:
+    """A compact id list like ``"0-15,20,31"`` cut to ``max_parts`` runs, the last one kept."""
+    parts = compact.split(",")
+    if len(parts) <= max_parts:
+        return compact
+    return ",".join(parts[: max_parts - 1]) + f",...,{parts[-1]} ({num_envs} envs)"
+
+
 @main.command(context_settings=CONTEXT)
 @click.argument("run")
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
@@ -113,6 +121,7 @@ def info(run: str, as_json: bool) -> None:
         f"{'' if facts['closed'] else ' (not closed: recording or interrupted)'}",
         f"envs         {facts['num_envs']} (frames {h}×{w})"
         + (f", global view {g[0]}×{g[1]}" if g else ", no global view"),
+        f"env ids      {_short_ids(facts['env_ids'], facts['num_envs'])}",
         f"frames       {facts['num_frames']} at {facts['fps']:g} fps = {facts['duration_s']:.1f} s"
         f" (step_dt {facts['step_dt']:g} s)",
         f"clips        {facts['num_clips']}"
@@ -130,7 +139,7 @@ def info(run: str, as_json: bool) -> None:
             else ""
         ),
         "counters     " + ", ".join(f"{k}={v}" for k, v in facts["counters"].items()),
-        f"rank         {facts['rank']} of {facts['world_size']} (env ids from "
+        f"rank         {facts['rank']} of {facts['world_size']} (env id offset "
         f"{facts['env_id_offset']})",
         "source       " + (json.dumps(facts["source"]) if facts["source"] else "(not recorded)"),
     ]

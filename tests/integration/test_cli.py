@@ -54,6 +54,29 @@ def test_info_text_and_json(store):
     assert facts["num_envs"] == 4 and facts["num_frames"] == 21 and facts["format_version"] == "1.1"
 
 
+def test_info_shows_env_ids_compactly(tmp_path):
+    runner = CliRunner()
+    url = tmp_path / "sub.zarr"
+    write_run(url, small_spec(env_ids=[0, 256, 512, 768]), block_sizes=(8,))
+    res = runner.invoke(main, ["info", str(url)])
+    assert res.exit_code == 0, res.output
+    assert "env ids      0,256,512,768\n" in res.output
+    facts = json.loads(runner.invoke(main, ["info", str(url), "--json"]).output)
+    assert facts["env_ids"] == "0,256,512,768"
+
+    url = tmp_path / "rank1.zarr"
+    write_run(url, small_spec(rank=1, world_size=2, env_id_offset=4), block_sizes=(8,))
+    assert "env ids      4-7\n" in runner.invoke(main, ["info", str(url)]).output
+
+    url = tmp_path / "many.zarr"
+    spec = small_spec(num_envs=20, env_ids=list(range(0, 400, 20)))
+    write_run(url, spec, block_sizes=(8,))
+    res = runner.invoke(main, ["info", str(url)])
+    assert "env ids      0,20,40,60,80,100,120,...,380 (20 envs)\n" in res.output
+    facts = json.loads(runner.invoke(main, ["info", str(url), "--json"]).output)
+    assert facts["env_ids"] == ",".join(str(i) for i in range(0, 400, 20))  # all of them
+
+
 def test_validate_ok_and_broken(store):
     runner = CliRunner()
     res = runner.invoke(main, ["validate", str(store)])
