@@ -583,7 +583,7 @@ class Composer:
 
     def _label(self, batch, j: int, block: np.ndarray, rect: tuple) -> None:
         label, corner = self.plan.label, self.layout.label_position
-        env = batch.envs[j]
+        env = self.plan.global_id(batch.envs[j])  # users see global ids; reads take indices
         if self.static_label:
             sprite = self.labels.get(label.format({"env": env}))
             stamp(block, sprite, *label_origin(rect, sprite.shape, corner), rect)
@@ -652,7 +652,7 @@ def _format_label(label, values: dict) -> str:
 
 
 class _Markers:
-    """Markers and env ids at env origins projected into the global view."""
+    """Markers and global env ids at env origins projected into the global view."""
 
     def __init__(self, run, plan, layout: Layout, geometry: Geometry, labels: LabelCache):
         from envreel.schemas.geometry import project_points
@@ -687,7 +687,7 @@ class _Markers:
         r = self.radius
         for env, y, x in positions:
             stamp(block, self.sprite, y - r, x - r, self.rect)
-            text = self.labels.get(str(env))
+            text = self.labels.get(str(self.plan.global_id(env)))
             stamp(block, text, y - text.shape[0] // 2, x + r + 2, self.rect)
 
     def draw(self, job, out: np.ndarray, fa: int, fb: int) -> None:

@@ -11,11 +11,12 @@ import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from envreel.schemas import CorruptChunkError, Run
 
-from .layout import LabelTemplate, Layout
+from .layout import LabelTemplate, Layout, format_env_spec
 
 __all__ = ["Plan", "plan_render", "time_window", "label_samples", "BUILTIN_SCALARS"]
 
@@ -29,8 +30,10 @@ class Plan:
     """What to render, resolved against a run.
 
     Attributes:
-        envs: selected env ids in tile order.
-        pages: env ids of each page, in order.
+        envs: selected envs in tile order, as stored env indices 0..N-1 (what reads take).
+        global_ids: the global env id (``Run.env_ids``) of each of ``envs``: what users see
+            and give.
+        pages: stored env indices of each page, in order.
         page_size: tiles per page (the grid is laid out for this many).
         starts, stops: first and stop (exclusive) store frame of each selected env, in ``envs``
             order; equal for all envs unless in episode mode.
@@ -45,6 +48,7 @@ class Plan:
     """
 
     envs: tuple[int, ...]
+    global_ids: tuple[int, ...]
     pages: tuple[tuple[int, ...], ...]
     page_size: int
     starts: tuple[int, ...]
@@ -57,6 +61,14 @@ class Plan:
     scalars_needed: tuple[str, ...]
     scores: tuple[float, ...] | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @cached_property
+    def _global_of(self) -> dict[int, int]:
+        return dict(zip(self.envs, self.global_ids, strict=True))
+
+    def global_id(self, env: int) -> int:
+        """The global env id of stored env ``env`` (one of ``envs``)."""
+        return self._global_of[env]
 
     def track(self, env: int) -> tuple[int, int]:
         """(start, stop) store frames of ``env``."""
@@ -297,6 +309,36 @@ def _sort_key(scores: np.ndarray, descending: bool) -> Callable[[int], tuple]:
     return key
 
 
+def _summarize_ids(ids: tuple[int, ...], max_parts: int = 8) -> str:
+    """``ids`` as runs like ``"0-15,20"``, cut to ``max_parts`` runs (the last one kept)."""
+    parts = format_env_spec(ids).split(",")
+    if len(parts) > max_parts:
+        parts = [*parts[: max_parts - 1], "...", parts[-1]]
+    return ",".join(parts)
+
+
+def _stored_indices(run: Run, ids: tuple[int, ...], layout: Layout) -> tuple[int, ...]:
+    """The stored env index (0..N-1) of each global env id in ``ids``.
+
+    Raises:
+        ValueError: ids that are not in the run, named, with a summary of the run's ids.
+    """
+    spec = run.spec
+    if spec.env_ids is None:  # ids offset..offset+N-1: no table needed
+        local = [i - spec.env_id_offset for i in ids]
+        bad = [g for g, i in zip(ids, local, strict=True) if not 0 <= i < run.num_envs]
+    else:
+        index = {g: i for i, g in enumerate(run.env_ids)}
+        local = [index.get(g, -1) for g in ids]
+        bad = [g for g, i in zip(ids, local, strict=True) if i < 0]
+    if bad:
+        raise ValueError(
+            f"envs {layout.envs!r}: env ids {bad[:10]}{'...' if len(bad) > 10 else ''} are not "
+            f"in this run; its {run.num_envs} envs have ids {_summarize_ids(run.env_ids)}"
+        )
+    return tuple(local)
+
+
 def _pages(envs: tuple[int, ...], page_size: int | None) -> tuple[tuple[int, ...], ...]:
     """``envs`` cut into pages of ``page_size`` (all on one page for None), in order."""
     size = min(page_size or len(envs), len(envs))
@@ -333,14 +375,8 @@ def plan_render(
     known = _scalar_names(run)
 
     # names first: they are cheap to check and the most common mistake
-    ids_given = layout.env_ids
-    if ids_given is not None:
-        bad = [i for i in ids_given if i >= n_envs]
-        if bad:
-            raise ValueError(
-                f"envs {layout.envs!r}: env ids {bad[:10]} are not in this run (it has envs "
-                f"0..{n_envs - 1})"
-            )
+    global_ids = run.env_ids
+    local_given = None if layout.env_ids is None else _stored_indices(run, layout.env_ids, layout)
     ranking = layout.top_k is not None or layout.bottom_k is not None
     if (ranking or layout.order != "given") and layout.score not in known:
         raise ValueError(
@@ -396,7 +432,7 @@ def plan_render(
         )
         stride, fps = stride * k, fps / k
 
-    cand = np.array(ids_given if ids_given is not None else range(n_envs), np.int64)
+    cand = np.array(local_given if local_given is not None else range(n_envs), np.int64)
     starts = np.full(len(cand), window[0], np.int64)
     stops = np.full(len(cand), window[1], np.int64)
     if layout.episode is not None:
@@ -406,7 +442,8 @@ def plan_render(
         if missing.size and keep.any():
             _warn(
                 msgs,
-                f"envs {missing[:10].tolist()}{'...' if missing.size > 10 else ''} have no "
+                f"envs {[global_ids[i] for i in missing[:10]]}"
+                f"{'...' if missing.size > 10 else ''} have no "
                 f"episode {layout.episode} starting in frames {window[0]}..{window[1] - 1}; "
                 "left out",
             )
@@ -479,6 +516,7 @@ def plan_render(
                 needed.append(name)
     return Plan(
         envs=envs,
+        global_ids=tuple(global_ids[e] for e in envs),
         pages=pages,
         page_size=page_size,
         starts=tuple(int(starts[i]) for i in order),

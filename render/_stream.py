@@ -53,7 +53,7 @@ class TileBatch:
 
     Attributes:
         slots: slot of each env on the page.
-        envs: env ids.
+        envs: stored env indices (0..N-1; ``Plan.global_id`` gives the id users see).
         rows: (first, stop) rows of the job's block these frames fill.
         frames: (rows, len(envs), H, W, 3) uint8 store frames.
         bad: (rows, len(envs)) bool, True where a frame could not be read (skip_bad: a
@@ -247,7 +247,9 @@ class BlockReader:
                 except CorruptChunkError as exc:
                     bad[sel, j] = True
                     self.scalars.warn_corrupt(
-                        exc, f"env {env}, frames {a}..{b - 1}: shown as a placeholder tile"
+                        exc,
+                        f"env {self.plan.global_id(env)}, frames {a}..{b - 1}: shown as a "
+                        "placeholder tile",
                     )
         return frames
 

@@ -48,7 +48,7 @@ class RenderResult:
         frames: frames written to each output.
         width, height: frame size of the outputs.
         fps: frames per second of the outputs.
-        envs: env ids shown, in tile order.
+        envs: global env ids shown (``Run.env_ids``), in tile order.
         seconds: wall time of the render.
         warnings: warning messages (skipped chunks, downsized GIF, fps cap, left-out envs).
     """
@@ -315,7 +315,7 @@ def render(
         width=geometry.width,
         height=geometry.height,
         fps=plan.fps,
-        envs=plan.envs,
+        envs=plan.global_ids,
         seconds=time.monotonic() - t0,
         warnings=tuple(messages),
     )
@@ -370,7 +370,8 @@ def render_envs(
     skip_bad: bool = False,
     overwrite: bool = True,
 ) -> list[Path]:
-    """One video per selected env (``env_0007.mp4``, ...), rendered in parallel processes.
+    """One video per selected env (``env_0007.mp4``, ... by global env id), rendered in parallel
+    processes.
 
     The layout chooses the envs (ids, filters, top-k, order) and the tile look (size, label,
     borders, time window, episode mode); each output shows one env.
@@ -381,11 +382,10 @@ def render_envs(
         out_dir: folder for the outputs; created if its parent exists.
         layout: the layout, as for ``render``. Defaults to None.
         suffix: ``".mp4"`` or ``".gif"``. Defaults to ".mp4".
-        name: file name template; fields ``env``, ``rank`` and ``run`` (the store's
-            ``metadata["name"]``, else its folder name); attribute and item access are refused
-            and the result is sanitised to one file name inside ``out_dir``, whatever the store
-            says.
-            Defaults to "env_{env:04d}".
+        name: file name template; fields ``env`` (the global env id), ``rank`` and ``run``
+            (the store's ``metadata["name"]``, else its folder name); attribute and item access
+            are refused and the result is sanitised to one file name inside ``out_dir``,
+            whatever the store says. Defaults to "env_{env:04d}".
         workers: worker processes. Defaults to None (the number of CPUs, at most one per env).
         crf, preset, skip_bad, overwrite: as for ``render``.
         threads: encoder threads per worker, as for ``render``. Defaults to None (CPUs / workers).
@@ -412,11 +412,12 @@ def render_envs(
         find_ffmpeg()
     run = _as_run(run)
     plan = plan_render(run, layout, skip_bad=skip_bad)
+    # named and re-selected in the workers by global id, as the user gave them
     paths = [
         safe_join(
             out_dir, template.format({"env": e, "rank": run.rank, "run": _run_name(run)}) + suffix
         )
-        for e in plan.envs
+        for e in plan.global_ids
     ]
     if len(set(paths)) != len(paths):
         raise ValueError(f"name template {name!r} gives the same file name to several envs")
@@ -439,7 +440,7 @@ def render_envs(
     )
     jobs = [
         (layout.replace(envs=str(e), **_SINGLE).to_dict(), str(p))
-        for e, p in zip(plan.envs, paths, strict=True)
+        for e, p in zip(plan.global_ids, paths, strict=True)
     ]
     in_memory = (
         run.url.startswith("memory://") or "://" not in run.url and not Path(run.url).exists()
@@ -513,6 +514,7 @@ def contact_sheet(
     geometry = compute_geometry(lay, num_tiles=num_times * len(envs), env_shape=run.env_frame_shape)
     sheet_plan = Plan(
         envs=plan.envs,
+        global_ids=plan.global_ids,
         pages=(tuple(e for e in envs for _ in range(num_times)),),
         page_size=num_times * len(envs),
         starts=plan.starts,

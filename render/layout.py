@@ -48,7 +48,8 @@ GLOBAL_VIEWS = ("none", "only", "left", "right", "top", "bottom", "inset")
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 TIME_UNITS = ("frame", "step", "second")
 
-_ENV_SPEC_MAX = 1 << 20  # ids above any real run (MAX_ENVS of the store format)
+_ENV_ID_MAX = (1 << 31) - 1  # the largest global env id of the store format (MAX_ENV_ID)
+_ENV_SPEC_COUNT = 1 << 20  # more ids than any run holds (MAX_ENVS of the store format)
 _ENV_TOKEN = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -58,6 +59,9 @@ _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # ------------------------------------------------------------------------------------------------
 def parse_env_spec(spec: str | int | list | tuple) -> tuple[int, ...] | None:
     """Parse an env selection like ``"0-15,20,31"`` into ids, in the order written.
+
+    Ids are global env ids (``Run.env_ids``): the simulator's env index plus the store's
+    ``env_id_offset``, which for an ordinary store are 0..N-1.
 
     Args:
         spec: ``"all"`` (or ``"*"``), a comma-separated list of ids and inclusive ranges
@@ -98,8 +102,12 @@ def parse_env_spec(spec: str | int | list | tuple) -> tuple[int, ...] | None:
             b = int(m.group(2)) if m.group(2) is not None else a
             if b < a:
                 raise ValueError(f"envs {spec!r}: range {token.strip()!r} runs backwards")
-            if b >= _ENV_SPEC_MAX:
+            if b > _ENV_ID_MAX:
                 raise ValueError(f"envs {spec!r}: id {b} is above the largest possible env id")
+            if len(ids) + b - a + 1 > _ENV_SPEC_COUNT:
+                raise ValueError(
+                    f"envs {spec!r} selects more than {_ENV_SPEC_COUNT} envs, more than a run holds"
+                )
             ids.extend(range(a, b + 1))
     else:
         raise TypeError(
@@ -280,7 +288,9 @@ class Layout:
 
     Attributes:
         envs: envs to consider: ``"all"`` or ids and inclusive ranges like ``"0-15,20,31"``
-            (kept in this order), or a list of ints. Defaults to "all".
+            (kept in this order), or a list of ints. Ids are global env ids (``Run.env_ids``,
+            which ``envreel info`` lists; 0..N-1 for a store of all of a sim's envs).
+            Defaults to "all".
         only: keep only envs whose episode ended in the time window: ``"terminated"``,
             ``"truncated"`` (alias ``"timed_out"``) or ``"succeeded"`` (terminated while the
             ``success_scalar`` scalar is > 0.5; a run without that scalar is refused). In
@@ -318,14 +328,15 @@ class Layout:
             Defaults to 0.33.
         inset_corner: corner of the inset: ``"top-left"``, ``"top-right"``, ``"bottom-left"``
             or ``"bottom-right"``. Defaults to "bottom-right".
-        markers: draw a marker and the env id at each shown env's origin, projected into the
-            global view (needs env origins and a global camera pose and intrinsics in the
-            store). Defaults to False.
+        markers: draw a marker and the global env id at each shown env's origin, projected
+            into the global view (needs env origins and a global camera pose and intrinsics in
+            the store). Defaults to False.
         marker_color: colour of the markers. Defaults to "#ffd400".
-        label: tile label template, e.g. ``"{env} r={reward:.2f}"``. Fields: ``env``,
-            ``frame``, ``step``, ``time`` (sim seconds), ``episode``, ``episode_step``,
-            ``reward``, ``terminated``, ``truncated``, ``stale`` and every user scalar; format
-            specs are allowed, attribute and item access are not. None for no labels.
+        label: tile label template, e.g. ``"{env} r={reward:.2f}"``. Fields: ``env`` (the
+            global env id), ``frame``, ``step``, ``time`` (sim seconds), ``episode``,
+            ``episode_step``, ``reward``, ``terminated``, ``truncated``, ``stale`` and every
+            user scalar; format specs are allowed, attribute and item access are not. None for
+            no labels.
             Defaults to "{env}".
         label_position: corner of the tile for the label. Defaults to "top-left".
         font_size: label text height in pixels. Defaults to 11.

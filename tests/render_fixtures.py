@@ -67,6 +67,8 @@ def make_store(
     cameras: bool = False,
     clips: list[tuple[int, int]] | None = None,
     step0: int = 100,
+    env_ids: tuple[int, ...] | None = None,
+    env_id_offset: int = 0,
 ) -> str:
     """Write a test store and return its path.
 
@@ -79,6 +81,8 @@ def make_store(
         clips: (clip id, number of frames) runs in order, covering ``frames``; defaults to one
             clip 0.
         step0: simulation step of frame 0 (steps advance by one per frame).
+        env_ids, env_id_offset: the sim's env ids of the stored envs (``RunSpec``); frames,
+            episodes and rewards follow the stored index either way.
     """
     h, w = shape
     spec = RunSpec(
@@ -88,6 +92,8 @@ def make_store(
         global_frame_shape=global_shape,
         block_frames=block_frames,
         scalar_names=scalar_names,
+        env_ids=env_ids,
+        env_id_offset=env_id_offset,
     )
     kwargs = {}
     if cameras:

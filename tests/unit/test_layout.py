@@ -51,6 +51,17 @@ def test_env_spec_round_trip(ids):
     assert parse_env_spec(format_env_spec(tuple(ids))) == tuple(ids)
 
 
+def test_env_spec_takes_global_ids_up_to_the_format_limit():
+    # global ids of later ranks or subsets may pass 2^20, the most envs one store holds
+    assert parse_env_spec("2097152-2097153,2147483647") == (2097152, 2097153, 2147483647)
+    with pytest.raises(ValueError, match="id 2147483648 is above the largest possible env id"):
+        parse_env_spec("2147483648")
+    with pytest.raises(ValueError, match="selects more than 1048576 envs"):
+        parse_env_spec("0-2147483647")  # refused before expanding the range
+    with pytest.raises(ValueError, match="selects more than 1048576 envs"):
+        parse_env_spec("0-1000000,2000000-2100000")
+
+
 def test_envs_field_is_canonical():
     assert Layout(envs=[0, 1, 2, 5]).envs == "0-2,5"
     assert Layout(envs="0-2,5").env_ids == (0, 1, 2, 5)
