@@ -511,7 +511,7 @@ def _live_poses(camera: Any, order: str) -> Any:
     key = (order, str(pos.device))
     pose_map = _POSE_MAPS.get(key)
     if pose_map is None:
-        pose_map = _POSE_MAPS[key] = torch.astensor(
+        pose_map = _POSE_MAPS[key] = torch.as_tensor(
             _pose_map(order), dtype=torch.float64, device=pos.device
         )
     q = quat.double()
