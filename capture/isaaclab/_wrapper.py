@@ -799,9 +799,8 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
             views = NewtonViews(getattr(getattr(camera, "cfg", None), "renderer_cfg", None))
         if newton_env:
             ids = np.asarray(select.env_ids)
-            env_view = views.env_view(
-                ids, env_poses[ids], env_k.reshape(-1, 3, 3)[ids[0]], env_shape, _far(camera)
-            )
+            k0 = env_k[ids[0]] if env_k.ndim == 3 else env_k  # (3, 3) from the cfg: every env's
+            env_view = views.env_view(ids, env_poses[ids], k0, env_shape, _far(camera))
         if glob.newton:
             global_view = views.global_view(glob.pose, glob.intrinsics, glob.shape, glob.far)
         self._frames = StepFrames(
@@ -851,7 +850,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
             global_frame_shape=glob.shape,
             env_origins=select(origins),
             env_camera_poses=select(env_poses),
-            env_intrinsics=select(env_k) if env_k is not None and len(env_k) == n else env_k,
+            env_intrinsics=select(env_k) if env_k is not None and env_k.ndim == 3 else env_k,
             global_camera_pose=glob.pose if not self._global_live else None,
             global_intrinsics=glob.intrinsics,
             source=source,
