@@ -602,7 +602,11 @@ def add_global_camera(
             )
         if scene.env_spacing is not None:
             env_origins = grid_env_origins(scene.num_envs, scene.env_spacing)
-    resolved = _resolve_global(cfg, env_origins) if env_origins is not None else cfg
+    resolved = (
+        _resolve_global(cfg, env_origins)
+        if env_origins is not None or not cfg.auto_framed
+        else dataclasses.replace(cfg)  # a copy, as documented, even when there is nothing to frame
+    )
     if newton_view:
         # InteractiveScene builds a plain Asset (no prim, no physics view) from the entry;
         # RecordEnvs finds the GlobalCameraCfg in it.
