@@ -19,17 +19,25 @@ What it reads, through any wrapper depth (``env.unwrapped``, called ``U`` below)
   ``pos_w``/``quat_w_opengl`` (every step when the camera's ``update_latest_camera_pose`` is on),
   ``U.cfg.num_rerenders_on_reset``.
 
-Episodes and stale frames: Isaac Lab resets finished envs inside ``step()``, after the cameras
-rendered. Unless ``num_rerenders_on_reset > 0`` the frame of a reset env still shows the last
-state of the finished episode: it is stored with ``stale=True``, the finished episode's index and
-its last episode step (``episode_length_buf`` before the step + 1); the new episode shows from the
-next frame. With re-renders, the frame shows the new episode's first state (episode step 0).
+Episodes and stale frames: Isaac Lab resets finished envs inside ``step()``. When the frame
+shows the state after those resets depends on the renderer. Isaac Lab 3's Newton Warp and OVRTX
+cameras (and envreel's own Newton views: the 3.x global view, env subsets) render when their data
+is read, after ``step()`` returned: a reset env's frame shows the new episode's first state
+(episode step 0). RTX (Isaac Lab 2.x, or 3.x with Isaac Sim) renders inside ``step()``, before
+the resets: unless ``num_rerenders_on_reset > 0`` the frame of a reset env still shows the last
+state of the finished episode; it is stored with ``stale=True``, the finished episode's index and
+its last episode step (``episode_length_buf`` before the step + 1), and the new episode shows
+from the next frame.
+
+Outside the recording windows (``RecorderCfg.video_length``...) no camera is read, so Newton Warp
+and OVRTX cameras and envreel's views render nothing; only the done flags are counted.
 
 The frame of ``reset()``: recorded by default (``RecorderCfg.record_reset``) as frame 0 of every
 env's episode 0, at ``U.common_step_counter`` (0 for a new env), so each episode is recorded from
-its first observation and the stored episode steps equal ``episode_length_buf`` throughout. Isaac
-Lab 3.0 renders in ``reset()`` only when ``num_rerenders_on_reset > 0``, so without re-renders the
-frame is marked stale (it may show the scene before the reset, or nothing). Isaac Lab envs are
+its first observation and the stored episode steps equal ``episode_length_buf`` throughout. It
+follows the same rule: RTX renders in ``reset()`` only when ``num_rerenders_on_reset > 0``, so
+without re-renders the frame is marked stale (it may show the scene before the reset, or
+nothing); renderers that render on read show the reset state. Isaac Lab envs are
 reset once; a later ``reset()`` whose step counter did not advance is passed through unrecorded.
 """
 
