@@ -452,7 +452,13 @@ def test_fake_isaaclab_env_matches_truth(tmp_path, rerenders, writer):
     pytest.importorskip("torch")
     from isaaclab_standins import make_fake_env
 
-    env = make_fake_env(num_envs=5, max_episode_length=6, num_rerenders_on_reset=rerenders)
+    env = make_fake_env(  # 2.x: an RTX camera (renders before resets) and a global camera
+        version="2.2.0",
+        global_camera_name="envreel_global",
+        num_envs=5,
+        max_episode_length=6,
+        num_rerenders_on_reset=rerenders,
+    )
     u = env.unwrapped
     cam = u.scene.sensors[u.camera_name]
     glob = u.scene.sensors[u.global_camera_name]
@@ -468,15 +474,13 @@ def test_fake_isaaclab_env_matches_truth(tmp_path, rerenders, writer):
         writer=writer,
     ) as rec:
         env.reset()
-        rec.capture(
-            cam.data.output["rgb"].torch, glob.data.output["rgb"].torch, step=u.common_step_counter
-        )
+        rec.capture(cam.data.output["rgb"], glob.data.output["rgb"], step=u.common_step_counter)
         for _ in range(40):
             _, reward, term, trunc, _ = env.step(torch.zeros((u.num_envs, 2)))
             stale = (term | trunc) & (u.cfg.num_rerenders_on_reset == 0)  # the adapter's rule
             rec.capture(
-                cam.data.output["rgb"].torch,
-                glob.data.output["rgb"].torch,
+                cam.data.output["rgb"],
+                glob.data.output["rgb"],
                 step=u.common_step_counter,
                 reward=reward,
                 terminated=term,
@@ -496,7 +500,7 @@ def test_fake_isaaclab_env_matches_truth(tmp_path, rerenders, writer):
     assert np.isnan(reward[0]).all()  # not given at reset(): stored as NaN, not a made-up 0
     np.testing.assert_array_equal(reward[1:], np.stack([s.reward for s in truth[1:]]))
     assert run.scalar("stale").any() == (rerenders == 0)
-    np.testing.assert_allclose(run.env_origins, u.scene.env_origins.torch.numpy())
+    np.testing.assert_allclose(run.env_origins, u.scene.env_origins.numpy())
 
 
 @pytest.mark.parametrize("writer", ["process", "thread"])
