@@ -12,6 +12,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 from envreel.capture import isaaclab as adapter
 from envreel.capture.isaaclab import EnvCameraCfg, GlobalCameraCfg, RecordEnvs, RecorderCfg
@@ -22,6 +23,7 @@ def test_recorder_cfg_defaults() -> None:
     assert dataclasses.asdict(RecorderCfg()) == {
         "env_camera": "envreel_cam",
         "global_camera": None,
+        "envs": None,
         "video_length": None,
         "video_interval": None,
         "step_offset": 0,
@@ -87,11 +89,27 @@ def test_recorder_cfg_accepts_camera_cfgs() -> None:
         ({"on_full": "wait"}, ValueError, "RecorderCfg.on_full must be one of"),
         ({"on_error": "ignore"}, ValueError, "RecorderCfg.on_error must be one of"),
         ({"metadata": [1]}, TypeError, "RecorderCfg.metadata must be a dict"),
+        ({"envs": []}, ValueError, "RecorderCfg.envs is empty; pass None to record every env"),
+        ({"envs": [0, 3, 0, 3]}, ValueError, r"lists env\(s\) \[0, 3\] more than once"),
+        ({"envs": [2, -1]}, ValueError, "RecorderCfg.envs must be env indices >= 0, got -1"),
+        ({"envs": [True, 1]}, TypeError, "RecorderCfg.envs must hold ints, got True"),
+        ({"envs": [0, 1.0]}, TypeError, "RecorderCfg.envs must hold ints, got 1.0"),
+        ({"envs": "0-3"}, TypeError, "RecorderCfg.envs must be None or a sequence of env"),
+        ({"envs": 3}, TypeError, "RecorderCfg.envs must be None or a sequence of env"),
     ],
 )
 def test_recorder_cfg_rejects_bad_values(kwargs: dict, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         RecorderCfg(**kwargs)
+
+
+def test_recorder_cfg_envs_are_normalised() -> None:
+    assert RecorderCfg(envs=[5, 0, 2]).envs == (5, 0, 2)  # store order is the given order
+    assert RecorderCfg(envs=range(3)).envs == (0, 1, 2)
+    assert RecorderCfg(envs=np.array([4, 1], np.int64)).envs == (4, 1)
+    assert all(type(v) is int for v in RecorderCfg(envs=np.arange(2)).envs)
+    with pytest.raises(TypeError, match="must hold ints"):
+        RecorderCfg(envs=np.array([True, False]))
 
 
 def test_edited_recorder_cfg_is_validated_when_used() -> None:
@@ -213,11 +231,13 @@ def test_example_script_compiles_and_asks_for_isaac_lab(monkeypatch, capsys) -> 
     py_compile.compile(str(path), doraise=True)
     from envreel.tools import isaaclab_record as script
 
-    args = script.build_parser().parse_args(["--task", "Isaac-Cartpole-v0", "--out", "a.zarr"])
-    assert (args.num_envs, args.steps, args.width, args.height) == (64, 500, 160, 120)
+    args = script.build_parser().parse_args(["--task", "Isaac-Cartpole", "--out", "a.zarr"])
+    assert (args.num_envs, args.steps, args.width, args.height) == (16, 600, 160, 120)
     assert args.video_length is None and not args.all_ranks and not args.no_global
+    assert args.envs is None and args.physics == "newton_mjwarp" and args.lookat_height == 0.0
+    assert script.parse_envs("0-3,8") == [0, 1, 2, 3, 8]
     with pytest.raises(SystemExit):
-        script.build_parser().parse_args(["--task", "Isaac-Cartpole-v0"])  # --out is required
+        script.build_parser().parse_args(["--task", "Isaac-Cartpole"])  # --out is required
     monkeypatch.setitem(sys.modules, "isaaclab", None)  # import isaaclab -> ImportError
-    assert script.main(["--task", "Isaac-Cartpole-v0", "--out", "a.zarr"]) == 1
-    assert "needs Isaac Lab 3.0 and an NVIDIA GPU" in capsys.readouterr().err
+    assert script.main(["--task", "Isaac-Cartpole", "--out", "a.zarr"]) == 1
+    assert "needs Isaac Lab 3: pip install isaaclab==3.0.0" in capsys.readouterr().err
