@@ -100,3 +100,37 @@ def test_windows_match_a_reference(length, extra, offset, stride):
     assert got == want
     ids = [c for _, c in got]
     assert ids == sorted(ids)  # clip ids never go back: clips are contiguous in the store
+
+
+@given(
+    length=st.one_of(st.none(), st.integers(1, 8)),
+    extra=st.one_of(st.none(), st.integers(0, 8)),
+    offset=st.integers(0, 10),
+    stride=st.integers(1, 4),
+    ops=st.lists(st.sampled_from(["step", "skip", "stop", "start"]), max_size=60),
+)
+def test_keeps_predicts_decide_and_changes_nothing(length, extra, offset, stride, ops):
+    """``keeps(step)`` (what ``Recorder.wants`` asks) says what ``decide(step)`` will do."""
+    interval = None if length is None or extra is None else length + extra
+    win = Windows(
+        video_length=length, video_interval=interval, step_offset=offset, frame_stride=stride
+    )
+    twin = Windows(
+        video_length=length, video_interval=interval, step_offset=offset, frame_stride=stride
+    )
+    step = 0
+    for op in ops:
+        if op in ("stop", "start"):
+            if length is None:  # manual clips only
+                getattr(win, f"{op}_clip")()
+                getattr(twin, f"{op}_clip")()
+            continue
+        step += 1 if op == "step" else 3
+        for _ in range(3):  # asking is free: any number of times, same answer
+            predicted = win.keeps(step)
+        assert predicted == (win.decide(step) is not None)
+        twin.decide(step)
+    # Asking never changed a clip id: the twin, never asked, decides the same.
+    assert [win.decide(s) for s in range(step + 1, step + 30)] == [
+        twin.decide(s) for s in range(step + 1, step + 30)
+    ]

@@ -1,0 +1,207 @@
+"""``Recorder.wants`` and ``capture(None, ...)``: steps outside the recording windows pass only
+their done flags, so the caller renders nothing there, and the stored episodes are the same as
+when every frame is passed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from envreel.capture import Recorder
+from envreel.schemas import open_run, validate
+from recorder_helpers import frames, global_frame
+
+N, H, W = 5, 6, 8
+GH, GW = 4, 6
+STEPS = 60
+
+
+def _flags(step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Done flags of a staggered schedule with a few envs done twice in a row."""
+    e = np.arange(N)
+    terminated = (step + 2 * e) % (5 + e) == 0
+    truncated = (step % 13 == 0) & (e % 2 == 0)
+    return terminated, truncated
+
+
+def _reference_episodes(steps, autoreset: str) -> tuple[np.ndarray, np.ndarray]:
+    """Episode index and step of every env at ``steps`` (0..), written independently."""
+    episode = np.zeros((len(steps), N), np.int64)
+    episode_step = np.zeros((len(steps), N), np.int64)
+    count, last = np.zeros(N, np.int64), np.full(N, steps[0] - (autoreset == "next_step"))
+    for t, step in enumerate(steps):
+        done = np.logical_or(*_flags(step))
+        if autoreset == "same_step":
+            episode[t] = count + done
+            episode_step[t] = np.where(done, 0, step - last)
+        else:
+            episode[t] = count
+            episode_step[t] = step - last - 1
+        count += done
+        last = np.where(done, step, last)
+    return episode, episode_step
+
+
+def _record(path, *, skip: bool, autoreset: str = "same_step", manual: bool = False, **windows):
+    rec = Recorder(
+        path,
+        num_envs=N,
+        fps=30,
+        env_frame_shape=(H, W),
+        global_frame_shape=(GH, GW),
+        block_frames=4,
+        autoreset=autoreset,
+        writer="thread",
+        **windows,
+    )
+    asked = []
+    for step in range(STEPS):
+        if manual and step == 20:
+            rec.stop_clip()
+        if manual and step == 35:
+            rec.start_clip()
+        terminated, truncated = _flags(step)
+        wanted = rec.wants(step)
+        asked.append(wanted)
+        if skip and not wanted:
+            assert rec.capture(None, step=step, terminated=terminated, truncated=truncated) is False
+            continue
+        kept = rec.capture(
+            frames(step, N, H, W),
+            global_frame(step, GH, GW),
+            step=step,
+            reward=np.full(N, step, np.float32),
+            terminated=terminated,
+            truncated=truncated,
+        )
+        assert kept == wanted
+    rec.close()
+    return rec, asked
+
+
+WINDOWS = [
+    {"video_length": 4, "video_interval": 9, "step_offset": 3, "frame_stride": 2},
+    {"video_length": 5, "step_offset": 7},  # one window
+    {"step_offset": 10, "frame_stride": 3},  # no windows: everything from step 10, every 3rd
+    {"manual": True, "frame_stride": 2},  # manual clips: stopped for steps 20..34
+]
+
+
+@pytest.mark.parametrize("windows", WINDOWS)
+@pytest.mark.parametrize("autoreset", ["same_step", "next_step"])
+def test_counting_flags_outside_windows_gives_the_same_episodes(tmp_path, windows, autoreset):
+    every, asked = _record(tmp_path / "every.zarr", skip=False, autoreset=autoreset, **windows)
+    skipped, asked_too = _record(tmp_path / "skip.zarr", skip=True, autoreset=autoreset, **windows)
+    assert asked == asked_too and 0 < sum(asked) < STEPS
+    a, b = open_run(tmp_path / "every.zarr"), open_run(tmp_path / "skip.zarr")
+    assert not validate(tmp_path / "skip.zarr")
+    kept = [s for s in range(STEPS) if asked[s]]
+    assert a.frame_values("step").tolist() == b.frame_values("step").tolist() == kept
+    assert [(c.id, c.start_step, c.stop_step) for c in a.clips] == [
+        (c.id, c.start_step, c.stop_step) for c in b.clips
+    ]
+    for name in ("episode", "episode_step", "terminated", "truncated", "reward"):
+        np.testing.assert_array_equal(a.scalar(name), b.scalar(name), name)
+    np.testing.assert_array_equal(b.env_frames(), np.stack([frames(s, N, H, W) for s in kept]))
+    np.testing.assert_array_equal(
+        b.global_frames(), np.stack([global_frame(s, GH, GW) for s in kept])
+    )
+    episode, episode_step = _reference_episodes(list(range(STEPS)), autoreset)
+    np.testing.assert_array_equal(b.scalar("episode"), episode[kept])
+    np.testing.assert_array_equal(b.scalar("episode_step"), episode_step[kept])
+    assert skipped.stats.steps == every.stats.steps == STEPS
+    assert skipped.stats.frames_captured == len(kept)
+
+
+def test_counting_torch_flags_outside_windows(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "r.zarr"
+    rec = Recorder(path, num_envs=N, fps=30, video_length=2, video_interval=7, writer="thread")
+    for step in range(30):
+        terminated, truncated = (torch.from_numpy(f) for f in _flags(step))
+        rgb = torch.from_numpy(frames(step, N, H, W)) if rec.wants(step) else None
+        rec.capture(rgb, step=step, terminated=terminated, truncated=truncated)
+    rec.close()
+    run = open_run(path)
+    kept = [0, 1, 7, 8, 14, 15, 21, 22, 28, 29]
+    assert run.frame_values("step").tolist() == kept
+    episode, episode_step = _reference_episodes(list(range(30)), "same_step")
+    np.testing.assert_array_equal(run.scalar("episode"), episode[kept])
+    np.testing.assert_array_equal(run.scalar("episode_step"), episode_step[kept])
+
+
+def test_wants(tmp_path):
+    rec = Recorder(
+        tmp_path / "r.zarr",
+        num_envs=N,
+        fps=30,
+        video_length=3,
+        video_interval=10,
+        step_offset=2,
+        writer="thread",
+    )
+    assert [s for s in range(30) if rec.wants(s)] == [2, 3, 4, 12, 13, 14, 22, 23, 24]
+    assert not rec.wants()  # the next step: 0
+    rec.capture(None, step=11)
+    assert rec.wants()  # 12
+    rec.capture(frames(12, N, H, W))
+    assert rec.wants() and rec.wants(14) and not rec.wants(15)
+    assert rec.stats.steps == 2 and rec.stats.frames_captured == 1
+    rec.close()
+    assert not rec.wants(13)  # closed: nothing is wanted any more
+    run = open_run(tmp_path / "r.zarr")
+    assert run.frame_values("step").tolist() == [12]
+
+
+def test_wants_with_manual_clips_and_stride(tmp_path):
+    rec = Recorder(tmp_path / "r.zarr", num_envs=N, fps=30, frame_stride=3, writer="thread")
+    assert rec.wants(5)  # the clip's first capture sets where the stride counts from
+    rec.capture(frames(5, N, H, W), step=5)
+    assert [s for s in range(6, 15) if rec.wants(s)] == [8, 11, 14]
+    rec.stop_clip()
+    assert not rec.wants(8)
+    rec.capture(None, step=8)
+    rec.start_clip()
+    assert rec.wants(9)
+    rec.close()
+
+
+def test_capture_none_inside_a_window_raises_and_records_nothing(tmp_path):
+    rec = Recorder(
+        tmp_path / "r.zarr", num_envs=N, fps=30, video_length=3, video_interval=6, writer="thread"
+    )
+    terminated = np.zeros(N, bool)
+    terminated[1] = True
+    assert rec.capture(frames(0, N, H, W), step=0)
+    with pytest.raises(ValueError, match="env_rgb is None at step 1, which is inside a recording"):
+        rec.capture(None, step=1, terminated=terminated)
+    with pytest.raises(ValueError, match=r"inside a recording window \(wants\(step\) is True\)"):
+        rec.capture(None, terminated=terminated)  # step None: the next one, 1
+    assert rec.stats.steps == 1
+    # Bad input outside a window is refused as well, before anything is counted.
+    with pytest.raises(ValueError, match="global_rgb was given without env_rgb"):
+        rec.capture(None, global_frame(4, GH, GW), step=4)
+    with pytest.raises(ValueError, match="terminated"):
+        rec.capture(None, step=4, terminated=np.zeros(N + 1, bool))
+    assert rec.stats.steps == 1
+    # Step 1 was not taken by the refused calls: it can still be captured, and its flag counts.
+    assert rec.capture(frames(1, N, H, W), step=1, terminated=terminated)
+    with pytest.raises(ValueError, match="step"):
+        rec.capture(None, step=1)  # steps must increase, for skipped steps too
+    rec.capture(None, step=3, terminated=terminated)
+    rec.capture(frames(6, N, H, W), step=6)
+    rec.close()
+    run = open_run(tmp_path / "r.zarr")
+    assert run.frame_values("step").tolist() == [0, 1, 6]
+    assert run.scalar("episode")[:, 1].tolist() == [0, 1, 2]
+    assert rec.stats.steps == 4
+
+
+def test_a_run_of_skipped_steps_only_is_an_empty_valid_run(tmp_path):
+    path = tmp_path / "r.zarr"
+    rec = Recorder(path, num_envs=N, fps=30, env_frame_shape=(H, W), step_offset=100)
+    for step in range(5):
+        assert rec.capture(None, step=step, terminated=np.ones(N, bool)) is False
+    rec.close()
+    run = open_run(path)
+    assert run.num_frames == 0 and run.closed and not validate(path)
+    assert rec.stats.steps == 5 and rec.stats.frames_captured == 0
