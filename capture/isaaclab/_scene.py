@@ -43,6 +43,10 @@ GLOBAL_VIEW_MARKER = "envreel_global_view"
 """Attribute set on the scene entry that :func:`add_global_camera` adds in Isaac Lab 3 (a
 camera-less ``AssetBaseCfg`` that carries the :class:`GlobalCameraCfg` for ``RecordEnvs``)."""
 
+EXPECTED_FRAMING = "_envreel_expected_framing"
+"""Attribute of the GlobalCameraCfg that :func:`add_global_camera` returns on Isaac Lab 3:
+the (eye, lookat) it framed on the expected env origins."""
+
 _RENDERER_CFGS = {
     "newton_warp": ("isaaclab_newton.renderers", "NewtonWarpRendererCfg"),
     "isaac_rtx": ("isaaclab_physx.renderers", "IsaacRtxRendererCfg"),
@@ -611,6 +615,10 @@ def add_global_camera(
         # InteractiveScene builds a plain Asset (no prim, no physics view) from the entry;
         # RecordEnvs finds the GlobalCameraCfg in it.
         setattr(scene, cfg.name, lab.global_view_cfg(prim_path, cfg))
+        if cfg.auto_framed and not resolved.auto_framed:
+            # Framed on the origins expected now; RecordEnvs frames it on the live ones
+            # (a terrain may place the envs elsewhere) unless eye or lookat are changed.
+            setattr(resolved, EXPECTED_FRAMING, (resolved.eye, resolved.lookat))
         return resolved
     rotation = geometry.look_at_rotation(resolved.eye, resolved.lookat, convention="opengl")
     camera = _camera_cfg(

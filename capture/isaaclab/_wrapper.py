@@ -43,6 +43,7 @@ reset once; a later ``reset()`` whose step counter did not advance is passed thr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import os
@@ -60,6 +61,7 @@ from .._windows import Windows
 from ..recorder import DEFAULT_MAX_QUEUE_BYTES, Recorder, RecorderStats
 from ._cfg import EnvCameraCfg, GlobalCameraCfg, _check_name
 from ._scene import (
+    EXPECTED_FRAMING,
     _as_numpy,
     _import_isaaclab,
     _installed_isaaclab_version,
@@ -646,6 +648,9 @@ class _GlobalPlan:
                     "GlobalCameraCfg.renderer='isaac_rtx' needs Isaac Lab 2.x: Isaac Lab 3 has no "
                     "single camera outside the env namespace; use renderer='newton_warp'"
                 )
+            if getattr(wanted, EXPECTED_FRAMING, None) == (wanted.eye, wanted.lookat):
+                # add_global_camera's return value, framed on the origins expected then
+                wanted = dataclasses.replace(wanted, eye=None, lookat=None)
             resolved = _resolve_global(wanted, origins)  # framed on the live env origins
             return cls(
                 name=wanted.name,

@@ -495,6 +495,42 @@ def test_global_view_entry_is_found_and_framed_on_the_live_origins(tmp_path, mon
     assert u.camera.renders == 6  # the env camera: read once at setup and once per frame
 
 
+def test_the_cfg_add_global_camera_returned_is_framed_on_the_live_origins(tmp_path, monkeypatch):
+    # The README's lines pass add_global_camera's return value to RecorderCfg. It was framed on
+    # the grid the scene config promised; envs placed otherwise (a terrain generator; here a
+    # spacing changed after the fact) are framed as they are.
+    lab = standins.install_fake_isaaclab(monkeypatch, "3.0.0")
+    scene = standins.make_scene_cfg(lab, num_envs=4, env_spacing=2.0)
+    cam = add_env_camera(scene, EnvCameraCfg(width=W, height=H))
+    returned = add_global_camera(scene, GlobalCameraCfg(width=GW, height=GH))
+    scene.env_spacing = 6.0
+    env = standins.make_fake_env(scene_cfg=scene)
+    monkeypatch.setattr(_wrapper, "NewtonViews", standins.fake_newton_views(env))
+    url = tmp_path / "run.zarr"
+    rec = RecordEnvs(env, url, RecorderCfg(env_camera=cam, global_camera=returned))
+    run_steps(rec, 1)
+    rec.close()
+    origins = env.unwrapped.scene.env_origins
+    live = global_camera_pose(GlobalCameraCfg(width=GW, height=GH), env_origins=origins)
+    np.testing.assert_allclose(open_run(url).cameras.global_pose, live, atol=1e-9)
+    assert not np.allclose(live, global_camera_pose(returned))
+    # A cfg the user changed is used as given.
+    mine = dataclasses.replace(returned, eye=(0.0, -30.0, 20.0))
+    rec = RecordEnvs(env, tmp_path / "b.zarr", RecorderCfg(env_camera=cam, global_camera=mine))
+    run_steps(rec, 1)
+    rec.close()
+    np.testing.assert_allclose(
+        open_run(tmp_path / "b.zarr").cameras.global_pose, global_camera_pose(mine), atol=1e-12
+    )
+    returned.lookat = (1.0, 2.0, 0.0)  # edited in place, configclass style
+    rec = RecordEnvs(env, tmp_path / "c.zarr", RecorderCfg(env_camera=cam, global_camera=returned))
+    run_steps(rec, 1)
+    rec.close()
+    np.testing.assert_allclose(
+        open_run(tmp_path / "c.zarr").cameras.global_pose, global_camera_pose(returned), atol=1e-12
+    )
+
+
 @pytest.mark.parametrize("how", ["name", "cfg", "cfg_without_entry"])
 def test_global_view_chosen_by_name_or_cfg(tmp_path, monkeypatch, how) -> None:
     top = GlobalCameraCfg(name="bird", width=GW, height=GH)

@@ -465,6 +465,7 @@ def test_add_global_camera_on_isaac_lab_2_is_a_scene_camera(monkeypatch) -> None
     # The returned cfg carries the pose the camera was given.
     assert not resolved.auto_framed
     assert camera.offset.pos == resolved.eye
+    assert not hasattr(resolved, _scene.EXPECTED_FRAMING)  # the camera has this pose for good
     framing = _framing(9, 4.0)
     np.testing.assert_allclose(resolved.eye, framing.eye)
     np.testing.assert_allclose(resolved.lookat, framing.target)
@@ -508,6 +509,8 @@ def test_add_global_camera_on_isaac_lab_3_adds_a_camera_less_entry(monkeypatch) 
     np.testing.assert_allclose(resolved.lookat, cfg_framing.target)
     np.testing.assert_allclose(resolved.eye, cfg_framing.eye)
     assert resolved.lookat[2] == pytest.approx(2.0)
+    # ... and remembers it, so that RecordEnvs frames it on the live origins unless edited.
+    assert getattr(resolved, _scene.EXPECTED_FRAMING) == (resolved.eye, resolved.lookat)
     # gym.make builds a 3.x env from it (a camera outside the env namespace would fail).
     add_env_camera(scene)
     standins.make_fake_env(scene_cfg=scene)
