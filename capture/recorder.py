@@ -40,7 +40,7 @@ def _close_open_recorders() -> None:
     # A forgotten close() still flushes the last partial block at interpreter exit.
     for rec in list(_OPEN):
         try:
-            rec.close()
+            rec._close(measure=False)
         except Exception:  # noqa: BLE001 - nothing useful to do at exit
             pass
 
@@ -752,6 +752,11 @@ class Recorder:
             RecorderError: ``on_error="raise"`` and the writer failed (unless ``capture()``
                 already raised it).
         """
+        self._close(measure=True)
+
+    def _close(self, *, measure: bool) -> None:
+        """close(); ``measure=False`` at interpreter exit, where reading the store back (its
+        size) needs zarr's event loop, which shutdown may already have stopped."""
         if self._closed:
             return
         self._closed = True
@@ -772,7 +777,7 @@ class Recorder:
         w.finish()
         if self._ring is not None:
             self._ring.release()
-        if w.frames_written and w.error is None:
+        if w.frames_written and w.error is None and measure:
             self._bytes_stored = self._measure_stored()
         if w.pending_warning is not None:
             self._emit_warning(w)

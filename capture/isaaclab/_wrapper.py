@@ -856,7 +856,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
         self._recorder = Recorder(
             url,
             num_envs=k,
-            **({} if select.env_ids is None else {"env_ids": select.env_ids}),
+            env_ids=select.env_ids,
             fps=cfg.fps,
             step_dt=float(u.step_dt),
             env_frame_shape=env_shape,
