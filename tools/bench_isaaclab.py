@@ -1,0 +1,257 @@
+"""Benchmark: what ``RecordEnvs`` costs a real Isaac Lab 3 training loop (Isaac-Cartpole).
+
+Usage (Python 3.12 with ``pip install isaaclab==3.0.0``; kit-less, no network)::
+
+    python -m envreel.tools.bench_isaaclab                      # 16 envs on the CPU
+    python -m envreel.tools.bench_isaaclab --device cuda:0 --num-envs 1024 --json
+
+One env (Newton MJWarp physics, a Newton Warp camera in every env, random actions), stepped by
+several *ways* in turn, in blocks of ``--block`` steps, round after round, so that the machine's
+drift falls on every way alike:
+
+* **none**: ``env.step`` itself, the camera never read (it renders only when read);
+* **all**: ``RecordEnvs`` recording every env every step (the camera renders all envs);
+* **subset**: ``RecorderCfg(envs=range(K))``, every step: envreel renders only those K envs;
+* **windows**: the subset inside recording windows of ``--window`` steps every ``--interval``
+  (blocks are aligned so each holds its windows' share): nothing is rendered between windows.
+
+Per way: the median step time over all its steps, and the overhead against ``none``: one ratio
+per round (median step time of the way's block / of the adjacent ``none`` block) and the median
+of those ratios with a distribution-free confidence interval. The ``windows`` way is also split
+into its steps inside and outside the windows. Each way is warmed up first (store creation,
+kernel compilation). Use ``--json`` for machine-readable output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from envreel.tools._interval import median_interval
+
+
+def _overhead(ratios: list[float]) -> dict[str, float]:
+    med, lo, hi, coverage = median_interval([r - 1.0 for r in ratios])
+    return {"median": med, "low": lo, "high": hi, "coverage": coverage, "rounds": len(ratios)}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Builds the env, runs the interleaved rounds, returns the results."""
+    import gymnasium as gym
+    import isaaclab_tasks  # noqa: F401  (registers the tasks)
+    import torch
+    from envreel.capture.isaaclab import EnvCameraCfg, RecordEnvs, RecorderCfg, add_env_camera
+    from envreel.tools._offline_cartpole import offline_cartpole_cfg
+    from isaaclab.app import launch_simulation
+
+    work = Path(args.dir or tempfile.mkdtemp(prefix="envreel-bench-isaaclab-"))
+    env_cfg = offline_cartpole_cfg(work, num_envs=args.num_envs, device=args.device)
+    add_env_camera(
+        env_cfg.scene,
+        EnvCameraCfg(
+            width=args.width,
+            height=args.height,
+            eye_offset=(0.0, -4.0, 2.5),
+            lookat_offset=(0.0, 0.0, 2.0),
+        ),
+    )
+    subset = list(range(args.subset))
+    configs = {
+        "all": RecorderCfg(),
+        "subset": RecorderCfg(envs=subset),
+        "windows": RecorderCfg(envs=subset, video_length=args.window, video_interval=args.interval),
+    }
+    with launch_simulation(env_cfg, {"headless": True, "device": args.device}):
+        t0 = time.perf_counter()
+        env = gym.make("Isaac-Cartpole", cfg=env_cfg)
+        build_s = time.perf_counter() - t0
+        unwrapped = env.unwrapped
+        ways: dict[str, Any] = {"none": env}
+        for name, cfg in configs.items():
+            cfg.overwrite = True
+            ways[name] = RecordEnvs(env, work / f"{name}.zarr", cfg)
+        env.reset(seed=0)
+        shape = (args.num_envs, unwrapped.action_space.shape[-1])
+        gen = torch.Generator(device="cpu").manual_seed(0)
+
+        def action() -> Any:
+            return (2 * torch.rand(shape, generator=gen) - 1).to(args.device)
+
+        def sync() -> None:
+            if str(args.device).startswith("cuda"):
+                torch.cuda.synchronize()
+
+        def block(way: str, steps: int) -> tuple[list[float], list[bool]]:
+            step_fn = ways[way].step
+            rec = getattr(ways[way], "recorder", None)
+            times, kept = [], []
+            with torch.inference_mode():
+                for _ in range(steps):
+                    a = action()
+                    sync()
+                    before = rec.stats.frames_captured if rec is not None else 0
+                    t = time.perf_counter()
+                    step_fn(a)
+                    sync()
+                    times.append(time.perf_counter() - t)
+                    kept.append(rec is not None and rec.stats.frames_captured > before)
+            return times, kept
+
+        order = ["none", "all", "subset", "windows"]
+        for way in order:  # warm-up: store creation, kernel compilation, first windows
+            block(way, args.warmup)
+        samples: dict[str, list[float]] = {w: [] for w in order}
+        ratios: dict[str, list[float]] = {w: [] for w in order[1:]}
+        split: dict[str, list[float]] = {"inside": [], "outside": []}
+        for _ in range(args.rounds):
+            medians = {}
+            for way in order:
+                if way == "windows":  # start the block at a window's first step
+                    step = int(unwrapped.common_step_counter)
+                    gap = (-(step + 1)) % args.interval
+                    if gap:
+                        block("none", gap)
+                times, kept = block(way, args.block)
+                samples[way].extend(times)
+                medians[way] = statistics.median(times)
+                if way == "windows":
+                    ins = [t for t, k in zip(times, kept, strict=True) if k]
+                    outs = [t for t, k in zip(times, kept, strict=True) if not k]
+                    base = medians["none"]
+                    if ins:
+                        split["inside"].append(statistics.median(ins) / base)
+                    if outs:
+                        split["outside"].append(statistics.median(outs) / base)
+            for way in order[1:]:
+                ratios[way].append(medians[way] / medians["none"])
+        for rec in ways.values():
+            if hasattr(rec, "recorder"):
+                rec.recorder.close()
+        stats = {
+            way: {
+                "median_ms": 1e3 * statistics.median(samples[way]),
+                "p99_ms": 1e3 * sorted(samples[way])[int(0.99 * (len(samples[way]) - 1))],
+                "steps": len(samples[way]),
+            }
+            for way in order
+        }
+        for way in order[1:]:
+            stats[way]["overhead"] = _overhead(ratios[way])
+        window_share = args.window / args.interval
+        stats["windows"]["inside"] = _overhead(split["inside"]) if split["inside"] else None
+        stats["windows"]["outside"] = _overhead(split["outside"]) if split["outside"] else None
+        env.close()
+    return {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "isaaclab": _version("isaaclab"),
+            "newton": _version("newton"),
+            "torch": _version("torch"),
+        },
+        "config": {
+            "device": args.device,
+            "num_envs": args.num_envs,
+            "subset": args.subset,
+            "camera": [args.height, args.width],
+            "block": args.block,
+            "rounds": args.rounds,
+            "window": args.window,
+            "interval": args.interval,
+            "window_share": window_share,
+        },
+        "build_s": build_s,
+        "ways": stats,
+    }
+
+
+def _version(dist: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _pct(o: dict[str, float] | None) -> str:
+    if not o:
+        return "-"
+    return f"{100 * o['median']:+.1f}% [{100 * o['low']:+.1f}, {100 * o['high']:+.1f}]"
+
+
+def table(result: dict[str, Any]) -> str:
+    c, ways = result["config"], result["ways"]
+    lines = [
+        f"Isaac-Cartpole, {c['num_envs']} envs on {c['device']}, camera "
+        f"{c['camera'][0]}x{c['camera'][1]}, subset {c['subset']} envs, windows "
+        f"{c['window']} of every {c['interval']} steps; {c['rounds']} rounds of "
+        f"{c['block']}-step blocks (env built in {result['build_s']:.1f} s)",
+        "",
+        "| way | median step | p99 step | overhead vs none (median [CI]) |",
+        "|---|---|---|---|",
+    ]
+    for way, s in ways.items():
+        lines.append(
+            f"| {way} | {s['median_ms']:.2f} ms | {s['p99_ms']:.2f} ms | "
+            f"{_pct(s.get('overhead')) if way != 'none' else '-'} |"
+        )
+    w = ways["windows"]
+    cov = w["overhead"]["coverage"]
+    lines += [
+        "",
+        f"windows, steps inside: {_pct(w['inside'])}; outside: {_pct(w['outside'])}",
+        f"(intervals: order statistics over rounds, coverage {100 * cov:.0f}%)",
+        f"machine: {result['machine']}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m envreel.tools.bench_isaaclab",
+        description=__doc__.split("\n\n")[0],
+        epilog="Example: python -m envreel.tools.bench_isaaclab --num-envs 16 --rounds 6",
+    )
+    p.add_argument("--device", default="cpu", help="sim device (default cpu)")
+    p.add_argument("--num-envs", type=int, default=16, help="envs (default 16)")
+    p.add_argument("--subset", type=int, default=4, help="envs of the subset ways (default 4)")
+    p.add_argument("--width", type=int, default=96, help="camera width (default 96)")
+    p.add_argument("--height", type=int, default=72, help="camera height (default 72)")
+    p.add_argument("--block", type=int, default=200, help="steps per block (default 200)")
+    p.add_argument("--rounds", type=int, default=5, help="rounds of blocks (default 5)")
+    p.add_argument("--warmup", type=int, default=30, help="warm-up steps per way (default 30)")
+    p.add_argument("--window", type=int, default=50, help="window length (default 50)")
+    p.add_argument("--interval", type=int, default=200, help="window interval (default 200)")
+    p.add_argument("--dir", help="where stores go (default: a temporary folder)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = p.parse_args(argv)
+    for name in ("num_envs", "subset", "width", "height", "block", "rounds", "window"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.subset > args.num_envs:
+        p.error(f"--subset {args.subset} is more than --num-envs {args.num_envs}")
+    if args.interval < args.window:
+        p.error(f"--interval {args.interval} must be >= --window {args.window}")
+    try:
+        import isaaclab  # noqa: F401
+    except ImportError:
+        print(
+            "error: needs Isaac Lab 3: pip install isaaclab==3.0.0 (Python 3.12)", file=sys.stderr
+        )
+        return 1
+    result = run(args)
+    print(json.dumps(result, indent=1) if args.json else table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
