@@ -120,8 +120,8 @@ def main(out: Path) -> int:
             "intrinsic_matrices": data.intrinsic_matrices.torch.tolist(),
         }
         results["env_origins"] = unwrapped.scene.env_origins.tolist()
-        subset.recorder.close()
-        full.recorder.close()
+        subset.stop_recording()
+        full.stop_recording()
 
         # phase 2: recording windows; count renders per step
         windows = RecordEnvs(

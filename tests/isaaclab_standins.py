@@ -1298,7 +1298,9 @@ class FakeNewtonViews:
             raise NewtonViewError("FakeNewtonViews is not bound to an env: fake_newton_views(env)")
         self.renderer_cfg = renderer_cfg
         self.renders = 0
-        """``render()`` calls."""
+        """Draws (``render()`` or ``draw()`` calls)."""
+        self.snapshots = 0
+        """``snapshot()`` calls (one per recorded step)."""
         self.views: list[_FakeView] = []
         type(self).instances.append(self)
 
@@ -1351,27 +1353,35 @@ class FakeNewtonViews:
             raise ValueError(f"far must be > 0, got {far!r}")
         return poses, k, (h, w), float(far)
 
+    on_cpu = True
+    """The fake env runs on the CPU (so subsets render on RecordEnvs' worker thread)."""
+
     def render(self, views: list[_FakeView]) -> list[np.ndarray]:
         """Renders ``views`` from the env's current state; one (K, H, W, 4) batch per view."""
+        return self.draw(views, self.snapshot())
+
+    def snapshot(self) -> tuple[int, np.ndarray]:
+        """The env's state now: (common_step_counter, episode lengths copy)."""
         env = self.env
+        self.snapshots += 1
+        return int(env.common_step_counter), env.episode_length_buf.numpy().copy()
+
+    def draw(self, views: list[_FakeView], snapshot: tuple[int, np.ndarray]) -> list[np.ndarray]:
+        """Renders ``views`` from a :meth:`snapshot`; one (K, H, W, 4) batch per view."""
+        step, lengths = snapshot
         self.renders += 1
-        lengths = env.episode_length_buf.numpy()
         out = []
         for view in views:
             h, w = view.shape
             if view.kind == "env":
                 frames = np.stack(
                     [
-                        expected_rgb(
-                            int(e), env.common_step_counter, int(lengths[e]), height=h, width=w
-                        )
+                        expected_rgb(int(e), step, int(lengths[e]), height=h, width=w)
                         for e in view.env_ids
                     ]
                 )
             else:
-                frames = expected_global_rgb(
-                    env.common_step_counter, height=h, width=w, episode_steps=lengths
-                )[None]
+                frames = expected_global_rgb(step, height=h, width=w, episode_steps=lengths)[None]
             view.image[..., :3] = frames
             view.image[..., 3] = 255
             view.renders += 1

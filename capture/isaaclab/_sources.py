@@ -4,6 +4,8 @@ steps."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -55,8 +57,13 @@ class Selection:
 
 
 class StepFrames:
-    """Reads one recorded step's env frames (and the global frame): from sensors, from Newton
-    views, or both (one transform sync for all Newton views of the step).
+    """Takes one recorded step's env frames (and the global frame): from sensors, from Newton
+    views, or both (one pose snapshot for all Newton views of the step).
+
+    With ``background`` (a CPU sim whose recorded frames all come from Newton views), the views
+    render on a worker thread from the step's pose snapshot while the caller steps the sim on:
+    Warp's CPU kernels release the GIL, so on a machine with a free core the ray tracing costs
+    the training loop nothing but the snapshot. One step is in flight at a time.
 
     Args:
         env_camera: the per-env camera sensor, read when ``env_view`` is None.
@@ -65,6 +72,7 @@ class StepFrames:
         env_view: a Newton view of the recorded envs, or None.
         global_camera: a global scene camera sensor (Isaac Lab 2.x), or None.
         global_view: a Newton global view, or None.
+        background: render Newton views on a worker thread (see above). Defaults to False.
     """
 
     def __init__(
@@ -76,6 +84,7 @@ class StepFrames:
         env_view: Any = None,
         global_camera: Any = None,
         global_view: Any = None,
+        background: bool = False,
     ) -> None:
         self._env_camera = env_camera
         self._select = select
@@ -85,11 +94,31 @@ class StepFrames:
         self._global_view = global_view
         self._newton = [v for v in (env_view, global_view) if v is not None]
         self.has_global = global_camera is not None or global_view is not None
+        self.background = bool(background and env_view is not None and global_camera is None)
+        self._pool: ThreadPoolExecutor | None = None
+        self._drawn = False
 
-    def read(self) -> tuple[Any, Any]:
-        """(env frames (K, H, W, 3 or 4) uint8, global frame (Hg, Wg, 3 or 4) or None)."""
-        rendered = self._views.render(self._newton) if self._newton else []
-        it = iter(rendered)
+    def start(self) -> Callable[[], tuple[Any, Any]]:
+        """Takes this step's pixels: reads the sensors and snapshots the Newton views' poses.
+
+        Returns:
+            A function that returns (env frames (K, H, W, 3 or 4) uint8, global frame
+            (Hg, Wg, 3 or 4) or None), waiting for a background render; call it before the next
+            ``start()``.
+        """
+        snapshot = self._views.snapshot() if self._newton else None
+        if self.background and self._drawn:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="envreel-newton-views")
+            future = self._pool.submit(self._views.draw, self._newton, snapshot)
+            return lambda: self._split(future.result())
+        # The first draw runs here: Warp loads its kernels once, on one thread.
+        drawn = self._views.draw(self._newton, snapshot) if self._newton else []
+        self._drawn = True
+        return lambda: self._split(drawn)
+
+    def _split(self, drawn: list[Any]) -> tuple[Any, Any]:
+        it = iter(drawn)
         env = next(it) if self._env_view is not None else self._select(sensor_rgb(self._env_camera))
         glob = None
         if self._global_view is not None:
@@ -97,3 +126,13 @@ class StepFrames:
         elif self._global_camera is not None:
             glob = sensor_rgb(self._global_camera)[0]
         return env, glob
+
+    def read(self) -> tuple[Any, Any]:
+        """This step's frames, now: ``start()()``."""
+        return self.start()()
+
+    def close(self) -> None:
+        """Stops the worker thread (after its render in flight)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None

@@ -20,6 +20,7 @@ Particles (cloth, MPM) are not drawn in these views; rigid shapes are.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 from dataclasses import dataclass
@@ -232,28 +233,48 @@ class NewtonViews:
 
     # -- rendering -----------------------------------------------------------------------------
 
+    @property
+    def on_cpu(self) -> bool:
+        """Whether the sim (and these views) run on the CPU."""
+        return self._torch_stream is None
+
     def render(self, views: list[_View]) -> list[Any]:
-        """Renders ``views`` from the sim's current body poses.
+        """Renders ``views`` from the sim's current body poses: ``draw(views, snapshot())``."""
+        return self.draw(views, self.snapshot())
+
+    def snapshot(self) -> Any:
+        """Copies the sim's current body poses; one snapshot is valid until the next is taken.
+
+        Cheap (one copy of ``body_count`` transforms); a :meth:`draw` from it may then run on
+        another thread while the sim steps on.
+        """
+        poses = self._format.Transform()
+        with self._stream():
+            if self._provider.get_transforms(
+                poses, mapping=self._mapping, count=self.model.body_count
+            ):
+                self.wp.copy(self._state.body_q, poses.transforms)
+        return self._state
+
+    def draw(self, views: list[_View], snapshot: Any) -> list[Any]:
+        """Renders ``views`` from a :meth:`snapshot`.
 
         Returns:
             One (K, H, W, 4) uint8 image batch per view (RGBA, alpha 255), valid until the next
-            call: a NumPy view on the CPU, a torch tensor on CUDA (rendered on torch's current
+            draw: a NumPy view on the CPU, a torch tensor on CUDA (rendered on torch's current
             stream, so later torch work sees it).
         """
-        if self._torch_stream is None:
-            return self._render(views)
-        with self.wp.ScopedStream(self._torch_stream(), sync_enter=False):
-            return self._render(views)
+        with self._stream():
+            out = []
+            for view in views:
+                view.render(snapshot)
+                out.append(self._image(view))
+            return out
 
-    def _render(self, views: list[_View]) -> list[Any]:
-        poses = self._format.Transform()
-        if self._provider.get_transforms(poses, mapping=self._mapping, count=self.model.body_count):
-            self._state.body_q = poses.transforms
-        out = []
-        for view in views:
-            view.render(self._state)
-            out.append(self._image(view))
-        return out
+    def _stream(self) -> Any:
+        if self._torch_stream is None:
+            return contextlib.nullcontext()
+        return self.wp.ScopedStream(self._torch_stream(), sync_enter=False)
 
     def _image(self, view: _View) -> Any:
         if self._torch_stream is None:

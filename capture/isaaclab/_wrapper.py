@@ -745,6 +745,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
         self.recorder_cfg = cfg
         self._recorder: Recorder | None = None
         self._last_step: int | None = None
+        self._pending: tuple | None = None  # a step whose frames render in the background
         self.url: str | Path | None = None
 
         u = env.unwrapped
@@ -823,6 +824,11 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
             env_view=env_view,
             global_camera=glob.camera,
             global_view=global_view,
+            # a subset's values are gathered copies (Selection), so a frame in flight keeps them
+            background=views is not None
+            and views.on_cpu
+            and select.env_ids is not None
+            and os.environ.get("ENVREEL_RENDER_THREAD", "1") != "0",
         )
         self._select = select
         self._env_camera, self._global_camera = camera, glob.camera
@@ -943,13 +949,26 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
     def start_clip(self) -> None:
         """Opens a new clip (manual clips, without ``video_length``); no-op where not recording."""
         if self._recorder is not None:
+            self._drain()
             self._recorder.start_clip()
 
     def stop_clip(self) -> None:
         """Closes the open clip: nothing is recorded until ``start_clip()``; no-op where not
         recording."""
         if self._recorder is not None:
+            self._drain()
             self._recorder.stop_clip()
+
+    def stop_recording(self) -> None:
+        """Flushes and closes the store; the env goes on stepping through this wrapper,
+        unrecorded. Idempotent; ``close()`` calls it."""
+        if self._recorder is None or self._recorder.closed:
+            return
+        try:
+            self._drain()
+        finally:
+            self._frames.close()
+            self._recorder.close()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None, **kwargs: Any):
         """Resets the env and records its first frame (see the module doc).
@@ -1001,11 +1020,14 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
                 stacklevel=2,
             )
             return result
-        terminated, truncated = select(tensor(terminated)), select(tensor(truncated))
         if not self._recorder.wants(step):
+            # only the episode count goes on here: one flag per env, and nothing renders
+            done = select(tensor(terminated) | tensor(truncated))
+            self._drain()
             self._last_step = step
-            self._recorder.capture(None, step=step, terminated=terminated, truncated=truncated)
+            self._recorder.capture(None, step=step, terminated=done)
             return result
+        terminated, truncated = select(tensor(terminated)), select(tensor(truncated))
         stale = None
         episode_step = select(tensor(u.episode_length_buf))  # rendered after resets: as now
         if rendered_step is not None:
@@ -1024,19 +1046,29 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
     def close(self) -> None:
         """Flushes and closes the store, then closes the wrapped env. Idempotent."""
         try:
-            if self._recorder is not None:
-                self._recorder.close()
+            self.stop_recording()
         finally:
             self.env.close()
 
     # -- internals -----------------------------------------------------------------------------
 
     def _capture(self, step: int, **values: Any) -> None:
-        env_rgb, global_rgb = self._frames.read()
-        extra: dict[str, Any] = {}
+        """Records this step: now, or (background rendering) at the next recorder call."""
+        self._drain()
+        frames = self._frames.start()
         if self._env_live:
-            extra["env_camera_poses"] = self._select(_live_poses(self._env_camera, self._order))
+            values["env_camera_poses"] = self._select(_live_poses(self._env_camera, self._order))
         if self._global_live:
-            extra["global_camera_pose"] = _live_poses(self._global_camera, self._order)[0]
+            values["global_camera_pose"] = _live_poses(self._global_camera, self._order)[0]
         self._last_step = step
-        self._recorder.capture(env_rgb, global_rgb, step=step, **values, **extra)
+        self._pending = (frames, step, values)
+        if not self._frames.background:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Hands the step in flight, if any, to the recorder (steps stay in order)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            frames, step, values = pending
+            env_rgb, global_rgb = frames()
+            self._recorder.capture(env_rgb, global_rgb, step=step, **values)
