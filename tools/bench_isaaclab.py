@@ -12,8 +12,10 @@ drift falls on every way alike:
 * **none**: ``env.step`` itself, the camera never read (it renders only when read);
 * **all**: ``RecordEnvs`` recording every env every step (the camera renders all envs);
 * **subset**: ``RecorderCfg(envs=range(K))``, every step: envreel renders only those K envs;
-* **windows**: the subset inside recording windows of ``--window`` steps every ``--interval``
-  (blocks are aligned so each holds its windows' share): nothing is rendered between windows.
+* **subset_sync**: the same, rendered on the caller's thread (``ENVREEL_RENDER_THREAD=0``);
+* **windows**: the subset inside recording windows of ``--window`` steps every ``--interval``;
+  its blocks are one whole cycle (``--interval`` steps from a window's start): nothing is
+  rendered between windows.
 
 Per way: the median step time over all its steps, and the overhead against ``none``: one ratio
 per round (median step time of the way's block / of the adjacent ``none`` block) and the median
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -77,6 +80,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for name, cfg in configs.items():
             cfg.overwrite = True
             ways[name] = RecordEnvs(env, work / f"{name}.zarr", cfg)
+        os.environ["ENVREEL_RENDER_THREAD"] = "0"
+        ways["subset_sync"] = RecordEnvs(
+            env, work / "subset_sync.zarr", RecorderCfg(envs=subset, overwrite=True)
+        )
+        del os.environ["ENVREEL_RENDER_THREAD"]
         env.reset(seed=0)
         shape = (args.num_envs, unwrapped.action_space.shape[-1])
         gen = torch.Generator(device="cpu").manual_seed(0)
@@ -88,6 +96,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if str(args.device).startswith("cuda"):
                 torch.cuda.synchronize()
 
+        inner = [0.0]  # the env's own step time, measured inside each way's step
+        env_step = unwrapped.step
+
+        def timed_env_step(a: Any) -> Any:
+            t = time.perf_counter()
+            out = env_step(a)
+            inner[0] = time.perf_counter() - t
+            return out
+
+        unwrapped.step = timed_env_step
+
         def block(way: str, steps: int) -> tuple[list[float], list[bool]]:
             step_fn = ways[way].step
             rec = getattr(ways[way], "recorder", None)
@@ -96,32 +115,40 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for _ in range(steps):
                     a = action()
                     sync()
-                    before = rec.stats.frames_captured if rec is not None else 0
                     t = time.perf_counter()
                     step_fn(a)
                     sync()
                     times.append(time.perf_counter() - t)
-                    kept.append(rec is not None and rec.stats.frames_captured > before)
+                    own[way].append(times[-1] - inner[0])
+                    kept.append(rec is not None and rec.wants(int(unwrapped.common_step_counter)))
             return times, kept
 
-        order = ["none", "all", "subset", "windows"]
+        order = ["none", "all", "subset", "subset_sync", "windows"]
+        own: dict[str, list[float]] = {w: [] for w in order}
         for way in order:  # warm-up: store creation, kernel compilation, first windows
             block(way, args.warmup)
+        own = {w: [] for w in order}
         samples: dict[str, list[float]] = {w: [] for w in order}
         ratios: dict[str, list[float]] = {w: [] for w in order[1:]}
         split: dict[str, list[float]] = {"inside": [], "outside": []}
+        cycle: list[float] = []
+        own_split: dict[str, list[float]] = {"inside": [], "outside": []}
         for _ in range(args.rounds):
-            medians = {}
+            medians, means = {}, {}
             for way in order:
                 if way == "windows":  # start the block at a window's first step
                     step = int(unwrapped.common_step_counter)
                     gap = (-(step + 1)) % args.interval
                     if gap:
                         block("none", gap)
-                times, kept = block(way, args.block)
+                times, kept = block(way, args.interval if way == "windows" else args.block)
                 samples[way].extend(times)
                 medians[way] = statistics.median(times)
+                means[way] = statistics.fmean(times)
                 if way == "windows":
+                    mine = own["windows"][-len(times) :]
+                    for o, k in zip(mine, kept, strict=True):
+                        own_split["inside" if k else "outside"].append(o)
                     ins = [t for t, k in zip(times, kept, strict=True) if k]
                     outs = [t for t, k in zip(times, kept, strict=True) if not k]
                     base = medians["none"]
@@ -131,20 +158,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         split["outside"].append(statistics.median(outs) / base)
             for way in order[1:]:
                 ratios[way].append(medians[way] / medians["none"])
-        for rec in ways.values():
-            if hasattr(rec, "recorder"):
-                rec.recorder.close()
+            # a windows block is one whole cycle: its mean step time is the average cost
+            cycle.append(means["windows"] / means["none"])
+        for way in ways.values():
+            if hasattr(way, "stop_recording"):
+                way.stop_recording()
         stats = {
             way: {
                 "median_ms": 1e3 * statistics.median(samples[way]),
                 "p99_ms": 1e3 * sorted(samples[way])[int(0.99 * (len(samples[way]) - 1))],
                 "steps": len(samples[way]),
+                # the way's own time per step (outside env.step), less that of "none" (the gym
+                # wrappers both pass through): the direct cost, free of the sim's noise
+                "own_ms": 1e3 * (statistics.median(own[way]) - statistics.median(own["none"])),
             }
             for way in order
         }
         for way in order[1:]:
             stats[way]["overhead"] = _overhead(ratios[way])
         window_share = args.window / args.interval
+        stats["windows"]["cycle_mean"] = _overhead(cycle)
+        base_own = statistics.median(own["none"])
+        for part in ("inside", "outside"):
+            if own_split[part]:
+                stats["windows"][f"own_{part}_ms"] = 1e3 * (
+                    statistics.median(own_split[part]) - base_own
+                )
         stats["windows"]["inside"] = _overhead(split["inside"]) if split["inside"] else None
         stats["windows"]["outside"] = _overhead(split["outside"]) if split["outside"] else None
         env.close()
@@ -196,19 +235,23 @@ def table(result: dict[str, Any]) -> str:
         f"{c['window']} of every {c['interval']} steps; {c['rounds']} rounds of "
         f"{c['block']}-step blocks (env built in {result['build_s']:.1f} s)",
         "",
-        "| way | median step | p99 step | overhead vs none (median [CI]) |",
-        "|---|---|---|---|",
+        "| way | median step | p99 step | overhead vs none (median [CI]) | own time per step |",
+        "|---|---|---|---|---|",
     ]
     for way, s in ways.items():
         lines.append(
             f"| {way} | {s['median_ms']:.2f} ms | {s['p99_ms']:.2f} ms | "
-            f"{_pct(s.get('overhead')) if way != 'none' else '-'} |"
+            f"{_pct(s.get('overhead')) if way != 'none' else '-'} | "
+            f"{s['own_ms']:.3f} ms |"
         )
     w = ways["windows"]
     cov = w["overhead"]["coverage"]
     lines += [
         "",
-        f"windows, steps inside: {_pct(w['inside'])}; outside: {_pct(w['outside'])}",
+        f"windows: average over whole cycles (mean step time) {_pct(w['cycle_mean'])}; "
+        f"steps inside windows {_pct(w['inside'])}, outside {_pct(w['outside'])} (medians)",
+        f"windows' own time per step: inside {w.get('own_inside_ms', float('nan')):.3f} ms, "
+        f"outside {w.get('own_outside_ms', float('nan')):.3f} ms",
         f"(intervals: order statistics over rounds, coverage {100 * cov:.0f}%)",
         f"machine: {result['machine']}",
     ]
@@ -226,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subset", type=int, default=4, help="envs of the subset ways (default 4)")
     p.add_argument("--width", type=int, default=96, help="camera width (default 96)")
     p.add_argument("--height", type=int, default=72, help="camera height (default 72)")
-    p.add_argument("--block", type=int, default=200, help="steps per block (default 200)")
-    p.add_argument("--rounds", type=int, default=5, help="rounds of blocks (default 5)")
+    p.add_argument("--block", type=int, default=50, help="steps per block (default 50)")
+    p.add_argument("--rounds", type=int, default=20, help="rounds of blocks (default 20)")
     p.add_argument("--warmup", type=int, default=30, help="warm-up steps per way (default 30)")
     p.add_argument("--window", type=int, default=50, help="window length (default 50)")
     p.add_argument("--interval", type=int, default=200, help="window interval (default 200)")
