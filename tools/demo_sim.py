@@ -3,11 +3,11 @@
 :class:`DemoSim` steps ``num_envs`` independent cart-poles (one Newton *world* each), laid out
 on a grid of env origins, and renders every step:
 
-* one raytraced RGB view per env (``newton.sensors.SensorCamera``, view ``i`` renders world
-  ``i`` plus the shared ground plane), and
+* one raytraced RGB view per env (Newton's ``SensorCamera``, or ``SensorTiledCamera`` before
+  Newton 1.8; view ``i`` renders world ``i`` plus the shared ground plane), and
 * one global RGB view that sees all envs at once.
 
-A ``SensorCamera`` view only ever sees its own world, so the global view is rendered from a
+A camera view only ever sees its own world, so the global view is rendered from a
 second, render-only Newton model that holds every env in a single world; each frame the
 physics model's body poses are copied into it (both models add the same bodies in the same
 order, so ``body_q`` is copied verbatim).
@@ -109,25 +109,96 @@ _GROUND_COLOR = (0.45, 0.55, 0.45)
 _SKY_RGB8 = (150, 190, 235)
 
 
-def _import_newton() -> tuple[Any, Any, Any]:
+def _import_newton() -> tuple[Any, Any]:
     """Imports Warp and Newton lazily, so envreel itself never needs them.
 
     Returns:
-        The ``warp`` module, the ``newton`` module and ``newton.sensors.SensorCamera``.
+        The ``warp`` module and the ``newton`` module.
 
     Raises:
         ImportError: If Newton or Warp is not installed.
     """
     try:
         import newton
+        import newton.sensors
         import warp as wp
-        from newton.sensors import SensorCamera
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
         raise ImportError(
             f"envreel's demo simulation needs NVIDIA Newton and Warp; install them with: "
             f"{_INSTALL_HINT}"
         ) from exc
-    return wp, newton, SensorCamera
+    return wp, newton
+
+
+class _Views:
+    """One pinhole camera per world of a Newton model, rendered to RGB.
+
+    Newton 1.8 has ``newton.sensors.SensorCamera`` (views laid out ``(view, H, W)``); 1.6 and
+    1.7 (Isaac Lab 3.0 pins 1.6.1) have ``SensorTiledCamera`` (``(world, camera, H, W)``, rays
+    and transforms per camera): the same ray tracer, the same pixels, other array layouts.
+
+    Args:
+        wp, newton: the modules.
+        model: the model; view i renders world i (and the global shapes).
+        poses: (V, 4, 4) camera-to-world, OpenGL convention; V = the model's world count.
+        intrinsics: (3, 3) pinhole matrix shared by the views.
+        shape: (height, width).
+        clear_color: background, packed RGBA with R in the low byte.
+        shadows: shadow rays for the default light.
+    """
+
+    def __init__(
+        self,
+        wp: Any,
+        newton: Any,
+        model: Any,
+        *,
+        poses: np.ndarray,
+        intrinsics: np.ndarray,
+        shape: tuple[int, int],
+        clear_color: int,
+        shadows: bool,
+    ) -> None:
+        h, w = shape
+        fx, fy, cx, cy = (
+            float(v)
+            for v in (intrinsics[0, 0], intrinsics[1, 1], intrinsics[0, 2], intrinsics[1, 2])
+        )
+        device = model.device
+        tfs = [_to_transform(wp, pose) for pose in poses]
+        sensors = newton.sensors
+        self._new = hasattr(sensors, "SensorCamera")
+        if self._new:
+            cam = sensors.SensorCamera
+            self.camera = cam(model, default_clear_data=cam.ClearData(clear_color=clear_color))
+            self.camera.create_default_light(enable_shadows=shadows)
+            self.rays = cam.compute_camera_rays_pinhole_opencv(w, h, fx, fy, cx, cy, device=device)
+            self.transforms = wp.array(tfs, dtype=wp.transformf, device=device)
+            self.color = self.camera.allocate_image_color(len(tfs), w, h)
+            self._clear = None
+        else:
+            cam = sensors.SensorTiledCamera
+            self.camera = cam(model)
+            self.camera.default_render_config.enable_shadows = shadows  # before the light: 1.4+
+            self.camera.utils.create_default_light(enable_shadows=shadows)
+            self.rays = self.camera.utils.compute_camera_rays_pinhole_opencv(w, h, fx, fy, cx, cy)
+            self.transforms = wp.array([tfs], dtype=wp.transformf, device=device)
+            self.color = wp.zeros((len(tfs), 1, h, w), dtype=wp.uint32, device=device)
+            self._clear = cam.ClearData(clear_color=clear_color)
+        self.camera.default_render_config.enable_shadows = shadows
+        self._shape = (len(tfs), h, w)
+
+    def render(self, state: Any) -> np.ndarray:
+        """(V, H, W, 3) uint8, a fresh array, from ``state`` (BVHs refitted by the caller)."""
+        kwargs = {} if self._new else {"clear_data": self._clear}
+        self.camera.update(state, self.transforms, self.rays, color_image=self.color, **kwargs)
+        return _rgba_to_rgb(self.color.numpy().reshape(self._shape))
+
+
+def _to_transform(wp: Any, pose: np.ndarray) -> Any:
+    """A (4, 4) camera-to-world matrix as a ``wp.transformf``."""
+    rot = wp.mat33(*[float(v) for v in pose[:3, :3].reshape(-1)])
+    return wp.transformf(wp.vec3f(*[float(v) for v in pose[:3, 3]]), wp.quat_from_matrix(rot))
 
 
 def _grid_origins(num_envs: int, spacing: float) -> np.ndarray:
@@ -448,7 +519,7 @@ class DemoSim:
         if not spacing > 0:
             raise ValueError(f"spacing must be > 0, got {spacing}")
 
-        wp, newton, SensorCamera = _import_newton()
+        wp, newton = _import_newton()
         self._wp = wp
         self._newton = newton
 
@@ -503,37 +574,27 @@ class DemoSim:
 
         # Alpha is dropped anyway; keeping it 0 keeps the packed value below 2**31, which spares
         # a clang int32-overflow warning when the render kernel is compiled.
-        clear = SensorCamera.ClearData(
-            clear_color=_SKY_RGB8[0] | (_SKY_RGB8[1] << 8) | (_SKY_RGB8[2] << 16)
+        clear = _SKY_RGB8[0] | (_SKY_RGB8[1] << 8) | (_SKY_RGB8[2] << 16)
+        self._env_views = _Views(
+            wp,
+            newton,
+            self._model,
+            poses=self.env_camera_poses,
+            intrinsics=self.env_intrinsics[0],
+            shape=(H, W),
+            clear_color=clear,
+            shadows=_ENV_SHADOWS,
         )
-        self._env_camera = self._make_camera(SensorCamera, self._model, clear, _ENV_SHADOWS)
-        self._global_camera = self._make_camera(
-            SensorCamera, self._global_model, clear, _GLOBAL_SHADOWS
+        self._global_views = _Views(
+            wp,
+            newton,
+            self._global_model,
+            poses=self.global_camera_pose[None],
+            intrinsics=self.global_intrinsics,
+            shape=(Hg, Wg),
+            clear_color=clear,
+            shadows=_GLOBAL_SHADOWS,
         )
-        K = self.env_intrinsics[0]
-        self._env_rays = SensorCamera.compute_camera_rays_pinhole_opencv(
-            W, H, float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]), device=device
-        )
-        Kg = self.global_intrinsics
-        self._global_rays = SensorCamera.compute_camera_rays_pinhole_opencv(
-            Wg,
-            Hg,
-            float(Kg[0, 0]),
-            float(Kg[1, 1]),
-            float(Kg[0, 2]),
-            float(Kg[1, 2]),
-            device=device,
-        )
-        self._env_cam_tf = wp.array(
-            [self._to_transform(T) for T in self.env_camera_poses],
-            dtype=wp.transformf,
-            device=device,
-        )
-        self._global_cam_tf = wp.array(
-            [self._to_transform(self.global_camera_pose)], dtype=wp.transformf, device=device
-        )
-        self._env_color = self._env_camera.allocate_image_color(N, W, H)
-        self._global_color = self._global_camera.allocate_image_color(1, Wg, Hg)
         # The global view renders on a second thread while the main thread renders the env views:
         # Warp's CPU kernels are called through ctypes, which releases the GIL, so on 2 cores the
         # two renders overlap. The first frame is rendered serially so the two threads never
@@ -674,23 +735,6 @@ class DemoSim:
             inertia=float(inertia[1][1, 1]),
             dt=self.step_dt,
         )
-
-    @staticmethod
-    def _make_camera(SensorCamera: Any, model: Any, clear: Any, shadows: bool) -> Any:
-        """Creates a SensorCamera lit by one directional light, with a sky-coloured background."""
-        camera = SensorCamera(model, default_clear_data=clear)
-        camera.create_default_light(enable_shadows=shadows)
-        camera.default_render_config.enable_shadows = shadows
-        return camera
-
-    def _to_transform(self, pose: np.ndarray) -> Any:
-        """Converts a (4, 4) camera-to-world matrix to a ``wp.transformf``."""
-        wp = self._wp
-        rot = wp.mat33(*[float(v) for v in pose[:3, :3].reshape(-1)])
-        return wp.transformf(wp.vec3f(*[float(v) for v in pose[:3, 3]]), wp.quat_from_matrix(rot))
-
-    # ------------------------------------------------------------------------------------------
-    # episode logic
 
     def _joint_state(self) -> tuple[np.ndarray, np.ndarray]:
         """Returns (N, 2) joint positions ``(x, theta)`` and velocities of the current state."""
@@ -856,21 +900,12 @@ class DemoSim:
         """Mirrors the physics body poses into the all-envs model and renders the global view."""
         self._wp.copy(self._global_state.body_q, self._state_0.body_q)
         self._global_model.bvh_refit_shapes(self._global_state)
-        self._global_camera.update(
-            self._global_state,
-            self._global_cam_tf,
-            self._global_rays,
-            color_image=self._global_color,
-        )
-        return _rgba_to_rgb(self._global_color.numpy()[0])
+        return self._global_views.render(self._global_state)[0]
 
     def _render_envs(self) -> np.ndarray:
         """Renders one view per env (view i sees world i and the ground)."""
         self._model.bvh_refit_shapes(self._state_0)
-        self._env_camera.update(
-            self._state_0, self._env_cam_tf, self._env_rays, color_image=self._env_color
-        )
-        return _rgba_to_rgb(self._env_color.numpy())
+        return self._env_views.render(self._state_0)
 
     def _render(self) -> tuple[np.ndarray, np.ndarray]:
         """Renders env views and the global view (concurrently after the first frame)."""
@@ -892,8 +927,8 @@ class DemoSim:
             self._pool.shutdown(wait=True)
             self._pool = None
         for name in (
-            "_env_camera",
-            "_global_camera",
+            "_env_views",
+            "_global_views",
             "_solver",
             "_state_0",
             "_state_1",
@@ -901,12 +936,6 @@ class DemoSim:
             "_global_state",
             "_model",
             "_global_model",
-            "_env_color",
-            "_global_color",
-            "_env_rays",
-            "_global_rays",
-            "_env_cam_tf",
-            "_global_cam_tf",
         ):
             setattr(self, name, None)
 
