@@ -15,7 +15,8 @@ drift falls on every way alike:
 * **subset_sync**: the same, rendered on the caller's thread (``ENVREEL_RENDER_THREAD=0``);
 * **windows**: the subset inside recording windows of ``--window`` steps every ``--interval``;
   its blocks are one whole cycle (``--interval`` steps from a window's start): nothing is
-  rendered between windows.
+  rendered between windows;
+* **idle**: recording configured, but outside any window (they start at step 2**40).
 
 Per way: the median step time over all its steps, and the overhead against ``none``: one ratio
 per round (median step time of the way's block / of the adjacent ``none`` block) and the median
@@ -70,6 +71,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "all": RecorderCfg(),
         "subset": RecorderCfg(envs=subset),
         "windows": RecorderCfg(envs=subset, video_length=args.window, video_interval=args.interval),
+        # windows that never come: what a step outside them costs, without the writer and the
+        # render thread still busy with the last window
+        "idle": RecorderCfg(
+            envs=subset, video_length=args.window, video_interval=args.interval, step_offset=2**40
+        ),
     }
     with launch_simulation(env_cfg, {"headless": True, "device": args.device}):
         t0 = time.perf_counter()
@@ -123,7 +129,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     kept.append(rec is not None and rec.wants(int(unwrapped.common_step_counter)))
             return times, kept
 
-        order = ["none", "all", "subset", "subset_sync", "windows"]
+        order = ["none", "all", "subset", "subset_sync", "windows", "idle"]
         own: dict[str, list[float]] = {w: [] for w in order}
         for way in order:  # warm-up: store creation, kernel compilation, first windows
             block(way, args.warmup)

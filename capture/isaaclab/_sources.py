@@ -53,7 +53,16 @@ class Selection:
 
                 index = self._device[key] = torch.as_tensor(self._host, device=value.device)
             return value.index_select(0, index)
-        return np.asarray(value)[self._host]
+        return np.asarray(value)[self._host]  # a copy, like index_select
+
+
+def done_flags(terminated: Any, truncated: Any, select: Selection) -> Any:
+    """``select(terminated | truncated)``: NumPy for host tensors (a few µs less per step
+    than torch's operators on (N,) tensors, on the path of every unrecorded step)."""
+    terminated, truncated = tensor(terminated), tensor(truncated)
+    if is_torch(terminated) and terminated.device.type == "cpu" and is_torch(truncated):
+        terminated, truncated = terminated.numpy(), truncated.numpy()
+    return select(terminated | truncated)
 
 
 class StepFrames:

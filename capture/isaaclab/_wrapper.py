@@ -71,7 +71,7 @@ from ._scene import (
     global_camera_pose,
     global_view_of,
 )
-from ._sources import Selection, StepFrames, sensor_rgb, tensor
+from ._sources import Selection, StepFrames, done_flags, sensor_rgb, tensor
 from ._views import NewtonViews
 
 _RENDERS_ON_READ = ("newton_warp", "ovrtx")
@@ -1022,7 +1022,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
             return result
         if not self._recorder.wants(step):
             # only the episode count goes on here: one flag per env, and nothing renders
-            done = select(tensor(terminated) | tensor(truncated))
+            done = done_flags(terminated, truncated, select)
             self._drain()
             self._last_step = step
             self._recorder.capture(None, step=step, terminated=done)
