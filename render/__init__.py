@@ -10,7 +10,9 @@ Example:
     >>> contact_sheet("runs/ant.zarr", "sheet.png", num_times=6)            # doctest: +SKIP
 """
 
-from ._encode import RenderError, find_ffmpeg
+from envreel.errors import RenderError
+
+from ._encode import find_ffmpeg
 from .api import RenderResult, contact_sheet, render, render_envs
 from .layout import PRESETS, Layout, parse_env_spec
 

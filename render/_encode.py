@@ -20,7 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from envreel.schemas import EnvreelError
+from envreel.errors import RenderError
 
 __all__ = [
     "RenderError",
@@ -49,10 +49,6 @@ X264_PRESETS = (
 )
 SUFFIXES = {".mp4": "mp4", ".gif": "gif", "": "png"}
 _F_SETPIPE_SZ = 1031  # Linux fcntl: bigger pipe, fewer context switches per 3 MB frame
-
-
-class RenderError(EnvreelError):
-    """Rendering failed after it started: the encoder failed or stopped (its message included)."""
 
 
 # ------------------------------------------------------------------------------------------------

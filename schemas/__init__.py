@@ -13,7 +13,7 @@ Example:
 """
 
 from ._format import FORMAT_NAME, FORMAT_VERSION
-from .errors import CorruptChunkError, EnvreelError, RecorderError, StoreFormatError
+from envreel.errors import CorruptChunkError, EnvreelError, RecorderError, StoreFormatError
 from .reader import Cameras, Clip, Run, open_run
 from .spec import CODECS, RunSpec
 from .validate import Problem, validate

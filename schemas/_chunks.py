@@ -32,7 +32,7 @@ from zarr.core.sync import sync
 from zarr.storage import LocalStore
 
 from . import _format as F
-from .errors import CorruptChunkError
+from envreel.errors import CorruptChunkError
 
 __all__ = ["ChunkFormat", "chunk_format", "ChunkReader"]
 

@@ -15,7 +15,7 @@ from zarr.abc.store import Store
 
 from . import _format as F
 from ._store import read_json
-from .errors import StoreFormatError
+from envreel.errors import StoreFormatError
 from .spec import RunSpec
 
 

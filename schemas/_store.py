@@ -14,7 +14,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from . import _format as F
-from .errors import StoreFormatError
+from envreel.errors import StoreFormatError
 
 StoreLike = str | os.PathLike | Store
 

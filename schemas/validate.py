@@ -16,7 +16,7 @@ from ._inspect import (
     parse_version,
 )
 from ._store import StoreLike, open_store, read_json
-from .errors import CorruptChunkError, StoreFormatError
+from envreel.errors import CorruptChunkError, StoreFormatError
 
 __all__ = ["validate", "Problem"]
 

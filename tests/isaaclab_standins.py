@@ -1293,9 +1293,9 @@ class FakeNewtonViews:
 
     def __init__(self, renderer_cfg: Any = None) -> None:
         if self.env is None:
-            from envreel.capture.isaaclab._views import NewtonViewError
+            from envreel.errors import SimulatorError
 
-            raise NewtonViewError("FakeNewtonViews is not bound to an env: fake_newton_views(env)")
+            raise SimulatorError("FakeNewtonViews is not bound to an env: fake_newton_views(env)")
         self.renderer_cfg = renderer_cfg
         self.renders = 0
         """Draws (``render()`` or ``draw()`` calls)."""

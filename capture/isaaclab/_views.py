@@ -27,16 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from envreel.errors import SimulatorError
 from envreel.schemas import geometry
 
-__all__ = ["NewtonViews", "NewtonViewError"]
+__all__ = ["NewtonViews"]
 
 _ENV_LABEL = re.compile(r"/envs/env_(\d+)(/|$)")
 _CLEAR_COLOR = 0xFFEEEEEE  # Isaac Lab's Newton Warp default: 93% grey, like RTX's background
-
-
-class NewtonViewError(RuntimeError):
-    """The sim has no Newton model to render envreel's views from."""
 
 
 @dataclass
@@ -142,7 +139,7 @@ class NewtonViews:
             Defaults to None (Isaac Lab's Newton Warp defaults).
 
     Raises:
-        NewtonViewError: the sim has no Newton model (PhysX physics and only RTX cameras).
+        SimulatorError: the sim has no Newton model (PhysX physics and only RTX cameras).
         ImportError: Newton, Warp or Isaac Lab's Newton backend cannot be imported.
     """
 
@@ -154,7 +151,7 @@ class NewtonViews:
         sim_utils = importlib.import_module("isaaclab.sim")
         sim = sim_utils.SimulationContext.instance()
         if sim is None:
-            raise NewtonViewError("no Isaac Lab SimulationContext: build the env first")
+            raise SimulatorError("no Isaac Lab SimulationContext: build the env first")
         try:
             backend_cfg = importlib.import_module("isaaclab_newton.physics").NewtonBackendCfg
             backend = sim.get_or_create_backend(
@@ -162,7 +159,7 @@ class NewtonViews:
             )
             model = backend.model
         except Exception as exc:  # noqa: BLE001 - any failure means: no Newton model here
-            raise NewtonViewError(
+            raise SimulatorError(
                 "envreel renders the global view and env subsets of Isaac Lab 3 from the sim's "
                 "Newton model, and this sim has none "
                 f"(physics {type(sim.cfg.physics).__name__}: {type(exc).__name__}: {exc}); run "
@@ -170,7 +167,7 @@ class NewtonViews:
                 "env camera (EnvCameraCfg(renderer='newton_warp'))"
             ) from exc
         if model is None or not model.shape_count:
-            raise NewtonViewError("the sim's Newton model has no shapes to render")
+            raise SimulatorError("the sim's Newton model has no shapes to render")
         self.model = model
         self.backend = backend
         self.device = model.device
