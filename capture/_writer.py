@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from envreel.schemas import Block, RecorderError, RunSpec
 
 from ._episodes import EpisodeChain

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from envreel.schemas import RecorderError, RunSpec, create_run
 
 from . import _frames as fr

@@ -25,7 +25,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import errors
 from envreel.errors import (
     CorruptChunkError,
     EnvreelError,
@@ -34,6 +33,8 @@ from envreel.errors import (
     SimulatorError,
     StoreFormatError,
 )
+
+from . import errors
 
 __version__ = "0.2.0"
 
@@ -57,7 +58,15 @@ _LAZY = {
 __all__ = [
     "__version__",
     "errors",
-    *_LAZY,
+    "Recorder",
+    "Run",
+    "open_run",
+    "validate",
+    "Layout",
+    "render",
+    "render_envs",
+    "frames",
+    "contact_sheet",
     "EnvreelError",
     "StoreFormatError",
     "CorruptChunkError",

@@ -20,6 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
 from envreel.errors import RenderError
 
 __all__ = [

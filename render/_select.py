@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+
 from envreel.schemas import CorruptChunkError, Run
 
 from .layout import LabelTemplate, Layout, format_env_spec

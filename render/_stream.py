@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+
 from envreel.schemas import CorruptChunkError, Run
 
 from ._select import Plan, ScalarReader

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from envreel.schemas import CorruptChunkError, Run, open_run
 
 from ._compose import Composer, compute_geometry

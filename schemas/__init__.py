@@ -12,8 +12,9 @@ Example:
     4
 """
 
-from ._format import FORMAT_NAME, FORMAT_VERSION
 from envreel.errors import CorruptChunkError, EnvreelError, RecorderError, StoreFormatError
+
+from ._format import FORMAT_NAME, FORMAT_VERSION
 from .reader import Cameras, Clip, Run, open_run
 from .spec import CODECS, RunSpec
 from .validate import Problem, validate

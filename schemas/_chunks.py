@@ -31,8 +31,9 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import LocalStore
 
-from . import _format as F
 from envreel.errors import CorruptChunkError
+
+from . import _format as F
 
 __all__ = ["ChunkFormat", "chunk_format", "ChunkReader"]
 

@@ -13,9 +13,10 @@ from typing import Any
 
 from zarr.abc.store import Store
 
+from envreel.errors import StoreFormatError
+
 from . import _format as F
 from ._store import read_json
-from envreel.errors import StoreFormatError
 from .spec import RunSpec
 
 

@@ -13,8 +13,9 @@ from zarr.abc.store import RangeByteRequest, Store
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
-from . import _format as F
 from envreel.errors import StoreFormatError
+
+from . import _format as F
 
 StoreLike = str | os.PathLike | Store
 

@@ -13,11 +13,12 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import WrapperStore
 
+from envreel.errors import CorruptChunkError, StoreFormatError
+
 from . import _format as F
 from ._chunks import ChunkReader, chunk_format
 from ._inspect import OPTIONAL, array_docs, check_array_doc, check_root, expected_arrays
 from ._store import StoreLike, describe, open_store, read_json
-from envreel.errors import CorruptChunkError, StoreFormatError
 from .spec import RunSpec
 
 __all__ = ["Run", "Clip", "Cameras", "open_run"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from zarr.core.sync import sync
 
+from envreel.errors import CorruptChunkError, StoreFormatError
+
 from . import _format as F
 from ._inspect import (
     OPTIONAL,
@@ -16,7 +18,6 @@ from ._inspect import (
     parse_version,
 )
 from ._store import StoreLike, open_store, read_json
-from envreel.errors import CorruptChunkError, StoreFormatError
 
 __all__ = ["validate", "Problem"]
 

@@ -55,6 +55,8 @@ def main(out: Path) -> int:
     import gymnasium as gym
     import isaaclab_tasks  # noqa: F401  (registers the tasks)
     import torch
+    from isaaclab.app import launch_simulation
+
     from envreel.capture.isaaclab import (
         EnvCameraCfg,
         GlobalCameraCfg,
@@ -65,7 +67,6 @@ def main(out: Path) -> int:
         add_global_camera,
     )
     from envreel.tools._offline_cartpole import offline_cartpole_cfg
-    from isaaclab.app import launch_simulation
 
     task = "Isaac-Cartpole"
     env_cfg = offline_cartpole_cfg(out, num_envs=NUM_ENVS)

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from envreel.schemas import EnvreelError, open_run
 from recorder_helpers import within  # noqa: F401 - shared with the reliability tests
 from store_helpers import small_spec, write_run
 from zarr.storage import WrapperStore
+
+from envreel.schemas import EnvreelError, open_run
 
 __all__ = [
     "ENVREEL_ERRORS",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from envreel.schemas import Block, RunSpec, create_run
 from envreel.schemas import geometry as geo
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from envreel.schemas import Block, RunSpec, create_run, open_run
 from zarr.storage import LocalStore, WrapperStore
+
+from envreel.schemas import Block, RunSpec, create_run, open_run
 
 
 class CountingStore(WrapperStore):

@@ -51,9 +51,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import gymnasium as gym
     import isaaclab_tasks  # noqa: F401  (registers the tasks)
     import torch
+    from isaaclab.app import launch_simulation
+
     from envreel.capture.isaaclab import EnvCameraCfg, RecordEnvs, RecorderCfg, add_env_camera
     from envreel.tools._offline_cartpole import offline_cartpole_cfg
-    from isaaclab.app import launch_simulation
 
     work = Path(args.dir or tempfile.mkdtemp(prefix="envreel-bench-isaaclab-"))
     env_cfg = offline_cartpole_cfg(work, num_envs=args.num_envs, device=args.device)

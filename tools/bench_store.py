@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 import zarr
+
 from envreel.schemas._store import compressors
 from envreel.tools.synthetic import SyntheticScene
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from envreel.schemas import EnvreelError, open_run, validate
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

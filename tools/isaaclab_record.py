@@ -130,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import gymnasium as gym
     import isaaclab_tasks  # noqa: F401  (registers the tasks)
     import torch
+    from isaaclab_tasks.utils import parse_env_cfg
+
     from envreel.capture.isaaclab import (
         EnvCameraCfg,
         GlobalCameraCfg,
@@ -138,7 +140,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_env_camera,
         add_global_camera,
     )
-    from isaaclab_tasks.utils import parse_env_cfg
 
     if args.device is None:
         args.device = "cuda:0" if torch.cuda.is_available() else "cpu"

@@ -14,8 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from envreel.render import Layout, contact_sheet, render
 from PIL import Image
+
+from envreel.render import Layout, contact_sheet, render
 
 # name -> (layout fields, frame to keep, or "gif")
 PICTURES: dict[str, tuple[dict, object]] = {

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
+
 from envreel.schemas import geometry
 
 from ._cfg import EnvCameraCfg, GlobalCameraCfg

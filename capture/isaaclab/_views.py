@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from envreel.errors import SimulatorError
 from envreel.schemas import geometry
 

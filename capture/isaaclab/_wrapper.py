@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from envreel.schemas import CODECS, geometry
 
 from .._windows import Windows

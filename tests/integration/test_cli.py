@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from envreel.tools.cli import main
 from store_helpers import small_spec, write_run
+
+from envreel.tools.cli import main
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -159,8 +160,9 @@ def test_render_layout_file_and_preset(store, tmp_path):
     assert res.exit_code == 0, res.output
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) == 3
-    from envreel.schemas import open_run
     from PIL import Image
+
+    from envreel.schemas import open_run
 
     img = np.asarray(Image.open(pngs[1]).convert("RGB"))
     run = open_run(store)

@@ -17,6 +17,7 @@ import warnings
 import isaaclab_standins as standins
 import numpy as np
 import pytest
+
 from envreel.capture.isaaclab import (
     EnvCameraCfg,
     GlobalCameraCfg,

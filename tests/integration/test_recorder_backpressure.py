@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from recorder_helpers import SlowStore, frames, local, within
+
 from envreel.capture import Recorder
 from envreel.capture._writer import block_nbytes
 from envreel.schemas import RunSpec, open_run, validate
-from recorder_helpers import SlowStore, frames, local, within
 
 N, H, W = 2, 8, 8
 STEPS = 60

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from recorder_helpers import frames
+
 from envreel.capture import Recorder
 from envreel.schemas import open_run, validate
-from recorder_helpers import frames
 
 N, H, W = 3, 8, 10
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from recorder_helpers import frames, global_frame
+
 from envreel.capture import Recorder, RecorderError
 from envreel.schemas import open_run, validate
-from recorder_helpers import frames, global_frame
 
 torch = pytest.importorskip("torch")
 pytestmark = [

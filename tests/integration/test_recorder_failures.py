@@ -6,10 +6,11 @@ import warnings
 
 import numpy as np
 import pytest
+from recorder_helpers import FlakyStore, FullDiskStore, frames, local, within
+
 from envreel.capture import Recorder, RecorderError
 from envreel.capture._writer import WriterThread
 from envreel.schemas import open_run, validate
-from recorder_helpers import FlakyStore, FullDiskStore, frames, local, within
 
 N, H, W = 2, 8, 8
 

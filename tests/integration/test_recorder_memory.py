@@ -6,6 +6,7 @@ import gc
 
 import numpy as np
 import pytest
+
 from envreel.capture import Recorder
 from envreel.schemas import open_run
 

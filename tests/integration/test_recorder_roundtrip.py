@@ -6,9 +6,10 @@ import warnings
 
 import numpy as np
 import pytest
+from recorder_helpers import frames, global_frame
+
 from envreel.capture import Recorder
 from envreel.schemas import open_run, validate
-from recorder_helpers import frames, global_frame
 
 N, H, W = 3, 10, 12
 GH, GW = 9, 14

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from recorder_helpers import frames, global_frame
+
 from envreel.capture import Recorder
 from envreel.schemas import open_run, validate
-from recorder_helpers import frames, global_frame
 
 N, H, W = 5, 6, 8
 GH, GW = 4, 6

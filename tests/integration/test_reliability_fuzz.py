@@ -28,8 +28,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from envreel.render import Layout, render
-from envreel.schemas import EnvreelError, Problem, validate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_helpers import (
@@ -42,6 +40,9 @@ from reliability_helpers import (
     read_doc,
     within,
 )
+
+from envreel.render import Layout, render
+from envreel.schemas import EnvreelError, Problem, validate
 
 SCALE = int(os.environ.get("ENVREEL_FUZZ_EXAMPLES", "0"))
 TIME_BOUND_S = 30.0  # per call; a correct call takes well under a second

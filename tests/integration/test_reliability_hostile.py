@@ -18,14 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from envreel.render import Layout, contact_sheet, render, render_envs
-from envreel.schemas import (
-    CorruptChunkError,
-    EnvreelError,
-    StoreFormatError,
-    open_run,
-    validate,
-)
 from reliability_helpers import (
     KeyCountingStore,
     build_store,
@@ -38,6 +30,15 @@ from reliability_helpers import (
 )
 from store_helpers import frames_for
 from zarr.storage import LocalStore
+
+from envreel.render import Layout, contact_sheet, render, render_envs
+from envreel.schemas import (
+    CorruptChunkError,
+    EnvreelError,
+    StoreFormatError,
+    open_run,
+    validate,
+)
 
 N, H, W, T, B = 4, 12, 16, 13, 8  # small_spec: 4 envs of 12×16, blocks of 8; 13 frames
 
@@ -236,9 +237,10 @@ def test_broken_metadata_is_named_by_open_run_validate_and_render(store, tmp_pat
 
 
 def test_contact_sheet_names_a_corrupt_chunk_and_skip_bad_draws_a_placeholder(store, tmp_path):
-    from envreel.render._compose import compute_geometry, placeholder_tile
     from PIL import Image
     from render_fixtures import tile
+
+    from envreel.render._compose import compute_geometry, placeholder_tile
 
     flip_byte(store / "env/frames/c/1/0/0/0/0")
     layout = Layout(label=None, border=0)

@@ -16,9 +16,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import zarr
+from store_helpers import frames_for
+
 from envreel.schemas import open_run, validate
 from envreel.tools import kill_trials as kt
-from store_helpers import frames_for
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 

@@ -16,12 +16,13 @@ import warnings
 
 import numpy as np
 import pytest
-from envreel.capture import Recorder
-from envreel.schemas import RecorderError, StoreFormatError, open_run, validate
-from envreel.tools import kill_trials as kt
 from reliability_helpers import DiskFullStore, FlakyStore, wait_until, within
 from store_helpers import frames_for
 from zarr.storage import LocalStore
+
+from envreel.capture import Recorder
+from envreel.schemas import RecorderError, StoreFormatError, open_run, validate
+from envreel.tools import kill_trials as kt
 
 N, H, W = 2, 8, 8
 

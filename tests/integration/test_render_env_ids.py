@@ -12,6 +12,17 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from render_fixtures import (
+    corrupt_chunk,
+    decode_video,
+    env_frame,
+    global_frame,
+    make_store,
+    psnr,
+    read_pngs,
+    tile,
+)
+
 from envreel.render import Layout, contact_sheet, render, render_envs
 from envreel.render._compose import (
     LabelCache,
@@ -24,16 +35,6 @@ from envreel.render._compose import (
 from envreel.schemas import CorruptChunkError, open_run
 from envreel.schemas.geometry import project_points
 from envreel.tools.cli import main
-from render_fixtures import (
-    corrupt_chunk,
-    decode_video,
-    env_frame,
-    global_frame,
-    make_store,
-    psnr,
-    read_pngs,
-    tile,
-)
 
 H, W, T, B = 32, 48, 24, 8
 SUBSET = (0, 256, 512, 768)

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from envreel.render import Layout, RenderError, contact_sheet, render, render_envs
-from envreel.render._compose import compute_geometry, placeholder_tile
-from envreel.schemas import CorruptChunkError, EnvreelError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from render_fixtures import corrupt_chunk, env_frame, make_store, read_pngs, tile
+
+from envreel.render import Layout, RenderError, contact_sheet, render, render_envs
+from envreel.render._compose import compute_geometry, placeholder_tile
+from envreel.schemas import CorruptChunkError, EnvreelError
 
 H, W, N, T, B = 32, 48, 6, 24, 8
 

@@ -10,10 +10,11 @@ import time
 
 import numpy as np
 import pytest
-from envreel.render import Layout, render
-from envreel.render._encode import GifWriter, RenderError
 from PIL import GifImagePlugin, Image
 from render_fixtures import env_frame, make_store
+
+from envreel.render import Layout, render
+from envreel.render._encode import GifWriter, RenderError
 
 H, W, T = 48, 64, 24
 FPS = 30.0

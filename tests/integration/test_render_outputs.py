@@ -6,9 +6,6 @@ import warnings
 
 import numpy as np
 import pytest
-from envreel.render import Layout, RenderResult, contact_sheet, render, render_envs
-from envreel.render._compose import compute_geometry
-from envreel.schemas import open_run
 from PIL import Image
 from render_fixtures import (
     decode_video,
@@ -20,6 +17,10 @@ from render_fixtures import (
     read_pngs,
     tile,
 )
+
+from envreel.render import Layout, RenderResult, contact_sheet, render, render_envs
+from envreel.render._compose import compute_geometry
+from envreel.schemas import open_run
 
 H, W = 64, 96
 N, T = 6, 40

@@ -10,9 +10,10 @@ import signal
 import numpy as np
 import pytest
 import zarr
+from store_helpers import fill_block, small_spec, statics, write_run
+
 from envreel.schemas import _chunkwrite, create_run, open_run, validate
 from envreel.schemas import writer as writer_mod
-from store_helpers import fill_block, small_spec, statics, write_run
 
 
 def _objects(root) -> dict[str, str]:

@@ -8,10 +8,11 @@ is read must be the ones zarr gives.
 import numpy as np
 import pytest
 import zarr
-from envreel.schemas import CorruptChunkError, open_run
-from envreel.schemas._chunks import chunk_format
 from reliability_helpers import edit_json, flip_byte, read_doc, traced_peak, truncate
 from store_helpers import SUBSET_ENVS, counted_subset_read, frames_for, small_spec, write_run
+
+from envreel.schemas import CorruptChunkError, open_run
+from envreel.schemas._chunks import chunk_format
 
 PER_FRAME = [
     "env/reward",

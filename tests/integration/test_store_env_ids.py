@@ -4,8 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from envreel.schemas import StoreFormatError, open_run, validate
 from store_helpers import frames_for, small_spec, write_run
+
+from envreel.schemas import StoreFormatError, open_run, validate
 
 SUBSET = [0, 256, 512, 768]
 

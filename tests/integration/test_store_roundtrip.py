@@ -7,8 +7,9 @@ import uuid
 import numpy as np
 import pytest
 import zarr
-from envreel.schemas import Block, create_run, open_run, validate
 from store_helpers import fill_block, frames_for, small_spec, statics, write_run
+
+from envreel.schemas import Block, create_run, open_run, validate
 
 
 def _expected(spec, sizes):

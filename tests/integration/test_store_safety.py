@@ -6,13 +6,6 @@ import shutil
 import numpy as np
 import pytest
 import zarr
-from envreel.schemas import (
-    RunSpec,
-    StoreFormatError,
-    create_run,
-    open_run,
-    validate,
-)
 from store_helpers import (
     FailingStore,
     counted_subset_read,
@@ -22,6 +15,14 @@ from store_helpers import (
     write_run,
 )
 from zarr.storage import LocalStore
+
+from envreel.schemas import (
+    RunSpec,
+    StoreFormatError,
+    create_run,
+    open_run,
+    validate,
+)
 
 
 def test_subset_reads_only_those_envs_chunks(tmp_path):

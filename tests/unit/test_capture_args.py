@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from envreel.capture import DEFAULT_MAX_QUEUE_BYTES, Recorder
 
 N = 4

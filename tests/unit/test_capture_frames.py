@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from envreel.capture import _frames as fr
 from hypothesis import given
 from hypothesis import strategies as st
+
+from envreel.capture import _frames as fr
 
 
 def test_is_torch_does_not_import_torch():

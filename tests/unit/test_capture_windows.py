@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from envreel.capture._windows import Windows
 from hypothesis import given
 from hypothesis import strategies as st
+
+from envreel.capture._windows import Windows
 
 
 def kept(win: Windows, steps) -> list[tuple[int, int]]:

@@ -8,9 +8,10 @@ import sys
 
 import numpy as np
 import pytest
-from envreel.schemas import geometry as geo
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from envreel.schemas import geometry as geo
 
 GLOBAL_K = geo.pinhole_intrinsics(
     focal_length=18.147, horizontal_aperture=20.955, width=1280, height=720

@@ -13,6 +13,7 @@ import warnings
 import isaaclab_standins as standins
 import numpy as np
 import pytest
+
 from envreel.capture import isaaclab as adapter
 from envreel.capture.isaaclab import (
     EnvCameraCfg,

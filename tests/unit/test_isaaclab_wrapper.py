@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from envreel.capture import isaaclab as adapter
 from envreel.capture.isaaclab import EnvCameraCfg, GlobalCameraCfg, RecordEnvs, RecorderCfg
 from envreel.capture.isaaclab import _wrapper as wrapper

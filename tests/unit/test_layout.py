@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from envreel.render import PRESETS, Layout, parse_env_spec
-from envreel.render.layout import LabelTemplate, format_env_spec, parse_color
 from hypothesis import given
 from hypothesis import strategies as st
+
+from envreel.render import PRESETS, Layout, parse_env_spec
+from envreel.render.layout import LabelTemplate, format_env_spec, parse_color
 
 
 # ---- env specs ---------------------------------------------------------------------------------

@@ -6,10 +6,11 @@ import math
 
 import numpy as np
 import pytest
-from envreel.render import Layout
-from envreel.render._compose import Resizer, compute_geometry, grid_shape
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+
+from envreel.render import Layout
+from envreel.render._compose import Resizer, compute_geometry, grid_shape
 
 VIEWS = ("none", "left", "right", "top", "bottom", "inset", "only")
 

@@ -1,4 +1,5 @@
 import pytest
+
 from envreel.schemas import RunSpec
 
 
