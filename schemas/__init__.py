@@ -15,6 +15,7 @@ Example:
 from envreel.errors import CorruptChunkError, EnvreelError, RecorderError, StoreFormatError
 
 from ._format import FORMAT_NAME, FORMAT_VERSION
+from .pack import pack_run
 from .reader import Cameras, Clip, Run, open_run
 from .spec import CODECS, RunSpec
 from .validate import Problem, validate
@@ -32,6 +33,7 @@ __all__ = [
     "Clip",
     "Cameras",
     "open_run",
+    "pack_run",
     "validate",
     "Problem",
     "EnvreelError",

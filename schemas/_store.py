@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,18 @@ def describe(url: StoreLike) -> str:
     return str(url) if not isinstance(url, Store) else repr(url)
 
 
+REMOTE_HINT = "pip install 'envreel[remote]'"
+"""How to install what http(s):// and s3:// stores need (fsspec's aiohttp and s3fs backends)."""
+
+
 def open_store(url: StoreLike, *, read_only: bool, storage_options: dict | None = None) -> Store:
-    """A zarr store for a local path, ``file://``, any fsspec URL, or a store object.
+    """A zarr store for a local path, a ``.zip`` file, ``file://``, any fsspec URL, or a store.
 
     Local paths get zarr's LocalStore, whose writes go to a temporary file and are renamed into
     place, so every object (chunk, shard or metadata document) appears whole or not at all.
-    Object stores (s3://, gcs://, memory://) give the same guarantee per PUT.
+    Object stores (s3://, gcs://, memory://) give the same guarantee per PUT. A local ``.zip``
+    (``envreel pack``, or a zipped store folder) opens read-only. An http(s):// server must honour
+    byte ranges (chunks are read by range): one that does not is refused, with how to fix it.
     """
     if isinstance(url, Store):
         return url
@@ -42,20 +49,64 @@ def open_store(url: StoreLike, *, read_only: bool, storage_options: dict | None 
         url = url[len("file://") :]
     if "://" not in url:
         path = Path(url).expanduser()
+        if path.suffix.lower() == ".zip" and (path.is_file() or read_only):
+            return _open_zip(path, url, read_only=read_only)
         if read_only and not (path / "zarr.json").is_file():
             if not path.exists():
                 raise StoreFormatError(f"no store at {url}: the path does not exist")
             raise StoreFormatError(f"{url} is not an envreel store: it has no zarr.json")
         return zarr.storage.LocalStore(path, read_only=read_only)
     try:
-        return zarr.storage.FsspecStore.from_url(
+        store = zarr.storage.FsspecStore.from_url(
             url, storage_options=storage_options, read_only=read_only
         )
     except ImportError as exc:
         raise ImportError(
-            f"opening {url} needs the fsspec backend for its protocol ({exc}); "
-            "e.g. pip install s3fs for s3://"
+            f"opening {url} needs the fsspec backend for its protocol ({exc}): {REMOTE_HINT}"
         ) from exc
+    if read_only and url.split("://", 1)[0].lower() in ("http", "https"):
+        _check_byte_ranges(store, url)
+    return store
+
+
+def _open_zip(path: Path, url: str, *, read_only: bool) -> Store:
+    """A zipped store: ``zarr.json`` at the zip's root, or in its one top-level folder."""
+    if not read_only:
+        raise ValueError(f"{url}: a .zip store is read-only; record into a folder, then pack it")
+    if not path.is_file():
+        raise StoreFormatError(f"no store at {url}: the file does not exist")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise StoreFormatError(f"{url} is not a readable zip file: {exc}") from None
+    tops = {n.split("/", 1)[0] for n in names if "/" in n}
+    inner = [""] if "zarr.json" in names else [t for t in sorted(tops) if f"{t}/zarr.json" in names]
+    if len(inner) != 1:
+        found = f"folders {sorted(tops)[:5]}" if tops else "no folder"
+        raise StoreFormatError(
+            f"{url} is a zip file but not an envreel store: no zarr.json at its root or in one "
+            f"top-level folder ({found}); make one with `envreel pack RUN {path.name}`"
+        )
+    from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+    from fsspec.implementations.zip import ZipFileSystem
+
+    fs = AsyncFileSystemWrapper(ZipFileSystem(str(path)), asynchronous=True)
+    return zarr.storage.FsspecStore(fs, path=inner[0], read_only=True)
+
+
+def _check_byte_ranges(store: Store, url: str) -> None:
+    """Refuses a server that answers a byte range with the whole object (as ``python -m
+    http.server`` does): every chunk read would get the wrong bytes."""
+    got = _get_range(store, "zarr.json", 0, 2)
+    if got is None:
+        raise StoreFormatError(f"no store at {url}: the server has no {url}/zarr.json (HTTP 404)")
+    if len(got) > 2:
+        raise StoreFormatError(
+            f"the server at {url} ignores HTTP Range requests (asked for 2 bytes of zarr.json, "
+            f"got all {len(got)}): envreel reads chunks by byte range. Serve the store with "
+            "`envreel serve RUN` or another server that supports Range requests (nginx, S3)"
+        )
 
 
 def read_json(

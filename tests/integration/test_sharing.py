@@ -1,0 +1,196 @@
+"""Sharing a store: a zip by path, HTTP through ``envreel serve`` and through a server that
+ignores byte ranges, S3 through a local S3 server (moto) — each rendered and compared with the
+local render, byte for byte. Every server is started by the test on 127.0.0.1 and stopped."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from render_fixtures import make_store
+
+from envreel.errors import StoreFormatError
+from envreel.render import Layout, render
+from envreel.schemas import open_run, pack_run, validate
+from envreel.tools.serve import StoreServer, _parse_range, run_names
+
+pytest.importorskip("aiohttp", reason="HTTP stores need the remote extra")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("share")
+    return Path(make_store(root / "run.zarr", num_envs=4, frames=24, global_shape=(32, 48)))
+
+
+@pytest.fixture(scope="module")
+def local_gif(store: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    out = tmp_path_factory.mktemp("local") / "local.gif"
+    render(store, Layout(global_view="right"), out)
+    return out.read_bytes()
+
+
+def _render_bytes(run: object, tmp_path: Path) -> bytes:
+    out = tmp_path / "remote.gif"
+    render(run, Layout(global_view="right"), out)
+    return out.read_bytes()
+
+
+# -- zip ---------------------------------------------------------------------------------------
+
+
+def test_pack_opens_by_path_and_renders_identically(
+    store: Path, local_gif: bytes, tmp_path: Path
+) -> None:
+    packed = pack_run(store, tmp_path / "run.zip")
+    with zipfile.ZipFile(packed) as zf:
+        assert "zarr.json" in zf.namelist()
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}
+    assert validate(packed) == []
+    np.testing.assert_array_equal(open_run(packed).env_frames(), open_run(store).env_frames())
+    assert _render_bytes(str(packed), tmp_path) == local_gif
+
+
+def test_a_zipped_store_folder_opens_too(store: Path, tmp_path: Path) -> None:
+    zipped = tmp_path / "folder.zip"
+    with zipfile.ZipFile(zipped, "w") as zf:  # `zip -r folder.zip run.zarr`, deflated
+        for f in sorted(store.rglob("*")):
+            if f.is_file():
+                zf.write(f, "run.zarr/" + f.relative_to(store).as_posix())
+    np.testing.assert_array_equal(open_run(zipped).env_frames(), open_run(store).env_frames())
+
+
+def test_a_zip_that_is_not_a_store_is_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.zip"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("notes.txt", "hello")
+    with pytest.raises(StoreFormatError, match="zip file but not an envreel store"):
+        open_run(bad)
+    assert validate(bad)[0].where == "zarr.json"
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"not a zip")
+    with pytest.raises(StoreFormatError, match="not a readable zip"):
+        open_run(broken)
+
+
+def test_pack_refuses_before_writing_anything(store: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"end in \.zip"):
+        pack_run(store, tmp_path / "run.tar")
+    (tmp_path / "taken.zip").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        pack_run(store, tmp_path / "taken.zip")
+    with pytest.raises(StoreFormatError):
+        pack_run(tmp_path / "missing.zarr", tmp_path / "out.zip")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.zip"]
+
+
+# -- HTTP --------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def served(store: Path, tmp_path: Path) -> Iterator[StoreServer]:
+    packed = pack_run(store, tmp_path / "packed.zip")
+    with StoreServer(run_names([store, packed])) as server:
+        yield server
+
+
+def test_envreel_serve_renders_identically_from_folder_and_zip(
+    served: StoreServer, local_gif: bytes, tmp_path: Path
+) -> None:
+    assert served.address[0] == "127.0.0.1"
+    for name in ("run.zarr", "packed.zarr"):
+        url = served.url(name)
+        assert validate(url) == []
+        assert _render_bytes(url, tmp_path) == local_gif
+
+
+def test_envreel_serve_is_read_only_and_stays_inside_the_stores(served: StoreServer) -> None:
+    import requests
+
+    base = served.url("run.zarr")
+    assert requests.get(base + "/zarr.json", timeout=5).status_code == 200
+    r = requests.get(base + "/zarr.json", headers={"Range": "bytes=2-5"}, timeout=5)
+    assert r.status_code == 206 and len(r.content) == 4
+    assert r.headers["Content-Range"].startswith("bytes 2-5/")
+    assert (
+        requests.get(base + "/zarr.json", headers={"Range": "bytes=99999-"}, timeout=5).status_code
+        == 416
+    )
+    assert requests.put(base + "/zarr.json", data=b"{}", timeout=5).status_code == 405
+    for path in ("/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/env", "/nothing"):
+        assert requests.get(base + path, timeout=5).status_code == 404, path
+    assert requests.get(served.url("other.zarr") + "/zarr.json", timeout=5).status_code == 404
+
+
+def test_byte_range_parsing() -> None:
+    assert _parse_range("bytes=0-9", 100) == (0, 9)
+    assert _parse_range("bytes=90-", 100) == (90, 99)
+    assert _parse_range("bytes=-10", 100) == (90, 99)
+    assert _parse_range("bytes=95-200", 100) == (95, 99)
+    assert _parse_range("bytes=100-", 100) is None
+    assert _parse_range("bytes=-0", 100) is None
+    assert _parse_range("bytes=0-1,5-9", 100) == (0, 99)  # several ranges: the whole object
+
+
+def test_a_server_that_ignores_ranges_is_named_before_anything_is_written(
+    store: Path, tmp_path: Path
+) -> None:
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(store.parent), **kw)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/run.zarr"
+        with pytest.raises(StoreFormatError, match="ignores HTTP Range requests"):
+            open_run(url)
+        (problem,) = validate(url)
+        assert "Range" in problem.message
+        out = tmp_path / "never.gif"
+        with pytest.raises(StoreFormatError, match="envreel serve"):
+            render(url, Layout(), out)
+        assert list(tmp_path.iterdir()) == []
+        missing = f"http://127.0.0.1:{httpd.server_address[1]}/nothing.zarr"
+        with pytest.raises(StoreFormatError, match="no store at .*HTTP 404"):
+            open_run(missing)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+# -- S3 ----------------------------------------------------------------------------------------
+
+
+def test_s3_through_a_local_s3_server(store: Path, local_gif: bytes, tmp_path: Path) -> None:
+    moto_server = pytest.importorskip("moto.server", reason="needs moto[server]")
+    boto3 = pytest.importorskip("boto3")
+    s3fs = pytest.importorskip("s3fs")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        endpoint = "http://{}:{}".format(*server.get_host_and_port())
+        opts = {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": endpoint}}
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="k",
+            aws_secret_access_key="s",
+            region_name="us-east-1",
+        ).create_bucket(Bucket="team")
+        s3fs.S3FileSystem(**opts).put(str(store), "team/run.zarr", recursive=True)
+        url = "s3://team/run.zarr"
+        assert validate(url, storage_options=opts) == []
+        assert _render_bytes(open_run(url, storage_options=opts), tmp_path) == local_gif
+        with pytest.raises(StoreFormatError):
+            open_run("s3://team/missing.zarr", storage_options=opts)
+    finally:
+        server.stop()
