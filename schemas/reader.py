@@ -714,25 +714,32 @@ class Run:
         )
 
 
-def open_run(url: StoreLike, *, storage_options: dict | None = None) -> Run:
-    """Open a run store for reading.
+def open_run(url: StoreLike | Sequence[StoreLike], *, storage_options: dict | None = None) -> Run:
+    """Open a run store for reading; or several rank stores of one run, as one run.
 
     Checks the format name and version, the spec, the commit record and every array's metadata
     (shape, dtype, standard codecs) before returning; no chunk is read.
 
     Args:
-        url: a local path or an fsspec URL (``file://``, ``memory://``, ``s3://``, ``https://``).
+        url: a local path, a ``.zip``, or an fsspec URL (``file://``, ``memory://``, ``s3://``,
+            ``https://``); or a list of them: the rank stores of a multi-GPU run, read as one
+            :class:`~envreel.schemas.ranks.RankedRun` with global env ids.
         storage_options: fsspec options for URLs. Defaults to None.
 
     Raises:
         StoreFormatError: not an envreel store, a newer major version, or inconsistent metadata;
-            the message names the attribute or array.
+            the message names the attribute or array. For several stores: stores that do not
+            belong to one run (mismatched fps, frame size, steps, or overlapping env ids).
 
     Example:
         >>> run = open_run("runs/ant.zarr")               # doctest: +SKIP
         >>> run.env_frames([0, 3], 0, 64).shape            # doctest: +SKIP
         (64, 2, 128, 128, 3)
     """
+    if isinstance(url, list | tuple):
+        from .ranks import open_ranks
+
+        return open_ranks([open_run(u, storage_options=storage_options) for u in url])
     store = open_store(url, read_only=True, storage_options=storage_options)
     static, spec, state = check_root(read_json(store, "zarr.json"))
     docs = array_docs(store, spec)
