@@ -18,7 +18,10 @@ and reports, per configuration:
 
 * caller time per ``capture()`` (median, p99), with ``on_full="drop"`` so the number is never
   inflated by back-pressure and a writer that falls behind shows as drops;
-* overhead: mean loop time with capture vs without (runs without capture before and after);
+* overhead: blocks of ``--block`` steps without capture and with it, alternating (A/B/A/B...)
+  in one process, so that the machine's drift falls on both alike: one ratio of mean loop times
+  per round, reported as the median over the rounds with an order-statistics confidence
+  interval;
   the first capture (store creation, ring allocation, writer start) is reported apart;
 * sustained env-frames/s: a second run with no training step and ``on_full="block"``: the rate
   the recorder writes indefinitely (frames × envs / wall time, including the final flush);
@@ -49,6 +52,8 @@ import time
 from typing import Any
 
 import numpy as np
+
+from envreel.tools._interval import median_interval
 
 DEFAULT_CONFIGS = ((16, 128, 128), (64, 128, 128), (256, 128, 128), (64, 256, 256))
 POOL = 40
@@ -158,6 +163,7 @@ def run_config(
     baseline_steps: int,
     workdir: str,
     writer: str = "auto",
+    block_steps: int = 50,
 ) -> dict[str, Any]:
     from envreel.capture import DEFAULT_MAX_QUEUE_BYTES, Recorder
     from envreel.capture._writer import block_nbytes
@@ -213,29 +219,40 @@ def run_config(
 
     loop(20)  # warm-up
     gc.collect()
-    plain_steps = max(1, min(steps // 2, 1000))
-    plain_a, _, _ = loop(plain_steps)
     path = os.path.join(workdir, f"bench-{device}-{n}x{h}x{w}.zarr")
     shutil.rmtree(path, ignore_errors=True)
     rss0 = _rss()
     rec = Recorder(
         path, num_envs=n, fps=60, max_queue_bytes=max_queue, on_full="drop", writer=writer
     )
-    with_t, cap_t, rss = loop(steps, rec)
     # The first capture creates the store and allocates (and page-locks) the ring, waiting for
     # the writer process to start if it has not yet: reported apart, not in the steady state.
-    first_ms = cap_t[0] * 1e3
-    cap_t, with_t = cap_t[1:], with_t[1:]
+    render(0)
+    c0 = time.perf_counter()
+    rec.capture(rgb, reward=reward, terminated=done)
+    first_ms = (time.perf_counter() - c0) * 1e3
+    # A/B/A/B...: blocks of ``block`` steps without and with capture, alternating, so that the
+    # machine's drift falls on both alike; one overhead ratio per round.
+    block = max(10, min(block_steps, steps // 2))
+    rounds = max(1, steps // (2 * block))
+    plain, with_t, cap_t, rss, ratios = [], [], [], [], []
+    for _ in range(rounds):
+        a, _, _ = loop(block)
+        b, c, r = loop(block, rec)
+        plain += a
+        with_t += b
+        cap_t += c
+        rss += r
+        ratios.append(statistics.fmean(b) / statistics.fmean(a))
     c0 = time.perf_counter()
     rec.close()
     close_s = time.perf_counter() - c0
     rss.append(_rss())
     st = rec.stats
-    plain_b, _, _ = loop(plain_steps)
     shutil.rmtree(path, ignore_errors=True)
-    plain = plain_a + plain_b
     plain_mean = statistics.fmean(plain)
     with_mean = statistics.fmean(with_t)
+    over, lo, hi, coverage = median_interval([100 * (r - 1) for r in ratios])
 
     # Sustained rate: nothing but render + capture, waiting when the writer is behind.
     rate_steps = max(64, min(steps, 1000))
@@ -288,7 +305,11 @@ def run_config(
         "first_capture_ms": first_ms,
         "loop_ms_without": plain_mean * 1e3,
         "loop_ms_with": with_mean * 1e3,
-        "overhead_pct": (with_mean - plain_mean) / plain_mean * 100,
+        "overhead_pct": over,
+        "overhead_ci_pct": [lo, hi],
+        "overhead_ci_coverage": coverage,
+        "rounds": rounds,
+        "block_steps": block,
         "frames_captured": st.frames_captured,
         "frames_dropped": st.frames_dropped,
         "close_s": close_s,
@@ -367,9 +388,10 @@ def table(results: list[dict[str, Any]], info: dict[str, Any], device: str) -> s
         f"Python {info['python']}, zarr {info['zarr']}, writer {results[0]['writer']}"
         + (f", torch {info['torch']}" if "torch" in info else ""),
         "",
-        "| envs × H×W | capture() median / p99 ms | loop ms without → with | overhead "
-        "| drops | sustained env-frames/s | peak RSS MB (growth) | stored B/env-frame (ratio) "
-        "| seed visualizer ms/step | less caller time |",
+        "| envs × H×W | capture() median / p99 ms | loop ms without → with "
+        "| overhead, median [CI] of rounds | drops | sustained env-frames/s "
+        "| peak RSS MB (growth) | stored B/env-frame (ratio) | seed visualizer ms/step "
+        "| less caller time |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -379,7 +401,8 @@ def table(results: list[dict[str, Any]], info: dict[str, Any], device: str) -> s
             f"| {r['num_envs']} × {r['height']}×{r['width']} "
             f"| {c['median_ms']:.3f} / {c['p99_ms']:.3f} "
             f"| {r['loop_ms_without']:.2f} → {r['loop_ms_with']:.2f} "
-            f"| {r['overhead_pct']:+.1f}% "
+            f"| {r['overhead_pct']:+.1f}% [{r['overhead_ci_pct'][0]:+.1f}, "
+            f"{r['overhead_ci_pct'][1]:+.1f}] "
             f"| {r['frames_dropped']} "
             f"| {r['sustained_env_frames_per_s']:,.0f} "
             f"| {r['rss_peak_mb']:,.0f} ({r['rss_growth_mb']:+.0f}) "
@@ -390,6 +413,12 @@ def table(results: list[dict[str, Any]], info: dict[str, Any], device: str) -> s
             else f"| {r['config']} | (no stored bytes) |"
         )
     lines.append("")
+    r0 = results[0]
+    lines.append(
+        f"Overhead: {r0['rounds']} rounds of {r0['block_steps']} steps without, then "
+        f"{r0['block_steps']} with capture; CI: order statistics, "
+        f"{100 * r0['overhead_ci_coverage']:.0f}% coverage."
+    )
     lines.append(
         "Baseline RSS growth (seed visualizer, frames kept in a list): "
         + ", ".join(
@@ -415,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--configs", help="comma-separated NxHxW, e.g. 64x128x128,16x128")
     p.add_argument("--dir", help="where the stores go (default: a temporary folder)")
+    p.add_argument(
+        "--block", type=int, default=50, help="steps per A or B block of a round (default 50)"
+    )
     p.add_argument(
         "--writer",
         choices=("auto", "process", "thread"),
@@ -450,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             step_ms=args.step_ms,
             baseline_steps=min(args.baseline_steps, args.steps),
             workdir=workdir,
+            block_steps=args.block,
             writer=args.writer,
         )
         results.append(r)
