@@ -178,3 +178,19 @@ def test_nothing_renders_outside_recording_windows(recorded: Path, results: dict
     run = open_run(recorded / "windows.zarr")
     assert len(run.clips) == len({s["step"] // 10 for s in inside})
     assert run.num_frames == len(inside)
+
+
+def test_bench_isaaclab_runs_on_tiny_inputs(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "envreel.tools.bench_isaaclab", "--num-envs", "4"]
+    cmd += ["--subset", "2", "--width", "32", "--height", "24", "--rounds", "2", "--block", "5"]
+    cmd += ["--window", "5", "--interval", "10", "--warmup", "3", "--dir", str(tmp_path), "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    start = proc.stdout.rfind("\n{\n") + 1  # Isaac Lab logs to stdout before the JSON
+    result = json.loads(proc.stdout[start:])
+    ways = result["ways"]
+    assert set(ways) == {"none", "all", "subset", "subset_sync", "windows", "idle"}
+    for way in ("all", "subset", "windows"):
+        o = ways[way]["overhead"]
+        assert o["low"] <= o["median"] <= o["high"] and o["rounds"] == 2
+    assert ways["windows"]["own_inside_ms"] > ways["windows"]["own_outside_ms"]

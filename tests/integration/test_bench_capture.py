@@ -1,0 +1,28 @@
+"""bench_capture on tiny inputs: it runs, alternates rounds, and reports an interval."""
+
+from __future__ import annotations
+
+import json
+
+from envreel.tools import bench_capture
+from envreel.tools._interval import median_interval
+
+
+def test_bench_capture_prints_json_with_an_overhead_interval(tmp_path, capsys) -> None:
+    argv = ["--device", "cpu", "--steps", "60", "--step-ms", "0.5", "--configs", "4x16x16"]
+    argv += ["--baseline-steps", "10", "--block", "10", "--dir", str(tmp_path), "--json"]
+    assert bench_capture.main(argv) == 0
+    (result,) = json.loads(capsys.readouterr().out)["results"]
+    assert result["rounds"] == 3 and result["block_steps"] == 10
+    lo, hi = result["overhead_ci_pct"]
+    assert lo <= result["overhead_pct"] <= hi
+    assert result["frames_dropped"] == 0 and result["frames_captured"] == 31  # 1 + 3 × 10
+    assert result["sustained_env_frames_per_s"] > 0
+
+
+def test_median_interval_covers_the_median_with_order_statistics() -> None:
+    med, lo, hi, cov = median_interval(range(1, 11))
+    assert (med, lo, hi) == (5.5, 2, 9) and 0.97 < cov < 0.99
+    med, lo, hi, cov = median_interval([3.0, 1.0, 2.0, 4.0])
+    assert (med, lo, hi) == (2.5, 1.0, 4.0) and cov == 0.875
+    assert median_interval([7.0])[:3] == (7.0, 7.0, 7.0)
