@@ -14,6 +14,7 @@ from envreel.errors import RenderError
 
 from ._encode import find_ffmpeg
 from .api import RenderResult, contact_sheet, render, render_envs
+from .frames import FrameSource, Tile, frames
 from .layout import PRESETS, Layout, parse_env_spec
 
 __all__ = [
@@ -23,6 +24,9 @@ __all__ = [
     "render_envs",
     "contact_sheet",
     "RenderResult",
+    "frames",
+    "FrameSource",
+    "Tile",
     "RenderError",
     "parse_env_spec",
     "find_ffmpeg",

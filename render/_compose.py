@@ -557,6 +557,21 @@ class Composer:
         if g.global_rect is not None:
             self._global(job, out)
 
+    def compose_at(self, picks: dict[int, int]) -> np.ndarray:
+        """One frame of the first page showing each env at its own store frame: ``{stored env
+        index: store frame}`` (a contact sheet's column); (H, W, 3) uint8."""
+        out = self.make_buffer(1)
+        slot_of = {env: slot for slot, env in enumerate(self.plan.pages[0])}
+        by_frame: dict[int, list[int]] = {}
+        for env, f in picks.items():
+            by_frame.setdefault(int(f), []).append(env)
+        for f, envs in by_frame.items():
+            for g0 in range(0, len(envs), 64):  # many envs per read, a bounded group
+                group = envs[g0 : g0 + 64]
+                batch = self.reader.batch_at(group, [slot_of[e] for e in group], f)
+                self._tiles(batch, out)
+        return out[0]
+
     # ---- tiles ----------------------------------------------------------------------------------
     def _tiles(self, batch, out: np.ndarray) -> None:
         g, lay = self.g, self.layout

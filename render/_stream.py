@@ -216,6 +216,28 @@ class BlockReader:
                     last_rows=[last if 0 <= last < rows else -1] * len(sub_envs),
                 )
 
+    def batch_at(self, envs: list[int], slots: list[int], f: int) -> TileBatch:
+        """One store frame ``f`` of some envs, for slots ``slots`` (a contact sheet's column):
+        placeholders where unreadable (``skip_bad``)."""
+        bad = np.zeros((1, len(envs)), bool)
+        try:
+            frames = self.run.env_frames(envs, f, f + 1)
+        except CorruptChunkError:
+            if not self.skip_bad:
+                raise
+            frames = self._read_around_damage(envs, f, f + 1, 1, bad)
+        return TileBatch(
+            slots=slots,
+            envs=envs,
+            rows=(0, 1),
+            frames=frames,
+            bad=bad,
+            store_frames=np.array([f]),
+            scalars={n: self.scalars.read(n, f, f + 1, envs) for n in self.plan.scalars_needed},
+            frame_values=self._frame_values(f, f + 1, 1),
+            last_rows=[-1] * len(envs),
+        )
+
     def _frame_values(self, fa: int, fb: int, rows: int) -> dict[str, np.ndarray]:
         out = {}
         for name in self.frame_fields:

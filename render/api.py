@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from envreel.schemas import CorruptChunkError, Run, open_run
+from envreel.schemas import Run
 
-from ._compose import Composer, compute_geometry
+from ._compose import compute_geometry
 from ._encode import (
     check_encoder_options,
     check_output,
@@ -27,8 +27,7 @@ from ._encode import (
     safe_filename,
     safe_join,
 )
-from ._select import Plan, ScalarReader, plan_render
-from ._stream import BlockReader, Prefetcher, TileBatch
+from .frames import FrameSource, as_layout, as_run
 from .layout import LabelTemplate, Layout
 
 __all__ = ["render", "render_envs", "contact_sheet", "RenderResult"]
@@ -84,32 +83,6 @@ class RenderResult:
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-def _as_layout(layout: Layout | Mapping | str | None) -> Layout:
-    if layout is None:
-        return Layout()
-    if isinstance(layout, Layout):
-        return layout
-    if isinstance(layout, Mapping):
-        return Layout.from_dict(layout)
-    if isinstance(layout, str | os.PathLike):
-        text = str(layout)
-        if Path(text).suffix.lower() in (".json", ".yaml", ".yml"):
-            return Layout.from_file(text)
-        return Layout.preset(text)
-    raise TypeError(
-        f"layout must be a Layout, a dict of fields, a preset name or a .json/.yaml path, "
-        f"got {type(layout).__name__}"
-    )
-
-
-def _as_run(run: Run | str | os.PathLike) -> Run:
-    if isinstance(run, Run):
-        return run
-    if isinstance(run, str | os.PathLike):
-        return open_run(run)
-    raise TypeError(f"run must be a Run or a store path/URL, got {type(run).__name__}")
-
-
 def _warn(messages: list[str], msg: str) -> None:
     messages.append(msg)
     warnings.warn(msg, UserWarning, stacklevel=3)
@@ -211,7 +184,7 @@ def render(
     t0 = time.monotonic()
     if out is None:
         raise ValueError("out is required: a .mp4 or .gif path, or a folder for PNG frames")
-    layout = _as_layout(layout)
+    layout = as_layout(layout)
     kind = output_kind(out)
     check_encoder_options(crf=crf, preset=preset, threads=threads)
     if isinstance(gif_max_side, bool) or not isinstance(gif_max_side, int) or gif_max_side < 2:
@@ -219,52 +192,30 @@ def render(
     path = check_output(out, kind, overwrite=overwrite)
     if kind == "mp4":
         find_ffmpeg()  # a missing ffmpeg is reported before anything is read or written
-    run = _as_run(run)
-    messages: list[str] = []
-    plan = plan_render(
+    gif = kind == "gif"
+    source = FrameSource(
         run,
         layout,
         skip_bad=skip_bad,
-        fps_cap=GIF_MAX_FPS if kind == "gif" else None,
-        messages=messages,
+        max_size=(gif_max_side, gif_max_side) if gif else None,
+        fps_cap=GIF_MAX_FPS if gif else None,
+        prefetch=prefetch,
     )
-    geo_args = dict(
-        num_tiles=plan.page_size,
-        env_shape=run.env_frame_shape,
-        global_shape=run.global_frame_shape,
-    )
-    geometry = compute_geometry(layout, **geo_args)
-    if kind == "gif" and max(geometry.height, geometry.width) > gif_max_side:
-        big = geometry
-        geometry = compute_geometry(layout, **geo_args, max_size=(gif_max_side, gif_max_side))
+    messages = source.warnings
+    if source.downsized_from is not None:
+        w0, h0 = source.downsized_from
         _warn(
             messages,
-            f"GIF downsized from {big.width}×{big.height} to {geometry.width}×{geometry.height} "
+            f"GIF downsized from {w0}×{h0} to {source.size[0]}×{source.size[1]} "
             f"(gif_max_side={gif_max_side}); use mp4 for full size",
         )
     separate = layout.pages == "separate"
-    paths = _page_paths(path, kind, len(plan.pages), separate)
+    paths = _page_paths(path, kind, source.pages, separate)
     for p in paths[1:]:
         check_output(p, kind, overwrite=overwrite)
-
-    scalars = ScalarReader(run, skip_bad=skip_bad, messages=messages)
-    fields = plan.label.fields if plan.label is not None else ()
-    reader = BlockReader(
-        run,
-        plan,
-        skip_bad=skip_bad,
-        scalars=scalars,
-        frame_fields=tuple(f for f in ("step", "time") if f in fields),
-        canvas_bytes=geometry.height * geometry.width * 3,
-        reads_global=geometry.global_rect is not None,
-    )
-    composer = Composer(run, plan, layout, geometry, reader)
-    outputs = (
-        [list(range(len(plan.pages)))] if not separate else [[p] for p in range(len(plan.pages))]
-    )
-    written: list[Path] = []
-    counts: list[int] = []
-    bar = _Progress(plan.total_frames, Path(out).name, progress)
+    outputs = [None] if not separate else list(range(source.pages))
+    options = dict(crf=crf, preset=preset, threads=threads)
+    bar = _Progress(source.num_frames, Path(out).name, progress)
     # The main thread only wakes to hand the next frame to ffmpeg; with the default 5 ms GIL
     # switch interval it would wait behind the reader thread's Python work (zarr) and starve
     # the encoder. A short interval for the render's duration keeps ffmpeg fed.
@@ -272,54 +223,51 @@ def render(
     if prefetch:
         sys.setswitchinterval(min(switch, _SWITCH_INTERVAL_S))
     try:
-        for target, page_list in zip(paths, outputs, strict=True):
-            jobs = [job for p in page_list for job in reader.jobs(p)]
-            rows = max(len(j) for j in jobs)
-            stream = Prefetcher(
-                jobs,
-                composer.fill,
-                lambda rows=rows: composer.make_block(rows),
-                threaded=prefetch,
-            )
-            stream.start()  # the first block is composed while the encoder starts
-            try:
-                writer = open_writer(
-                    kind,
-                    target,
-                    width=geometry.width,
-                    height=geometry.height,
-                    fps=plan.fps,
-                    crf=crf,
-                    preset=preset,
-                    threads=threads,
-                )
-            except BaseException:
-                stream.close()
-                raise
-            try:
-                for _, block in stream:
-                    for frame in block:
-                        writer.write(frame)
-                    bar.update(len(block))
-                written.append(writer.close())
-                counts.append(writer.frames)
-            except BaseException:
-                stream.close()
-                writer.abort()
-                raise
+        done = [
+            _encode(source, page, kind, target, options, bar)
+            for target, page in zip(paths, outputs, strict=True)
+        ]
     finally:
         sys.setswitchinterval(switch)
         bar.close()
     return RenderResult(
-        paths=tuple(written),
-        frames=tuple(counts),
-        width=geometry.width,
-        height=geometry.height,
-        fps=plan.fps,
-        envs=plan.global_ids,
+        paths=tuple(p for p, _ in done),
+        frames=tuple(n for _, n in done),
+        width=source.size[0],
+        height=source.size[1],
+        fps=source.fps,
+        envs=source.envs,
         seconds=time.monotonic() - t0,
         warnings=tuple(messages),
     )
+
+
+def _encode(
+    source: FrameSource,
+    page: int | None,
+    kind: str,
+    target: Path,
+    options: dict[str, Any],
+    bar: _Progress,
+) -> tuple[Path, int]:
+    """Streams one output (one page, or all of them) of ``source`` into its encoder."""
+    blocks = source.blocks(page)  # the first block composes while the encoder starts
+    w, h = source.size
+    try:
+        writer = open_writer(kind, target, width=w, height=h, fps=source.fps, **options)
+    except BaseException:
+        blocks.close()
+        raise
+    try:
+        for block in blocks:
+            for frame in block:
+                writer.write(frame)
+            bar.update(len(block))
+        return writer.close(), writer.frames
+    except BaseException:
+        blocks.close()
+        writer.abort()
+        raise
 
 
 def _run_name(run: Run) -> str:
@@ -397,7 +345,7 @@ def render_envs(
     Raises:
         ValueError: as for ``render``; also a bad suffix, name template or workers.
     """
-    layout = _as_layout(layout)
+    layout = as_layout(layout)
     if suffix not in (".mp4", ".gif"):
         raise ValueError(f"suffix must be '.mp4' or '.gif', got {suffix!r}")
     check_encoder_options(crf=crf, preset=preset, threads=threads)
@@ -411,8 +359,8 @@ def render_envs(
     check_output(out_dir if not out_dir.exists() else out_dir / f"probe{suffix}", suffix[1:])
     if suffix == ".mp4":
         find_ffmpeg()
-    run = _as_run(run)
-    plan = plan_render(run, layout, skip_bad=skip_bad)
+    run = as_run(run)
+    plan = FrameSource(run, layout, skip_bad=skip_bad, prefetch=False).plan
     # named and re-selected in the workers by global id, as the user gave them
     paths = [
         safe_join(
@@ -494,99 +442,58 @@ def contact_sheet(
     """
     from PIL import Image
 
-    layout = _as_layout(layout)
+    layout = as_layout(layout)
     if isinstance(num_times, bool) or not isinstance(num_times, int) or not 1 <= num_times <= 256:
         raise ValueError(f"num_times must be an int from 1 to 256, got {num_times!r}")
     p = Path(out)
     if p.suffix.lower() != ".png":
         raise ValueError(f"contact sheet {str(out)!r} must end in .png")
     check_output(p, "mp4", overwrite=overwrite)  # a file in a writable folder
-    run = _as_run(run)
+    run = as_run(run)
     if layout.label == Layout().label:
         layout = layout.replace(label="{env} s{step}")
-    messages: list[str] = []
-    plan = plan_render(
-        run, layout.replace(global_view="none", markers=False), skip_bad=skip_bad, messages=messages
+    plain = layout.replace(global_view="none", markers=False, page_size=None)
+    picked = FrameSource(run, plain, skip_bad=skip_bad, prefetch=False)
+    envs = picked.envs
+    # The sheet's tile size and gap, as if it were one grid of envs × times; each column is then
+    # one frame of a one-column layout of those tiles, every env at its own sampled time.
+    sheet = compute_geometry(
+        plain.replace(columns=num_times, rows=len(envs)),
+        num_tiles=num_times * len(envs),
+        env_shape=run.env_frame_shape,
     )
-    envs = plan.envs
-    lay = layout.replace(
-        columns=num_times, rows=len(envs), page_size=None, global_view="none", markers=False
-    )
-    geometry = compute_geometry(lay, num_tiles=num_times * len(envs), env_shape=run.env_frame_shape)
-    sheet_plan = Plan(
-        envs=plan.envs,
-        global_ids=plan.global_ids,
-        pages=(tuple(e for e in envs for _ in range(num_times)),),
-        page_size=num_times * len(envs),
-        starts=plan.starts,
-        stops=plan.stops,
-        stride=1,
-        fps=plan.fps,
-        window=plan.window,
-        episode_mode=plan.episode_mode,
-        label=plan.label,
-        scalars_needed=plan.scalars_needed,
-    )
-    scalars = ScalarReader(run, skip_bad=skip_bad, messages=messages)
-    reader = BlockReader(
+    gap = (sheet.tiles[1][1] - sheet.tile_width) if num_times > 1 else 0
+    column = FrameSource(
         run,
-        sheet_plan,
+        plain.replace(
+            envs=",".join(map(str, envs)),
+            top_k=None,
+            bottom_k=None,
+            only=None,
+            order="given",
+            columns=1,
+            rows=len(envs),
+            tile_size=(sheet.tile_height, sheet.tile_width),
+            scale=1.0,
+            gap=gap,
+            border_hold=0,
+        ),
         skip_bad=skip_bad,
-        scalars=scalars,
-        frame_fields=tuple(f for f in ("step", "time") if plan.label and f in plan.label.fields),
-        canvas_bytes=1,
+        prefetch=False,
     )
-    composer = Composer(run, sheet_plan, lay.replace(border_hold=0), geometry, reader)
-    canvas = composer.make_buffer(1)
-    picks = {}  # first and last frame included, evenly between
+    picks = {}  # first and last frame included, evenly between (fewer for short tracks)
     for env in envs:
-        s, e = plan.track(env)
+        s, e = picked.plan.track(picked._stored(env))
         picks[env] = np.unique(np.linspace(s, e - 1, num_times).round().astype(int))
-    if not plan.episode_mode:  # every env samples the same frames: read many envs per call
-        frames = picks[envs[0]].tolist()
-        for col, f in enumerate(frames):
-            for g0 in range(0, len(envs), 64):
-                group = list(envs[g0 : g0 + 64])
-                slots = [(g0 + i) * num_times + col for i in range(len(group))]
-                batch = _sheet_batch(run, reader, scalars, group, slots, f, skip_bad)
-                composer._tiles(batch, canvas)
-    else:
-        for row, env in enumerate(envs):
-            for col, f in enumerate(picks[env].tolist()):
-                batch = _sheet_batch(
-                    run, reader, scalars, [env], [row * num_times + col], f, skip_bad
-                )
-                composer._tiles(batch, canvas)
-    Image.fromarray(canvas[0]).save(p)
+    columns = [
+        column.compose({env: picks[env][j] for env in envs if j < len(picks[env])})
+        for j in range(max(len(v) for v in picks.values()))
+    ]
+    canvas = np.empty((sheet.height, sheet.width, 3), np.uint8)
+    canvas[...] = column.composer.bg
+    h, w = columns[0].shape[:2]
+    for j, image in enumerate(columns):
+        x = j * (sheet.tile_width + gap)
+        canvas[:h, x : x + w] = image[:, : min(w, sheet.width - x)]
+    Image.fromarray(canvas).save(p)
     return p
-
-
-def _sheet_batch(
-    run: Run,
-    reader: BlockReader,
-    scalars: ScalarReader,
-    envs: list[int],
-    slots: list[int],
-    f: int,
-    skip_bad: bool,
-) -> TileBatch:
-    """One frame of some envs, as a batch for the composer (placeholders where unreadable)."""
-    bad = np.zeros((1, len(envs)), bool)
-    try:
-        frames = run.env_frames(envs, f, f + 1)
-    except CorruptChunkError:
-        if not skip_bad:
-            raise
-        frames = reader._read_around_damage(envs, f, f + 1, 1, bad)
-    fv = reader._frame_values(f, f + 1, 1)
-    return TileBatch(
-        slots=slots,
-        envs=envs,
-        rows=(0, 1),
-        frames=frames,
-        bad=bad,
-        store_frames=np.array([f]),
-        scalars={n: scalars.read(n, f, f + 1, envs) for n in reader.plan.scalars_needed},
-        frame_values=fv,
-        last_rows=[-1] * len(envs),
-    )

@@ -604,6 +604,27 @@ class Layout:
         """A copy with some fields changed (checked like a new layout)."""
         return dataclasses.replace(self, **changes)
 
+    def command_args(self) -> list[str]:
+        """The ``envreel render`` flags that give this layout (fields that differ from their
+        defaults), e.g. ``["--envs", "0-15", "--columns", "4", "--no-markers"]``.
+
+        ``envreel render RUN OUT *layout.command_args()`` renders this layout.
+        """
+        args: list[str] = []
+        for name, value in self.to_dict(changed_only=True).items():
+            flag = "--" + name.replace("_", "-")
+            if isinstance(value, bool):
+                args.append(flag if value else "--no-" + flag[2:])
+            elif value is None:
+                args += [flag, "none"]
+            elif name == "envs" and isinstance(value, list):
+                args += [flag, format_env_spec(tuple(value))]
+            elif isinstance(value, list):  # sizes: HEIGHTxWIDTH
+                args += [flag, "x".join(str(v) for v in value)]
+            else:
+                args += [flag, str(value)]
+        return args
+
     @classmethod
     def field_docs(cls) -> dict[str, tuple[Any, str]]:
         """Field name -> (default, one-line help), for building command-line flags."""

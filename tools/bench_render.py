@@ -189,38 +189,10 @@ class _Usage:
 
 def _composed(store: str, layout: dict) -> tuple[list[np.ndarray], float]:
     """The frames envreel composes for ``layout``, in RAM (not timed)."""
-    from envreel.render import Layout
-    from envreel.render._compose import Composer, compute_geometry
-    from envreel.render._select import ScalarReader, plan_render
-    from envreel.render._stream import BlockReader
-    from envreel.schemas import open_run
+    from envreel.render import frames
 
-    run = open_run(store)
-    lay = Layout.from_dict(layout)
-    plan = plan_render(run, lay)
-    geo = compute_geometry(
-        lay,
-        num_tiles=plan.page_size,
-        env_shape=run.env_frame_shape,
-        global_shape=run.global_frame_shape,
-    )
-    sc = ScalarReader(run, skip_bad=False, messages=[])
-    fields = plan.label.fields if plan.label else ()
-    reader = BlockReader(
-        run,
-        plan,
-        skip_bad=False,
-        scalars=sc,
-        frame_fields=tuple(f for f in ("step", "time") if f in fields),
-        canvas_bytes=geo.height * geo.width * 3,
-    )
-    comp = Composer(run, plan, lay, geo, reader)
-    frames: list[np.ndarray] = []
-    for job in reader.jobs(0):
-        buf = comp.make_buffer(len(job))
-        comp.fill(job, buf)
-        frames.extend(buf)
-    return frames, plan.fps
+    source = frames(store, layout, prefetch=False)
+    return [frame.copy() for frame in source], source.fps
 
 
 def child(args: argparse.Namespace) -> None:

@@ -1,0 +1,73 @@
+"""The frames tier: ``frames(run, layout)`` in order, at random, and as render() writes it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from render_fixtures import make_store, read_pngs
+
+from envreel.render import Layout, frames, render
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("frames") / "run.zarr"
+    return make_store(path, num_envs=6, frames=70, global_shape=(24, 40), cameras=True)
+
+
+LAYOUTS = {
+    "grid": Layout(columns=3, label="{env} {step} r={reward:.1f}", border=2, border_hold=3),
+    "global": Layout(envs="4,0,2", global_view="right", markers=True, stride=2),
+    "episodes": Layout(episode=1, border=1, columns=2),
+    "pages": Layout(page_size=4, label=None),
+}
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_random_access_equals_the_stream(store, name) -> None:
+    source = frames(store, LAYOUTS[name])
+    streamed = np.stack([f.copy() for f in source])
+    assert streamed.shape == (len(source), *source.shape, 3)
+    rng = np.random.default_rng(0)
+    order = [0, 1, 2, len(source) - 1, 5, 4] + rng.integers(0, len(source), 25).tolist()
+    for t in order:  # jumps back and forth, and runs of consecutive frames
+        # the same pixels; resizing a batch of other length may round a value the other way
+        diff = np.abs(source.frame(t).astype(int) - streamed[t])
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, f"frame {t}: {diff.max()}"
+
+
+@pytest.mark.parametrize("name", ["grid", "global"])
+def test_render_writes_exactly_the_frames(store, tmp_path, name) -> None:
+    out = tmp_path / "pngs"
+    result = render(store, LAYOUTS[name], out)
+    written = read_pngs(out)
+    streamed = np.stack([f.copy() for f in frames(store, LAYOUTS[name])])
+    np.testing.assert_array_equal(written, streamed)
+    assert result.frames == (len(streamed),)
+
+
+def test_facts_tiles_and_store_frames(store) -> None:
+    source = frames(store, Layout(envs="4,0,2", columns=3, stride=2, gap=2))
+    assert source.envs == (4, 0, 2) and source.fps == pytest.approx(20.0)
+    tiles = source.tiles()
+    assert [t.env for t in tiles] == [4, 0, 2]
+    assert tiles[1].x == tiles[0].x + tiles[0].w + 2 and tiles[1].y == tiles[0].y
+    np.testing.assert_array_equal(source.store_frames, np.arange(0, 70, 2))
+    assert source.size == (source.shape[1], source.shape[0])
+    with pytest.raises(ValueError, match="frame 35 is not in 0..34"):
+        source.frame(35)
+    with pytest.raises(TypeError):
+        source.frame(1.5)
+
+
+def test_command_renders_the_same_layout(store, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from envreel.tools.cli import main
+
+    layout = Layout(envs="4,0,2", columns=2, global_view="bottom", label=None, stride=3)
+    source = frames(store, layout)
+    argv = source.command(store, str(tmp_path / "cli"))
+    result = CliRunner().invoke(main, argv.split()[1:])  # drops "envreel"
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(read_pngs(tmp_path / "cli"), np.stack([f.copy() for f in source]))
