@@ -296,7 +296,7 @@ _SINGLE = dict(
 
 
 def _render_env_job(
-    url: str, layout: dict[str, Any], out: str, options: dict[str, Any]
+    url: str | list[str], layout: dict[str, Any], out: str, options: dict[str, Any]
 ) -> tuple[str, int, list[str]]:
     """Worker-process entry point (top level, so spawn can import it)."""
     with warnings.catch_warnings():
@@ -391,16 +391,18 @@ def render_envs(
         (layout.replace(envs=str(e), **_SINGLE).to_dict(), str(p))
         for e, p in zip(plan.global_ids, paths, strict=True)
     ]
-    in_memory = (
-        run.url.startswith("memory://") or "://" not in run.url and not Path(run.url).exists()
+    urls = [r.url for r in run.runs] if hasattr(run, "runs") else [run.url]  # rank stores
+    in_memory = any(
+        u.startswith("memory://") or "://" not in u and not Path(u).exists() for u in urls
     )
+    source = urls[0] if len(urls) == 1 else urls
     if workers == 1 or in_memory:
         return [Path(render(run, Layout.from_dict(lay), p, **options).path) for lay, p in jobs]
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [pool.submit(_render_env_job, run.url, lay, p, options) for lay, p in jobs]
+        futures = [pool.submit(_render_env_job, source, lay, p, options) for lay, p in jobs]
         results = [f.result() for f in futures]
     for _, _, msgs in results:
         for m in msgs:

@@ -98,19 +98,28 @@ def _short_ids(compact: str, num_envs: int, max_parts: int = 8) -> str:
     return ",".join(parts[: max_parts - 1]) + f",...,{parts[-1]} ({num_envs} envs)"
 
 
+def _open(runs: tuple[str, ...]):
+    """One store, or several rank stores of one run read as one."""
+    return open_run(runs[0] if len(runs) == 1 else list(runs))
+
+
 @main.command(context_settings=CONTEXT)
-@click.argument("run")
+@click.argument("runs", metavar="RUN...", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
 @library_errors
-def info(run: str, as_json: bool) -> None:
+def info(runs: tuple[str, ...], as_json: bool) -> None:
     """Show what a run store holds: envs, frames, clips, sizes, counters, source, version.
+
+    Several stores (the ranks of a multi-GPU run, e.g. runs/ppo_rank*.zarr) are shown as one
+    run with global env ids.
 
     \b
     Example:
       envreel info runs/ant.zarr
       envreel info s3://bucket/runs/ant.zarr --json
+      envreel info runs/ppo_rank*.zarr
     """
-    facts = open_run(run).info()
+    facts = _open(runs).info()
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
@@ -144,6 +153,13 @@ def info(run: str, as_json: bool) -> None:
         f"{facts['env_id_offset']})",
         "source       " + (json.dumps(facts["source"]) if facts["source"] else "(not recorded)"),
     ]
+    if "ranks" in facts:
+        lines.append(
+            "ranks        "
+            + ", ".join(
+                f"{r['url']} (rank {r['rank']}, {r['num_envs']} envs)" for r in facts["ranks"]
+            )
+        )
     if facts["errors"]:
         lines.append("errors       " + "\n             ".join(facts["errors"]))
     click.echo("\n".join(lines))
@@ -276,7 +292,7 @@ def _build_layout(layout_file: str | None, preset: str | None, flags: dict[str, 
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("run")
+@click.argument("runs", metavar="RUN...", nargs=-1, required=True)
 @click.argument("out")
 @click.option(
     "--layout",
@@ -317,12 +333,12 @@ def _build_layout(layout_file: str | None, preset: str | None, flags: dict[str, 
 @_layout_options
 @click.pass_context
 @library_errors
-def render(ctx, run, out, layout_file, preset, crf, x264_preset, per_env, skip_bad, **flags):
+def render(ctx, runs, out, layout_file, preset, crf, x264_preset, per_env, skip_bad, **flags):
     """Render a run store in a layout chosen now: OUT.mp4, OUT.gif, a folder of PNGs.
 
     The format comes from OUT's suffix: .mp4 (H.264), .gif, or a folder name ending in / or
     without a suffix for PNG frames. Every layout field is a flag; --layout FILE and --preset
-    give starting points.
+    give starting points. Several stores (the ranks of a multi-GPU run) render as one run.
 
     \b
     Example:
@@ -330,10 +346,12 @@ def render(ctx, run, out, layout_file, preset, crf, x264_preset, per_env, skip_b
       envreel render run.zarr best.gif --preset top16 --fps 15
       envreel render run.zarr side.mp4 --envs 0-15 --global-view left --markers
       envreel render run.zarr ep.mp4 --episode 0 --only terminated
+      envreel render runs/ppo_rank*.zarr all-ranks.mp4 --columns 16
     """
     from envreel import render as R
 
     layout = _build_layout(layout_file, preset, flags)
+    run = _open(runs)
     if per_env:
         paths = R.render_envs(run, out, layout, crf=crf, preset=x264_preset, skip_bad=skip_bad)
     else:
@@ -394,6 +412,98 @@ def sheet(run, out, envs, times, scale, skip_bad):
         raise click.UsageError(str(exc)) from None
     path = R.contact_sheet(run, out, layout, num_times=times, skip_bad=skip_bad)
     click.echo(str(path))
+
+
+# ---- sharing: view, serve, pack ---------------------------------------------------------------
+@main.command(context_settings=CONTEXT)
+@click.argument("runs", metavar="RUN...", nargs=-1, required=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port (default: any free).")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (this machine)."
+)
+@click.option("--no-browser", is_flag=True, help="Print the address; do not open a browser.")
+@library_errors
+def view(runs, port, host, no_browser):
+    """Look at a run in the browser: scrub, play, pick and sort envs, change the layout live.
+
+    RUN is a store folder, a .zip, or a URL (http(s)://, s3://); several rank stores show as one
+    run. The page composes nothing itself: every picture is envreel's render of the layout it
+    shows, and it gives the `envreel render` command for it. Ctrl-C stops.
+
+    \b
+    Example:
+      envreel view envreel-demo/run.zarr
+      envreel view http://teammate:8765/run.zarr --no-browser
+    """
+    from envreel.tools.viewer import Viewer
+
+    viewer = Viewer(
+        _open(runs), name=runs[0] if len(runs) == 1 else " ".join(runs), host=host, port=port
+    )
+    click.echo(f"envreel view: {viewer.url}  (Ctrl-C stops)", err=True)
+    if not no_browser:
+        import webbrowser
+
+        webbrowser.open(viewer.url)
+    _serve_until_interrupted(viewer)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("runs", metavar="RUN...", nargs=-1, required=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 shares with the network (read-only).",
+)
+@library_errors
+def serve(runs, port, host):
+    """Serve run stores over HTTP, read-only, with byte ranges, for teammates.
+
+    Each store (a folder or a .zip) is served under its name: runs/ppo.zarr at
+    http://HOST:PORT/ppo.zarr, which `envreel info/render/view` open. Unlike
+    `python -m http.server`, it answers the byte ranges chunks are read with. Ctrl-C stops.
+
+    \b
+    Example:
+      envreel serve envreel-demo/run.zarr
+      envreel serve runs/*.zarr --host 0.0.0.0 --port 8765
+    """
+    from envreel.tools.serve import StoreServer, run_names
+
+    names = run_names(list(runs))
+    server = StoreServer(names, host=host, port=port)
+    for name in names:
+        click.echo(server.url(name))
+    click.echo("read-only; Ctrl-C stops", err=True)
+    _serve_until_interrupted(server)
+
+
+def _serve_until_interrupted(server) -> None:
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.close()
+        sys.exit(130)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run")
+@click.argument("out")
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUT.")
+@library_errors
+def pack(run, out, overwrite):
+    """Write a run store into one .zip file, to send or upload; it opens like a folder.
+
+    \b
+    Example:
+      envreel pack envreel-demo/run.zarr run.zip
+      envreel render run.zip grid.mp4
+    """
+    from envreel.schemas import pack_run
+
+    click.echo(str(pack_run(run, out, overwrite=overwrite)))
 
 
 # ---- demo -------------------------------------------------------------------------------------

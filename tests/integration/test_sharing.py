@@ -5,6 +5,9 @@ local render, byte for byte. Every server is started by the test on 127.0.0.1 an
 from __future__ import annotations
 
 import http.server
+import signal
+import subprocess
+import sys
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -194,3 +197,48 @@ def test_s3_through_a_local_s3_server(store: Path, local_gif: bytes, tmp_path: P
             open_run("s3://team/missing.zarr", storage_options=opts)
     finally:
         server.stop()
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def _start(args: list[str]) -> tuple[subprocess.Popen, str]:
+    """An ``envreel`` command that serves, and the first line it prints (its URL)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "envreel.tools.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline().strip()
+    if not line:
+        proc.kill()
+        raise AssertionError(proc.stderr.read())
+    return proc, line
+
+
+def test_cli_serve_pack_and_stop_with_ctrl_c(store: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from envreel.tools.cli import main
+
+    result = CliRunner().invoke(main, ["pack", str(store), str(tmp_path / "run.zip")])
+    assert result.exit_code == 0 and result.output.strip() == str(tmp_path / "run.zip")
+    again = CliRunner().invoke(main, ["pack", str(store), str(tmp_path / "run.zip")])
+    assert again.exit_code == 1 and "overwrite" in again.output
+    proc, url = _start(["serve", str(tmp_path / "run.zip"), "--port", "0"])
+    try:
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/run.zarr")
+        np.testing.assert_array_equal(open_run(url).env_frames(), open_run(store).env_frames())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 130
+
+
+def test_cli_serve_refuses_what_is_not_a_store(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from envreel.tools.cli import main
+
+    result = CliRunner().invoke(main, ["serve", str(tmp_path), "--port", "0"])
+    assert result.exit_code == 1 and "not an envreel store" in result.output
