@@ -17,11 +17,13 @@ Example:
 
 from envreel.schemas import EnvreelError, RecorderError
 
+from ._hooks import ClipEvent
 from .recorder import DEFAULT_MAX_QUEUE_BYTES, Recorder, RecorderStats
 
 __all__ = [
     "Recorder",
     "RecorderStats",
+    "ClipEvent",
     "RecorderError",
     "EnvreelError",
     "DEFAULT_MAX_QUEUE_BYTES",

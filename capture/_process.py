@@ -107,6 +107,7 @@ class WriterProcess:
         self.error_message: str | None = None
         self.close_error: BaseException | None = None
         self.pending_warning: str | None = None
+        self.clips_done: list[dict[str, int]] = []
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._dispatcher: threading.Thread | None = None
         self._receiver: threading.Thread | None = None
@@ -231,6 +232,7 @@ class WriterProcess:
     def _update(self, stats: dict[str, Any]) -> None:
         for k in _STATS:
             setattr(self, k, stats[k])
+        self.clips_done.extend(stats["clips_done"])
         if stats["error_message"] and self.error is None:
             self.error_message = stats["error_message"]
             self.error = WriterError(stats["error_message"])
@@ -267,6 +269,8 @@ def _unpickle_error(data: bytes) -> BaseException:
 
 def _stats(sink: Any) -> dict[str, Any]:
     out = {k: getattr(sink, k) for k in _STATS}
+    sent = getattr(sink, "clips_sent", 0)
+    out["clips_done"], sink.clips_sent = sink.clips_done[sent:], len(sink.clips_done)
     out["error_message"] = sink.error_message
     out["warning"], sink.pending_warning = sink.pending_warning, None
     ce = sink.close_error

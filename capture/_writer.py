@@ -229,6 +229,9 @@ class BlockSink:
         self.close_error: BaseException | None = None
         self._warned = False
         self.pending_warning: str | None = None
+        # Clips committed whole (a later clip began, or the store closed), in order; appended
+        # by the writing side, read by the recorder's clip hooks (``on_clip``).
+        self.clips_done: list[dict[str, int]] = []
 
     def counters(self) -> dict[str, int]:
         c = {
@@ -253,8 +256,14 @@ class BlockSink:
                 self.busy_s += time.perf_counter() - t0
             self.frames_written += length
             self.blocks_written += 1
+            self._note_clips(final=False)
         except BaseException as exc:  # noqa: BLE001 - a failure never escapes the writer
             self._failed(exc, length)
+
+    def _note_clips(self, *, final: bool) -> None:
+        """Appends the clips committed whole since the last call to ``clips_done``."""
+        clips = self.writer.clips if final else self.writer.clips[:-1]
+        self.clips_done.extend(dict(c) for c in clips[len(self.clips_done) :])
 
     def _block(self, arrays: dict[str, np.ndarray], length: int) -> Block:
         a = {k: v[:length] for k, v in arrays.items()}
@@ -338,6 +347,7 @@ class BlockSink:
         error = closing_error or self.error_message
         try:
             self.writer.close(counters=self.counters(), error=error)
+            self._note_clips(final=True)
         except BaseException as exc:  # noqa: BLE001
             self.close_error = exc
 

@@ -12,6 +12,7 @@ import threading
 import time
 import warnings
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from envreel.schemas import RecorderError, RunSpec, create_run
 
 from . import _frames as fr
 from ._episodes import AUTORESET_MODES, Episodes
+from ._hooks import ClipEvent, ClipHooks
 from ._windows import Windows
 from ._writer import Ring, WriterThread, block_nbytes, raise_for
 
@@ -204,6 +206,11 @@ class Recorder:
             process's GIL), "thread" (a thread of this process), or "auto": "process" for paths
             and URLs, "thread" for zarr Store objects and memory:// stores, which live in this
             process. Defaults to "auto".
+        on_clip: called with a ``ClipEvent`` (store URL, clip id, frames, steps) each time a
+            clip is committed to the store (a recording window ended, ``stop_clip()``, or
+            ``close()``), on a thread of its own: off the training loop and the writer, so it
+            may render and log (``envreel.render.loggers``). ``close()`` waits for it. A hook
+            that raises is warned about once. Defaults to None.
 
     Raises:
         TypeError/ValueError: an argument is invalid (named in the message); nothing is written.
@@ -259,6 +266,7 @@ class Recorder:
         overwrite: bool = False,
         storage_options: dict | None = None,
         writer: str = "auto",
+        on_clip: Callable[[ClipEvent], Any] | None = None,
     ) -> None:
         self._closed = True  # until construction succeeds: close() is then a no-op
         if not (isinstance(url, str | os.PathLike) or _is_store(url)):
@@ -428,6 +436,7 @@ class Recorder:
         # The writer process resolves relative paths against its own working directory, which
         # is the one at construction: pin it.
         self._store_url = os.path.abspath(os.fspath(path)) if path is not None else url
+        self._hooks = None if on_clip is None else ClipHooks(on_clip, self._store_url)
         self._closed = False
         _OPEN.add(self)
 
@@ -776,6 +785,10 @@ class Recorder:
             w.submit(self._cur.index, self._fill)
         self._cur, self._fill = None, 0
         w.finish()
+        if self._hooks is not None:
+            # the last clips' hooks run before close() returns; not at interpreter exit, where
+            # a hook reading the store would wait on zarr's stopped event loop
+            self._hooks.close() if measure else self._hooks.abandon()
         if self._ring is not None:
             self._ring.release()
         if w.frames_written and w.error is None and measure:
@@ -933,6 +946,8 @@ class Recorder:
         self._slot_bytes = ring.block_bytes // spec.block_frames
         self._writer = writer
         self.spec = spec
+        if self._hooks is not None:
+            self._hooks.watch(writer)
 
     def _make_copier(self, device: Any, pinned: bool) -> None:
         from ._cuda import CudaCopier

@@ -16,6 +16,7 @@ from ._encode import find_ffmpeg
 from .api import RenderResult, contact_sheet, render, render_envs
 from .frames import FrameSource, Tile, frames
 from .layout import PRESETS, Layout, parse_env_spec
+from .show import Video, show
 
 __all__ = [
     "Layout",
@@ -27,6 +28,8 @@ __all__ = [
     "frames",
     "FrameSource",
     "Tile",
+    "show",
+    "Video",
     "RenderError",
     "parse_env_spec",
     "find_ffmpeg",

@@ -49,7 +49,7 @@ import numbers
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,6 +229,11 @@ class RecorderCfg:
     metadata: dict = field(default_factory=dict)
     """Free-form JSON metadata stored with the run (e.g. the experiment name). Defaults to {}."""
 
+    on_clip: Callable[[Any], Any] | None = None
+    """Called with a ``ClipEvent`` each time a recording window's clip is committed, off the
+    training thread (e.g. ``envreel.render.loggers.TensorBoardClips(writer)`` to log it as a
+    video). Defaults to None."""
+
     def __post_init__(self) -> None:
         self.validate()
 
@@ -315,6 +320,10 @@ class RecorderCfg:
                 raise ValueError(
                     f"RecorderCfg.{name} must be one of {allowed}, got {getattr(self, name)!r}"
                 )
+        if self.on_clip is not None and not callable(self.on_clip):
+            raise TypeError(
+                f"RecorderCfg.on_clip must be callable or None, got {_short(self.on_clip)}"
+            )
         if not isinstance(self.metadata, dict):
             raise TypeError(
                 f"RecorderCfg.metadata must be a dict of JSON values, got {_short(self.metadata)}"
@@ -892,6 +901,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
             step_offset=cfg.step_offset,
             frame_stride=cfg.frame_stride,
             overwrite=cfg.overwrite,
+            on_clip=cfg.on_clip,
         )
 
     def _lab_conventions(self) -> tuple[str, int]:

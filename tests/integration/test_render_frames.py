@@ -71,3 +71,22 @@ def test_command_renders_the_same_layout(store, tmp_path) -> None:
     result = CliRunner().invoke(main, argv.split()[1:])  # drops "envreel"
     assert result.exit_code == 0, result.output
     np.testing.assert_array_equal(read_pngs(tmp_path / "cli"), np.stack([f.copy() for f in source]))
+
+
+def test_show_plays_the_layout_inline(store, tmp_path) -> None:
+    import base64
+    import re
+
+    av = pytest.importorskip("av")
+    from envreel.render import show
+
+    video = show(store, Layout(envs="0-3", columns=2, stop=20))
+    html = video._repr_html_()
+    match = re.search(r'src="data:video/mp4;base64,([^"]+)"', html)
+    assert match and "<video controls" in html
+    path = tmp_path / "shown.mp4"
+    path.write_bytes(base64.b64decode(match.group(1)))
+    with av.open(str(path)) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(decoded) == video.frames == 20
+    assert decoded[0].shape == (video.height, video.width, 3)
