@@ -237,8 +237,12 @@ def _weights(src: int, dst: int) -> np.ndarray:
 class Resizer:
     """Resizes batches of (n, H, W, 3) uint8 images to one target size.
 
-    Same size: no copy. Integer upscale: pixel repetition (sharp). Otherwise a separable
-    triangle filter as two matrix products (bilinear when enlarging, area-like when shrinking).
+    Same size: no copy. Integer upscale: pixel repetition (sharp). Otherwise Pillow's
+    separable triangle filter (``BILINEAR``: bilinear when enlarging, widened to average the
+    source when shrinking, as ``_weights`` spells out): it visits only the few source pixels
+    each output pixel's taps touch, in C, without the GIL. A dense matrix product of the same
+    weights spent all but a few of its ~780 million products a frame on zeros for a 640×360
+    global view drawn at 692×388 (8x a render's time).
     """
 
     def __init__(self, src: tuple[int, int], dst: tuple[int, int]):
@@ -250,19 +254,22 @@ class Resizer:
                 self.mode, self.k = "repeat", dh // sh
             else:
                 self.mode = "filter"
-                self.wy, self.wx = _weights(sh, dh), _weights(sw, dw)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         if self.mode == "copy":
             return images
         if self.mode == "repeat":
             return images.repeat(self.k, axis=-3).repeat(self.k, axis=-2)
+        from PIL import Image
+
         lead = images.shape[:-3]
-        sh, sw = self.src
-        x = images.reshape(-1, sh, sw * 3).astype(np.float32)
-        x = np.matmul(self.wy, x).reshape(-1, self.dst[0], sw, 3)
-        x = np.einsum("nhwc,Ww->nhWc", x, self.wx, optimize=True)
-        return np.clip(x + 0.5, 0, 255).astype(np.uint8).reshape(*lead, *self.dst, 3)
+        (sh, sw), (dh, dw) = self.src, self.dst
+        flat = images.reshape(-1, sh, sw, 3)
+        out = np.empty((len(flat), dh, dw, 3), np.uint8)
+        for i, image in enumerate(flat):
+            small = Image.fromarray(image).resize((dw, dh), Image.Resampling.BILINEAR)
+            out[i] = np.asarray(small)
+        return out.reshape(*lead, dh, dw, 3)
 
 
 # ------------------------------------------------------------------------------------------------
