@@ -12,12 +12,17 @@
    **moviepy_defaults** is "moviepy" at moviepy's default preset (``medium``).
 
 Workloads: 64 envs of 128×128 as an 8×8 grid (1024×1024); 16 envs beside the global view; a GIF
-of 16 envs; and a RAM-scaling row: envreel's peak RSS on a long 64-env store (5,000 frames by
+of 16 envs; the same 16 envs without the global view (envreel only: what the global view costs
+is side16's time over grid16's, per frame and per output pixel); and a RAM-scaling row: envreel's peak RSS on a long 64-env store (5,000 frames by
 default, 15.7 GB of raw pixels, written cheaply by repeating a few compressible blocks). Each
 way runs in its own subprocess so its peak RSS is its own; ffmpeg's RSS is reported apart.
 
+``--repeat N`` runs N rounds, each running every workload's ways in turn (interleaved, so the
+machine's drift falls on all alike); envreel's speed over each other way is one ratio per round,
+reported as the median with an order-statistics confidence interval.
+
 Usage:
-    python -m envreel.tools.bench_render [--frames 300] [--long-frames 5000] [--json]
+    python -m envreel.tools.bench_render [--frames 300] [--long-frames 5000] [--repeat 7] [--json]
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from envreel.tools._interval import median_interval
 
 WAYS = ("limit", "envreel", "moviepy", "moviepy_store", "moviepy_defaults")
 WORKLOADS = {
@@ -52,7 +59,14 @@ WORKLOADS = {
         "suffix": ".gif",
         "layout": {"envs": "0-15", "columns": 4, "gap": 0},
     },
+    "grid16": {
+        "what": "16 envs 4×4, mp4 (side16 without the global view)",
+        "suffix": ".mp4",
+        "layout": {"envs": "0-15", "columns": 4, "gap": 0},
+    },
 }
+RATIOS = ("limit", "moviepy_defaults", "moviepy_store", "moviepy")
+"""envreel's speed is reported against these ways, one ratio per interleaved round."""
 NUM_ENVS, TILE, GLOBAL = 64, 128, 512
 
 
@@ -229,6 +243,7 @@ def child(args: argparse.Namespace) -> None:
             )
         dt = time.perf_counter() - t
         n = res.frames[0]
+        width, height = res.width, res.height
     else:
         from_store = args.way == "moviepy_store"
         if from_store:
@@ -287,10 +302,13 @@ def child(args: argparse.Namespace) -> None:
                         logger=None,
                     )
         dt = time.perf_counter() - t
+        height, width = frames[0].shape[:2]
     row = {
         "way": args.way,
         "workload": args.workload,
         "frames": n,
+        "width": width,
+        "height": height,
         "seconds": dt,
         "fps": n / dt,
         "rss_mb": usage.rss,
@@ -341,6 +359,38 @@ def _median_run(runs: list[dict]) -> dict:
     return row
 
 
+def _interval(values: list[float]) -> dict[str, float]:
+    med, lo, hi, coverage = median_interval(values)
+    return {"median": med, "low": lo, "high": hi, "coverage": coverage, "rounds": len(values)}
+
+
+def _round_ratios(mine: list[dict], runs: dict, wl: str) -> dict[str, dict[str, float]]:
+    """envreel's frames/s over each other way's, round by round: median and interval."""
+    out = {}
+    for way in RATIOS:
+        theirs = runs.get((wl, way), [])
+        pairs = [
+            a["fps"] / b["fps"]
+            for a, b in zip(mine, theirs, strict=False)
+            if "fps" in a and "fps" in b
+        ]
+        if pairs:
+            out[way] = _interval(pairs)
+    return out
+
+
+def _global_cost(side: list[dict], grid: list[dict]) -> dict[str, dict[str, float]]:
+    """What the global view beside the grid costs: side16's render time over grid16's, per
+    frame and per output pixel (the canvas is wider), round by round."""
+    per_frame, per_pixel = [], []
+    for a, b in zip(side, grid, strict=False):
+        if "fps" in a and "fps" in b:
+            per_frame.append(b["fps"] / a["fps"])
+            pixels = (a["width"] * a["height"]) / (b["width"] * b["height"])
+            per_pixel.append(b["fps"] / a["fps"] / pixels)
+    return {"per_frame": _interval(per_frame), "per_pixel": _interval(per_pixel)}
+
+
 # ------------------------------------------------------------------------------------------------
 # main
 # ------------------------------------------------------------------------------------------------
@@ -362,22 +412,23 @@ def _machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs{mem}, Python {platform.python_version()}"
 
 
+def _ci(o: dict | None) -> str:
+    if not o:
+        return "–"
+    return f"{o['median']:.2f} [{o['low']:.2f}, {o['high']:.2f}]"
+
+
 def _table(rows: list[dict], opts: argparse.Namespace) -> str:
     lines = [
         f"machine: {_machine()}; libx264 preset {opts.preset} (moviepy_defaults: medium), "
         f"crf {opts.crf}, -threads {opts.threads}; load average at start {opts.load:.2f}",
         "",
-        "| workload | way | frames | frames/s | range (runs) | × limit | × moviepy | "
-        "× moviepy from store | × moviepy defaults | CPU ms/frame (python) | peak RSS (python) "
-        "| peak RSS (ffmpeg) |",
+        "| workload | way | frames | frames/s | range (runs) | envreel ÷ limit | ÷ moviepy "
+        "defaults | ÷ moviepy from store | ÷ moviepy (same preset) | CPU ms/frame (python) "
+        "| peak RSS (python) | peak RSS (ffmpeg) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    by = {(r["workload"], r["way"]): r for r in rows}
-
-    def ratio(r: dict, way: str) -> str:
-        other = by.get((r["workload"], way))
-        return f"{r['fps'] / other['fps']:.2f}" if other and "fps" in other else "–"
-
+    notes = []
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['workload']} | {r['way']} | error: {r['error'][-120:]} |||||||||")
@@ -385,13 +436,26 @@ def _table(rows: list[dict], opts: argparse.Namespace) -> str:
         spread = (
             f"{r['fps_min']:.0f}–{r['fps_max']:.0f} ({r['runs']})" if r.get("runs", 1) > 1 else "–"
         )
+        vs = r.get("vs", {})
         lines.append(
             f"| {r['workload']} | {r['way']} | {r['frames']} | {r['fps']:.1f} | {spread} "
-            f"| {ratio(r, 'limit')} | {ratio(r, 'moviepy')} | {ratio(r, 'moviepy_store')} "
-            f"| {ratio(r, 'moviepy_defaults')} "
+            f"| {_ci(vs.get('limit'))} | {_ci(vs.get('moviepy_defaults'))} "
+            f"| {_ci(vs.get('moviepy_store'))} | {_ci(vs.get('moviepy'))} "
             f"| {r['cpu_ms_per_frame']:.1f} | {r['rss_mb']:.0f} MB | {r['ffmpeg_rss_mb']:.0f} MB |"
         )
-    return "\n".join(lines)
+        cost = r.get("global_view_cost")
+        if cost:
+            notes.append(
+                f"global view beside the grid (side16 ÷ grid16, median [CI] of rounds): "
+                f"{_ci(cost['per_frame'])} per frame, {_ci(cost['per_pixel'])} per output pixel"
+            )
+    ratios = [v for r in rows for v in r.get("vs", {}).values()]
+    if ratios:
+        notes.append(
+            f"ratios: envreel's frames/s over the other way's, one per interleaved round; "
+            f"order-statistics interval, {100 * ratios[0]['coverage']:.0f}% coverage"
+        )
+    return "\n".join(lines + [""] + notes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--threads", type=int, default=os.cpu_count() or 2, help="ffmpeg -threads for all ways"
     )
-    p.add_argument("--workloads", default="grid64,side16,gif16", help="comma-separated")
+    p.add_argument("--workloads", default="grid64,side16,gif16,grid16", help="comma-separated")
     p.add_argument("--ways", default=",".join(WAYS), help="comma-separated")
     p.add_argument(
         "--repeat",
@@ -441,23 +505,28 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         ways = [w for w in args.ways.split(",") if w]
-        for wl in [w for w in args.workloads.split(",") if w]:
-            wl_ways = [
-                way
-                for way in ways  # write_gif has no preset: moviepy_defaults = moviepy
-                if not (way == "moviepy_defaults" and WORKLOADS[wl]["suffix"] == ".gif")
-            ]
-            runs: dict[str, list[dict]] = {way: [] for way in wl_ways}
-            # Rounds interleave the ways, so a drift of the machine's speed (this shared
-            # machine moves by ±10% over tens of seconds) falls on every way alike.
-            for _ in range(args.repeat):
-                for way in wl_ways:
-                    r = _run_child(
-                        way, wl, store, work / f"{wl}-{way}{WORKLOADS[wl]['suffix']}", args
-                    )
+        workloads = [w for w in args.workloads.split(",") if w]
+        runs: dict[tuple[str, str], list[dict]] = {}
+        # Rounds interleave the workloads and their ways, so a drift of the machine's speed
+        # (this shared machine moves by ±10% over tens of seconds) falls on every way alike.
+        for _ in range(args.repeat):
+            for wl in workloads:
+                for way in ways:
+                    if way == "moviepy_defaults" and WORKLOADS[wl]["suffix"] == ".gif":
+                        continue  # write_gif has no preset: moviepy_defaults = moviepy
+                    if way != "envreel" and wl == "grid16":
+                        continue  # only there to price side16's global view
+                    out = work / f"{wl}-{way}{WORKLOADS[wl]['suffix']}"
+                    r = _run_child(way, wl, store, out, args)
                     print(json.dumps(r), file=sys.stderr)
-                    runs[way].append(r)
-            rows += [_median_run(runs[way]) for way in wl_ways]
+                    runs.setdefault((wl, way), []).append(r)
+        for (wl, way), rs in runs.items():
+            row = _median_run(rs)
+            if way == "envreel" and "error" not in row:
+                row["vs"] = _round_ratios(rs, runs, wl)
+                if wl == "side16" and ("grid16", "envreel") in runs:
+                    row["global_view_cost"] = _global_cost(rs, runs[("grid16", "envreel")])
+            rows.append(row)
         if args.long_frames:
             raw = args.long_frames * NUM_ENVS * TILE * TILE * 3
             need = raw // 8 + (2 << 30)
