@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from envreel.tools import bench_capture
 from envreel.tools._interval import median_interval
 
@@ -26,3 +28,17 @@ def test_median_interval_covers_the_median_with_order_statistics() -> None:
     med, lo, hi, cov = median_interval([3.0, 1.0, 2.0, 4.0])
     assert (med, lo, hi) == (2.5, 1.0, 4.0) and cov == 0.875
     assert median_interval([7.0])[:3] == (7.0, 7.0, 7.0)
+
+
+def test_bench_wrapper_prints_json_with_an_overhead_interval(tmp_path, capsys) -> None:
+    pytest.importorskip("torch")
+    from envreel.tools import bench_wrapper
+
+    argv = ["--device", "cpu", "--num-envs", "4", "--size", "16", "--steps", "40"]
+    argv += ["--step-ms", "0.5", "--block", "10", "--dir", str(tmp_path), "--json"]
+    assert bench_wrapper.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    o = result["overhead_pct"]
+    assert result["rounds"] == 2 and o["low"] <= o["median"] <= o["high"]
+    assert result["frames_dropped"] == 0 and result["frames_captured"] >= 20
+    assert 0 < result["own_ms"]["median"] <= result["own_ms"]["p99"]

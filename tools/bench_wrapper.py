@@ -1,0 +1,242 @@
+"""Benchmark: what ``RecordEnvs`` (the Isaac Lab wrapper) costs a training step, on a stand-in.
+
+Usage::
+
+    python -m envreel.tools.bench_wrapper --device cuda            # the table
+    python -m envreel.tools.bench_wrapper --device cpu --steps 400 --json
+
+The stand-in is an Isaac Lab-shaped env (``env.unwrapped`` with ``num_envs``, ``step_dt``,
+``common_step_counter``, ``episode_length_buf``, a camera sensor whose ``data.output["rgb"]`` is a
+strided view of a reused ``rgba`` buffer, resets inside ``step()``), whose step is a fixed
+workload of ``--step-ms`` (CUDA: matrix products, then a synchronize, as a real step ends) and
+whose camera "renders" by copying a frame into its buffer. The real Isaac Lab benchmark is
+``bench_isaaclab`` (it needs Isaac Lab; this one runs anywhere torch does).
+
+Blocks of ``--block`` steps alternate: the bare env, then the env wrapped in ``RecordEnvs``
+(recording every env, every step), round after round in one process. Reported: the overhead
+(ratio of mean step times per round; median and an order-statistics interval over the rounds)
+and the wrapper's own time per step (its ``step()`` less the env's, measured inside each step:
+median and p99).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envreel.tools._interval import median_interval
+from envreel.tools.bench_capture import CpuWork, GpuWork, make_pool
+
+
+class _Proxy:
+    """Isaac Lab 3's ProxyArray: ``.torch`` is the tensor."""
+
+    def __init__(self, tensor: Any) -> None:
+        self.torch = tensor
+
+
+class StandinEnv:
+    """An Isaac Lab-shaped env of ``n`` envs whose camera renders (n, h, w) RGB frames."""
+
+    def __init__(self, n: int, h: int, w: int, *, device: str, step_ms: float, renderer: str):
+        import torch
+
+        self.torch = torch
+        self.num_envs, self.device, self.step_dt = n, device, 1.0 / 60
+        dev = torch.device(device)
+        self.work = GpuWork(step_ms, dev) if dev.type == "cuda" else CpuWork(step_ms)
+        self.pool = torch.from_numpy(make_pool(n, h, w)).to(dev)
+        self.rgba = torch.full((n, h, w, 4), 255, dtype=torch.uint8, device=dev)
+        self.common_step_counter = 0
+        self.episode_length_buf = torch.zeros(n, dtype=torch.int64, device=dev)
+        self.reset_terminated = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.reset_time_outs = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.reward_buf = torch.zeros(n, device=dev)
+        self.lengths = 100 + torch.arange(n, device=dev) % 50
+        fx = 24.0 / 20.955 * w
+        k = torch.tensor([[fx, 0, w / 2], [0, fx, h / 2], [0, 0, 1]], device=dev)
+        data = types.SimpleNamespace(
+            output={"rgba": _Proxy(self.rgba), "rgb": _Proxy(self.rgba[..., :3])},
+            intrinsic_matrices=_Proxy(k.expand(n, 3, 3).contiguous()),
+            pos_w=_Proxy(torch.zeros(n, 3, device=dev)),
+            quat_w_opengl=_Proxy(torch.tensor([0.0, 0.0, 0.0, 1.0], device=dev).repeat(n, 1)),
+            image_shape=(h, w),
+        )
+        cfg = types.SimpleNamespace(
+            renderer_cfg=types.SimpleNamespace(renderer_type=renderer),
+            update_latest_camera_pose=False,
+            width=w,
+            height=h,
+        )
+        camera = types.SimpleNamespace(data=data, cfg=cfg)
+        self.scene = types.SimpleNamespace(
+            sensors={"envreel_cam": camera},
+            env_origins=torch.zeros(n, 3, device=dev),
+            cfg=types.SimpleNamespace(lazy_sensor_update=True),
+        )
+        self.cfg = types.SimpleNamespace(num_rerenders_on_reset=0)
+
+    @property
+    def unwrapped(self) -> StandinEnv:
+        return self
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
+        self.episode_length_buf.zero_()
+        self.rgba[..., :3].copy_(self.pool[0])
+        return {}, {}
+
+    def step(self, action: Any) -> tuple[Any, Any, Any, Any, dict]:
+        self.work()  # the training step (synchronised, as a real step ends)
+        t = self.common_step_counter = self.common_step_counter + 1
+        self.episode_length_buf += 1
+        self.rgba[..., :3].copy_(self.pool[t % len(self.pool)])  # the camera renders
+        done = self.episode_length_buf >= self.lengths
+        self.reset_terminated.copy_(done & (self.lengths % 2 == 0))
+        self.reset_time_outs.copy_(done & (self.lengths % 2 == 1))
+        self.reward_buf.fill_(0.01 * t)
+        self.episode_length_buf.masked_fill_(done, 0)
+        return {}, self.reward_buf, self.reset_terminated, self.reset_time_outs, {}
+
+    def close(self) -> None:
+        pass
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from envreel.capture.isaaclab import RecordEnvs, RecorderCfg
+
+    n, h, w = args.num_envs, args.size, args.size
+    env = StandinEnv(n, h, w, device=args.device, step_ms=args.step_ms, renderer=args.renderer)
+    work = Path(args.dir or tempfile.mkdtemp(prefix="envreel-bench-wrapper-"))
+    inner = [0.0]
+    env_step = env.step
+
+    def timed(a: Any) -> Any:
+        t = time.perf_counter()
+        out = env_step(a)
+        inner[0] = time.perf_counter() - t
+        return out
+
+    env.step = timed  # type: ignore[method-assign]
+    wrapped = RecordEnvs(
+        env, work / "run.zarr", RecorderCfg(quat_order="xyzw", on_full="drop", overwrite=True)
+    )
+    action = torch.zeros((n, 1), device=args.device)
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    wrapped.reset()
+
+    def block(step_fn: Any, steps: int, own: list[float] | None) -> list[float]:
+        times = []
+        for _ in range(steps):
+            sync()
+            t = time.perf_counter()
+            step_fn(action)
+            times.append(time.perf_counter() - t)
+            if own is not None:
+                own.append(times[-1] - inner[0])
+        return times
+
+    block(wrapped.step, 20, None)  # warm-up: the store, the ring, the writer
+    block(env.step, 20, None)
+    rounds = max(1, args.steps // (2 * args.block))
+    ratios, own, bare, rec = [], [], [], []
+    for _ in range(rounds):
+        a = block(env.step, args.block, None)
+        b = block(wrapped.step, args.block, own)
+        bare += a
+        rec += b
+        ratios.append(statistics.fmean(b) / statistics.fmean(a))
+    wrapped.close()
+    stats = wrapped.stats
+    med, lo, hi, coverage = median_interval([100 * (r - 1) for r in ratios])
+    own_ms = np.asarray(own) * 1e3
+    return {
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
+        },
+        "config": vars(args),
+        "rounds": rounds,
+        "step_ms_bare": 1e3 * statistics.fmean(bare),
+        "step_ms_recorded": 1e3 * statistics.fmean(rec),
+        "overhead_pct": {"median": med, "low": lo, "high": hi, "coverage": coverage},
+        "own_ms": {
+            "median": float(np.median(own_ms)),
+            "p99": float(np.percentile(own_ms, 99)),
+        },
+        "frames_captured": stats.frames_captured,
+        "frames_dropped": stats.frames_dropped,
+    }
+
+
+def table(r: dict[str, Any]) -> str:
+    c, o = r["config"], r["overhead_pct"]
+    return "\n".join(
+        [
+            f"RecordEnvs on a stand-in env: {c['num_envs']} envs × {c['size']}², "
+            f"{c['device']} ({r['machine']['gpu'] or platform.processor()}), "
+            f"{c['step_ms']} ms step, renderer {c['renderer']}; {r['rounds']} rounds of "
+            f"{c['block']} steps",
+            "",
+            "| step bare | step recorded | overhead, median [CI] | wrapper's own time median / "
+            "p99 | drops |",
+            "|---|---|---|---|---|",
+            f"| {r['step_ms_bare']:.3f} ms | {r['step_ms_recorded']:.3f} ms "
+            f"| {o['median']:+.2f}% [{o['low']:+.2f}, {o['high']:+.2f}] "
+            f"| {r['own_ms']['median']:.3f} / {r['own_ms']['p99']:.3f} ms "
+            f"| {r['frames_dropped']} of {r['frames_captured'] + r['frames_dropped']} |",
+            "",
+            f"(interval: order statistics over rounds, {100 * o['coverage']:.0f}% coverage)",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m envreel.tools.bench_wrapper",
+        description=__doc__.split("\n\n")[0],
+        epilog="Example: python -m envreel.tools.bench_wrapper --device cuda --steps 2000",
+    )
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--num-envs", type=int, default=64, help="envs (default 64)")
+    p.add_argument("--size", type=int, default=128, help="camera height and width (default 128)")
+    p.add_argument("--steps", type=int, default=2000, help="steps, both ways (default 2000)")
+    p.add_argument("--step-ms", type=float, default=5.0, help="the env's step (default 5 ms)")
+    p.add_argument("--block", type=int, default=50, help="steps per block (default 50)")
+    p.add_argument(
+        "--renderer",
+        default="isaac_rtx",
+        choices=("isaac_rtx", "newton_warp"),
+        help="the camera's renderer type (RTX: frames of reset envs are stale; default)",
+    )
+    p.add_argument("--dir", help="where the store goes (default: a temporary folder)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = p.parse_args(argv)
+    try:
+        import torch
+    except ImportError:
+        print("error: bench_wrapper needs torch", file=sys.stderr)
+        return 1
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"--device {args.device}: no CUDA device here", file=sys.stderr)
+        return 1
+    result = run(args)
+    print(json.dumps(result, indent=1) if args.json else table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
