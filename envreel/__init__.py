@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 from envreel.errors import (
@@ -37,6 +38,16 @@ from envreel.errors import (
 from . import errors
 
 __version__ = "0.2.0"
+
+# In a source checkout the rooms sit beside this folder, and pyproject.toml maps them into this
+# package when it is installed. Where this folder is imported straight from the checkout
+# (``python -m envreel.tools.…`` run there, with envreel installed as a plain wheel or not at
+# all), the checkout root joins the package's path so ``envreel.capture`` & co. still resolve.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isfile(os.path.join(_ROOT, "pyproject.toml")) and os.path.isfile(
+    os.path.join(_ROOT, "schemas", "__init__.py")
+):
+    __path__.append(_ROOT)
 
 if TYPE_CHECKING:
     from envreel.capture import Recorder
