@@ -40,6 +40,7 @@ def test_recorder_cfg_defaults() -> None:
         "on_error": "warn",
         "overwrite": False,
         "metadata": {},
+        "on_clip": None,
     }
     assert RecorderCfg().env_camera == EnvCameraCfg().name
     assert wrapper.DEFAULT_GLOBAL_CAMERA == GlobalCameraCfg().name
