@@ -50,6 +50,8 @@ from typing import Any
 
 import numpy as np
 
+from envreel.schemas.geometry import look_at_pose, pinhole_intrinsics, project_points
+
 __all__ = ["DemoSim"]
 
 _INSTALL_HINT = "pip install 'envreel[demo]'"
@@ -222,69 +224,17 @@ def _grid_origins(num_envs: int, spacing: float) -> np.ndarray:
     return origins
 
 
-def _look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Builds an OpenGL camera-to-world pose (camera looks along -Z, +Y up) for a Z-up world.
-
-    Args:
-        eye: (3,) camera position in world coordinates [m].
-        target: (3,) point the optical axis passes through [m].
-
-    Returns:
-        (4, 4) float64 camera-to-world matrix; columns 0..2 are the camera X (right), Y (up) and
-        Z (backwards) axes in world coordinates.
-    """
-    eye = np.asarray(eye, dtype=np.float64)
-    forward = np.asarray(target, dtype=np.float64) - eye
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, np.array([0.0, 0.0, 1.0]))
-    right /= np.linalg.norm(right)
-    up = np.cross(right, forward)
-    pose = np.eye(4)
-    pose[:3, 0] = right
-    pose[:3, 1] = up
-    pose[:3, 2] = -forward
-    pose[:3, 3] = eye
-    return pose
-
-
 def _intrinsics(height: int, width: int, vfov_deg: float) -> np.ndarray:
-    """Pinhole K for square pixels, principal point at the image centre.
-
-    Pixel ``(i, j)`` (row, column) covers ``[j, j + 1) x [i, i + 1)`` in these continuous pixel
-    coordinates, which is how the rays are generated (one ray through each pixel centre).
-
-    Args:
-        height: Image height H [px].
-        width: Image width W [px].
-        vfov_deg: Vertical field of view [deg].
-
-    Returns:
-        (3, 3) float64 ``[[f, 0, W/2], [0, f, H/2], [0, 0, 1]]``.
-    """
+    """Pinhole K for square pixels from a vertical field of view [deg], centred principal point
+    (the apertures given in pixels, so the focal length is in pixels too)."""
     focal = 0.5 * height / math.tan(math.radians(vfov_deg) / 2.0)
-    return np.array(
-        [[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]], dtype=np.float64
+    return pinhole_intrinsics(
+        focal_length=focal,
+        horizontal_aperture=width,
+        vertical_aperture=height,
+        width=width,
+        height=height,
     )
-
-
-def _project(points: np.ndarray, pose: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Projects world points with an OpenGL camera-to-world pose and pinhole K.
-
-    Args:
-        points: (M, 3) world points [m].
-        pose: (4, 4) camera-to-world, OpenGL convention.
-        K: (3, 3) intrinsics [px].
-
-    Returns:
-        (M, 2) float64 pixel coordinates ``(u, v)`` (u right, v down) and (M,) float64 depth in
-        front of the camera (``-z_cam``; positive means visible side).
-    """
-    cam = (np.asarray(points, dtype=np.float64) - pose[:3, 3]) @ pose[:3, :3]
-    depth = -cam[:, 2]
-    safe = np.where(np.abs(depth) < 1e-9, 1e-9, depth)
-    u = K[0, 2] + K[0, 0] * cam[:, 0] / safe
-    v = K[1, 2] - K[1, 1] * cam[:, 1] / safe
-    return np.stack([u, v], axis=1), depth
 
 
 def _fit_global_camera(
@@ -323,9 +273,11 @@ def _fit_global_camera(
         target = centre + np.array([0.0, shift, 0.0])
 
         def fits(dist: float) -> bool:
-            uv, depth = _project(corners, _look_at(target + dist * direction, target), K)
+            uv, in_front = project_points(
+                corners, look_at_pose(target + dist * direction, target), K
+            )
             return bool(
-                np.all(depth > 0.1)
+                np.all(in_front)
                 and np.all((uv[:, 0] >= mu) & (uv[:, 0] <= width - mu))
                 and np.all((uv[:, 1] >= mv) & (uv[:, 1] <= height - mv))
             )
@@ -336,8 +288,8 @@ def _fit_global_camera(
         for _ in range(40):
             mid = 0.5 * (near + far)
             near, far = (near, mid) if fits(mid) else (mid, far)
-        pose = _look_at(target + far * direction, target)
-        uv, _ = _project(corners, pose, K)
+        pose = look_at_pose(target + far * direction, target)
+        uv, _ = project_points(corners, pose, K)
         return pose, float(uv[:, 1].min() - (height - uv[:, 1].max()))
 
     span = float(hi[1] - lo[1])
@@ -565,7 +517,7 @@ class DemoSim:
         local_target = np.asarray(_ENV_TARGET, dtype=np.float64)
         origins64 = self.env_origins.astype(np.float64)
         self.env_camera_poses = np.stack(
-            [_look_at(o + local_eye, o + local_target) for o in origins64]
+            [look_at_pose(o + local_eye, o + local_target) for o in origins64]
         )
         self.env_intrinsics = np.repeat(_intrinsics(H, W, _ENV_VFOV_DEG)[None], N, axis=0)
         self.global_camera_pose, self.global_intrinsics = _fit_global_camera(
