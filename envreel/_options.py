@@ -173,7 +173,8 @@ def option(
 
 def specs(cls: type | object) -> dict[str, OptionSpec]:
     """Every declared option of a dataclass (or of an instance's class), in field order."""
-    return {f.name: f.metadata[_KEY] for f in dataclasses.fields(cls) if _KEY in f.metadata}
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # any dataclass or instance
+    return {f.name: f.metadata[_KEY] for f in fields if _KEY in f.metadata}
 
 
 def spec(cls: type | object, name: str) -> OptionSpec:

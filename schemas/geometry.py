@@ -47,7 +47,7 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 
@@ -114,16 +114,16 @@ def _float_array(value: object, name: str, tail: tuple[int, ...]) -> np.ndarray:
     return array
 
 
-def _check_convention(convention: object, name: str = "convention") -> str:
+def _check_convention(convention: object, name: str = "convention") -> Convention:
     if convention not in CONVENTIONS:
         raise ValueError(f"{name} must be one of {CONVENTIONS}, got {convention!r}")
-    return str(convention)
+    return cast(Convention, convention)
 
 
-def _check_order(order: object) -> str:
+def _check_order(order: object) -> QuatOrder:
     if order not in QUAT_ORDERS:
         raise ValueError(f"order must be one of {QUAT_ORDERS}, got {order!r}")
-    return str(order)
+    return cast(QuatOrder, order)
 
 
 def _positive(value: object, name: str) -> float:

@@ -222,8 +222,9 @@ class RankedRun(Run):
         start, stop, stride = self._range(start, stop, stride)
         return self._lead.frame_values(name, start, stop, stride=stride)
 
-    def _concat(self, arrays: list[np.ndarray | None]) -> np.ndarray | None:
-        return None if any(a is None for a in arrays) else np.concatenate(arrays)
+    def _concat(self, arrays: Sequence[np.ndarray | None]) -> np.ndarray | None:
+        present = [a for a in arrays if a is not None]
+        return np.concatenate(present) if len(present) == len(arrays) else None
 
     @property
     def env_origins(self) -> np.ndarray | None:
@@ -249,7 +250,8 @@ class RankedRun(Run):
     def env_camera_poses(self, start=None, stop=None) -> np.ndarray | None:
         start, stop, _ = self._range(start, stop)
         poses = [r.env_camera_poses(start, stop) for r in self.runs]
-        return None if any(p is None for p in poses) else np.concatenate(poses, axis=1)
+        present = [p for p in poses if p is not None]
+        return np.concatenate(present, axis=1) if len(present) == len(poses) else None
 
     def global_camera_poses(self, start=None, stop=None) -> np.ndarray | None:
         start, stop, _ = self._range(start, stop)

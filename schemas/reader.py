@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import zarr
@@ -142,7 +142,7 @@ def _no_gap_coalescing(arr: zarr.Array) -> zarr.Array:
     envs' chunks. Older zarr reads each chunk's range separately and has no such setting.
     """
     try:
-        return arr.with_config({"sharding_coalesce_max_gap_bytes": 0})
+        return arr.with_config(cast(Any, {"sharding_coalesce_max_gap_bytes": 0}))
     except (TypeError, ValueError, KeyError):
         return arr
 
@@ -161,9 +161,9 @@ class Run:
         self._static = static
         self.spec = spec
         self._state = state
-        self._group = None
+        self._group: zarr.Group | None = None
         self._arrays: dict[str, zarr.Array] = {}
-        self._present = set()
+        self._present: set[str] = set()
         self._verified: set[tuple[str, tuple[int, ...]]] = set()
         self._docs: dict[str, Any] = {}
         self._readers: dict[str, ChunkReader | None] = {}
@@ -182,11 +182,11 @@ class Run:
 
     @property
     def fps(self) -> float:
-        return self.spec.fps
+        return cast(float, self.spec.fps)  # RunSpec fills in fps from step_dt
 
     @property
     def step_dt(self) -> float:
-        return self.spec.step_dt
+        return cast(float, self.spec.step_dt)  # RunSpec fills in step_dt from fps
 
     @property
     def env_frame_shape(self) -> tuple[int, int]:
@@ -298,7 +298,7 @@ class Run:
             try:
                 if self._group is None:
                     self._group = zarr.open_group(self._store, mode="r", zarr_format=3)
-                arr = self._group[path]
+                arr = cast(zarr.Array, self._group[path])
                 if path == F.ENV_FRAMES.path:
                     arr = _no_gap_coalescing(arr)
             except Exception as exc:  # noqa: BLE001
@@ -363,16 +363,18 @@ class Run:
         arr = self._array(path)
         if index and isinstance(index[0], slice) and arr.ndim and self._per_frame(path):
             t0, t1, _ = index[0].indices(self.num_frames)
-            blocks = range(t0 // self.block_frames, (max(t0, t1 - 1)) // self.block_frames + 1)
+            blocks: Sequence[int] = range(
+                t0 // self.block_frames, (max(t0, t1 - 1)) // self.block_frames + 1
+            )
             if t1 <= t0:
                 return
         else:
             blocks = [0]
-        env_shards = [0]
+        env_shards: Sequence[int] = [0]
         if path == F.ENV_FRAMES.path:
             sel = index[1] if len(index) > 1 else slice(None)
             e0, e1, _ = sel.indices(self.num_envs)
-            per = self.spec.envs_per_shard
+            per = cast(int, self.spec.envs_per_shard)  # RunSpec fills it in
             env_shards = range(e0 // per, (max(e0, e1 - 1)) // per + 1)
         for blk in blocks:
             for s in env_shards:
@@ -421,7 +423,7 @@ class Run:
                 # (page faults) and no second copy.
                 arr.get_basic_selection(index, out=_nd_buffer(out))
                 return out
-            return arr[index]
+            return cast(np.ndarray, arr[index])
         except Exception as exc:  # noqa: BLE001
             chunk = chunk_of() if chunk_of else None
             where = f" chunk {chunk}" if chunk is not None else ""
@@ -524,7 +526,7 @@ class Run:
         if not self.has_global:
             raise ValueError(f"{self.url} has no global view (recorded without global frames)")
         start, stop, stride = self._range(start, stop, stride)
-        shape = (len(range(start, stop, stride)), *self.global_frame_shape, 3)
+        shape = (len(range(start, stop, stride)), *cast(tuple, self.global_frame_shape), 3)
         if out is not None and (
             not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.uint8
         ):
@@ -687,7 +689,9 @@ class Run:
             "step_dt": self.step_dt,
             "duration_s": self.num_frames / self.fps,
             "env_frame_shape": list(self.env_frame_shape),
-            "global_frame_shape": list(self.global_frame_shape) if self.has_global else None,
+            "global_frame_shape": (
+                list(self.global_frame_shape) if self.global_frame_shape else None
+            ),
             "scalars": list(ENV_SCALARS + self.scalar_names),
             "block_frames": self.block_frames,
             "codec": self.spec.codec,
@@ -740,10 +744,11 @@ def open_run(url: StoreLike | Sequence[StoreLike], *, storage_options: dict | No
         from .ranks import open_ranks
 
         return open_ranks([open_run(u, storage_options=storage_options) for u in url])
+    url = cast(StoreLike, url)
     store = open_store(url, read_only=True, storage_options=storage_options)
     static, spec, state = check_root(read_json(store, "zarr.json"))
     docs = array_docs(store, spec)
-    present = set()
+    present: set[str] = set()
     n = int(state["num_frames"])
     for path, s in expected_arrays(spec).items():
         doc = docs[path]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from zarr.core.sync import sync
 
@@ -129,7 +132,7 @@ def _check_data(url, store, spec, state, present) -> list[Problem]:
     env_names = ("reward", "terminated", "truncated", "episode", "episode_step", "stale")
     for t0 in range(0, n, b):
         t1 = min(n, t0 + b)
-        reads = [(run.env_frames, (None, t0, t1))]
+        reads: list[tuple[Callable[..., Any], tuple]] = [(run.env_frames, (None, t0, t1))]
         reads += [
             (run.frame_values, (nm, t0, t1)) for nm in ("step", "sim_time", "wall_time", "clip")
         ]
