@@ -32,7 +32,7 @@ import asyncio
 import json
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,42 +127,71 @@ _LOCAL = threading.local()
 _LITTLE = np.dtype("<u2").isnative
 
 
-def _gather(region: np.ndarray) -> np.ndarray:
-    """``region`` as C-order little-endian bytes, in this thread's reused buffer.
+def _buffer(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An array of ``shape`` in this thread's reused buffer, little-endian ``dtype``.
 
-    A fresh array per chunk (hundreds of kB) costs its page faults every time; and numpy's
-    generic strided copy of RGB out of RGBA pixels (the ring keeps host frames' 4th byte, see
-    ``capture._writer.ring_layout``) runs at ~0.7 GB/s, a third of copying the three channels
-    one by one (measured on the 2-core dev VM; zstd 3 itself runs at ~0.8 GB/s a thread).
+    A fresh array per chunk (hundreds of kB) costs its page faults every time.
     """
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    buf = getattr(_LOCAL, "buf", None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = _LOCAL.buf = np.empty(nbytes, np.uint8)
+    return buf[:nbytes].view(dtype.newbyteorder("<")).reshape(shape)
+
+
+def _copy(out: np.ndarray, src: np.ndarray) -> None:
+    """``out[...] = src``; RGB out of RGBA pixels channel by channel (the ring keeps host
+    frames' 4th byte, see ``capture._writer.ring_layout``): numpy's generic strided copy of
+    that runs at ~0.7 GB/s, a third of copying the three channels one by one (measured on the
+    2-core dev VM; zstd 3 itself runs at ~0.8 GB/s a thread)."""
+    if src.dtype == np.uint8 and src.shape[-1] == 3 and src.strides[-2] == 4:
+        for c in range(3):
+            out[..., c] = src[..., c]
+    else:
+        np.copyto(out, src, casting="equiv")
+
+
+def _gather(region: np.ndarray) -> np.ndarray:
+    """``region`` as C-order little-endian bytes, in this thread's reused buffer."""
     if region.flags.c_contiguous and (region.dtype.isnative and _LITTLE or region.itemsize == 1):
         return region
-    buf = getattr(_LOCAL, "buf", None)
-    if buf is None or buf.nbytes < region.nbytes:
-        buf = _LOCAL.buf = np.empty(region.nbytes, np.uint8)
-    out = buf[: region.nbytes].view(region.dtype.newbyteorder("<")).reshape(region.shape)
-    if region.dtype == np.uint8 and region.shape[-1] == 3 and region.strides[-2] == 4:
-        for c in range(3):  # RGB out of RGBA pixels
-            out[..., c] = region[..., c]
-    else:
-        np.copyto(out, region, casting="equiv")
+    out = _buffer(region.shape, region.dtype)
+    _copy(out, region)
     return out
 
 
-def _encode(codec: Zstd, region: np.ndarray, chunk: tuple[int, ...]) -> bytes:
-    """One chunk's stored bytes: zstd of its C-order little-endian bytes, then crc32c."""
-    if region.shape != chunk:  # a block that ends early: the rest of the chunk is fill (0)
-        full = np.zeros(chunk, region.dtype)
-        full[tuple(slice(0, s) for s in region.shape)] = region
-        region = full
-    data = codec.encode(_gather(region))
+def _stored(codec: Zstd, raw: np.ndarray) -> bytes:
+    """One chunk's stored bytes from its C-order little-endian bytes: zstd, then crc32c."""
+    data = codec.encode(raw)
     return data + int(_crc32c(data)).to_bytes(4, "little")
 
 
-def _encode_many(codec: Zstd, items: list) -> list[bytes | None]:
-    """``_encode`` of several chunks in one task (None stays None): a task per chunk costs
-    ~20–50 µs of handoff in the writer's own thread, 1,024 times per block of 1,024 envs."""
-    return [None if x is None else _encode(codec, *x) for x in items]
+def _encode(codec: Zstd, region: np.ndarray, chunk: tuple[int, ...]) -> bytes:
+    """One chunk's stored bytes (a block that ends early is padded with the fill value, 0)."""
+    if region.shape != chunk:
+        full = np.zeros(chunk, region.dtype)
+        full[tuple(slice(0, s) for s in region.shape)] = region
+        region = full
+    return _stored(codec, _gather(region))
+
+
+def _encode_envs(
+    codec: Zstd, data: np.ndarray, e0: int, e1: int, inner: tuple[int, ...]
+) -> list[bytes]:
+    """The inner chunks of envs ``e0..e1`` of a block ``data`` (time, env, ...), one per env.
+
+    The group is gathered env-major into this thread's buffer with one copy per channel, so
+    each env's chunk is then a contiguous slice: per chunk only zstd and crc32c run, without a
+    gather of its own. With 32×32 frames a chunk is ~100 kB and a block of 4,096 envs has 4,096
+    of them: per-chunk Python (three channel copies each) held the GIL long enough that 15
+    encode threads sustained ~3x one thread's rate (H200 host).
+    """
+    t = data.shape[0]
+    out = _buffer((e1 - e0, inner[0], *inner[2:]), data.dtype)
+    if t < inner[0]:  # a block that ends early: the rest of each chunk is fill (0)
+        out[:, t:] = 0
+    _copy(out[:, :t], data[:, e0:e1].swapaxes(0, 1))
+    return [_stored(codec, out[j]) for j in range(e1 - e0)]
 
 
 def _shard_bytes(chunks: list[bytes | None]) -> bytes:
@@ -178,20 +207,37 @@ def _shard_bytes(chunks: list[bytes | None]) -> bytes:
     return b"".join([*(c for c in chunks if c is not None), ib, _crc32c(ib).to_bytes(4, "little")])
 
 
-def _jobs(plan: ChunkPlan, t0: int, data: np.ndarray) -> list[tuple[tuple[int, ...], list]]:
-    """(object coords, [(region, chunk shape) or None per inner chunk]) for one write."""
+def _tasks(
+    pool: ThreadPoolExecutor, codec: Zstd, plan: ChunkPlan, t0: int, data: np.ndarray, tasks: int
+) -> list[tuple[tuple[int, ...], list]]:
+    """Submit the encoding of one write: (object coords, [futures of lists of chunk bytes or
+    None]) per stored object, each object's inner chunks in groups of envs, one task a group
+    (a task per chunk costs ~20–50 µs of handoff in the writer's own thread, 1,024 times per
+    block of 1,024 envs)."""
     fmt = plan.fmt
     blk, rest = t0 // fmt.chunk[0], (0,) * (len(fmt.chunk) - 2)
     if not fmt.sharded:  # one chunk per block holds every other axis whole
-        return [((blk,) + (0,) * (len(fmt.chunk) - 1), [(data, fmt.chunk)])]
+        coords = (blk,) + (0,) * (len(fmt.chunk) - 1)
+        return [(coords, [pool.submit(lambda: [_encode(codec, data, fmt.chunk)])])]
     n, per = data.shape[1], fmt.chunk[1]
+    size = max(1, -(-min(n, per) // tasks))
     out = []
     for shard in range(-(-n // per)):
-        envs = range(shard * per, (shard + 1) * per)
-        # an env past the array's edge (a last shard not full) has no chunk
-        inner = [(data[:, e : e + 1], fmt.inner) if e < n else None for e in envs]
-        out.append(((blk, shard, *rest), inner))
+        e0, e1 = shard * per, min(n, (shard + 1) * per)
+        futs = [
+            pool.submit(_encode_envs, codec, data, g, min(e1, g + size), fmt.inner)
+            for g in range(e0, e1, size)
+        ]
+        if e1 - e0 < per:  # envs past the array's edge (a last shard not full) have no chunk
+            futs.append(_done([None] * (per - (e1 - e0))))
+        out.append(((blk, shard, *rest), futs))
     return out
+
+
+def _done(value: Any) -> Future:
+    fut: Future = Future()
+    fut.set_result(value)
+    return fut
 
 
 def write_block(writes: list[tuple[ChunkPlan, int, np.ndarray]]) -> None:
@@ -207,10 +253,7 @@ def write_block(writes: list[tuple[ChunkPlan, int, np.ndarray]]) -> None:
     tasks = 4 * encode_threads()  # enough to keep every thread busy while groups finish
     for plan, t0, data in writes:
         codec = codecs.setdefault(plan.level, Zstd(level=plan.level))
-        for coords, inner in _jobs(plan, t0, data):
-            size = max(1, -(-len(inner) // tasks))
-            groups = [inner[i : i + size] for i in range(0, len(inner), size)]
-            futs = [pool.submit(_encode_many, codec, g) for g in groups]
+        for coords, futs in _tasks(pool, codec, plan, t0, data, tasks):
             objects.append((plan, coords, futs))
     proto = default_buffer_prototype()
     blobs = []
