@@ -147,6 +147,18 @@ def _no_gap_coalescing(arr: zarr.Array) -> zarr.Array:
         return arr
 
 
+def _frames_out(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """``out`` if it is a uint8 array of ``shape`` (a fresh one for None); ValueError if not."""
+    if out is None:
+        return np.empty(shape, np.uint8)
+    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.uint8:
+        raise ValueError(
+            f"out must be a uint8 numpy array of shape {shape}, got "
+            f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}"
+        )
+    return out
+
+
 class Run:
     """A read-only view of a run store. Get one with ``open_run``.
 
@@ -476,14 +488,7 @@ class Run:
         start, stop, stride = self._range(start, stop, stride)
         h, w = self.env_frame_shape
         t = len(range(start, stop, stride))
-        shape = (t, len(ids), h, w, 3)
-        if out is None:
-            out = np.empty(shape, np.uint8)
-        elif not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.uint8:
-            raise ValueError(
-                f"out must be a uint8 numpy array of shape {shape}, got "
-                f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}"
-            )
+        out = _frames_out(out, (t, len(ids), h, w, 3))
         if t == 0 or len(ids) == 0:
             return out
         # One basic slice per run of consecutive envs: orthogonal indexing of scattered envs is
@@ -527,23 +532,8 @@ class Run:
             raise ValueError(f"{self.url} has no global view (recorded without global frames)")
         start, stop, stride = self._range(start, stop, stride)
         shape = (len(range(start, stop, stride)), *cast(tuple, self.global_frame_shape), 3)
-        if out is not None and (
-            not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.uint8
-        ):
-            raise ValueError(
-                f"out must be a uint8 numpy array of shape {shape}, got "
-                f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}"
-            )
-        b = self.block_frames
-
-        def find():
-            for blk in range(start // b, max(start, stop - 1) // b + 1):
-                try:
-                    self._array(F.GLOBAL_FRAMES.path)[blk * b : min(stop, (blk + 1) * b)]
-                except Exception:  # noqa: BLE001
-                    return (blk, 0, 0, 0)
-            return None
-
+        out = None if out is None else _frames_out(out, shape)
+        find = self._time_chunk_finder(F.GLOBAL_FRAMES.path, start, stop, 4)
         return self._read(F.GLOBAL_FRAMES.path, (slice(start, stop, stride),), find, out=out)
 
     def _time_chunk_finder(self, path: str, start: int, stop: int, ndim: int):

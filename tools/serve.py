@@ -24,7 +24,7 @@ import zipfile
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Self
 from urllib.parse import unquote
 
 from envreel.errors import StoreFormatError
@@ -217,7 +217,54 @@ class _Server(ThreadingHTTPServer):
     log: object = None
 
 
-class StoreServer:
+class LocalServer:
+    """An HTTP server run on a background thread (:meth:`start`, or ``with``) or on this one
+    (:meth:`serve_forever`) until :meth:`close`: the base of :class:`StoreServer` and the
+    viewer (``envreel.tools.viewer.Viewer``)."""
+
+    _thread_name = "envreel-serve"
+
+    def __init__(self, httpd: ThreadingHTTPServer) -> None:
+        self._httpd = httpd
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) bound."""
+        host, port = self._httpd.server_address[:2]
+        return str(host), int(port)
+
+    def start(self) -> Self:
+        """Serves on a background thread; returns self."""
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name=self._thread_name, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serves on this thread until :meth:`close` (or Ctrl-C)."""
+        self._httpd.serve_forever()
+
+    def close(self) -> None:
+        """Stops serving and releases the port."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._release()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _release(self) -> None:
+        """What a subclass holds open beyond the socket."""
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StoreServer(LocalServer):
     """Serves run stores read-only over HTTP with byte ranges (see the module doc).
 
     Args:
@@ -240,46 +287,18 @@ class StoreServer:
         log: object = None,
     ) -> None:
         sources = {name: _Source(Path(path)) for name, path in runs.items()}
-        self._httpd = _Server((host, port), _Handler)
-        self._httpd.sources = sources
-        self._httpd.log = log
-        self._thread: threading.Thread | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """(host, port) bound."""
-        host, port = self._httpd.server_address[:2]
-        return str(host), int(port)
+        httpd = _Server((host, port), _Handler)
+        httpd.sources = sources
+        httpd.log = log
+        super().__init__(httpd)
+        self._sources = sources
 
     def url(self, name: str) -> str:
         """The URL of the store served as ``name``."""
         host, port = self.address
         return f"http://{host}:{port}/{name}"
 
-    def start(self) -> StoreServer:
-        """Serves on a background thread; returns self."""
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="envreel-serve", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        """Serves on this thread until :meth:`close` (or Ctrl-C)."""
-        self._httpd.serve_forever()
-
-    def close(self) -> None:
-        """Stops serving and releases the port."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        for source in self._httpd.sources.values():
+    def _release(self) -> None:
+        for source in self._sources.values():
             if source.zip is not None:
                 source.zip.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> StoreServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

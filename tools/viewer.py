@@ -32,6 +32,7 @@ import numpy as np
 
 from envreel.errors import EnvreelError
 from envreel.schemas import Run
+from envreel.tools.serve import LocalServer
 
 __all__ = ["Viewer"]
 
@@ -95,7 +96,7 @@ class _Server(ThreadingHTTPServer):
     viewer: Viewer
 
 
-class Viewer:
+class Viewer(LocalServer):
     """The viewer's server for one run (see the module doc).
 
     Args:
@@ -104,6 +105,8 @@ class Viewer:
         host: address to bind. Defaults to "127.0.0.1" (this machine only).
         port: port; 0 picks a free one. Defaults to 0.
     """
+
+    _thread_name = "envreel-view"
 
     def __init__(
         self, run: Run, *, name: str | None = None, host: str = "127.0.0.1", port: int = 0
@@ -115,39 +118,14 @@ class Viewer:
         self._source_type = FrameSource
         self._plans: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()  # one composition at a time: frames share buffers
-        self._httpd = _Server((host, port), _Handler)
-        self._httpd.viewer = self
-        self._thread: threading.Thread | None = None
+        httpd = _Server((host, port), _Handler)
+        httpd.viewer = self
+        super().__init__(httpd)
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
+        host, port = self.address
         return f"http://{host}:{port}/"
-
-    def start(self) -> Viewer:
-        """Serves on a background thread; returns self."""
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="envreel-view", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        """Serves on this thread until :meth:`close` (or Ctrl-C)."""
-        self._httpd.serve_forever()
-
-    def close(self) -> None:
-        """Stops serving and releases the port."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Viewer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- what the page asks for -----------------------------------------------------------------
 
