@@ -66,9 +66,11 @@ def grid_shape(
 ) -> tuple[int, int]:
     """(columns, rows) of a grid for ``n`` tiles.
 
-    Given columns and rows are kept; a missing one is ``ceil(n / other)``; with neither, the
-    columns whose grid (tiles and gaps) comes closest to ``aspect`` (width / height, compared in
-    log space), ties going to fewer empty slots.
+    Given columns and rows are kept; a missing one is ``ceil(n / other)``. With neither, a grid
+    without empty slots (``columns * rows == n``) when one comes near ``aspect`` (width / height
+    of tiles and gaps, compared in log space): no farther from it than a square grid is, e.g.
+    4×4 for 16 square tiles at 16:9. Otherwise the columns whose grid comes closest to
+    ``aspect``, ties going to fewer empty slots.
 
     Raises:
         ValueError: both are given and hold fewer than ``n`` tiles.
@@ -83,14 +85,24 @@ def grid_shape(
     if rows:
         return math.ceil(n / rows), rows
     th, tw = tile_shape
+
+    def miss(c: int, r: int) -> float:  # how far the grid's shape is from the aspect
+        w = c * tw + (c - 1) * gap
+        h = r * th + (r - 1) * gap
+        return abs(math.log(w / h / aspect))
+
+    # an exact grid is accepted as far from the aspect as a square is (at least 16:9 vs 1:1)
+    near = max(abs(math.log(aspect)), math.log(16 / 9)) + 1e-9
+    exact = [(miss(c, n // c), c, n // c) for c in range(1, n + 1) if n % c == 0]
+    fit = min(exact)
+    if fit[0] <= near:
+        return fit[1], fit[2]
     best = None
     for c in range(1, n + 1):
         r = math.ceil(n / c)
         if c > 1 and math.ceil(n / (c - 1)) == r:
             continue  # same rows with fewer columns is never better
-        w = c * tw + (c - 1) * gap
-        h = r * th + (r - 1) * gap
-        cost = (abs(math.log(w / h / aspect)), c * r - n)
+        cost = (miss(c, r), c * r - n)
         if best is None or cost < best[0]:
             best = (cost, c, r)
     return best[1], best[2]
