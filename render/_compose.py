@@ -502,7 +502,8 @@ class Composer:
         self.placeholder = placeholder_tile(self.tile_shape)
         self.bg_tile = np.empty((*self.tile_shape, 3), np.uint8)
         self.bg_tile[...] = self.bg
-        self.static_label = plan.label is not None and set(plan.label.fields) <= _STATIC_FIELDS
+        static = _STATIC_FIELDS | ({"score"} if plan.label_score else set())
+        self.static_label = plan.label is not None and set(plan.label.fields) <= static
         self.border_colors = {
             1: self.colors["terminated"],
             2: self.colors["truncated"],
@@ -618,8 +619,11 @@ class Composer:
     def _label(self, batch, j: int, block: np.ndarray, rect: tuple) -> None:
         label, corner = self.plan.label, self.layout.label_position
         env = self.plan.global_id(batch.envs[j])  # users see global ids; reads take indices
+        per_env = {"env": env}
+        if self.plan.label_score:
+            per_env["score"] = self.plan.score_of(batch.envs[j])
         if self.static_label:
-            sprite = self.labels.get(label.format({"env": env}))
+            sprite = self.labels.get(_format_label(label, per_env))
             stamp(block, sprite, *label_origin(rect, sprite.shape, corner), rect)
             return
         n = batch.rows[1] - batch.rows[0]
@@ -629,9 +633,9 @@ class Composer:
         fields = label.fields
         texts = []
         for i in range(n):
-            values = {"env": env}
+            values = dict(per_env)
             for f in fields:
-                if f != "env":
+                if f not in per_env:
                     values[f] = cols[f][i]
             texts.append(_format_label(label, values))
         for a, b, text in _runs(texts):

@@ -45,6 +45,7 @@ class Plan:
         label: the compiled label template, or None.
         scalars_needed: scalar names read per frame (labels and borders).
         scores: score of each selected env (NaN where unknown), or None when not computed.
+        label_score: the label's ``{score}`` is each env's score (``scores``), not a scalar.
         warnings: messages already warned about while planning.
     """
 
@@ -61,6 +62,7 @@ class Plan:
     label: LabelTemplate | None
     scalars_needed: tuple[str, ...]
     scores: tuple[float, ...] | None = None
+    label_score: bool = False
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     @cached_property
@@ -70,6 +72,12 @@ class Plan:
     def global_id(self, env: int) -> int:
         """The global env id of stored env ``env`` (one of ``envs``)."""
         return self._global_of[env]
+
+    def score_of(self, env: int) -> float:
+        """The score of stored env ``env`` (NaN when scores were not computed)."""
+        if self.scores is None:
+            return math.nan
+        return self.scores[self.envs.index(env)]
 
     def track(self, env: int) -> tuple[int, int]:
         """(start, stop) store frames of ``env``."""
@@ -95,8 +103,11 @@ def _warn(msgs: list[str], msg: str) -> None:
     warnings.warn(msg, UserWarning, stacklevel=4)
 
 
-def time_window(run: Run, layout: Layout) -> tuple[int, int]:
+def time_window(run: Run, layout: Layout, messages: list[str] | None = None) -> tuple[int, int]:
     """(start, stop) store frames selected by the layout's clip, start, stop and unit.
+
+    A window in steps or seconds that reaches past the run (or clip) is cut to it with a
+    warning naming both ranges (appended to ``messages``); in frames it is an error.
 
     Raises:
         ValueError: an unknown clip, a range outside the run, start > stop, or no frames.
@@ -140,11 +151,35 @@ def time_window(run: Run, layout: Layout) -> tuple[int, int]:
                 f"from {values[0]} to {values[-1]}"
             )
         s, e = lo + int(idx[0]), lo + int(idx[-1]) + 1
+        _warn_cut(messages, layout, values, what)
     if e <= s:
         raise ValueError(
             f"the time window start={start}, stop={stop} ({layout.unit}s) selects no frames"
         )
     return s, e
+
+
+def _warn_cut(messages: list[str] | None, layout: Layout, values: np.ndarray, what: str) -> None:
+    """Warn when the window asked for in steps or seconds reaches past ``values``' range."""
+    step = float(values[-1] - values[-2]) if len(values) > 1 else 0.0
+    end = float(values[-1]) + step  # stop is exclusive: stop == end asks for nothing more
+    first = float(values[0])
+    past_end = layout.stop is not None and layout.stop > end + 1e-9 * max(1.0, abs(end))
+    before = layout.unit == "step" and layout.start is not None and layout.start < first
+    if not (past_end or before):
+        return
+    unit = "steps" if layout.unit == "step" else "seconds of sim time"
+    asked = f"[{_fmt(layout.start)}, {_fmt(layout.stop)})"
+    _warn(
+        messages if messages is not None else [],
+        f"the time window {asked} {unit} reaches past {what}, which cover "
+        f"[{_fmt(first)}, {_fmt(end)}); rendering [{_fmt(max(first, layout.start or first))}, "
+        f"{_fmt(min(end, layout.stop if layout.stop is not None else end))})",
+    )
+
+
+def _fmt(v: float | None) -> str:
+    return "start" if v is None else f"{v:g}"
 
 
 def label_samples(run: Run) -> dict[str, object]:
@@ -160,6 +195,7 @@ def label_samples(run: Run) -> dict[str, object]:
         "stale": 0,
         "episode": 0,
         "episode_step": 0,
+        "score": 0.0,  # the env's score (Layout.score, score_stat), unless a scalar is named so
     }
     for name in run.scalar_names:
         samples.setdefault(name, 0.0)
@@ -379,7 +415,9 @@ def plan_render(
     global_ids = run.env_ids
     local_given = None if layout.env_ids is None else _stored_indices(run, layout.env_ids, layout)
     ranking = layout.top_k is not None or layout.bottom_k is not None
-    if (ranking or layout.order != "given") and layout.score not in known:
+    label = layout.label_template
+    label_score = label is not None and "score" in label.fields and "score" not in known
+    if (ranking or layout.order != "given" or label_score) and layout.score not in known:
         raise ValueError(
             f"score {layout.score!r} is not a scalar of this run; it has {list(known)}"
         )
@@ -392,7 +430,6 @@ def plan_render(
                 "success_scalar, or use only='terminated'"
             )
         success = layout.success_scalar
-    label = layout.label_template
     if label is not None:
         label.check(label_samples(run))
     if layout.global_view != "none":
@@ -421,7 +458,7 @@ def plan_render(
                 "use markers=False"
             )
 
-    window = time_window(run, layout)
+    window = time_window(run, layout, msgs)
     stride = layout.stride
     fps = float(layout.fps or run.fps)
     if fps_cap is not None and fps > fps_cap + 1e-9:
@@ -457,7 +494,7 @@ def plan_render(
             )
 
     scores = None
-    need_score = ranking or layout.order != "given"
+    need_score = ranking or layout.order != "given" or label_score
     flags: tuple[str, ...] = ()
     if layout.only is not None:
         flags = ("terminated",) if layout.only == "succeeded" else (layout.only,)
@@ -511,6 +548,8 @@ def plan_render(
     needed: list[str] = []
     if label is not None:
         needed += [f for f in label.fields if f not in _FRAME_FIELDS]
+        if label_score:
+            needed.remove("score")
     if layout.border > 0:
         for name in ("terminated", "truncated", "stale"):
             if getattr(layout, f"{name}_color") is not None:
@@ -529,5 +568,6 @@ def plan_render(
         label=label,
         scalars_needed=tuple(dict.fromkeys(needed)),
         scores=None if scores is None else tuple(float(scores[i]) for i in order),
+        label_score=label_score,
         warnings=tuple(msgs),
     )

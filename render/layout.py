@@ -396,14 +396,15 @@ class Layout:
     # ---- labels and borders
     label: str | None = option(
         "{env}",
-        "tile label template, e.g. '{env} r={reward:.2f}' (None: no labels)",
+        "tile label template, e.g. '{env} r={reward:.2f}', None for no labels. Fields: {env} "
+        "(global env id), {frame}, {step}, {time} (sim seconds), {episode}, {episode_step}, "
+        "{reward}, {terminated}, {truncated}, {stale}, {score} (the env's score under score and "
+        "score_stat over the window, as top_k and order rank it) and every user scalar",
         kind="str",
         optional=True,
     )
-    # Fields: env (the global env id), frame, step, time (sim seconds), episode, episode_step,
-    # reward, terminated, truncated, stale, score (the env's score under score and score_stat
-    # over the window, as top_k and order use it) and every user scalar. Format specs are
-    # allowed; attribute and item access are not.
+    # Format specs are allowed ({reward:+.2f}); attribute and item access are not. A user
+    # scalar named "score" is that scalar, per frame.
     label_position: str = option("top-left", "corner of the label", choices=CORNERS)
     font_size: int = option(11, "label text height in pixels", minimum=4, maximum=256)
     label_color: str = option("#ffffff", "label text colour", kind="any")
