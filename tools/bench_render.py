@@ -13,9 +13,10 @@
 
 Workloads: 64 envs of 128×128 as an 8×8 grid (1024×1024); 16 envs beside the global view; a GIF
 of 16 envs; the same 16 envs without the global view (envreel only: what the global view costs
-is side16's time over grid16's, per frame and per output pixel); and a RAM-scaling row: envreel's peak RSS on a long 64-env store (5,000 frames by
-default, 15.7 GB of raw pixels, written cheaply by repeating a few compressible blocks). Each
-way runs in its own subprocess so its peak RSS is its own; ffmpeg's RSS is reported apart.
+is side16's time over grid16's, per frame and per output pixel); and a RAM-scaling row:
+envreel's peak RSS on a long 64-env store (5,000 frames by default, 15.7 GB of raw pixels,
+written cheaply by repeating a few compressible blocks). Each way runs in its own subprocess so
+its peak RSS is its own; ffmpeg's RSS is reported apart.
 
 ``--repeat N`` runs N rounds, each running every workload's ways in turn (interleaved, so the
 machine's drift falls on all alike); envreel's speed over each other way is one ratio per round,
