@@ -162,59 +162,7 @@ def compute_geometry(
         )
 
     def build(f: float) -> Geometry:
-        th, tw = max(1, math.floor(th0 * f)), max(1, math.floor(tw0 * f))
-        gap = math.floor(layout.gap * f)
-        grid_h = rows * th + max(0, rows - 1) * gap
-        grid_w = cols * tw + max(0, cols - 1) * gap
-        tiles = tuple((r * (th + gap), c * (tw + gap)) for r in range(rows) for c in range(cols))
-        grect = None
-        H, W = grid_h, grid_w
-        if view != "none":
-            gh0, gw0 = global_shape  # type: ignore[misc]
-            if layout.global_size is not None:
-                gh = max(1, math.floor(layout.global_size[0] * f))
-                gw = max(1, math.floor(layout.global_size[1] * f))
-            elif view in ("left", "right"):
-                gh = grid_h
-                gw = max(1, math.floor(gw0 * grid_h / gh0))
-            elif view in ("top", "bottom"):
-                gw = grid_w
-                gh = max(1, math.floor(gh0 * grid_w / gw0))
-            elif view == "inset":
-                gw = max(1, math.floor(grid_w * layout.inset_fraction))
-                gh = max(1, math.floor(gh0 * gw / gw0))
-            else:  # only
-                gh, gw = max(1, math.floor(gh0 * f)), max(1, math.floor(gw0 * f))
-            if view == "only":
-                grect, H, W = (0, 0, gh, gw), gh, gw
-            elif view == "left":
-                tiles = tuple((y, x + gw + gap) for y, x in tiles)
-                grect, H, W = (0, 0, gh, gw), max(gh, grid_h), gw + gap + grid_w
-            elif view == "right":
-                grect, H, W = (0, grid_w + gap, gh, gw), max(gh, grid_h), grid_w + gap + gw
-            elif view == "top":
-                tiles = tuple((y + gh + gap, x) for y, x in tiles)
-                grect, H, W = (0, 0, gh, gw), gh + gap + grid_h, max(gw, grid_w)
-            elif view == "bottom":
-                grect, H, W = (grid_h + gap, 0, gh, gw), grid_h + gap + gh, max(gw, grid_w)
-            else:  # inset, inside the grid's corner, a gap away from its edges
-                gh, gw = min(gh, grid_h), min(gw, grid_w)
-                m = gap if gh + 2 * gap <= grid_h and gw + 2 * gap <= grid_w else 0
-                y = m if layout.inset_corner.startswith("top") else grid_h - gh - m
-                x = m if layout.inset_corner.endswith("left") else grid_w - gw - m
-                grect = (y, x, gh, gw)
-        H, W = max(H, 1), max(W, 1)
-        return Geometry(
-            height=H + H % 2,
-            width=W + W % 2,
-            tile_height=th,
-            tile_width=tw,
-            columns=cols,
-            rows=rows,
-            tiles=tiles,
-            global_rect=grect,
-            factor=f,
-        )
+        return _build_geometry(layout, f, (th0, tw0), (cols, rows), global_shape)
 
     g = build(1.0)
     if g.height <= max_h and g.width <= max_w:
@@ -230,6 +178,83 @@ def compute_geometry(
         f"{max_w}×{max_h} (width×height) even with 1-pixel tiles; raise max_width/max_height or "
         "show fewer envs per page (page_size)"
     )
+
+
+def _build_geometry(
+    layout: Layout,
+    f: float,
+    tile0: tuple[int, int],
+    grid: tuple[int, int],
+    global_shape: tuple[int, int] | None,
+) -> Geometry:
+    """The geometry with tiles, gaps (and a given global size) scaled by ``f``."""
+    cols, rows = grid
+    th, tw = max(1, math.floor(tile0[0] * f)), max(1, math.floor(tile0[1] * f))
+    gap = math.floor(layout.gap * f)
+    grid_h = rows * th + max(0, rows - 1) * gap
+    grid_w = cols * tw + max(0, cols - 1) * gap
+    tiles = tuple((r * (th + gap), c * (tw + gap)) for r in range(rows) for c in range(cols))
+    grect, H, W = None, grid_h, grid_w
+    if layout.global_view != "none":
+        gsize = _global_size(layout, f, global_shape, grid_h, grid_w)  # type: ignore[arg-type]
+        tiles, grect, H, W = _place_global(layout, gsize, tiles, gap, grid_h, grid_w)
+    H, W = max(H, 1), max(W, 1)
+    return Geometry(
+        height=H + H % 2,
+        width=W + W % 2,
+        tile_height=th,
+        tile_width=tw,
+        columns=cols,
+        rows=rows,
+        tiles=tiles,
+        global_rect=grect,
+        factor=f,
+    )
+
+
+def _global_size(
+    layout: Layout, f: float, global_shape: tuple[int, int], grid_h: int, grid_w: int
+) -> tuple[int, int]:
+    """(height, width) of the global view: given, or fitted to the grid's side it sits on."""
+    view = layout.global_view
+    gh0, gw0 = global_shape
+    if layout.global_size is not None:
+        return (
+            max(1, math.floor(layout.global_size[0] * f)),
+            max(1, math.floor(layout.global_size[1] * f)),
+        )
+    if view in ("left", "right"):
+        return grid_h, max(1, math.floor(gw0 * grid_h / gh0))
+    if view in ("top", "bottom"):
+        return max(1, math.floor(gh0 * grid_w / gw0)), grid_w
+    if view == "inset":
+        gw = max(1, math.floor(grid_w * layout.inset_fraction))
+        return max(1, math.floor(gh0 * gw / gw0)), gw
+    return max(1, math.floor(gh0 * f)), max(1, math.floor(gw0 * f))  # only
+
+
+def _place_global(layout: Layout, gsize, tiles, gap: int, grid_h: int, grid_w: int):
+    """(tiles moved aside, global rect, canvas height, canvas width) for the global view."""
+    view = layout.global_view
+    gh, gw = gsize
+    if view == "only":
+        return tiles, (0, 0, gh, gw), gh, gw
+    if view == "left":
+        tiles = tuple((y, x + gw + gap) for y, x in tiles)
+        return tiles, (0, 0, gh, gw), max(gh, grid_h), gw + gap + grid_w
+    if view == "right":
+        return tiles, (0, grid_w + gap, gh, gw), max(gh, grid_h), grid_w + gap + gw
+    if view == "top":
+        tiles = tuple((y + gh + gap, x) for y, x in tiles)
+        return tiles, (0, 0, gh, gw), gh + gap + grid_h, max(gw, grid_w)
+    if view == "bottom":
+        return tiles, (grid_h + gap, 0, gh, gw), grid_h + gap + gh, max(gw, grid_w)
+    # inset, inside the grid's corner, a gap away from its edges
+    gh, gw = min(gh, grid_h), min(gw, grid_w)
+    m = gap if gh + 2 * gap <= grid_h and gw + 2 * gap <= grid_w else 0
+    y = m if layout.inset_corner.startswith("top") else grid_h - gh - m
+    x = m if layout.inset_corner.endswith("left") else grid_w - gw - m
+    return tiles, (y, x, gh, gw), grid_h, grid_w
 
 
 # ------------------------------------------------------------------------------------------------

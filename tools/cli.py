@@ -98,6 +98,10 @@ def quiet_option(fn):
     )(fn)
 
 
+NONE_GIVEN = type("NoneGiven", (), {"__repr__": lambda self: "none"})()
+"""What a ``none`` flag value converts to: None was asked for (a flag not given is None)."""
+
+
 class Declared(click.ParamType):
     """A flag's type built from a library option declaration (``envreel._options.spec``): the
     same choices and bounds, never restated here; ``none`` where the option allows None.
@@ -132,7 +136,7 @@ class Declared(click.ParamType):
             and isinstance(value, str)
             and value.strip().lower() in ("none", "null", "")
         ):
-            return None
+            return NONE_GIVEN
         return self.inner.convert(value, param, ctx)
 
     def help(self, doc: str, default: Any) -> str:
@@ -360,7 +364,11 @@ def _parse_size(name: str, value: Any) -> Any:
 
 def _build_layout(layout_file: str | None, preset: str | None, flags: dict[str, Any]):
     """Layout from a file or preset, with flags on top. Bad values are usage errors (exit 2)."""
-    given = {k: _parse_size(k, v) if k in _SIZES else v for k, v in flags.items() if v is not None}
+    given = {
+        k: None if v is NONE_GIVEN else _parse_size(k, v) if k in _SIZES else v
+        for k, v in flags.items()
+        if v is not None
+    }
     try:
         base = Layout.from_file(layout_file) if layout_file else Layout()
         if preset:
