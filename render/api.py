@@ -530,6 +530,13 @@ def contact_sheet(
     if layout.label == Layout().label:
         layout = layout.replace(label="{env} s{step}")
     plain = layout.replace(global_view="none", markers=False, page_size=None)
+    canvas = _sheet_canvas(run, plain, num_times, skip_bad)
+    Image.fromarray(canvas).save(p)
+    return p
+
+
+def _sheet_canvas(run: Run, plain: Layout, num_times: int, skip_bad: bool) -> np.ndarray:
+    """The sheet's pixels: a row per env of ``plain``, ``num_times`` sampled frames each."""
     picked = FrameSource(run, plain, skip_bad=skip_bad, prefetch=False)
     envs = picked.envs
     # The sheet's tile size and gap, as if it were one grid of envs × times; each column is then
@@ -572,5 +579,4 @@ def contact_sheet(
     for j, image in enumerate(columns):
         x = j * (sheet.tile_width + gap)
         canvas[:h, x : x + w] = image[:, : min(w, sheet.width - x)]
-    Image.fromarray(canvas).save(p)
-    return p
+    return canvas
