@@ -3,6 +3,10 @@
 CPU only. Imports numpy, Pillow and the store layer (``envreel.schemas``); never torch or
 ``envreel.capture``. ffmpeg (for mp4) is found on PATH or in imageio-ffmpeg when first needed.
 
+The names below are the public API. Helpers stay importable from their modules
+(``envreel.render.layout.parse_env_spec``, ``envreel.render._encode.find_ffmpeg``) but are not
+part of it.
+
 Example:
     >>> from envreel.render import Layout, render, contact_sheet            # doctest: +SKIP
     >>> render("runs/ant.zarr", Layout(envs="0-15", columns=4), "ant.mp4")  # doctest: +SKIP
@@ -12,15 +16,17 @@ Example:
 
 from envreel.errors import RenderError
 
-from ._encode import find_ffmpeg
 from .api import RenderResult, contact_sheet, render, render_envs
 from .frames import FrameSource, Tile, frames
-from .layout import PRESETS, Layout, parse_env_spec
+from .layout import PRESETS, Layout
+from .loggers import ClipVideos, TensorBoardClips, WandbClips
 from .show import Video, show
 
 __all__ = [
+    # what to show
     "Layout",
     "PRESETS",
+    # the verbs
     "render",
     "render_envs",
     "contact_sheet",
@@ -30,7 +36,9 @@ __all__ = [
     "Tile",
     "show",
     "Video",
+    # training loggers (the writer or W&B run is passed in; nothing heavy is imported)
+    "ClipVideos",
+    "TensorBoardClips",
+    "WandbClips",
     "RenderError",
-    "parse_env_spec",
-    "find_ffmpeg",
 ]

@@ -66,9 +66,11 @@ def grid_shape(
 ) -> tuple[int, int]:
     """(columns, rows) of a grid for ``n`` tiles.
 
-    Given columns and rows are kept; a missing one is ``ceil(n / other)``; with neither, the
-    columns whose grid (tiles and gaps) comes closest to ``aspect`` (width / height, compared in
-    log space), ties going to fewer empty slots.
+    Given columns and rows are kept; a missing one is ``ceil(n / other)``. With neither, a grid
+    without empty slots (``columns * rows == n``) when one comes near ``aspect`` (width / height
+    of tiles and gaps, compared in log space): no farther from it than a square grid is, e.g.
+    4×4 for 16 square tiles at 16:9. Otherwise the columns whose grid comes closest to
+    ``aspect``, ties going to fewer empty slots.
 
     Raises:
         ValueError: both are given and hold fewer than ``n`` tiles.
@@ -83,14 +85,24 @@ def grid_shape(
     if rows:
         return math.ceil(n / rows), rows
     th, tw = tile_shape
+
+    def miss(c: int, r: int) -> float:  # how far the grid's shape is from the aspect
+        w = c * tw + (c - 1) * gap
+        h = r * th + (r - 1) * gap
+        return abs(math.log(w / h / aspect))
+
+    # an exact grid is accepted as far from the aspect as a square is (at least 16:9 vs 1:1)
+    near = max(abs(math.log(aspect)), math.log(16 / 9)) + 1e-9
+    exact = [(miss(c, n // c), c, n // c) for c in range(1, n + 1) if n % c == 0]
+    fit = min(exact)
+    if fit[0] <= near:
+        return fit[1], fit[2]
     best = None
     for c in range(1, n + 1):
         r = math.ceil(n / c)
         if c > 1 and math.ceil(n / (c - 1)) == r:
             continue  # same rows with fewer columns is never better
-        w = c * tw + (c - 1) * gap
-        h = r * th + (r - 1) * gap
-        cost = (abs(math.log(w / h / aspect)), c * r - n)
+        cost = (miss(c, r), c * r - n)
         if best is None or cost < best[0]:
             best = (cost, c, r)
     return best[1], best[2]
@@ -150,59 +162,7 @@ def compute_geometry(
         )
 
     def build(f: float) -> Geometry:
-        th, tw = max(1, math.floor(th0 * f)), max(1, math.floor(tw0 * f))
-        gap = math.floor(layout.gap * f)
-        grid_h = rows * th + max(0, rows - 1) * gap
-        grid_w = cols * tw + max(0, cols - 1) * gap
-        tiles = tuple((r * (th + gap), c * (tw + gap)) for r in range(rows) for c in range(cols))
-        grect = None
-        H, W = grid_h, grid_w
-        if view != "none":
-            gh0, gw0 = global_shape  # type: ignore[misc]
-            if layout.global_size is not None:
-                gh = max(1, math.floor(layout.global_size[0] * f))
-                gw = max(1, math.floor(layout.global_size[1] * f))
-            elif view in ("left", "right"):
-                gh = grid_h
-                gw = max(1, math.floor(gw0 * grid_h / gh0))
-            elif view in ("top", "bottom"):
-                gw = grid_w
-                gh = max(1, math.floor(gh0 * grid_w / gw0))
-            elif view == "inset":
-                gw = max(1, math.floor(grid_w * layout.inset_fraction))
-                gh = max(1, math.floor(gh0 * gw / gw0))
-            else:  # only
-                gh, gw = max(1, math.floor(gh0 * f)), max(1, math.floor(gw0 * f))
-            if view == "only":
-                grect, H, W = (0, 0, gh, gw), gh, gw
-            elif view == "left":
-                tiles = tuple((y, x + gw + gap) for y, x in tiles)
-                grect, H, W = (0, 0, gh, gw), max(gh, grid_h), gw + gap + grid_w
-            elif view == "right":
-                grect, H, W = (0, grid_w + gap, gh, gw), max(gh, grid_h), grid_w + gap + gw
-            elif view == "top":
-                tiles = tuple((y + gh + gap, x) for y, x in tiles)
-                grect, H, W = (0, 0, gh, gw), gh + gap + grid_h, max(gw, grid_w)
-            elif view == "bottom":
-                grect, H, W = (grid_h + gap, 0, gh, gw), grid_h + gap + gh, max(gw, grid_w)
-            else:  # inset, inside the grid's corner, a gap away from its edges
-                gh, gw = min(gh, grid_h), min(gw, grid_w)
-                m = gap if gh + 2 * gap <= grid_h and gw + 2 * gap <= grid_w else 0
-                y = m if layout.inset_corner.startswith("top") else grid_h - gh - m
-                x = m if layout.inset_corner.endswith("left") else grid_w - gw - m
-                grect = (y, x, gh, gw)
-        H, W = max(H, 1), max(W, 1)
-        return Geometry(
-            height=H + H % 2,
-            width=W + W % 2,
-            tile_height=th,
-            tile_width=tw,
-            columns=cols,
-            rows=rows,
-            tiles=tiles,
-            global_rect=grect,
-            factor=f,
-        )
+        return _build_geometry(layout, f, (th0, tw0), (cols, rows), global_shape)
 
     g = build(1.0)
     if g.height <= max_h and g.width <= max_w:
@@ -218,6 +178,83 @@ def compute_geometry(
         f"{max_w}×{max_h} (width×height) even with 1-pixel tiles; raise max_width/max_height or "
         "show fewer envs per page (page_size)"
     )
+
+
+def _build_geometry(
+    layout: Layout,
+    f: float,
+    tile0: tuple[int, int],
+    grid: tuple[int, int],
+    global_shape: tuple[int, int] | None,
+) -> Geometry:
+    """The geometry with tiles, gaps (and a given global size) scaled by ``f``."""
+    cols, rows = grid
+    th, tw = max(1, math.floor(tile0[0] * f)), max(1, math.floor(tile0[1] * f))
+    gap = math.floor(layout.gap * f)
+    grid_h = rows * th + max(0, rows - 1) * gap
+    grid_w = cols * tw + max(0, cols - 1) * gap
+    tiles = tuple((r * (th + gap), c * (tw + gap)) for r in range(rows) for c in range(cols))
+    grect, H, W = None, grid_h, grid_w
+    if layout.global_view != "none":
+        gsize = _global_size(layout, f, global_shape, grid_h, grid_w)  # type: ignore[arg-type]
+        tiles, grect, H, W = _place_global(layout, gsize, tiles, gap, grid_h, grid_w)
+    H, W = max(H, 1), max(W, 1)
+    return Geometry(
+        height=H + H % 2,
+        width=W + W % 2,
+        tile_height=th,
+        tile_width=tw,
+        columns=cols,
+        rows=rows,
+        tiles=tiles,
+        global_rect=grect,
+        factor=f,
+    )
+
+
+def _global_size(
+    layout: Layout, f: float, global_shape: tuple[int, int], grid_h: int, grid_w: int
+) -> tuple[int, int]:
+    """(height, width) of the global view: given, or fitted to the grid's side it sits on."""
+    view = layout.global_view
+    gh0, gw0 = global_shape
+    if layout.global_size is not None:
+        return (
+            max(1, math.floor(layout.global_size[0] * f)),
+            max(1, math.floor(layout.global_size[1] * f)),
+        )
+    if view in ("left", "right"):
+        return grid_h, max(1, math.floor(gw0 * grid_h / gh0))
+    if view in ("top", "bottom"):
+        return max(1, math.floor(gh0 * grid_w / gw0)), grid_w
+    if view == "inset":
+        gw = max(1, math.floor(grid_w * layout.inset_fraction))
+        return max(1, math.floor(gh0 * gw / gw0)), gw
+    return max(1, math.floor(gh0 * f)), max(1, math.floor(gw0 * f))  # only
+
+
+def _place_global(layout: Layout, gsize, tiles, gap: int, grid_h: int, grid_w: int):
+    """(tiles moved aside, global rect, canvas height, canvas width) for the global view."""
+    view = layout.global_view
+    gh, gw = gsize
+    if view == "only":
+        return tiles, (0, 0, gh, gw), gh, gw
+    if view == "left":
+        tiles = tuple((y, x + gw + gap) for y, x in tiles)
+        return tiles, (0, 0, gh, gw), max(gh, grid_h), gw + gap + grid_w
+    if view == "right":
+        return tiles, (0, grid_w + gap, gh, gw), max(gh, grid_h), grid_w + gap + gw
+    if view == "top":
+        tiles = tuple((y + gh + gap, x) for y, x in tiles)
+        return tiles, (0, 0, gh, gw), gh + gap + grid_h, max(gw, grid_w)
+    if view == "bottom":
+        return tiles, (grid_h + gap, 0, gh, gw), grid_h + gap + gh, max(gw, grid_w)
+    # inset, inside the grid's corner, a gap away from its edges
+    gh, gw = min(gh, grid_h), min(gw, grid_w)
+    m = gap if gh + 2 * gap <= grid_h and gw + 2 * gap <= grid_w else 0
+    y = m if layout.inset_corner.startswith("top") else grid_h - gh - m
+    x = m if layout.inset_corner.endswith("left") else grid_w - gw - m
+    return tiles, (y, x, gh, gw), grid_h, grid_w
 
 
 # ------------------------------------------------------------------------------------------------
@@ -490,7 +527,8 @@ class Composer:
         self.placeholder = placeholder_tile(self.tile_shape)
         self.bg_tile = np.empty((*self.tile_shape, 3), np.uint8)
         self.bg_tile[...] = self.bg
-        self.static_label = plan.label is not None and set(plan.label.fields) <= _STATIC_FIELDS
+        static = _STATIC_FIELDS | ({"score"} if plan.label_score else set())
+        self.static_label = plan.label is not None and set(plan.label.fields) <= static
         self.border_colors = {
             1: self.colors["terminated"],
             2: self.colors["truncated"],
@@ -606,8 +644,11 @@ class Composer:
     def _label(self, batch, j: int, block: np.ndarray, rect: tuple) -> None:
         label, corner = self.plan.label, self.layout.label_position
         env = self.plan.global_id(batch.envs[j])  # users see global ids; reads take indices
+        per_env = {"env": env}
+        if self.plan.label_score:
+            per_env["score"] = self.plan.score_of(batch.envs[j])
         if self.static_label:
-            sprite = self.labels.get(label.format({"env": env}))
+            sprite = self.labels.get(_format_label(label, per_env))
             stamp(block, sprite, *label_origin(rect, sprite.shape, corner), rect)
             return
         n = batch.rows[1] - batch.rows[0]
@@ -617,9 +658,9 @@ class Composer:
         fields = label.fields
         texts = []
         for i in range(n):
-            values = {"env": env}
+            values = dict(per_env)
             for f in fields:
-                if f != "env":
+                if f not in per_env:
                     values[f] = cols[f][i]
             texts.append(_format_label(label, values))
         for a, b, text in _runs(texts):

@@ -16,15 +16,16 @@ import subprocess
 import tempfile
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from envreel._options import check_options, option
 from envreel.errors import RenderError
 
 __all__ = [
-    "RenderError",
     "find_ffmpeg",
     "Mp4Writer",
     "GifWriter",
@@ -35,6 +36,7 @@ __all__ = [
     "safe_filename",
     "safe_join",
     "X264_PRESETS",
+    "EncodeOptions",
 ]
 
 X264_PRESETS = (
@@ -295,16 +297,31 @@ class Mp4Writer:
         self._tmp.unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class EncodeOptions:
+    """The encoder options of ``render`` and ``render_envs``, declared once (the CLI reads them)."""
+
+    crf: int = option(
+        23,
+        "H.264 quality for .mp4: 0 (lossless) .. 51, lower is better and larger",
+        minimum=0,
+        maximum=51,
+    )
+    preset: str = option("veryfast", "libx264 speed preset for .mp4", choices=X264_PRESETS)
+    threads: int | None = option(
+        None, "encoder threads (None: ffmpeg decides)", kind="int", minimum=0, maximum=256
+    )
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
 def check_encoder_options(*, crf: int, preset: str, threads: int | None) -> None:
     """Raise ValueError for a bad crf, preset or thread count."""
-    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
-        raise ValueError(f"crf must be an int from 0 (lossless) to 51, got {crf!r}")
-    if preset not in X264_PRESETS:
-        raise ValueError(f"preset must be one of {list(X264_PRESETS)}, got {preset!r}")
-    if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= 256
-    ):
-        raise ValueError(f"threads must be an int from 0 to 256 or None, got {threads!r}")
+    try:
+        EncodeOptions(crf=crf, preset=preset, threads=threads)
+    except TypeError as exc:  # a float crf is a bad value here, as it always was
+        raise ValueError(str(exc)) from None
 
 
 # ------------------------------------------------------------------------------------------------

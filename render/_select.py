@@ -45,6 +45,7 @@ class Plan:
         label: the compiled label template, or None.
         scalars_needed: scalar names read per frame (labels and borders).
         scores: score of each selected env (NaN where unknown), or None when not computed.
+        label_score: the label's ``{score}`` is each env's score (``scores``), not a scalar.
         warnings: messages already warned about while planning.
     """
 
@@ -61,6 +62,7 @@ class Plan:
     label: LabelTemplate | None
     scalars_needed: tuple[str, ...]
     scores: tuple[float, ...] | None = None
+    label_score: bool = False
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     @cached_property
@@ -70,6 +72,12 @@ class Plan:
     def global_id(self, env: int) -> int:
         """The global env id of stored env ``env`` (one of ``envs``)."""
         return self._global_of[env]
+
+    def score_of(self, env: int) -> float:
+        """The score of stored env ``env`` (NaN when scores were not computed)."""
+        if self.scores is None:
+            return math.nan
+        return self.scores[self.envs.index(env)]
 
     def track(self, env: int) -> tuple[int, int]:
         """(start, stop) store frames of ``env``."""
@@ -95,8 +103,11 @@ def _warn(msgs: list[str], msg: str) -> None:
     warnings.warn(msg, UserWarning, stacklevel=4)
 
 
-def time_window(run: Run, layout: Layout) -> tuple[int, int]:
+def time_window(run: Run, layout: Layout, messages: list[str] | None = None) -> tuple[int, int]:
     """(start, stop) store frames selected by the layout's clip, start, stop and unit.
+
+    A window in steps or seconds that reaches past the run (or clip) is cut to it with a
+    warning naming both ranges (appended to ``messages``); in frames it is an error.
 
     Raises:
         ValueError: an unknown clip, a range outside the run, start > stop, or no frames.
@@ -140,11 +151,35 @@ def time_window(run: Run, layout: Layout) -> tuple[int, int]:
                 f"from {values[0]} to {values[-1]}"
             )
         s, e = lo + int(idx[0]), lo + int(idx[-1]) + 1
+        _warn_cut(messages, layout, values, what)
     if e <= s:
         raise ValueError(
             f"the time window start={start}, stop={stop} ({layout.unit}s) selects no frames"
         )
     return s, e
+
+
+def _warn_cut(messages: list[str] | None, layout: Layout, values: np.ndarray, what: str) -> None:
+    """Warn when the window asked for in steps or seconds reaches past ``values``' range."""
+    step = float(values[-1] - values[-2]) if len(values) > 1 else 0.0
+    end = float(values[-1]) + step  # stop is exclusive: stop == end asks for nothing more
+    first = float(values[0])
+    past_end = layout.stop is not None and layout.stop > end + 1e-9 * max(1.0, abs(end))
+    before = layout.unit == "step" and layout.start is not None and layout.start < first
+    if not (past_end or before):
+        return
+    unit = "steps" if layout.unit == "step" else "seconds of sim time"
+    asked = f"[{_fmt(layout.start)}, {_fmt(layout.stop)})"
+    _warn(
+        messages if messages is not None else [],
+        f"the time window {asked} {unit} reaches past {what}, which cover "
+        f"[{_fmt(first)}, {_fmt(end)}); rendering [{_fmt(max(first, layout.start or first))}, "
+        f"{_fmt(min(end, layout.stop if layout.stop is not None else end))})",
+    )
+
+
+def _fmt(v: float | None) -> str:
+    return "start" if v is None else f"{v:g}"
 
 
 def label_samples(run: Run) -> dict[str, object]:
@@ -160,6 +195,7 @@ def label_samples(run: Run) -> dict[str, object]:
         "stale": 0,
         "episode": 0,
         "episode_step": 0,
+        "score": 0.0,  # the env's score (Layout.score, score_stat), unless a scalar is named so
     }
     for name in run.scalar_names:
         samples.setdefault(name, 0.0)
@@ -372,14 +408,63 @@ def plan_render(
     """
     msgs: list[str] = messages if messages is not None else []
     reader = ScalarReader(run, skip_bad=skip_bad, messages=msgs)
-    n_envs = run.num_envs
-    known = _scalar_names(run)
-
     # names first: they are cheap to check and the most common mistake
     global_ids = run.env_ids
     local_given = None if layout.env_ids is None else _stored_indices(run, layout.env_ids, layout)
-    ranking = layout.top_k is not None or layout.bottom_k is not None
-    if (ranking or layout.order != "given") and layout.score not in known:
+    label_score, success = _check_names(run, layout)
+    _check_global_view(run, layout)
+    window = time_window(run, layout, msgs)
+    stride, fps = _stride_and_fps(run, layout, fps_cap, msgs)
+
+    cand = np.array(local_given if local_given is not None else range(run.num_envs), np.int64)
+    starts = np.full(len(cand), window[0], np.int64)
+    stops = np.full(len(cand), window[1], np.int64)
+    if layout.episode is not None:
+        cand, starts, stops = _episode_tracks(reader, layout, cand, window, global_ids, msgs)
+    need_score = _ranking(layout) or layout.order != "given" or label_score
+    scores = None
+    if need_score or layout.only is not None:
+        cand, starts, stops, scores = _filter_and_score(
+            reader, layout, cand, starts, stops, window, need_score=need_score, success=success
+        )
+    order = _tile_order(layout, len(cand), scores)
+    envs = tuple(int(cand[i]) for i in order)
+    if not envs:
+        raise ValueError(f"the layout selects no env (envs={layout.envs!r})")
+    pages, page_size = _paginate(layout, envs)
+    return Plan(
+        envs=envs,
+        global_ids=tuple(global_ids[e] for e in envs),
+        pages=pages,
+        page_size=page_size,
+        starts=tuple(int(starts[i]) for i in order),
+        stops=tuple(int(stops[i]) for i in order),
+        stride=stride,
+        fps=fps,
+        window=window,
+        episode_mode=layout.episode is not None,
+        label=layout.label_template,
+        scalars_needed=_scalars_needed(layout, label_score),
+        scores=None if scores is None else tuple(float(scores[i]) for i in order),
+        label_score=label_score,
+        warnings=tuple(msgs),
+    )
+
+
+def _ranking(layout: Layout) -> bool:
+    return layout.top_k is not None or layout.bottom_k is not None
+
+
+def _check_names(run: Run, layout: Layout) -> tuple[bool, str | None]:
+    """Check the score, success scalar and label fields against the run.
+
+    Returns:
+        Whether the label's ``{score}`` is the env's score, and the success scalar (or None).
+    """
+    known = _scalar_names(run)
+    label = layout.label_template
+    label_score = label is not None and "score" in label.fields and "score" not in known
+    if (_ranking(layout) or layout.order != "given" or label_score) and layout.score not in known:
         raise ValueError(
             f"score {layout.score!r} is not a scalar of this run; it has {list(known)}"
         )
@@ -392,36 +477,41 @@ def plan_render(
                 "success_scalar, or use only='terminated'"
             )
         success = layout.success_scalar
-    label = layout.label_template
     if label is not None:
         label.check(label_samples(run))
-    if layout.global_view != "none":
-        if not run.has_global:
-            raise ValueError(
-                f"global_view={layout.global_view!r}, but {run.url} was recorded without a "
-                "global camera; use global_view='none'"
-            )
-    if layout.markers:
-        cams = run.cameras
-        missing = [
-            what
-            for what, ok in (
-                ("env origins", run.env_origins is not None),
-                (
-                    "a global camera pose",
-                    cams.global_pose is not None or cams.global_pose_per_frame,
-                ),
-                ("global camera intrinsics", cams.global_intrinsics is not None),
-            )
-            if not ok
-        ]
-        if missing:
-            raise ValueError(
-                f"markers=True needs {', '.join(missing)} in the store, and {run.url} has none; "
-                "use markers=False"
-            )
+    return label_score, success
 
-    window = time_window(run, layout)
+
+def _check_global_view(run: Run, layout: Layout) -> None:
+    """A global view and markers need what the run recorded."""
+    if layout.global_view != "none" and not run.has_global:
+        raise ValueError(
+            f"global_view={layout.global_view!r}, but {run.url} was recorded without a "
+            "global camera; use global_view='none'"
+        )
+    if not layout.markers:
+        return
+    cams = run.cameras
+    missing = [
+        what
+        for what, ok in (
+            ("env origins", run.env_origins is not None),
+            ("a global camera pose", cams.global_pose is not None or cams.global_pose_per_frame),
+            ("global camera intrinsics", cams.global_intrinsics is not None),
+        )
+        if not ok
+    ]
+    if missing:
+        raise ValueError(
+            f"markers=True needs {', '.join(missing)} in the store, and {run.url} has none; "
+            "use markers=False"
+        )
+
+
+def _stride_and_fps(
+    run: Run, layout: Layout, fps_cap: float | None, msgs: list[str]
+) -> tuple[int, float]:
+    """Store frames per output frame, and output fps (frames skipped above ``fps_cap``)."""
     stride = layout.stride
     fps = float(layout.fps or run.fps)
     if fps_cap is not None and fps > fps_cap + 1e-9:
@@ -432,62 +522,67 @@ def plan_render(
             f"frame at {fps / k:g} fps (same duration)",
         )
         stride, fps = stride * k, fps / k
+    return stride, fps
 
-    cand = np.array(local_given if local_given is not None else range(n_envs), np.int64)
-    starts = np.full(len(cand), window[0], np.int64)
-    stops = np.full(len(cand), window[1], np.int64)
-    if layout.episode is not None:
-        starts, stops = _episode_ranges(reader, cand, window, layout.episode)
-        missing = cand[starts < 0]
-        keep = starts >= 0
-        if missing.size and keep.any():
-            _warn(
-                msgs,
-                f"envs {[global_ids[i] for i in missing[:10]]}"
-                f"{'...' if missing.size > 10 else ''} have no "
-                f"episode {layout.episode} starting in frames {window[0]}..{window[1] - 1}; "
-                "left out",
-            )
-        cand, starts, stops = cand[keep], starts[keep], stops[keep]
-        if cand.size == 0:
-            raise ValueError(
-                f"no env of envs={layout.envs!r} has an episode {layout.episode} starting in "
-                f"frames {window[0]}..{window[1] - 1}; choose a smaller episode or a longer "
-                "window"
-            )
 
-    scores = None
-    need_score = ranking or layout.order != "given"
+def _episode_tracks(reader, layout, cand, window, global_ids, msgs):
+    """Episode mode: each candidate's (start, stop) of its k-th episode; envs without one are
+    left out with a warning (an error when none is left)."""
+    starts, stops = _episode_ranges(reader, cand, window, layout.episode)
+    missing = cand[starts < 0]
+    keep = starts >= 0
+    if missing.size and keep.any():
+        _warn(
+            msgs,
+            f"envs {[global_ids[i] for i in missing[:10]]}"
+            f"{'...' if missing.size > 10 else ''} have no "
+            f"episode {layout.episode} starting in frames {window[0]}..{window[1] - 1}; "
+            "left out",
+        )
+    if not keep.any():
+        raise ValueError(
+            f"no env of envs={layout.envs!r} has an episode {layout.episode} starting in "
+            f"frames {window[0]}..{window[1] - 1}; choose a smaller episode or a longer "
+            "window"
+        )
+    return cand[keep], starts[keep], stops[keep]
+
+
+def _filter_and_score(reader, layout, cand, starts, stops, window, *, need_score, success):
+    """The envs kept by ``only`` and each one's score (None when no score is needed)."""
     flags: tuple[str, ...] = ()
     if layout.only is not None:
         flags = ("terminated",) if layout.only == "succeeded" else (layout.only,)
-    if need_score or flags:
-        scores, anyflag = _env_stats(
-            reader,
-            cand,
-            starts,
-            stops,
-            score=layout.score if need_score else None,
-            stat=layout.score_stat,
-            flags=flags,
-            success=success,
+    scores, anyflag = _env_stats(
+        reader,
+        cand,
+        starts,
+        stops,
+        score=layout.score if need_score else None,
+        stat=layout.score_stat,
+        flags=flags,
+        success=success,
+    )
+    if not flags:
+        return cand, starts, stops, scores
+    keep = anyflag[flags[0]]
+    if not keep.any():
+        what = {
+            "terminated": "terminated",
+            "truncated": "was truncated (timed out)",
+            "succeeded": f"terminated with {layout.success_scalar} > 0.5",
+        }
+        raise ValueError(
+            f"no env of envs={layout.envs!r} {what[layout.only]} in frames "
+            f"{window[0]}..{window[1] - 1}; nothing to render with only={layout.only!r}"
         )
-        if flags:
-            keep = anyflag[flags[0]]
-            if not keep.any():
-                what = {
-                    "terminated": "terminated",
-                    "truncated": "was truncated (timed out)",
-                    "succeeded": f"terminated with {layout.success_scalar} > 0.5",
-                }
-                raise ValueError(
-                    f"no env of envs={layout.envs!r} {what[layout.only]} in frames "
-                    f"{window[0]}..{window[1] - 1}; nothing to render with only={layout.only!r}"
-                )
-            cand, starts, stops, scores = cand[keep], starts[keep], stops[keep], scores[keep]
+    return cand[keep], starts[keep], stops[keep], scores[keep]
 
-    order = list(range(len(cand)))
-    if ranking:
+
+def _tile_order(layout: Layout, n: int, scores) -> list[int]:
+    """Indices of the candidates to show, in tile order (top/bottom k, then order)."""
+    order = list(range(n))
+    if _ranking(layout):
         top = layout.top_k is not None
         k = layout.top_k if top else layout.bottom_k
         ranked = sorted(order, key=_sort_key(scores, descending=top))
@@ -495,10 +590,11 @@ def plan_render(
         order = [i for i in order if i in chosen]
     if layout.order != "given":
         order = sorted(order, key=_sort_key(scores, descending=layout.order == "descending"))
+    return order
 
-    envs = tuple(int(cand[i]) for i in order)
-    if not envs:
-        raise ValueError(f"the layout selects no env (envs={layout.envs!r})")
+
+def _paginate(layout: Layout, envs: tuple[int, ...]):
+    """The pages of ``envs`` and the tiles per page the grid is laid out for."""
     if layout.columns and layout.rows:
         page_size = layout.page_size or layout.columns * layout.rows
     else:
@@ -507,27 +603,19 @@ def plan_render(
     page_size = len(pages[0])
     if layout.global_view == "only":
         pages, page_size = (envs,), len(envs)
+    return pages, page_size
 
+
+def _scalars_needed(layout: Layout, label_score: bool) -> tuple[str, ...]:
+    """Scalars read per frame: the label's fields and the flags that draw borders."""
     needed: list[str] = []
+    label = layout.label_template
     if label is not None:
         needed += [f for f in label.fields if f not in _FRAME_FIELDS]
+        if label_score:
+            needed.remove("score")
     if layout.border > 0:
         for name in ("terminated", "truncated", "stale"):
             if getattr(layout, f"{name}_color") is not None:
                 needed.append(name)
-    return Plan(
-        envs=envs,
-        global_ids=tuple(global_ids[e] for e in envs),
-        pages=pages,
-        page_size=page_size,
-        starts=tuple(int(starts[i]) for i in order),
-        stops=tuple(int(stops[i]) for i in order),
-        stride=stride,
-        fps=fps,
-        window=window,
-        episode_mode=layout.episode is not None,
-        label=label,
-        scalars_needed=tuple(dict.fromkeys(needed)),
-        scores=None if scores is None else tuple(float(scores[i]) for i in order),
-        warnings=tuple(msgs),
-    )
+    return tuple(dict.fromkeys(needed))

@@ -1,20 +1,22 @@
-"""The render verbs: ``render`` (mp4, GIF, PNG frames), ``render_envs`` (one video per env, in
-worker processes) and ``contact_sheet`` (one PNG of envs × sampled times)."""
+"""The render verbs: ``render`` (mp4, GIF, PNG frames), ``render_envs`` (one video per env, on
+worker threads) and ``contact_sheet`` (one PNG of envs × sampled times)."""
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from envreel._options import check_options, option
 from envreel.schemas import Run
 
 from ._compose import compute_geometry
@@ -30,13 +32,25 @@ from ._encode import (
 from .frames import FrameSource, as_layout, as_run
 from .layout import LabelTemplate, Layout
 
-__all__ = ["render", "render_envs", "contact_sheet", "RenderResult"]
+__all__ = ["render", "render_envs", "contact_sheet", "RenderResult", "SheetOptions"]
 
 GIF_MAX_FPS = 50.0
 """Browsers play GIF delays under 20 ms as 100 ms, so GIFs are capped at 50 fps."""
 _SWITCH_INTERVAL_S = 0.0005
 GIF_MAX_SIDE = 1024
 """Default cap on a GIF's longer side (GIFs are large: one byte per pixel per frame)."""
+
+
+@dataclass(frozen=True)
+class SheetOptions:
+    """The options of ``contact_sheet`` beyond its layout, declared once (the CLI reads them)."""
+
+    num_times: int = option(
+        8, "sampled times per env (columns of the sheet)", minimum=1, maximum=256
+    )
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
 
 @dataclass(frozen=True)
@@ -182,16 +196,44 @@ def render(
         >>> render("runs/ant.zarr", "top16", "best.gif")                        # doctest: +SKIP
     """
     t0 = time.monotonic()
-    if out is None:
-        raise ValueError("out is required: a .mp4 or .gif path, or a folder for PNG frames")
-    layout = as_layout(layout)
-    kind = output_kind(out)
-    check_encoder_options(crf=crf, preset=preset, threads=threads)
+    options = _check_render_args(out, crf=crf, preset=preset, threads=threads)
     if isinstance(gif_max_side, bool) or not isinstance(gif_max_side, int) or gif_max_side < 2:
         raise ValueError(f"gif_max_side must be an int >= 2, got {gif_max_side!r}")
+    layout = as_layout(layout)
+    kind = output_kind(out)
     path = check_output(out, kind, overwrite=overwrite)
     if kind == "mp4":
         find_ffmpeg()  # a missing ffmpeg is reported before anything is read or written
+    source = _open_source(run, layout, kind, skip_bad, gif_max_side, prefetch)
+    paths = _page_paths(path, kind, source.pages, layout.pages == "separate")
+    for p in paths[1:]:
+        check_output(p, kind, overwrite=overwrite)
+    bar = _Progress(source.num_frames, Path(out).name, progress)
+    done = _encode_pages(source, paths, kind, options, bar, prefetch=prefetch, cancel=None)
+    return RenderResult(
+        paths=tuple(p for p, _ in done),
+        frames=tuple(n for _, n in done),
+        width=source.size[0],
+        height=source.size[1],
+        fps=source.fps,
+        envs=source.envs,
+        seconds=time.monotonic() - t0,
+        warnings=tuple(source.warnings),
+    )
+
+
+def _check_render_args(out: Any, **options: Any) -> dict[str, Any]:
+    """The encoder options, checked; ValueError for a missing ``out`` or a bad option."""
+    if out is None:
+        raise ValueError("out is required: a .mp4 or .gif path, or a folder for PNG frames")
+    check_encoder_options(**options)
+    return options
+
+
+def _open_source(
+    run: Any, layout: Layout, kind: str, skip_bad: bool, gif_max_side: int, prefetch: bool
+) -> FrameSource:
+    """The frames of ``layout`` for an output of ``kind`` (GIFs: size and fps capped)."""
     gif = kind == "gif"
     source = FrameSource(
         run,
@@ -201,21 +243,29 @@ def render(
         fps_cap=GIF_MAX_FPS if gif else None,
         prefetch=prefetch,
     )
-    messages = source.warnings
     if source.downsized_from is not None:
         w0, h0 = source.downsized_from
         _warn(
-            messages,
+            source.warnings,
             f"GIF downsized from {w0}×{h0} to {source.size[0]}×{source.size[1]} "
             f"(gif_max_side={gif_max_side}); use mp4 for full size",
         )
-    separate = layout.pages == "separate"
-    paths = _page_paths(path, kind, source.pages, separate)
-    for p in paths[1:]:
-        check_output(p, kind, overwrite=overwrite)
-    outputs = [None] if not separate else list(range(source.pages))
-    options = dict(crf=crf, preset=preset, threads=threads)
-    bar = _Progress(source.num_frames, Path(out).name, progress)
+    return source
+
+
+def _encode_pages(
+    source: FrameSource,
+    paths: list[Path],
+    kind: str,
+    options: dict[str, Any],
+    bar: _Progress,
+    *,
+    prefetch: bool,
+    cancel: threading.Event | None,
+) -> list[tuple[Path, int]]:
+    """Every output of ``source``: one, or one per page with ``pages="separate"``."""
+    separate = source.layout.pages == "separate"
+    pages = list(range(source.pages)) if separate else [None]
     # The main thread only wakes to hand the next frame to ffmpeg; with the default 5 ms GIL
     # switch interval it would wait behind the reader thread's Python work (zarr) and starve
     # the encoder. A short interval for the render's duration keeps ffmpeg fed.
@@ -223,23 +273,13 @@ def render(
     if prefetch:
         sys.setswitchinterval(min(switch, _SWITCH_INTERVAL_S))
     try:
-        done = [
-            _encode(source, page, kind, target, options, bar)
-            for target, page in zip(paths, outputs, strict=True)
+        return [
+            _encode(source, page, kind, target, options, bar, cancel)
+            for target, page in zip(paths, pages, strict=True)
         ]
     finally:
         sys.setswitchinterval(switch)
         bar.close()
-    return RenderResult(
-        paths=tuple(p for p, _ in done),
-        frames=tuple(n for _, n in done),
-        width=source.size[0],
-        height=source.size[1],
-        fps=source.fps,
-        envs=source.envs,
-        seconds=time.monotonic() - t0,
-        warnings=tuple(messages),
-    )
 
 
 def _encode(
@@ -249,8 +289,13 @@ def _encode(
     target: Path,
     options: dict[str, Any],
     bar: _Progress,
+    cancel: threading.Event | None = None,
 ) -> tuple[Path, int]:
-    """Streams one output (one page, or all of them) of ``source`` into its encoder."""
+    """Streams one output (one page, or all of them) of ``source`` into its encoder.
+
+    When ``cancel`` is set, the output is removed (nothing partial is left) and
+    ``(target, -1)`` comes back.
+    """
     blocks = source.blocks(page)  # the first block composes while the encoder starts
     w, h = source.size
     try:
@@ -261,6 +306,10 @@ def _encode(
     try:
         for block in blocks:
             for frame in block:
+                if cancel is not None and cancel.is_set():
+                    blocks.close()
+                    writer.abort()
+                    return target, -1
                 writer.write(frame)
             bar.update(len(block))
         return writer.close(), writer.frames
@@ -295,16 +344,6 @@ _SINGLE = dict(
 )
 
 
-def _render_env_job(
-    url: str | list[str], layout: dict[str, Any], out: str, options: dict[str, Any]
-) -> tuple[str, int, list[str]]:
-    """Worker-process entry point (top level, so spawn can import it)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = render(url, Layout.from_dict(layout), out, **options)
-    return str(res.path), res.frames[0], list(res.warnings)
-
-
 def render_envs(
     run: Run | str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -319,15 +358,17 @@ def render_envs(
     skip_bad: bool = False,
     overwrite: bool = True,
 ) -> list[Path]:
-    """One video per selected env (``env_0007.mp4``, ... by global env id), rendered in parallel
-    processes.
+    """One video per selected env (``env_0007.mp4``, ... by global env id), rendered in parallel.
 
     The layout chooses the envs (ids, filters, top-k, order) and the tile look (size, label,
-    borders, time window, episode mode); each output shows one env.
+    borders, time window, episode mode); each output shows one env. Renders run on threads of
+    this process (ffmpeg encodes in its own processes), so it works from a plain script without
+    an ``if __name__ == "__main__":`` guard. On an error or Ctrl-C the renders still running stop
+    within a block of frames and remove their unfinished files: every output is whole or absent.
 
     Args:
-        run: an open ``Run`` or a store path / URL. Stores in memory (``memory://``) cannot be
-            shared with worker processes and are rendered one after another in this process.
+        run: an open ``Run`` or a store path / URL. Stores in memory (``memory://``) are
+            rendered one after another.
         out_dir: folder for the outputs; created if its parent exists.
         layout: the layout, as for ``render``. Defaults to None.
         suffix: ``".mp4"`` or ``".gif"``. Defaults to ".mp4".
@@ -335,9 +376,10 @@ def render_envs(
             (the store's ``metadata["name"]``, else its folder name); attribute and item access
             are refused and the result is sanitised to one file name inside ``out_dir``,
             whatever the store says. Defaults to "env_{env:04d}".
-        workers: worker processes. Defaults to None (the number of CPUs, at most one per env).
+        workers: envs rendered at once. Defaults to None (the number of CPUs, at most one per
+            env).
         crf, preset, skip_bad, overwrite: as for ``render``.
-        threads: encoder threads per worker, as for ``render``. Defaults to None (CPUs / workers).
+        threads: encoder threads per output, as for ``render``. Defaults to None (CPUs / workers).
 
     Returns:
         The output paths, in env order.
@@ -349,8 +391,6 @@ def render_envs(
     if suffix not in (".mp4", ".gif"):
         raise ValueError(f"suffix must be '.mp4' or '.gif', got {suffix!r}")
     check_encoder_options(crf=crf, preset=preset, threads=threads)
-    template = LabelTemplate(name)
-    template.check({"env": 0, "rank": 0, "run": "run"})
     if workers is not None and (
         isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
     ):
@@ -361,12 +401,40 @@ def render_envs(
         find_ffmpeg()
     run = as_run(run)
     plan = FrameSource(run, layout, skip_bad=skip_bad, prefetch=False).plan
-    # named and re-selected in the workers by global id, as the user gave them
+    paths = _env_paths(run, plan.global_ids, out_dir, name, suffix, overwrite)
+    out_dir.mkdir(exist_ok=True)
+    workers = min(workers or os.cpu_count() or 1, len(plan.envs))
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+    options = dict(crf=crf, preset=preset, threads=threads)
+    # each output re-selects its env by global id, as the user gave them
+    jobs = [
+        (layout.replace(envs=str(e), **_SINGLE), p)
+        for e, p in zip(plan.global_ids, paths, strict=True)
+    ]
+    urls = [r.url for r in run.runs] if hasattr(run, "runs") else [run.url]  # rank stores
+    in_memory = any(
+        u.startswith("memory://") or "://" not in u and not Path(u).exists() for u in urls
+    )
+    if workers == 1 or in_memory:
+        opener = lambda: run  # noqa: E731 - one run object, used by one render at a time
+    else:
+        source = urls[0] if len(urls) == 1 else urls
+        opener = lambda: as_run(source)  # noqa: E731 - each render reads its own open store
+    return _render_jobs(jobs, opener, options, skip_bad=skip_bad, workers=workers)
+
+
+def _env_paths(
+    run: Run, global_ids: tuple[int, ...], out_dir: Path, name: str, suffix: str, overwrite: bool
+) -> list[Path]:
+    """The output of each env, from the name template; errors before anything is written."""
+    template = LabelTemplate(name)
+    template.check({"env": 0, "rank": 0, "run": "run"})
     paths = [
         safe_join(
             out_dir, template.format({"env": e, "rank": run.rank, "run": _run_name(run)}) + suffix
         )
-        for e in plan.global_ids
+        for e in global_ids
     ]
     if len(set(paths)) != len(paths):
         raise ValueError(f"name template {name!r} gives the same file name to several envs")
@@ -374,40 +442,48 @@ def render_envs(
         for p in paths:
             if p.exists():
                 raise FileExistsError(f"{str(p)!r} exists; pass overwrite=True to replace it")
-    out_dir.mkdir(exist_ok=True)
-    n = len(plan.envs)
-    workers = min(workers or os.cpu_count() or 1, n)
-    if threads is None:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-    options = dict(
-        crf=crf,
-        preset=preset,
-        threads=threads,
-        skip_bad=skip_bad,
-        progress=False,
-        overwrite=overwrite,
-    )
-    jobs = [
-        (layout.replace(envs=str(e), **_SINGLE).to_dict(), str(p))
-        for e, p in zip(plan.global_ids, paths, strict=True)
-    ]
-    urls = [r.url for r in run.runs] if hasattr(run, "runs") else [run.url]  # rank stores
-    in_memory = any(
-        u.startswith("memory://") or "://" not in u and not Path(u).exists() for u in urls
-    )
-    source = urls[0] if len(urls) == 1 else urls
-    if workers == 1 or in_memory:
-        return [Path(render(run, Layout.from_dict(lay), p, **options).path) for lay, p in jobs]
-    import multiprocessing
+    return paths
 
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [pool.submit(_render_env_job, source, lay, p, options) for lay, p in jobs]
-        results = [f.result() for f in futures]
-    for _, _, msgs in results:
-        for m in msgs:
-            warnings.warn(m, UserWarning, stacklevel=2)
-    return [Path(r[0]) for r in results]
+
+def _render_jobs(
+    jobs: list[tuple[Layout, Path]],
+    opener: Any,
+    options: dict[str, Any],
+    *,
+    skip_bad: bool,
+    workers: int,
+) -> list[Path]:
+    """Render ``jobs`` (layout, output) on ``workers`` threads, in order.
+
+    An exception in one (or KeyboardInterrupt in the caller) sets ``cancel``: renders not yet
+    started never start, running ones abort and remove their file, then the exception rises.
+    """
+    cancel = threading.Event()
+
+    def one(layout: Layout, out: Path) -> Path:
+        if cancel.is_set():
+            return out
+        kind = output_kind(out)
+        source = _open_source(opener(), layout, kind, skip_bad, GIF_MAX_SIDE, prefetch=False)
+        bar = _Progress(source.num_frames, out.name, False)
+        [(path, _)] = _encode_pages(
+            source, [out], kind, options, bar, prefetch=False, cancel=cancel
+        )
+        return path
+
+    if workers == 1:
+        return [one(lay, p) for lay, p in jobs]
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="envreel-render-envs")
+    futures = [pool.submit(one, lay, p) for lay, p in jobs]
+    try:
+        return [f.result() for f in futures]
+    except BaseException:
+        cancel.set()
+        for f in futures:
+            f.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -445,8 +521,7 @@ def contact_sheet(
     from PIL import Image
 
     layout = as_layout(layout)
-    if isinstance(num_times, bool) or not isinstance(num_times, int) or not 1 <= num_times <= 256:
-        raise ValueError(f"num_times must be an int from 1 to 256, got {num_times!r}")
+    SheetOptions(num_times=num_times)
     p = Path(out)
     if p.suffix.lower() != ".png":
         raise ValueError(f"contact sheet {str(out)!r} must end in .png")
@@ -455,6 +530,13 @@ def contact_sheet(
     if layout.label == Layout().label:
         layout = layout.replace(label="{env} s{step}")
     plain = layout.replace(global_view="none", markers=False, page_size=None)
+    canvas = _sheet_canvas(run, plain, num_times, skip_bad)
+    Image.fromarray(canvas).save(p)
+    return p
+
+
+def _sheet_canvas(run: Run, plain: Layout, num_times: int, skip_bad: bool) -> np.ndarray:
+    """The sheet's pixels: a row per env of ``plain``, ``num_times`` sampled frames each."""
     picked = FrameSource(run, plain, skip_bad=skip_bad, prefetch=False)
     envs = picked.envs
     # The sheet's tile size and gap, as if it were one grid of envs × times; each column is then
@@ -497,5 +579,4 @@ def contact_sheet(
     for j, image in enumerate(columns):
         x = j * (sheet.tile_width + gap)
         canvas[:h, x : x + w] = image[:, : min(w, sheet.width - x)]
-    Image.fromarray(canvas).save(p)
-    return p
+    return canvas

@@ -30,6 +30,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from envreel._options import option, specs
+
 __all__ = [
     "Layout",
     "PRESETS",
@@ -47,6 +49,20 @@ PAGE_MODES = ("sequence", "separate")
 GLOBAL_VIEWS = ("none", "only", "left", "right", "top", "bottom", "inset")
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 TIME_UNITS = ("frame", "step", "second")
+ONLY_ALIASES = {"timed_out": "truncated"}
+"""Other names accepted for values of ``Layout.only``."""
+_COLORS = (
+    "background",
+    "marker_color",
+    "label_color",
+    "label_background",
+    "terminated_color",
+    "truncated_color",
+    "stale_color",
+)
+_OPTIONAL_COLORS = ("label_background", "terminated_color", "truncated_color", "stale_color")
+# fields checked by their own parsers in Layout.__post_init__, not by their declaration alone
+_PARSED = ("envs", "tile_size", "global_size", "start", "stop", *_COLORS)
 
 _ENV_ID_MAX = (1 << 31) - 1  # the largest global env id of the store format (MAX_ENV_ID)
 _ENV_SPEC_COUNT = 1 << 20  # more ids than any run holds (MAX_ENVS of the store format)
@@ -273,217 +289,215 @@ class LabelTemplate:
 # ------------------------------------------------------------------------------------------------
 # the layout
 # ------------------------------------------------------------------------------------------------
-def _field_doc(default: Any, doc: str) -> Any:
-    return dataclasses.field(default=default, metadata={"doc": doc})
+def _hint(value: Any, choices: tuple) -> str:
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @dataclass(frozen=True)
 class Layout:
     """What to render and how: env selection, grid, global view, labels, time and size.
 
-    Every field has a default, so ``Layout()`` renders all envs in an automatic grid. Fields are
-    checked when the layout is built (``ValueError`` naming the field and the expectation);
-    checks that need the run (env ids, scalar names, time range) happen in ``render`` before
-    anything is written.
-
-    Attributes:
-        envs: envs to consider: ``"all"`` or ids and inclusive ranges like ``"0-15,20,31"``
-            (kept in this order), or a list of ints. Ids are global env ids (``Run.env_ids``,
-            which ``envreel info`` lists; 0..N-1 for a store of all of a sim's envs).
-            Defaults to "all".
-        only: keep only envs whose episode ended in the time window: ``"terminated"``,
-            ``"truncated"`` (alias ``"timed_out"``) or ``"succeeded"`` (terminated while the
-            ``success_scalar`` scalar is > 0.5; a run without that scalar is refused). In
-            episode mode, within the chosen episode. Defaults to None (no filter).
-        top_k: keep the k envs with the highest ``score``. Defaults to None.
-        bottom_k: keep the k envs with the lowest ``score``. Defaults to None.
-        score: scalar that ranks envs for ``top_k``/``bottom_k`` and ``order``: ``"reward"``,
-            ``"episode_step"`` or a user scalar. Defaults to "reward".
-        score_stat: how the scalar is reduced over each env's frames in the window (or its
-            episode): ``"final"``, ``"mean"``, ``"sum"``, ``"max"`` or ``"min"``.
-            Defaults to "mean".
-        order: tile order: ``"given"`` (the order of ``envs``), ``"ascending"`` or
-            ``"descending"`` by score. Defaults to "given".
-        success_scalar: user scalar read by ``only="succeeded"``. Defaults to "success".
-        columns: grid columns. Defaults to None (automatic, see ``aspect``).
-        rows: grid rows. Defaults to None (automatic).
-        aspect: target width / height of the grid when columns or rows are automatic.
-            Defaults to 16 / 9.
-        tile_size: (height, width) of each tile in pixels (an int for a square).
-            Defaults to None (env frame size times ``scale``).
-        scale: tile size as a factor of the env frame size. Defaults to 1.0.
-        gap: pixels between tiles and between the grid and the global view. Defaults to 2.
-        background: colour behind and between tiles. Defaults to "#000000".
-        page_size: tiles per page when there are more envs than should be shown at once.
-            Defaults to None (``columns * rows`` when both are set, else every env on one page).
-        pages: ``"sequence"`` plays page after page in one output; ``"separate"`` writes one
-            output per page (``name_p000.mp4``, ...). Defaults to "sequence".
-        global_view: where the global camera goes: ``"none"``, ``"only"``, ``"left"``,
-            ``"right"``, ``"top"``, ``"bottom"`` or ``"inset"`` (over the grid's corner).
-            Defaults to "none".
-        global_size: (height, width) of the global view in pixels. Defaults to None (left and
-            right: the grid's height; top and bottom: the grid's width; inset:
-            ``inset_fraction`` of the grid's width; only: the recorded size).
-        inset_fraction: width of an inset global view as a fraction of the grid width.
-            Defaults to 0.33.
-        inset_corner: corner of the inset: ``"top-left"``, ``"top-right"``, ``"bottom-left"``
-            or ``"bottom-right"``. Defaults to "bottom-right".
-        markers: draw a marker and the global env id at each shown env's origin, projected
-            into the global view (needs env origins and a global camera pose and intrinsics in
-            the store). Defaults to False.
-        marker_color: colour of the markers. Defaults to "#ffd400".
-        label: tile label template, e.g. ``"{env} r={reward:.2f}"``. Fields: ``env`` (the
-            global env id), ``frame``, ``step``, ``time`` (sim seconds), ``episode``,
-            ``episode_step``, ``reward``, ``terminated``, ``truncated``, ``stale`` and every
-            user scalar; format specs are allowed, attribute and item access are not. None for
-            no labels.
-            Defaults to "{env}".
-        label_position: corner of the tile for the label. Defaults to "top-left".
-        font_size: label text height in pixels. Defaults to 11.
-        label_color: label text colour. Defaults to "#ffffff".
-        label_background: colour of the box behind the label, or None for text with a dark
-            outline and no box. Defaults to "#000000".
-        border: border width in pixels on flagged frames (0 for none). Defaults to 2.
-        terminated_color: border on frames where the episode terminated (None: none).
-            Defaults to "#e5322d".
-        truncated_color: border on frames where the episode was truncated (timed out).
-            Defaults to "#f5a623".
-        stale_color: border on stale frames (rendered before the env's reset).
-            Defaults to "#3d7eff".
-        border_hold: keep a border this many extra frames after the flag, so a one-frame flag
-            stays visible. Defaults to 0.
-        start: first frame of the window, in ``unit``; frames count from the clip's first frame
-            when ``clip`` is set, steps and seconds are absolute. Defaults to None (the start).
-        stop: end of the window (exclusive), in ``unit``. Defaults to None (the end).
-        unit: unit of ``start``/``stop``: ``"frame"``, ``"step"`` or ``"second"`` (sim time).
-            Defaults to "frame".
-        clip: render only the frames of this recording window (clip id). Defaults to None.
-        stride: take every stride-th frame (a time lapse at the same fps). Defaults to 1.
-        fps: playback frames per second of the output. Defaults to None (the run's fps).
-        episode: episode mode: each tile plays its env's k-th episode (counting from 0 the
-            episodes that start inside the window) from its first frame; tiles that finish early
-            hold their last frame, dimmed. Envs without a k-th episode are left out with a
-            warning. Defaults to None (all tiles show the same frames).
-        dim: brightness of held tiles in episode mode, 0..1. Defaults to 0.4.
-        max_width: largest output width; larger layouts are scaled down (tiles, gaps and the
-            global view alike), keeping width and height even. Defaults to 3840.
-        max_height: largest output height. Defaults to 2160.
+    Every field has a default, so ``Layout()`` renders all envs in an automatic grid. Each field
+    is declared once below with its meaning, default and allowed values (``options_table(Layout)``
+    from ``envreel._options`` prints them as a table; the ``envreel render`` flags are built from
+    the same declarations). Fields are checked when the layout is built (``ValueError`` naming the
+    field and the expectation); checks that need the run (env ids, scalar names, time range)
+    happen in ``render`` before anything is written.
     """
 
-    # which envs
-    envs: str = _field_doc("all", "env ids and ranges like '0-15,20,31', or 'all'")
-    only: str | None = _field_doc(None, "terminated | truncated | succeeded")
-    top_k: int | None = _field_doc(None, "keep the k envs with the highest score")
-    bottom_k: int | None = _field_doc(None, "keep the k envs with the lowest score")
-    score: str = _field_doc("reward", "scalar that ranks envs")
-    score_stat: str = _field_doc("mean", "final | mean | sum | max | min")
-    order: str = _field_doc("given", "given | ascending | descending (by score)")
-    success_scalar: str = _field_doc("success", "scalar read by only='succeeded'")
-    # grid
-    columns: int | None = _field_doc(None, "grid columns (auto when None)")
-    rows: int | None = _field_doc(None, "grid rows (auto when None)")
-    aspect: float = _field_doc(16 / 9, "target grid width/height for automatic grids")
-    tile_size: tuple[int, int] | None = _field_doc(None, "(height, width) of a tile")
-    scale: float = _field_doc(1.0, "tile size as a factor of the env frame size")
-    gap: int = _field_doc(2, "pixels between tiles")
-    background: str = _field_doc("#000000", "background colour")
-    page_size: int | None = _field_doc(None, "tiles per page")
-    pages: str = _field_doc("sequence", "sequence | separate")
-    # global view
-    global_view: str = _field_doc("none", "none | only | left | right | top | bottom | inset")
-    global_size: tuple[int, int] | None = _field_doc(None, "(height, width) of the global view")
-    inset_fraction: float = _field_doc(0.33, "inset width as a fraction of the grid width")
-    inset_corner: str = _field_doc("bottom-right", "corner of the inset")
-    markers: bool = _field_doc(False, "markers at env origins in the global view")
-    marker_color: str = _field_doc("#ffd400", "marker colour")
-    # labels and borders
-    label: str | None = _field_doc("{env}", "tile label template")
-    label_position: str = _field_doc("top-left", "corner of the label")
-    font_size: int = _field_doc(11, "label text height in pixels")
-    label_color: str = _field_doc("#ffffff", "label text colour")
-    label_background: str | None = _field_doc("#000000", "label box colour, None for no box")
-    border: int = _field_doc(2, "border width on flagged frames")
-    terminated_color: str | None = _field_doc("#e5322d", "border colour when terminated")
-    truncated_color: str | None = _field_doc("#f5a623", "border colour when truncated")
-    stale_color: str | None = _field_doc("#3d7eff", "border colour on stale frames")
-    border_hold: int = _field_doc(0, "extra frames a border stays after its flag")
-    # time
-    start: float | None = _field_doc(None, "window start in unit")
-    stop: float | None = _field_doc(None, "window stop (exclusive) in unit")
-    unit: str = _field_doc("frame", "frame | step | second")
-    clip: int | None = _field_doc(None, "clip id")
-    stride: int = _field_doc(1, "take every stride-th frame")
-    fps: float | None = _field_doc(None, "output fps (default: the run's)")
-    episode: int | None = _field_doc(None, "episode mode: play each env's k-th episode")
-    dim: float = _field_doc(0.4, "brightness of finished tiles in episode mode")
-    # output size
-    max_width: int = _field_doc(3840, "largest output width")
-    max_height: int = _field_doc(2160, "largest output height")
+    # ---- which envs
+    envs: str = option(
+        "all",
+        "env ids and ranges like '0-15,20,31' (kept in this order), a list of ints, or 'all'",
+        kind="any",
+    )
+    # Ids are global env ids (Run.env_ids, which `envreel info` lists; 0..N-1 for a store of
+    # all of a sim's envs).
+    only: str | None = option(
+        None,
+        "keep only envs whose episode ended in the window ('timed_out' means 'truncated')",
+        choices=SELECT_ONLY,
+    )
+    # "succeeded": terminated while the success_scalar scalar is > 0.5 (a run without that
+    # scalar is refused). In episode mode, within the chosen episode.
+    top_k: int | None = option(
+        None, "keep the k envs with the highest score", kind="int", minimum=1
+    )
+    bottom_k: int | None = option(
+        None, "keep the k envs with the lowest score", kind="int", minimum=1
+    )
+    score: str = option(
+        "reward",
+        "scalar that ranks envs for top_k, bottom_k and order: 'reward', 'episode_step' or a "
+        "user scalar",
+    )
+    score_stat: str = option(
+        "mean",
+        "how the score scalar is reduced over each env's frames in the window (or its episode)",
+        choices=SCORE_STATS,
+    )
+    order: str = option("given", "tile order: as given by envs, or by score", choices=ORDERS)
+    success_scalar: str = option("success", "user scalar read by only='succeeded'")
+    # ---- grid
+    columns: int | None = option(
+        None, "grid columns (automatic when None)", kind="int", minimum=1, maximum=4096
+    )
+    rows: int | None = option(
+        None, "grid rows (automatic when None)", kind="int", minimum=1, maximum=4096
+    )
+    aspect: float = option(
+        16 / 9,
+        "target grid width/height for automatic grids (an exact grid near it, e.g. 4x4 for 16 "
+        "tiles, is preferred to one with empty slots)",
+        minimum=0.01,
+        maximum=100.0,
+    )
+    tile_size: tuple[int, int] | None = option(
+        None,
+        "(height, width) of a tile in pixels, an int for a square (None: env frame size × scale)",
+        kind="any",
+    )
+    scale: float = option(
+        1.0, "tile size as a factor of the env frame size", minimum=0.01, maximum=64.0
+    )
+    gap: int = option(2, "pixels between tiles", minimum=0, maximum=1024)
+    # ... and between the grid and the global view.
+    background: str = option("#000000", "background colour", kind="any")
+    page_size: int | None = option(
+        None,
+        "tiles per page (None: columns × rows when both are set, else every env on one page)",
+        kind="int",
+        minimum=1,
+    )
+    pages: str = option(
+        "sequence",
+        "'sequence' plays page after page in one output; 'separate' writes one output per page "
+        "(name_p000.mp4, ...)",
+        choices=PAGE_MODES,
+    )
+    # ---- global view
+    global_view: str = option(
+        "none", "where the global camera goes ('inset': over a grid corner)", choices=GLOBAL_VIEWS
+    )
+    global_size: tuple[int, int] | None = option(
+        None, "(height, width) of the global view in pixels", kind="any"
+    )
+    # None: left and right: the grid's height; top and bottom: the grid's width; inset:
+    # inset_fraction of the grid's width; only: the recorded size.
+    inset_fraction: float = option(
+        0.33, "inset width as a fraction of the grid width", minimum=0.05, maximum=1.0
+    )
+    inset_corner: str = option("bottom-right", "corner of the inset", choices=CORNERS)
+    markers: bool = option(False, "markers at env origins in the global view")
+    # A marker and the global env id at each shown env's origin, projected into the global view
+    # (needs env origins and a global camera pose and intrinsics in the store).
+    marker_color: str = option("#ffd400", "marker colour", kind="any")
+    # ---- labels and borders
+    label: str | None = option(
+        "{env}",
+        "tile label template, e.g. '{env} r={reward:.2f}', None for no labels. Fields: {env} "
+        "(global env id), {frame}, {step}, {time} (sim seconds), {episode}, {episode_step}, "
+        "{reward}, {terminated}, {truncated}, {stale}, {score} (the env's score under score and "
+        "score_stat over the window, as top_k and order rank it) and every user scalar",
+        kind="str",
+        optional=True,
+    )
+    # Format specs are allowed ({reward:+.2f}); attribute and item access are not. A user
+    # scalar named "score" is that scalar, per frame.
+    label_position: str = option("top-left", "corner of the label", choices=CORNERS)
+    font_size: int = option(11, "label text height in pixels", minimum=4, maximum=256)
+    label_color: str = option("#ffffff", "label text colour", kind="any")
+    label_background: str | None = option(
+        "#000000", "label box colour, None for outlined text and no box", kind="any", optional=True
+    )
+    border: int = option(2, "border width on flagged frames (0: none)", minimum=0, maximum=256)
+    terminated_color: str | None = option(
+        "#e5322d", "border colour when terminated", kind="any", optional=True
+    )
+    truncated_color: str | None = option(
+        "#f5a623", "border colour when truncated (timed out)", kind="any", optional=True
+    )
+    stale_color: str | None = option(
+        "#3d7eff",
+        "border colour on stale frames (rendered before the env's reset)",
+        kind="any",
+        optional=True,
+    )
+    border_hold: int = option(
+        0,
+        "extra frames a border stays after its flag, so a one-frame flag stays visible",
+        minimum=0,
+        maximum=100_000,
+    )
+    # ---- time
+    start: float | None = option(None, "window start in unit", kind="number")
+    # Frames count from the clip's first frame when clip is set; steps and seconds are
+    # absolute. A window past the end of the run is cut to it, with a warning.
+    stop: float | None = option(None, "window stop (exclusive) in unit", kind="number")
+    unit: str = option("frame", "unit of start and stop (second: sim time)", choices=TIME_UNITS)
+    clip: int | None = option(None, "render only this recording window (clip id)", minimum=0)
+    stride: int = option(
+        1, "take every stride-th frame (a time lapse at the same fps)", minimum=1, maximum=1_000_000
+    )
+    fps: float | None = option(
+        None, "output fps (None: the run's)", kind="number", minimum=0.01, maximum=1000.0
+    )
+    episode: int | None = option(
+        None, "episode mode: each tile plays its env's k-th episode", minimum=0
+    )
+    # Counting from 0 the episodes that start inside the window, each from its first frame;
+    # tiles that finish early hold their last frame, dimmed. Envs without a k-th episode are
+    # left out with a warning.
+    dim: float = option(
+        0.4, "brightness of finished tiles in episode mode", minimum=0.0, maximum=1.0
+    )
+    # ---- output size
+    max_width: int = option(3840, "largest output width", minimum=2, maximum=16384)
+    # Larger layouts are scaled down (tiles, gaps and the global view alike), keeping width and
+    # height even.
+    max_height: int = option(2160, "largest output height", minimum=2, maximum=16384)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         # envs: keep a canonical string so flags, files and dicts agree
-        ids = parse_env_spec(self.envs)
-        set_(self, "envs", format_env_spec(ids))
-        only = self.only
-        if only == "timed_out":
-            only = "truncated"
-        _choice("only", only, SELECT_ONLY, none_ok=True)
-        set_(self, "only", only)
-        _opt_int("top_k", self.top_k, lo=1)
-        _opt_int("bottom_k", self.bottom_k, lo=1)
-        if self.top_k is not None and self.bottom_k is not None:
-            raise ValueError(
-                f"give top_k or bottom_k, not both (got top_k={self.top_k}, "
-                f"bottom_k={self.bottom_k})"
-            )
+        set_(self, "envs", format_env_spec(parse_env_spec(self.envs)))
+        if self.only in ONLY_ALIASES:
+            set_(self, "only", ONLY_ALIASES[self.only])
+        self._check_declared()
+        self._check_parsed()
+        self._check_time()
+        self._check_together()
+
+    def _check_declared(self) -> None:
+        """Each field against its declaration; a bad choice names the nearest one."""
+        for name, meta in specs(self).items():
+            if name in _PARSED:
+                continue
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, meta.check(value, name))
+            except ValueError as exc:
+                if meta.kind != "choice":
+                    raise
+                raise ValueError(f"{exc}{_hint(value, meta.choices)}") from None
+
+    def _check_parsed(self) -> None:
+        """Fields with their own syntax: scalar names, sizes, colours, the label template."""
+        set_ = object.__setattr__
         _name("score", self.score)
-        _choice("score_stat", self.score_stat, SCORE_STATS)
-        _choice("order", self.order, ORDERS)
         _name("success_scalar", self.success_scalar)
-        _opt_int("columns", self.columns, lo=1, hi=4096)
-        _opt_int("rows", self.rows, lo=1, hi=4096)
-        set_(self, "aspect", _number("aspect", self.aspect, lo=0.01, hi=100.0))
         set_(self, "tile_size", _size("tile_size", self.tile_size))
-        set_(self, "scale", _number("scale", self.scale, lo=0.01, hi=64.0))
-        _int("gap", self.gap, lo=0, hi=1024)
-        set_(self, "background", _hex(parse_color(self.background, "background")))
-        _opt_int("page_size", self.page_size, lo=1)
-        if (
-            self.columns
-            and self.rows
-            and self.page_size
-            and (self.page_size > self.columns * self.rows)
-        ):
-            raise ValueError(
-                f"page_size={self.page_size} does not fit a grid of columns={self.columns} × "
-                f"rows={self.rows} ({self.columns * self.rows} tiles)"
-            )
-        _choice("pages", self.pages, PAGE_MODES)
-        _choice("global_view", self.global_view, GLOBAL_VIEWS)
         set_(self, "global_size", _size("global_size", self.global_size))
-        set_(
-            self,
-            "inset_fraction",
-            _number("inset_fraction", self.inset_fraction, lo=0.05, hi=1.0),
-        )
-        _choice("inset_corner", self.inset_corner, CORNERS)
-        _bool("markers", self.markers)
-        if self.markers and self.global_view == "none":
-            raise ValueError("markers=True needs a global view; set global_view (e.g. 'left')")
-        set_(self, "marker_color", _hex(parse_color(self.marker_color, "marker_color")))
+        for name in _COLORS:
+            v = getattr(self, name)
+            if v is not None or name not in _OPTIONAL_COLORS:
+                set_(self, name, _hex(parse_color(v, name)))
         if self.label is not None:
             LabelTemplate(self.label)  # syntax only; fields are checked against the run
-        _choice("label_position", self.label_position, CORNERS)
-        _int("font_size", self.font_size, lo=4, hi=256)
-        set_(self, "label_color", _hex(parse_color(self.label_color, "label_color")))
-        for name in ("label_background", "terminated_color", "truncated_color", "stale_color"):
-            v = getattr(self, name)
-            if v is not None:
-                set_(self, name, _hex(parse_color(v, name)))
-        _int("border", self.border, lo=0, hi=256)
-        _int("border_hold", self.border_hold, lo=0, hi=100_000)
-        _choice("unit", self.unit, TIME_UNITS)
+
+    def _check_time(self) -> None:
+        """start and stop: whole frames, >= 0 unless in steps, start <= stop."""
         for name in ("start", "stop"):
             v = getattr(self, name)
             if v is not None:
@@ -492,20 +506,32 @@ class Layout:
                     if v != int(v):
                         raise ValueError(f"{name}={v} must be a whole frame number")
                     v = int(v)
-                set_(self, name, v)
+                object.__setattr__(self, name, v)
         if self.start is not None and self.stop is not None and self.start > self.stop:
             raise ValueError(
                 f"start={self.start} is after stop={self.stop} ({self.unit}s); expected "
                 "start <= stop"
             )
-        _opt_int("clip", self.clip, lo=0)
-        _int("stride", self.stride, lo=1, hi=1_000_000)
-        if self.fps is not None:
-            set_(self, "fps", _number("fps", self.fps, lo=0.01, hi=1000.0))
-        _opt_int("episode", self.episode, lo=0)
-        set_(self, "dim", _number("dim", self.dim, lo=0.0, hi=1.0))
-        _int("max_width", self.max_width, lo=2, hi=16384)
-        _int("max_height", self.max_height, lo=2, hi=16384)
+
+    def _check_together(self) -> None:
+        """Checks that need more than one field."""
+        if self.top_k is not None and self.bottom_k is not None:
+            raise ValueError(
+                f"give top_k or bottom_k, not both (got top_k={self.top_k}, "
+                f"bottom_k={self.bottom_k})"
+            )
+        if (
+            self.columns
+            and self.rows
+            and self.page_size
+            and self.page_size > self.columns * self.rows
+        ):
+            raise ValueError(
+                f"page_size={self.page_size} does not fit a grid of columns={self.columns} × "
+                f"rows={self.rows} ({self.columns * self.rows} tiles)"
+            )
+        if self.markers and self.global_view == "none":
+            raise ValueError("markers=True needs a global view; set global_view (e.g. 'left')")
         if self.episode is not None and self.global_view != "none":
             raise ValueError(
                 f"global_view={self.global_view!r} needs one time for all tiles, but episode "
@@ -628,7 +654,7 @@ class Layout:
     @classmethod
     def field_docs(cls) -> dict[str, tuple[Any, str]]:
         """Field name -> (default, one-line help), for building command-line flags."""
-        return {f.name: (f.default, f.metadata.get("doc", "")) for f in fields(cls)}
+        return {f.name: (f.default, specs(cls)[f.name].doc) for f in fields(cls)}
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -677,11 +703,6 @@ def _int(name: str, v: Any, *, lo: int | None = None, hi: int | None = None) -> 
     return int(v)
 
 
-def _opt_int(name: str, v: Any, *, lo: int | None = None, hi: int | None = None) -> None:
-    if v is not None:
-        _int(name, v, lo=lo, hi=hi)
-
-
 def _number(name: str, v: Any, *, lo: float = -math.inf, hi: float = math.inf) -> float:
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name} must be a number, got {v!r}")
@@ -690,20 +711,6 @@ def _number(name: str, v: Any, *, lo: float = -math.inf, hi: float = math.inf) -
         rng = f">= {lo:g}" if hi == math.inf else f"between {lo:g} and {hi:g}"
         raise ValueError(f"{name} must be a finite number {rng}, got {v!r}")
     return f
-
-
-def _bool(name: str, v: Any) -> None:
-    if not isinstance(v, bool):
-        raise TypeError(f"{name} must be True or False, got {v!r}")
-
-
-def _choice(name: str, v: Any, choices: tuple[str, ...], *, none_ok: bool = False) -> None:
-    if v is None and none_ok:
-        return
-    if v not in choices:
-        close = difflib.get_close_matches(str(v), list(choices), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"{name} must be one of {list(choices)}, got {v!r}{hint}")
 
 
 def _name(name: str, v: Any) -> None:

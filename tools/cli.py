@@ -10,13 +10,17 @@ import dataclasses
 import functools
 import json
 import sys
-import typing
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import click
 
+from envreel._options import OptionSpec, spec
+from envreel.render import PRESETS, Layout
+from envreel.render._encode import EncodeOptions
+from envreel.render.api import SheetOptions
 from envreel.schemas import EnvreelError, open_run, validate
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -41,21 +45,116 @@ def _version() -> str:
 
 
 def library_errors(fn):
-    """Turn library errors into one-line messages and exit code 1."""
+    """Turn library errors into one-line messages and exit code 1, Ctrl-C into exit code 130,
+    and the library's warnings into ``warning: ...`` lines on stderr, each printed once."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except click.exceptions.Exit:
-            raise
-        except click.ClickException:
-            raise
-        except LIBRARY_ERRORS as exc:
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise click.ClickException(msg) from None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                return fn(*args, **kwargs)
+            except click.exceptions.Exit:
+                raise
+            except click.ClickException:
+                raise
+            except KeyboardInterrupt:
+                click.echo("envreel: interrupted", err=True)
+                sys.exit(130)
+            except LIBRARY_ERRORS as exc:
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise click.ClickException(msg) from None
+            finally:
+                _print_warnings(caught)
 
     return wrapper
+
+
+def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Each distinct warning once, as one clean line (no Python file:line)."""
+    seen = set()
+    for w in caught:
+        text = str(w.message).strip()
+        if issubclass(w.category, DeprecationWarning) or text in seen:
+            continue
+        seen.add(text)
+        click.echo(f"warning: {text}", err=True)
+
+
+def _set_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.find_root().ensure_object(dict)["quiet"] = True
+
+
+def quiet_option(fn):
+    """``-q/--quiet`` on a subcommand too: ``envreel render ... --quiet``."""
+    return click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_quiet,
+        help="No progress bars or summaries on stderr.",
+    )(fn)
+
+
+NONE_GIVEN = type("NoneGiven", (), {"__repr__": lambda self: "none"})()
+"""What a ``none`` flag value converts to: None was asked for (a flag not given is None)."""
+
+
+class Declared(click.ParamType):
+    """A flag's type built from a library option declaration (``envreel._options.spec``): the
+    same choices and bounds, never restated here; ``none`` where the option allows None.
+
+    Attributes:
+        spec: the declaration. inner: the click type with its choices or range.
+    """
+
+    def __init__(self, spec: OptionSpec, *, aliases: tuple[str, ...] = ()):
+        self.spec = spec
+        if spec.kind == "choice":
+            self.inner: click.ParamType = click.Choice([*spec.choices, *aliases])
+        elif spec.kind == "int":
+            self.inner = click.IntRange(_bound(spec.minimum), _bound(spec.maximum))
+        elif spec.kind == "number":
+            self.inner = click.FloatRange(
+                spec.minimum, spec.maximum, min_open=spec.exclusive_minimum
+            )
+        else:
+            self.inner = click.STRING
+        self.name = self.inner.name
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str | None:
+        if isinstance(self.inner, click.Choice):
+            extra = ["none"] if self.spec.optional else []
+            return "[" + "|".join([*map(str, self.inner.choices), *extra]) + "]"
+        return None
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None):
+        if (
+            self.spec.optional
+            and isinstance(value, str)
+            and value.strip().lower() in ("none", "null", "")
+        ):
+            return NONE_GIVEN
+        return self.inner.convert(value, param, ctx)
+
+    def help(self, doc: str, default: Any) -> str:
+        """``doc`` with what is allowed (for numbers) and the default."""
+        allowed = f"{self.spec.describe()}; " if self.spec.kind in ("int", "number") else ""
+        return f"{doc} [{allowed}default: {default}]"
+
+
+def _flag_help(decl: OptionSpec) -> str:
+    """A flag's help from the declaration: its doc, and the range of a number."""
+    text = decl.doc[:1].upper() + decl.doc[1:]
+    if decl.kind in ("int", "number"):
+        text += f" ({decl.describe()})"
+    return text + "."
+
+
+def _bound(v: float | None) -> int | None:
+    return None if v is None else int(v)
 
 
 def _show_progress(ctx: click.Context) -> bool:
@@ -104,6 +203,7 @@ def _open(runs: tuple[str, ...]):
 
 
 @main.command(context_settings=CONTEXT)
+@quiet_option
 @click.argument("runs", metavar="RUN...", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
 @library_errors
@@ -166,6 +266,7 @@ def info(runs: tuple[str, ...], as_json: bool) -> None:
 
 
 @main.command("validate", context_settings=CONTEXT)
+@quiet_option
 @click.argument("run")
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
 @click.option("--quick", is_flag=True, help="Check metadata only; do not read every chunk.")
@@ -205,78 +306,69 @@ def validate_cmd(run: str, as_json: bool, quick: bool) -> None:
 
 
 # ---- render and sheet -------------------------------------------------------------------------
-def _layout_fields() -> list[tuple[str, Any, str, Any]]:
-    """(name, default, help, annotation) of every Layout field."""
-    from envreel.render import Layout
-
-    hints = typing.get_type_hints(Layout)
-    return [
-        (name, default, doc, hints[name]) for name, (default, doc) in Layout.field_docs().items()
-    ]
+_SIZES = ("tile_size", "global_size")  # (height, width) fields, written HEIGHTxWIDTH or N
 
 
-def _flag_type(annotation: Any) -> tuple[Any, bool]:
-    """A click type for a Layout field annotation, and whether the field is a boolean flag."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
-    base = args[0]
-    if base is bool:
-        return bool, True
-    if base is int:
-        return int, False
-    if base is float:
-        return float, False
-    return str, False  # str, and tuple sizes written as 'HxW' or 'N'
+def _layout_fields() -> list[tuple[str, Any, OptionSpec]]:
+    """(name, default, declaration) of every Layout field."""
+    return [(f.name, f.default, spec(Layout, f.name)) for f in dataclasses.fields(Layout)]
+
+
+def layout_flag_type(name: str) -> Declared:
+    """The click type of the flag of Layout field ``name``, from the field's declaration."""
+    from envreel.render.layout import ONLY_ALIASES
+
+    aliases = tuple(ONLY_ALIASES) if name == "only" else ()
+    return Declared(spec(Layout, name), aliases=aliases)
 
 
 def _layout_options(fn):
-    """Add one option per Layout field (names with dashes), defaults and help from the Layout."""
-    for name, default, doc, annotation in reversed(_layout_fields()):
+    """Add one option per Layout field (names with dashes); help, choices, bounds and defaults
+    all come from the field's declaration."""
+    for name, default, decl in reversed(_layout_fields()):
         flag = "--" + name.replace("_", "-")
-        ctype, is_bool = _flag_type(annotation)
         shown = (
             "none"
             if default is None
             else ("x".join(map(str, default)) if isinstance(default, tuple) else default)
         )
-        if is_bool:
+        if decl.kind == "bool":
             fn = click.option(
                 f"{flag}/--no-{flag[2:]}",
                 name,
                 default=None,
-                help=f"{doc} [default: {'on' if default else 'off'}]",
+                help=f"{decl.doc} [default: {'on' if default else 'off'}]",
             )(fn)
         else:
+            ctype = layout_flag_type(name)
             fn = click.option(
-                flag, name, type=ctype, default=None, help=f"{doc} [default: {shown}]"
+                flag, name, type=ctype, default=None, help=ctype.help(decl.doc, shown)
             )(fn)
     return fn
 
 
-def _parse_flag_value(name: str, value: Any, annotation: Any) -> Any:
+def _parse_size(name: str, value: Any) -> Any:
+    """A size flag's 'HEIGHTxWIDTH' or 'N' as a tuple; other values pass through."""
     if not isinstance(value, str):
         return value
-    optional = type(None) in typing.get_args(annotation)
-    if optional and value.lower() in ("none", "null", ""):
-        return None
-    if "tuple" in str(annotation):
-        parts = value.lower().replace("×", "x").split("x")
-        try:
-            nums = [int(p) for p in parts]
-        except ValueError:
-            raise click.BadParameter(
-                f"expected HEIGHTxWIDTH or N, got {value!r}",
-                param_hint="--" + name.replace("_", "-"),
-            ) from None
-        return (nums[0], nums[0]) if len(nums) == 1 else tuple(nums)
-    return value
+    parts = value.lower().replace("×", "x").split("x")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise click.BadParameter(
+            f"expected HEIGHTxWIDTH or N, got {value!r}",
+            param_hint="--" + name.replace("_", "-"),
+        ) from None
+    return (nums[0], nums[0]) if len(nums) == 1 else tuple(nums)
 
 
 def _build_layout(layout_file: str | None, preset: str | None, flags: dict[str, Any]):
     """Layout from a file or preset, with flags on top. Bad values are usage errors (exit 2)."""
-    from envreel.render import Layout
-
-    annotations = {name: ann for name, _, _, ann in _layout_fields()}
-    given = {k: _parse_flag_value(k, v, annotations[k]) for k, v in flags.items() if v is not None}
+    given = {
+        k: None if v is NONE_GIVEN else _parse_size(k, v) if k in _SIZES else v
+        for k, v in flags.items()
+        if v is not None
+    }
     try:
         base = Layout.from_file(layout_file) if layout_file else Layout()
         if preset:
@@ -291,7 +383,21 @@ def _build_layout(layout_file: str | None, preset: str | None, flags: dict[str, 
         raise click.UsageError(str(exc).splitlines()[0]) from None
 
 
+def _check_label(layout, run) -> None:
+    """A label template that does not fit the run is a usage error (exit 2), like one that
+    does not parse (which ``_build_layout`` reports)."""
+    from envreel.render._select import label_samples
+
+    template = layout.label_template
+    if template is not None:
+        try:
+            template.check(label_samples(run))
+        except ValueError as exc:
+            raise click.UsageError(str(exc).splitlines()[0]) from None
+
+
 @main.command(context_settings=CONTEXT)
+@quiet_option
 @click.argument("runs", metavar="RUN...", nargs=-1, required=True)
 @click.argument("out")
 @click.option(
@@ -302,23 +408,23 @@ def _build_layout(layout_file: str | None, preset: str | None, flags: dict[str, 
 )
 @click.option(
     "--preset",
-    help="Start from a named layout: grid, top16, bottom16, failures, "
-    "timeouts, episodes, overview, inset, global.",
+    type=click.Choice(list(PRESETS)),
+    help="Start from a named layout (envreel.render.PRESETS); flags override it.",
 )
 @click.option(
     "--crf",
-    type=click.IntRange(0, 51),
-    default=23,
+    type=Declared(spec(EncodeOptions, "crf")),
+    default=EncodeOptions().crf,
     show_default=True,
-    help="H.264 quality for .mp4 (lower is better and larger).",
+    help=_flag_help(spec(EncodeOptions, "crf")),
 )
 @click.option(
     "--speed",
     "x264_preset",
-    default="veryfast",
+    type=Declared(spec(EncodeOptions, "preset")),
+    default=EncodeOptions().preset,
     show_default=True,
-    type=click.Choice(["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"]),
-    help="libx264 preset for .mp4.",
+    help=_flag_help(spec(EncodeOptions, "preset")),
 )
 @click.option(
     "--per-env",
@@ -352,6 +458,7 @@ def render(ctx, runs, out, layout_file, preset, crf, x264_preset, per_env, skip_
 
     layout = _build_layout(layout_file, preset, flags)
     run = _open(runs)
+    _check_label(layout, run)
     if per_env:
         paths = R.render_envs(run, out, layout, crf=crf, preset=x264_preset, skip_bad=skip_bad)
     else:
@@ -364,14 +471,13 @@ def render(ctx, runs, out, layout_file, preset, crf, x264_preset, per_env, skip_
             skip_bad=skip_bad,
             progress=_show_progress(ctx),
         )
-        paths = result.paths
-        for w in result.warnings:
-            click.echo(f"warning: {w}", err=True)
+        paths = result.paths  # its warnings are printed once by library_errors
     for p in paths:
         click.echo(str(p))
 
 
 @main.command(context_settings=CONTEXT)
+@quiet_option
 @click.argument("run")
 @click.argument("out")
 @click.option(
@@ -382,17 +488,17 @@ def render(ctx, runs, out, layout_file, preset, crf, x264_preset, per_env, skip_
 )
 @click.option(
     "--times",
-    type=click.IntRange(1, 64),
-    default=8,
+    type=Declared(spec(SheetOptions, "num_times")),
+    default=SheetOptions().num_times,
     show_default=True,
-    help="Sampled times (columns of the sheet).",
+    help=_flag_help(spec(SheetOptions, "num_times")),
 )
 @click.option(
     "--scale",
-    type=click.FloatRange(0.05, 8),
-    default=1.0,
+    type=layout_flag_type("scale"),
+    default=Layout().scale,
     show_default=True,
-    help="Tile size as a factor of the env frame size.",
+    help=_flag_help(spec(Layout, "scale")),
 )
 @click.option("--skip-bad", is_flag=True, help="Placeholder tiles for corrupt chunks.")
 @library_errors
@@ -407,7 +513,7 @@ def sheet(run, out, envs, times, scale, skip_bad):
     from envreel import render as R
 
     try:
-        layout = R.Layout(envs=envs, scale=scale)
+        layout = Layout(envs=envs, scale=scale)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     path = R.contact_sheet(run, out, layout, num_times=times, skip_bad=skip_bad)
@@ -416,6 +522,7 @@ def sheet(run, out, envs, times, scale, skip_bad):
 
 # ---- sharing: view, serve, pack ---------------------------------------------------------------
 @main.command(context_settings=CONTEXT)
+@quiet_option
 @click.argument("runs", metavar="RUN...", nargs=-1, required=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port (default: any free).")
 @click.option(
@@ -449,6 +556,7 @@ def view(runs, port, host, no_browser):
 
 
 @main.command(context_settings=CONTEXT)
+@quiet_option
 @click.argument("runs", metavar="RUN...", nargs=-1, required=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
 @click.option(
@@ -489,6 +597,7 @@ def _serve_until_interrupted(server) -> None:
 
 
 @main.command(context_settings=CONTEXT)
+@quiet_option
 @click.argument("run")
 @click.argument("out")
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUT.")
@@ -508,6 +617,7 @@ def pack(run, out, overwrite):
 
 # ---- demo -------------------------------------------------------------------------------------
 @main.command(context_settings=CONTEXT)
+@quiet_option
 @click.option(
     "--out",
     "out_dir",
@@ -561,11 +671,7 @@ def demo(ctx, out_dir, num_envs, steps, size, global_size, seed, overwrite):
     """
     from envreel.tools.demo import run_demo
 
-    gsize = (
-        None
-        if global_size.lower() == "none"
-        else _parse_flag_value("global_size", global_size, tuple[int, int] | None)
-    )
+    gsize = None if global_size.lower() == "none" else _parse_size("global_size", global_size)
     quiet = ctx.find_root().obj.get("quiet")
     result = run_demo(
         Path(out_dir),

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from store_helpers import small_spec, write_run
 
-from envreel.tools.cli import main
+from envreel.tools.cli import Declared, main
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -194,3 +194,100 @@ def test_sheet(store, tmp_path):
     assert w >= 3 * 16 and h >= 2 * 12
     res = CliRunner().invoke(main, ["sheet", str(store), str(tmp_path / "s.jpg")])
     assert res.exit_code == 1 and ".png" in res.output
+
+
+# ---- flags read the library's declarations -------------------------------------------------------
+def _param(command: str, flag: str):
+    for p in main.commands[command].params:
+        if flag in getattr(p, "opts", ()):
+            return p
+    raise AssertionError(f"envreel {command} has no {flag}")
+
+
+def _same_as_declared(param, decl, extra=()):
+    t = param.type
+    assert isinstance(t, Declared) and t.spec == decl, param.opts
+    if decl.kind == "choice":
+        assert tuple(t.inner.choices) == (*decl.choices, *extra), param.opts
+    elif decl.kind in ("int", "number"):
+        assert (t.inner.min, t.inner.max) == (decl.minimum, decl.maximum), param.opts
+        assert t.inner.min_open == decl.exclusive_minimum
+
+
+def test_every_flag_mapped_to_a_library_option_has_its_choices_and_bounds():
+    from envreel._options import spec, specs
+    from envreel.render import PRESETS, Layout
+    from envreel.render._encode import X264_PRESETS, EncodeOptions
+    from envreel.render.api import SheetOptions
+    from envreel.render.layout import ONLY_ALIASES
+
+    mapped = {
+        ("render", "--crf"): spec(EncodeOptions, "crf"),
+        ("render", "--speed"): spec(EncodeOptions, "preset"),
+        ("sheet", "--times"): spec(SheetOptions, "num_times"),
+        ("sheet", "--scale"): spec(Layout, "scale"),
+    }
+    for name, decl in specs(Layout).items():
+        if decl.kind != "bool":
+            mapped[("render", "--" + name.replace("_", "-"))] = decl
+    for (command, flag), decl in mapped.items():
+        extra = tuple(ONLY_ALIASES) if flag == "--only" else ()
+        _same_as_declared(_param(command, flag), decl, extra)
+    assert spec(EncodeOptions, "preset").choices == X264_PRESETS  # all 9 x264 presets
+    assert len(X264_PRESETS) == 9
+    assert tuple(_param("render", "--preset").type.choices) == tuple(PRESETS)
+    # every bool field is an on/off flag pair
+    for name, decl in specs(Layout).items():
+        if decl.kind == "bool":
+            assert _param("render", "--" + name.replace("_", "-")).secondary_opts
+    # the bounds the CLI used to restate differently now match the library
+    assert (
+        _param("sheet", "--times").type.inner.max,
+        _param("sheet", "--scale").type.inner.min,
+    ) == (
+        256,
+        0.01,
+    )
+
+
+def test_quiet_works_after_every_subcommand():
+    for name in _commands():
+        assert "--quiet" in _param(name, "--quiet").opts, name
+    res = CliRunner().invoke(main, ["info", "--quiet", "--help"])
+    assert res.exit_code == 0
+
+
+def test_quiet_after_the_subcommand_sets_quiet(store, tmp_path, monkeypatch):
+    import envreel.tools.cli as cli
+
+    seen = []
+    monkeypatch.setattr(
+        cli, "_show_progress", lambda ctx: seen.append(ctx.find_root().obj) or False
+    )
+    out = tmp_path / "q.mp4"
+    res = CliRunner().invoke(main, ["render", str(store), str(out), "--envs", "0", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert seen and seen[0]["quiet"] is True
+
+
+@pytest.mark.parametrize("label", ["{nope}", "{env.__class__}", "{env[0]}", "{env!r}"])
+def test_label_template_errors_are_usage_errors(store, tmp_path, label):
+    res = CliRunner().invoke(
+        main, ["render", str(store), str(tmp_path / "x.mp4"), "--label", label]
+    )
+    assert res.exit_code == 2, res.output
+    error = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and "label template" in error[0], res.output
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_gif_downsize_warning_is_printed_once_without_a_python_location(store, tmp_path):
+    out = tmp_path / "big.gif"
+    res = CliRunner().invoke(
+        main, ["render", str(store), str(out), "--envs", "0", "--tile-size", "1200x1200"]
+    )
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.output.splitlines() if "downsized" in line]
+    assert len(lines) == 1, res.output
+    assert lines[0].startswith("warning: GIF downsized from 1200×1200")
+    assert "UserWarning" not in res.output and ".py:" not in res.output

@@ -13,8 +13,9 @@ import pytest
 from PIL import GifImagePlugin, Image
 from render_fixtures import env_frame, make_store
 
+from envreel.errors import RenderError
 from envreel.render import Layout, render
-from envreel.render._encode import GifWriter, RenderError
+from envreel.render._encode import GifWriter
 
 H, W, T = 48, 64, 24
 FPS = 30.0

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from envreel.render import PRESETS, Layout, parse_env_spec
-from envreel.render.layout import LabelTemplate, format_env_spec, parse_color
+from envreel.render import PRESETS, Layout
+from envreel.render.layout import LabelTemplate, format_env_spec, parse_color, parse_env_spec
 
 
 # ---- env specs ---------------------------------------------------------------------------------

@@ -115,7 +115,11 @@ def test_auto_grid_holds_every_tile_without_an_empty_row(n, aspect, th, tw, gap)
 def test_auto_grid_examples():
     assert grid_shape(64, aspect=1.0, tile_shape=(128, 128)) == (8, 8)
     assert grid_shape(16, aspect=1.0, tile_shape=(128, 128)) == (4, 4)
-    assert grid_shape(16, aspect=16 / 9, tile_shape=(128, 128)) == (6, 3)
+    # an exact grid near the aspect beats one with empty slots (16 envs: 4×4, not 6×3)
+    assert grid_shape(16, aspect=16 / 9, tile_shape=(128, 128)) == (4, 4)
+    assert grid_shape(12, aspect=16 / 9, tile_shape=(128, 128)) == (4, 3)
+    assert grid_shape(64, aspect=16 / 9, tile_shape=(128, 128)) == (8, 8)
+    assert grid_shape(7, aspect=16 / 9, tile_shape=(128, 128)) == (4, 2)  # prime: 7×1 is too wide
     assert grid_shape(1) == (1, 1)
     assert grid_shape(10, columns=3) == (3, 4)
     assert grid_shape(10, rows=3) == (4, 3)
