@@ -228,9 +228,7 @@ def adopt(target: object, group: type, *, prefix: str = "", skip: Sequence[str] 
     return built
 
 
-def check_one(
-    cls: type, name: str, value: Any, label: str, *, optional: bool | None = None
-) -> Any:
+def check_one(cls: type, name: str, value: Any, label: str, *, optional: bool | None = None) -> Any:
     """``value`` checked by option ``name`` of ``cls``, messages naming ``label``.
 
     ``optional=True`` also accepts None: a config whose None means "decide later" (e.g. a block

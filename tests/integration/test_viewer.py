@@ -111,9 +111,7 @@ def test_scrub_relayout_and_pixels_match_the_renderer(page, store, tmp_path) -> 
 
     page.locator("#columns").fill("2")
     page.locator("#columns").dispatch_event("change")
-    page.wait_for_function(
-        f"document.getElementById('frame').naturalHeight > {2 * at50.shape[0]}"
-    )
+    page.wait_for_function(f"document.getElementById('frame').naturalHeight > {2 * at50.shape[0]}")
     _wait_picture(page, 50)
     two = _shown(page)
     assert two.shape[0] > 2 * at50.shape[0]
