@@ -111,7 +111,7 @@ class SlotFiller:
                     "CPU; its ring is not page-locked, so device-to-host copies are "
                     "synchronous. Pass CUDA tensors from the first capture on.",
                     RuntimeWarning,
-                    stacklevel=4,
+                    stacklevel=5,
                 )
             self.make_copier((frames or pairs)[-1][1].device, pinned)
         if s.event is None:
