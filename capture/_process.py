@@ -39,8 +39,11 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import asdict
 from multiprocessing.connection import Connection
 from typing import Any
+
+from ._writer import WriterCounts
 
 __all__ = ["WriterProcess", "child_main"]
 
@@ -49,14 +52,6 @@ _BOOT = (
     "sys.path[:0] = json.loads(os.environ.pop('ENVREEL_WRITER_PATH', '[]')); "
     "from envreel.capture._process import child_main; "
     "child_main(int(sys.argv[1]), int(sys.argv[2]))"
-)
-_STATS = (
-    "frames_written",
-    "frames_lost",
-    "blocks_written",
-    "write_errors",
-    "invalid_frames",
-    "busy_s",
 )
 
 
@@ -71,8 +66,8 @@ class WriterError(Exception):
 class WriterProcess:
     """The training process's handle on the writer process.
 
-    It mirrors ``BlockSink``'s counters and error fields, so the ``Recorder`` treats it like the
-    writer thread.
+    It mirrors ``BlockSink``'s counters (a ``WriterCounts``, replaced whole by each reply) and
+    error fields, so the ``Recorder`` treats it like the writer thread.
     """
 
     def __init__(self) -> None:
@@ -97,12 +92,7 @@ class WriterProcess:
         self.finished = False
         self.ring: Any = None
         self.url = ""
-        self.frames_written = 0
-        self.frames_lost = 0
-        self.blocks_written = 0
-        self.write_errors = 0
-        self.invalid_frames = 0
-        self.busy_s = 0.0
+        self.counts = WriterCounts()
         self.error: BaseException | None = None
         self.error_message: str | None = None
         self.close_error: BaseException | None = None
@@ -230,8 +220,7 @@ class WriterProcess:
                 return
 
     def _update(self, stats: dict[str, Any]) -> None:
-        for k in _STATS:
-            setattr(self, k, stats[k])
+        self.counts = WriterCounts(**stats["counts"])
         self.clips_done.extend(stats["clips_done"])
         if stats["error_message"] and self.error is None:
             self.error_message = stats["error_message"]
@@ -268,7 +257,7 @@ def _unpickle_error(data: bytes) -> BaseException:
 
 
 def _stats(sink: Any) -> dict[str, Any]:
-    out = {k: getattr(sink, k) for k in _STATS}
+    out: dict[str, Any] = {"counts": asdict(sink.counts)}
     sent = getattr(sink, "clips_sent", 0)
     out["clips_done"], sink.clips_sent = sink.clips_done[sent:], len(sink.clips_done)
     out["error_message"] = sink.error_message

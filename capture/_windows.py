@@ -21,18 +21,9 @@ every other step) and costs a few hundred nanoseconds.
 
 from __future__ import annotations
 
+from .options import WindowOptions
+
 __all__ = ["Windows"]
-
-
-def _check_int(name: str, value: object, *, minimum: int, allow_none: bool = True) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        want = "an int or None" if allow_none else "an int"
-        raise TypeError(f"{name} must be {want}, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 class Windows:
@@ -47,7 +38,8 @@ class Windows:
         frame_stride: keep every ``frame_stride``-th step of a window or clip. Defaults to 1.
 
     Raises:
-        TypeError/ValueError: an argument is not an int in range, or windows would overlap.
+        TypeError/ValueError: an argument is not an int in range, or windows would overlap
+            (the checks of ``WindowOptions``).
     """
 
     def __init__(
@@ -58,20 +50,16 @@ class Windows:
         step_offset: int = 0,
         frame_stride: int = 1,
     ) -> None:
-        self.video_length = _check_int("video_length", video_length, minimum=1)
-        self.video_interval = _check_int("video_interval", video_interval, minimum=1)
-        self.step_offset = _check_int("step_offset", step_offset, minimum=0, allow_none=False)
-        self.frame_stride = _check_int("frame_stride", frame_stride, minimum=1, allow_none=False)
-        if self.video_interval is not None:
-            if self.video_length is None:
-                raise ValueError(
-                    f"video_interval={video_interval} needs video_length (steps per window)"
-                )
-            if self.video_interval < self.video_length:
-                raise ValueError(
-                    f"video_interval={video_interval} must be >= video_length={video_length}: "
-                    "windows would overlap"
-                )
+        opts = WindowOptions(
+            video_length=video_length,
+            video_interval=video_interval,
+            step_offset=step_offset,
+            frame_stride=frame_stride,
+        )
+        self.video_length = opts.video_length
+        self.video_interval = opts.video_interval
+        self.step_offset = opts.step_offset
+        self.frame_stride = opts.frame_stride
         self.automatic = self.video_length is not None
         self._next_id = 0  # id the next window or clip with a kept frame gets
         self._clip = -1  # id of the clip that holds the last kept frame

@@ -32,9 +32,33 @@ from envreel.schemas import Block, RecorderError, RunSpec
 
 from ._episodes import EpisodeChain
 
-__all__ = ["Ring", "Slots", "BlockSink", "WriterThread", "ring_layout", "block_nbytes"]
+__all__ = [
+    "Ring",
+    "Slots",
+    "BlockSink",
+    "WriterCounts",
+    "WriterThread",
+    "ring_layout",
+    "block_nbytes",
+]
 
 _ALIGN = 64
+
+
+@dataclass
+class WriterCounts:
+    """The writer's counters, declared once for the writer thread, the writer process (which
+    sends them back whole after each block) and the ``Recorder``'s stats.
+
+    Written by the writing side only; the caller reads them racily, as plain numbers.
+    """
+
+    frames_written: int = 0
+    frames_lost: int = 0  # frames of blocks that failed or were discarded after an error
+    blocks_written: int = 0
+    write_errors: int = 0
+    invalid_frames: int = 0  # float CUDA frames outside value_range (warn mode: clamped)
+    busy_s: float = 0.0  # seconds spent appending blocks (compressing and writing)
 
 
 @dataclass
@@ -217,13 +241,7 @@ class BlockSink:
         self.autoreset = autoreset
         self.episodes = EpisodeChain(writer.spec.num_envs, autoreset=autoreset)
         self.dropped_by_caller = 0  # frames the caller dropped at a full queue (set by the owner)
-        # Written by the writing side only; read (racily, as ints) by the caller for stats.
-        self.frames_written = 0
-        self.frames_lost = 0  # frames of blocks that failed or were discarded after an error
-        self.blocks_written = 0
-        self.write_errors = 0
-        self.invalid_frames = 0
-        self.busy_s = 0.0
+        self.counts = WriterCounts()
         self.error: BaseException | None = None  # first failure (raise mode: stops writing)
         self.error_message: str | None = None
         self.close_error: BaseException | None = None
@@ -235,27 +253,27 @@ class BlockSink:
 
     def counters(self) -> dict[str, int]:
         c = {
-            "dropped_frames": int(self.dropped_by_caller) + self.frames_lost,
-            "write_errors": self.write_errors,
+            "dropped_frames": int(self.dropped_by_caller) + self.counts.frames_lost,
+            "write_errors": self.counts.write_errors,
         }
-        if self.invalid_frames:
-            c["invalid_frames"] = self.invalid_frames
+        if self.counts.invalid_frames:
+            c["invalid_frames"] = self.counts.invalid_frames
         return c
 
     def write(self, arrays: dict[str, np.ndarray], length: int) -> None:
         """Append the first ``length`` frames of a block; failures are counted, not raised."""
         try:
             if self.error is not None and self.on_error == "raise":
-                self.frames_lost += length  # discarded: the recorder has failed
+                self.counts.frames_lost += length  # discarded: the recorder has failed
                 return
             block = self._block(arrays, length)
             t0 = time.perf_counter()
             try:
                 self.writer.append(block, counters=self.counters())
             finally:
-                self.busy_s += time.perf_counter() - t0
-            self.frames_written += length
-            self.blocks_written += 1
+                self.counts.busy_s += time.perf_counter() - t0
+            self.counts.frames_written += length
+            self.counts.blocks_written += 1
             self._note_clips(final=False)
         except BaseException as exc:  # noqa: BLE001 - a failure never escapes the writer
             self._failed(exc, length)
@@ -315,12 +333,12 @@ class BlockSink:
                 if self.on_error == "raise":
                     raise ValueError(msg)
                 # warn: the frames were clamped (NaN -> lo) on the device; keep them, count them.
-                self.invalid_frames += int((~ok).sum())
+                self.counts.invalid_frames += int((~ok).sum())
                 self._warn(msg)
 
     def _failed(self, exc: BaseException, length: int) -> None:
-        self.frames_lost += length
-        self.write_errors += 1
+        self.counts.frames_lost += length
+        self.counts.write_errors += 1
         message = f"{type(exc).__name__}: {exc}"
         if self.error is None:
             self.error = exc
@@ -419,5 +437,5 @@ def raise_for(writer: WriterThread | None, url: str) -> None:
     if writer is not None and writer.error is not None:
         raise RecorderError(
             f"the envreel writer for {url} failed: {writer.error_message}; the store holds "
-            f"every block committed before it ({writer.frames_written} frames)"
+            f"every block committed before it ({writer.counts.frames_written} frames)"
         ) from writer.error

@@ -1,11 +1,20 @@
-"""``Recorder``: record what N parallel envs see into a run store, at almost no cost per step."""
+"""``Recorder``: record what N parallel envs see into a run store, at almost no cost per step.
+
+The class is a facade over named steps, each in its own module:
+
+1. check the call's inputs (``_inputs``: a ``CheckedStep``, nothing written);
+2. count the step's episodes and decide its recording window (``_episodes``, ``_windows``);
+3. fill the step's slot of a ring block, routing CUDA inputs through the copier (``_fill``);
+4. hand each full block to the writer (``_writer``: a thread; ``_process``: a child process).
+
+The store, the ring and the writer are created at the first capture (``_open``); the options are
+declared once in ``options`` (and the store's in ``envreel.schemas.options``).
+"""
 
 from __future__ import annotations
 
 import atexit
 import concurrent.futures.thread  # noqa: F401 - see _register_exit
-import math
-import numbers
 import os
 import queue
 import threading
@@ -13,29 +22,32 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, fields
 from typing import Any
 
-import numpy as np
-
-from envreel.schemas import RecorderError, RunSpec, create_run
+from envreel.schemas import RecorderError, RunSpec
 
 from . import _frames as fr
-from ._episodes import AUTORESET_MODES, Episodes
+from ._episodes import Episodes
+from ._fill import SlotFiller
 from ._hooks import ClipEvent, ClipHooks
+from ._inputs import CheckedStep, Inputs
+from ._open import (
+    Target,
+    blocks_for,
+    cuda_device,
+    is_store,
+    local_path,
+    open_writer,
+    rgba_fields,
+    writer_mode,
+)
 from ._windows import Windows
-from ._writer import Ring, WriterThread, block_nbytes, raise_for
+from ._writer import Ring, WriterCounts, WriterThread, raise_for
+from .options import DEFAULT_MAX_QUEUE_BYTES, InputOptions, WindowOptions, WriterOptions
 
 __all__ = ["Recorder", "RecorderStats", "DEFAULT_MAX_QUEUE_BYTES"]
 
-DEFAULT_MAX_QUEUE_BYTES = 512 * 2**20
-"""512 MiB: five blocks of 64 envs × 128×128 RGB × 32 frames (101 MB each). A block is the unit
-the writer compresses; the recorder needs room for at least two (one filling, one writing); more
-absorb a writer that is briefly slower than the loop. On an H100 host, 64 envs every 5 ms with
-room for 3 blocks dropped 11 of 10,000 frames to such jitter (the writer averaged 72% busy)."""
-
-_MAX_BLOCKS = 64  # more buffers than this add nothing but memory for tiny frames
 _OPEN: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
 
@@ -91,22 +103,6 @@ class RecorderStats:
     queue_capacity_bytes: int
     blocked_s: float
     writer_busy_s: float
-
-
-def _is_store(url: Any) -> bool:
-    from zarr.abc.store import Store
-
-    return isinstance(url, Store)
-
-
-def _local_path(url: Any) -> Path | None:
-    if isinstance(url, os.PathLike):
-        url = os.fspath(url)
-    if not isinstance(url, str):
-        return None
-    if url.startswith("file://"):
-        url = url[len("file://") :]
-    return None if "://" in url else Path(url).expanduser()
 
 
 class Recorder:
@@ -268,143 +264,68 @@ class Recorder:
         writer: str = "auto",
         on_clip: Callable[[ClipEvent], Any] | None = None,
     ) -> None:
+        args = {k: v for k, v in locals().items() if k != "self"}  # the keywords, as given
         self._closed = True  # until construction succeeds: close() is then a no-op
-        if not (isinstance(url, str | os.PathLike) or _is_store(url)):
-            raise TypeError(f"url must be a path, a URL or a zarr Store, got {url!r}")
-        if isinstance(url, str) and not url:
-            raise ValueError("url must not be empty")
-        for name, value, allowed in (
-            ("writer", writer, ("auto", "process", "thread")),
-            ("on_full", on_full, ("block", "drop")),
-            ("on_error", on_error, ("warn", "raise")),
-            ("autoreset", autoreset, AUTORESET_MODES),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        if isinstance(max_queue_bytes, bool) or not isinstance(max_queue_bytes, numbers.Integral):
-            raise TypeError(f"max_queue_bytes must be an int (bytes), got {max_queue_bytes!r}")
-        if max_queue_bytes <= 0:
-            raise ValueError(f"max_queue_bytes must be positive, got {max_queue_bytes}")
-        self._value_range = _check_value_range(value_range)
-        for name, flag in (
-            ("env_pose_per_frame", env_pose_per_frame),
-            ("global_pose_per_frame", global_pose_per_frame),
-            ("overwrite", overwrite),
-        ):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {flag!r}")
-        spec_kwargs = dict(
-            num_envs=num_envs,
-            fps=fps,
-            step_dt=step_dt,
-            block_frames=block_frames,
-            scalar_names=tuple(scalar_names) if not isinstance(scalar_names, str) else None,
-            codec=codec,
-            codec_level=codec_level,
-            env_pose_per_frame=env_pose_per_frame,
-            global_pose_per_frame=global_pose_per_frame,
-            quat_order=quat_order,
-            rank=rank,
-            world_size=world_size,
-            env_id_offset=env_id_offset,
-            env_ids=env_ids,
-            source={} if source is None else source,
-            metadata={} if metadata is None else metadata,
+        _check_url(url)
+        # Each option is checked by its one declaration: the recorder's groups here (built from
+        # the keywords of the same names), the store's by RunSpec.
+        writer_opts, input_opts, windows = (
+            _group(group, args) for group in (WriterOptions, InputOptions, WindowOptions)
         )
-        if spec_kwargs["scalar_names"] is None:
-            raise TypeError(
-                f"scalar_names must be a sequence of names, got the string {scalar_names!r}"
-            )
+        spec_kwargs = _spec_kwargs(args)
         # The full spec is built at the first capture; build one now to check every field.
         probe = RunSpec(
             env_frame_shape=env_frame_shape if env_frame_shape is not None else (1, 1),
             global_frame_shape=global_frame_shape,
             **spec_kwargs,
         )
-        n = probe.num_envs
-        self._statics = {
-            "env_origins": fr.check_static("env_origins", env_origins, ((n, 3),)),
-            "env_camera_poses": fr.check_static("env_camera_poses", env_camera_poses, ((n, 4, 4),)),
-            "env_intrinsics": fr.check_static(
-                "env_intrinsics", env_intrinsics, ((n, 3, 3), (3, 3))
-            ),
-            "global_camera_pose": fr.check_static(
-                "global_camera_pose", global_camera_pose, ((4, 4),)
-            ),
-            "global_intrinsics": fr.check_static("global_intrinsics", global_intrinsics, ((3, 3),)),
-        }
-        if env_pose_per_frame and env_camera_poses is not None:
-            raise ValueError(
-                "env_camera_poses are per frame (env_pose_per_frame=True): pass them to capture()"
-            )
-        if global_pose_per_frame and global_camera_pose is not None:
-            raise ValueError(
-                "global_camera_pose is per frame (global_pose_per_frame=True): pass it to capture()"
-            )
-        self._windows = Windows(
-            video_length=video_length,
-            video_interval=video_interval,
-            step_offset=step_offset,
-            frame_stride=frame_stride,
-        )
-        self._spec_kwargs = spec_kwargs
-        self._max_queue_bytes = int(max_queue_bytes)
+        statics = _check_statics(probe, {name: args[name] for name in _STATIC_KEYS})
         if env_frame_shape is not None:
-            self._blocks_for(
-                RunSpec(
-                    env_frame_shape=probe.env_frame_shape,
-                    global_frame_shape=probe.global_frame_shape,
-                    **spec_kwargs,
-                )
-            )
-        path = _local_path(url)
-        if path is not None and not overwrite and (path / "zarr.json").exists():
-            raise FileExistsError(
-                f"a store already exists at {url}; pass overwrite=True to replace it"
-            )
+            blocks_for(probe, writer_opts.max_queue_bytes, input_opts.value_range is not None)
+        target = _target(url, writer_opts.overwrite, storage_options, statics)
+        self._setup(probe, spec_kwargs, target, writer_opts, input_opts, windows, env_frame_shape)
+        self._proc = self._start_process(writer)
+        self._hooks = None if on_clip is None else ClipHooks(on_clip, target.store_url)
+        self._closed = False
+        _OPEN.add(self)
 
-        self.url = url
-        self.num_envs = n
-        self._overwrite = overwrite
-        self._storage_options = storage_options
-        self._on_full = on_full
-        self._on_error = on_error
+    def _setup(
+        self,
+        probe: RunSpec,
+        spec_kwargs: dict[str, Any],
+        target: Target,
+        writer_opts: WriterOptions,
+        input_opts: InputOptions,
+        windows: WindowOptions,
+        env_frame_shape: tuple[int, int] | None,
+    ) -> None:
+        """The recorder's state before the first capture (arguments all checked)."""
+        self.url = target.url
+        self.num_envs = probe.num_envs
+        self.spec: RunSpec | None = None  # set when the store is created
+        self._target = target
+        self._spec_kwargs = spec_kwargs
+        self._writer_opts = writer_opts
+        self._value_range = input_opts.value_range
         self._step_dt = probe.step_dt
         self._scalar_names = probe.scalar_names
-        self._env_pose_per_frame = env_pose_per_frame
-        self._global_pose_per_frame = global_pose_per_frame
-        self._env_in = fr.ImageInput(
-            "env_rgb",
-            lead=(n,),
-            shape=env_frame_shape and probe.env_frame_shape,
-            value_range=self._value_range,
+        self._inputs = Inputs(
+            probe.num_envs,
+            env_frame_shape=env_frame_shape and probe.env_frame_shape,
+            global_frame_shape=probe.global_frame_shape,
+            value_range=input_opts.value_range,
+            scalar_names=probe.scalar_names,
+            env_pose_per_frame=probe.env_pose_per_frame,
+            global_pose_per_frame=probe.global_pose_per_frame,
+            step_dt=probe.step_dt,
         )
-        self._global_shape = probe.global_frame_shape
-        self._global_in: fr.ImageInput | None = None
-        if self._global_shape is not None:
-            self._global_in = fr.ImageInput(
-                "global_rgb", lead=(), shape=self._global_shape, value_range=self._value_range
-            )
-        self._values = {
-            "reward": fr.ValueInput("reward", kind="float", num_envs=n),
-            "terminated": fr.ValueInput("terminated", kind="bool", num_envs=n),
-            "truncated": fr.ValueInput("truncated", kind="bool", num_envs=n),
-            "stale": fr.ValueInput("stale", kind="bool", num_envs=n),
-            "episode_step": fr.ValueInput("episode_step", kind="int", num_envs=n),
-        }
-        self._scalar_in = {
-            s: fr.ValueInput(f"scalars[{s!r}]", kind="float", num_envs=n)
-            for s in self._scalar_names
-        }
-        self._episodes = Episodes(n, autoreset=autoreset)
-
-        self.spec: RunSpec | None = None  # set when the store is created
+        self._filler = SlotFiller(self._inputs, input_opts.value_range)
+        self._windows = Windows(**{f.name: getattr(windows, f.name) for f in fields(windows)})
+        self._episodes = Episodes(probe.num_envs, autoreset=input_opts.autoreset)
         self._ring: Ring | None = None
         self._writer: WriterThread | None = None
-        self._copier = None
         self._cur = None  # the block being filled (Slots), or None
         self._fill = 0
-        self._last_step: int | None = None
         self._steps = 0
         self._captured = 0
         self._dropped = 0
@@ -414,31 +335,28 @@ class Recorder:
         self._slot_bytes = 0
         self._bytes_stored = -1
         self._error_reported = False
-        self._writer_mode = _writer_mode(writer, url)
-        self._proc = None
-        if self._writer_mode == "process":
-            from ._process import WriterProcess
+        self._writer_mode = writer_mode(writer_opts.writer, target.url)
 
-            # Started now so that its imports overlap the caller's setup; it creates nothing
-            # until the first capture.
-            try:
-                self._proc = WriterProcess()
-            except OSError as exc:
-                if writer == "process":
-                    raise
-                warnings.warn(
-                    f"envreel: cannot start the writer process ({exc}); writing from a thread "
-                    "of this process instead",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                self._writer_mode = "thread"
-        # The writer process resolves relative paths against its own working directory, which
-        # is the one at construction: pin it.
-        self._store_url = os.path.abspath(os.fspath(path)) if path is not None else url
-        self._hooks = None if on_clip is None else ClipHooks(on_clip, self._store_url)
-        self._closed = False
-        _OPEN.add(self)
+    def _start_process(self, writer: str) -> Any:
+        """The writer process, started now so that its imports overlap the caller's setup (it
+        creates nothing until the first capture); None for a writer thread."""
+        if self._writer_mode != "process":
+            return None
+        from ._process import WriterProcess
+
+        try:
+            return WriterProcess()
+        except OSError as exc:
+            if writer == "process":
+                raise
+            warnings.warn(
+                f"envreel: cannot start the writer process ({exc}); writing from a thread "
+                "of this process instead",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            self._writer_mode = "thread"
+            return None
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -451,23 +369,22 @@ class Recorder:
     def stats(self) -> RecorderStats:
         """Counters so far (cheap; safe to read every step)."""
         w = self._writer
-        written = w.frames_written if w else 0
-        lost = w.frames_lost if w else 0
-        pending = max(0, self._captured - written - lost)
+        c = w.counts if w else WriterCounts()
+        pending = max(0, self._captured - c.frames_written - c.frames_lost)
         return RecorderStats(
             steps=self._steps,
             frames_captured=self._captured,
-            frames_dropped=self._dropped + lost,
-            frames_written=written,
-            blocks_written=w.blocks_written if w else 0,
-            write_errors=w.write_errors if w else 0,
+            frames_dropped=self._dropped + c.frames_lost,
+            frames_written=c.frames_written,
+            blocks_written=c.blocks_written,
+            write_errors=c.write_errors,
             bytes_in=self._captured * self._frame_bytes,
             bytes_stored=self._bytes_stored,
             queue_bytes=pending * self._slot_bytes,
             queue_high_water_bytes=self._high_water,
             queue_capacity_bytes=self._ring.nbytes if self._ring else 0,
             blocked_s=self._blocked_s,
-            writer_busy_s=w.busy_s if w else 0.0,
+            writer_busy_s=c.busy_s,
         )
 
     def start_clip(self) -> None:
@@ -499,7 +416,8 @@ class Recorder:
             True inside a recording window (and on its stride), False outside.
         """
         if step is None:
-            step = 0 if self._last_step is None else self._last_step + 1
+            last = self._inputs.last_step
+            step = 0 if last is None else last + 1
         return not self._closed and self._windows.keeps(int(step))
 
     def capture(
@@ -560,198 +478,26 @@ class Recorder:
             RecorderError: the writer failed and ``on_error="raise"``.
             RuntimeError: the recorder is closed.
         """
-        if self._closed:
-            raise RuntimeError(f"capture() on a closed Recorder ({self.url})")
-        w = self._writer
-        if w is not None:
-            if w.error is not None and (self._on_error == "raise" or not w.alive):
-                self._report_error()  # a dead writer cannot "keep going": raise in either mode
-            if w.pending_warning is not None:
-                self._emit_warning(w)
-
+        self._check_usable()
         if env_rgb is None:
             return self._count_only(step, global_rgb, terminated, truncated)
-
-        # ---- check everything; nothing is written before this block ends --------------------
-        env_kind, env_payload = self._env_in.check(env_rgb)
-        glob = None
-        if global_rgb is not None:
-            if self._global_in is None:
-                if self.spec is not None:
-                    raise ValueError(
-                        "global_rgb was given, but this run has no global view (the first "
-                        "capture had none and global_frame_shape was not set)"
-                    )
-                self._global_in = fr.ImageInput(
-                    "global_rgb", lead=(), shape=None, value_range=self._value_range
-                )
-            glob = self._global_in.check(global_rgb)
-        elif self._global_in is not None and (self.spec is not None or self._global_shape):
-            raise ValueError(
-                "global_rgb is required on every capture: this run has a global view of "
-                f"{self._global_in.shape or self._global_shape} (height, width)"
-            )
-        step = fr.check_step(step, self._last_step)
-        if sim_time is None:
-            sim_time = step * self._step_dt
-        elif (
-            isinstance(sim_time, bool)
-            or not isinstance(sim_time, numbers.Real)
-            or not math.isfinite(sim_time)
-        ):
-            raise ValueError(f"sim_time must be a finite number of seconds, got {sim_time!r}")
-        vals = {}
-        for name, value in (
-            ("reward", reward),
-            ("terminated", terminated),
-            ("truncated", truncated),
-            ("stale", stale),
-            ("episode_step", episode_step),
-        ):
-            if value is not None:
-                vals[name] = self._values[name].check(value)
-        scal = {}
-        if scalars:
-            if not hasattr(scalars, "items"):
-                raise TypeError(f"scalars must be a dict of name -> (N,) values, got {scalars!r}")
-            unknown = [k for k in scalars if k not in self._scalar_in]
-            if unknown:
-                raise ValueError(
-                    f"unknown scalar name(s) {unknown}; this recorder has scalar_names="
-                    f"{list(self._scalar_names)} (declare them in the constructor)"
-                )
-            for k, v in scalars.items():
-                if v is not None:
-                    scal[k] = self._scalar_in[k].check(v)
-        pose = gpose = None
-        if env_camera_poses is not None or self._env_pose_per_frame:
-            if not self._env_pose_per_frame:
-                raise ValueError(
-                    "env_camera_poses were given, but poses are static in this run: pass "
-                    "env_pose_per_frame=True to the Recorder, or static poses to its constructor"
-                )
-            if env_camera_poses is None:
-                raise ValueError("env_camera_poses (N, 4, 4) is required: env_pose_per_frame=True")
-            pose = fr.check_pose("env_camera_poses", env_camera_poses, (self.num_envs, 4, 4))
-        if global_camera_pose is not None or self._global_pose_per_frame:
-            if not self._global_pose_per_frame:
-                raise ValueError(
-                    "global_camera_pose was given, but it is static in this run: pass "
-                    "global_pose_per_frame=True to the Recorder, or a static pose to its "
-                    "constructor"
-                )
-            if global_camera_pose is None:
-                raise ValueError(
-                    "global_camera_pose (4, 4) is required: global_pose_per_frame=True"
-                )
-            gpose = fr.check_pose("global_camera_pose", global_camera_pose, (4, 4))
-        if self.spec is None:
-            self._start(env_rgb, global_rgb, env_kind, glob)
-
-        # ---- commit ----------------------------------------------------------------------------
-        self._last_step = step
-        self._steps += 1
-        flags = vals.get("terminated"), vals.get("truncated")
-        self._episodes.first(step, *flags)
-        clip = self._windows.decide(step)
-        if clip is None:
-            self._episodes.skipped(step, *flags)
-            return False
-        if self._cur is None:
-            self._cur = self._acquire()
-            if self._cur is None:
-                self._dropped += 1
-                self._episodes.skipped(step, *flags)
-                return False
-        s, i = self._cur, self._fill
-        a = s.arrays
-        # (host slot view, CUDA source): frames go through the device staging ring, values
-        # straight to the host (see _cuda)
-        frames: list = []
-        pairs: list = []
-        a["step"][i] = step
-        a["sim_time"][i] = sim_time
-        a["wall_time"][i] = time.time()
-        a["clip"][i] = clip
-        self._put_frame(s, i, "env", self._env_in, env_kind, env_payload, frames, pairs)
-        if glob is not None:
-            self._put_frame(s, i, "global", self._global_in, glob[0], glob[1], frames, pairs)
-        # Values not given keep the defaults the block was filled with when acquired.
-        for name, v in vals.items():
-            if v[0]:
-                pairs.append((s.tensor(name, i), v[1]))
-            else:
-                a[name][i] = v[1]
-        if "episode_step" in vals:
-            a["explicit_episode_step"][i] = True
-        gaps = self._episodes.snapshot()  # None after a stored frame: the writer counts
-        if gaps is not None:
-            a["ep_snapshot"][i] = True
-            if isinstance(gaps, np.ndarray):
-                a["ep_gaps"][i] = gaps
-            else:
-                pairs.append((s.tensor("ep_gaps", i), gaps))
-        for name, v in scal.items():
-            key = f"scalar:{name}"
-            if v[0]:
-                pairs.append((s.tensor(key, i), v[1]))
-            else:
-                a[key][i] = v[1]
-        for key, v in (("env_pose", pose), ("global_pose", gpose)):
-            if v is None:
-                continue
-            if v[0]:
-                pairs.append((s.tensor(key, i), v[1]))
-            else:
-                a[key][i] = v[1]
-        if frames or pairs:
-            if self._copier is None:
-                pinned = self._ring.memory.pinned
-                if not pinned:
-                    warnings.warn(
-                        "envreel: CUDA input reached a recorder whose first capture was on the "
-                        "CPU; its ring is not page-locked, so device-to-host copies are "
-                        "synchronous. Pass CUDA tensors from the first capture on.",
-                        RuntimeWarning,
-                        stacklevel=2,
-                    )
-                self._make_copier((frames or pairs)[-1][1].device, pinned)
-            if s.event is None:
-                s.event = self._copier.new_event()
-            self._copier.copy(frames, pairs, s.event)
-            s.used_cuda = True
-
-        self._captured += 1
-        self._fill += 1
-        w = self._writer
-        pending = (self._captured - w.frames_written - w.frames_lost) * self._slot_bytes
-        if pending > self._high_water:
-            self._high_water = pending
-        if self._fill == self.spec.block_frames:
-            w.submit(s.index, self._fill)
-            self._cur, self._fill = None, 0
-        return True
-
-    def _count_only(self, step: Any, global_rgb: Any, terminated: Any, truncated: Any) -> bool:
-        """A step without frames, outside the recording windows: count its done flags."""
-        if global_rgb is not None:
-            raise ValueError("global_rgb was given without env_rgb; pass both or neither")
-        step = fr.check_step(step, self._last_step)
-        flags = tuple(
-            None if value is None else self._values[name].check(value)
-            for name, value in (("terminated", terminated), ("truncated", truncated))
+        checked = self._inputs.check(
+            env_rgb,
+            global_rgb,
+            step=step,
+            sim_time=sim_time,
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            stale=stale,
+            episode_step=episode_step,
+            scalars=scalars,
+            env_camera_poses=env_camera_poses,
+            global_camera_pose=global_camera_pose,
         )
-        if self._windows.keeps(step):
-            raise ValueError(
-                f"env_rgb is None at step {step}, which is inside a recording window "
-                "(wants(step) is True): pass the frames"
-            )
-        self._last_step = step
-        self._steps += 1
-        self._episodes.first(step, *flags)
-        self._windows.decide(step)
-        self._episodes.skipped(step, *flags)
-        return False
+        if self.spec is None:
+            self._start(env_rgb, global_rgb, checked)
+        return self._record(checked)
 
     def close(self) -> None:
         """Write the partial last block, mark the store closed with its counters, stop the writer.
@@ -773,13 +519,13 @@ class Recorder:
         _OPEN.discard(self)
         w = self._writer
         if w is None:
-            if self._env_in.shape is None:
+            if self._inputs.env.shape is None:
                 if self._proc is not None:
                     self._proc.finish()  # the idle writer process exits
                     self._proc = None
                 return
             # Never captured, but the shapes are known: leave an empty, valid run.
-            self._start(None, None, None, None)
+            self._start(None, None, None)
             w = self._writer
         if self._cur is not None and self._fill:
             w.submit(self._cur.index, self._fill)
@@ -791,18 +537,22 @@ class Recorder:
             self._hooks.close() if measure else self._hooks.abandon()
         if self._ring is not None:
             self._ring.release()
-        if w.frames_written and w.error is None and measure:
+        if w.counts.frames_written and w.error is None and measure:
             self._bytes_stored = self._measure_stored()
         if w.pending_warning is not None:
             self._emit_warning(w)
-        if w.error is not None and self._on_error == "raise" and not self._error_reported:
+        if (
+            w.error is not None
+            and self._writer_opts.on_error == "raise"
+            and not self._error_reported
+        ):
             self._report_error()
         if w.close_error is not None and w.error is None:
             msg = (
                 f"closing the envreel store {self.url} failed: "
                 f"{type(w.close_error).__name__}: {w.close_error}"
             )
-            if self._on_error == "raise" and not self._error_reported:
+            if self._writer_opts.on_error == "raise" and not self._error_reported:
                 self._error_reported = True
                 raise RecorderError(msg) from w.close_error
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
@@ -824,121 +574,96 @@ class Recorder:
         state = "closed" if self._closed else "open"
         return f"Recorder({self.url!r}, num_envs={self.num_envs}, {state})"
 
-    # -- internals ------------------------------------------------------------------------------
+    # -- the steps of capture() ------------------------------------------------------------------
 
-    def _blocks_for(self, spec: RunSpec, rgba: tuple[str, ...] = ()) -> int:
-        per = block_nbytes(spec, value_range=self._value_range is not None, rgba=rgba)
-        fit = self._max_queue_bytes // per
-        if fit < 2:
-            h, w = spec.env_frame_shape
-            suggest = max(1, spec.block_frames * self._max_queue_bytes // (2 * per))
+    def _check_usable(self) -> None:
+        """Refuse a closed recorder; raise or warn what the writer reported since the last call."""
+        if self._closed:
+            raise RuntimeError(f"capture() on a closed Recorder ({self.url})")
+        w = self._writer
+        if w is not None:
+            if w.error is not None and (self._writer_opts.on_error == "raise" or not w.alive):
+                self._report_error()  # a dead writer cannot "keep going": raise in either mode
+            if w.pending_warning is not None:
+                self._emit_warning(w)
+
+    def _count_only(self, step: Any, global_rgb: Any, terminated: Any, truncated: Any) -> bool:
+        """A step without frames, outside the recording windows: count its done flags."""
+        if global_rgb is not None:
+            raise ValueError("global_rgb was given without env_rgb; pass both or neither")
+        step, terminated, truncated = self._inputs.check_flags(step, terminated, truncated)
+        if self._windows.keeps(step):
             raise ValueError(
-                f"max_queue_bytes={self._max_queue_bytes} ({self._max_queue_bytes / 2**20:.0f} "
-                f"MiB) holds {fit} block(s) of block_frames={spec.block_frames} frames × "
-                f"{spec.num_envs} envs × {h}×{w}×3 ({per / 1e6:.1f} MB each, with per-frame "
-                f"values); the recorder needs at least 2: pass max_queue_bytes >= {2 * per} or "
-                f"block_frames <= {suggest}"
+                f"env_rgb is None at step {step}, which is inside a recording window "
+                "(wants(step) is True): pass the frames"
             )
-        return int(min(fit, _MAX_BLOCKS))
+        self._advance(step, terminated, truncated)
+        return False
 
-    def _start(self, env_rgb: Any, global_rgb: Any, env_kind: str | None, glob: Any) -> None:
+    def _advance(self, step: int, terminated: Any, truncated: Any) -> int | None:
+        """Count the step and its episodes; its clip id if the windows keep it, else None."""
+        self._inputs.last_step = step
+        self._steps += 1
+        self._episodes.first(step, terminated, truncated)
+        clip = self._windows.decide(step)
+        if clip is None:
+            self._episodes.skipped(step, terminated, truncated)
+        return clip
+
+    def _record(self, c: CheckedStep) -> bool:
+        """Put a checked step into its ring slot; hand the block to the writer when full."""
+        clip = self._advance(c.step, *c.flags)
+        if clip is None:
+            return False
+        if self._cur is None:
+            self._cur = self._acquire()
+            if self._cur is None:
+                self._dropped += 1
+                self._episodes.skipped(c.step, *c.flags)
+                return False
+        gaps = self._episodes.snapshot()  # None after a stored frame: the writer counts
+        self._filler.fill(self._cur, self._fill, c, clip, gaps, self._ring.memory.pinned)
+        self._captured += 1
+        self._fill += 1
+        w = self._writer
+        pending = (self._captured - w.counts.frames_written - w.counts.frames_lost) * (
+            self._slot_bytes
+        )
+        self._high_water = max(self._high_water, pending)
+        if self._fill == self.spec.block_frames:
+            w.submit(self._cur.index, self._fill)
+            self._cur, self._fill = None, 0
+        return True
+
+    def _start(self, env_rgb: Any, global_rgb: Any, checked: CheckedStep | None) -> None:
         """Create the store, the ring and the writer (first capture, or close)."""
-        env_shape = self._env_in.shape or tuple(env_rgb.shape[1:3])
-        gshape = self._global_shape
+        env_shape = self._inputs.env.shape or tuple(env_rgb.shape[1:3])
+        gshape = self._inputs.global_shape
         if gshape is None and global_rgb is not None:
             gshape = tuple(global_rgb.shape[-3:-1])
         spec = RunSpec(env_frame_shape=env_shape, global_frame_shape=gshape, **self._spec_kwargs)
-        # Host frames whose pixels are 4 bytes apart go into the ring whole (one memory copy),
-        # when the budget still holds 2 blocks that way.
-        rgba = tuple(
-            name
-            for name, kind in (("env_frames", env_kind), ("global_frames", glob and glob[0]))
-            if kind == fr.NP_WORDS
+        budget, value_range = self._writer_opts.max_queue_bytes, self._value_range is not None
+        kinds = {
+            "env_frames": checked and checked.env[0],
+            "global_frames": checked and checked.glob and checked.glob[0],
+        }
+        rgba = rgba_fields(spec, kinds, budget, value_range)
+        cuda_dev = cuda_device(env_rgb, global_rgb)
+        ring, writer = open_writer(
+            spec,
+            self._target,
+            proc=self._take_process(),
+            num_blocks=blocks_for(spec, budget, value_range, rgba),
+            rgba=rgba,
+            cuda_dev=cuda_dev,
+            value_range=self._value_range,
+            on_error=self._writer_opts.on_error,
+            autoreset=self._episodes.autoreset,
+            dropped=lambda: self._dropped,
         )
-        value_range = self._value_range is not None
-        if rgba and self._max_queue_bytes < 2 * block_nbytes(
-            spec, value_range=value_range, rgba=rgba
-        ):
-            rgba = ()
-        num_blocks = self._blocks_for(spec, rgba)
-        cuda_dev = None
-        for x in (env_rgb, global_rgb):
-            if x is not None and fr.is_torch(x) and x.device.type == "cuda":
-                cuda_dev = x.device
-                break
-        from ._cuda import HostMemory
-
-        pinned = cuda_dev is not None
-        statics = {k: v for k, v in self._statics.items() if v is not None}
-        if self._writer_mode == "process":
-            from ._process import WriterProcess
-
-            proc = self._proc if self._proc is not None and self._proc.usable else WriterProcess()
-            self._proc = None  # a child is used for one store only
-            ring = Ring(
-                spec,
-                num_blocks=num_blocks,
-                memory=lambda n: HostMemory(n, pinned=pinned, device=cuda_dev, shared=True),
-                value_range=value_range,
-                rgba=rgba,
-            )
-            config = dict(
-                spec=spec.to_dict(),
-                path=ring.memory.path,
-                nbytes=ring.nbytes,
-                num_blocks=num_blocks,
-                value_range=self._value_range,
-                rgba=rgba,
-                url=self._store_url,
-                overwrite=self._overwrite,
-                storage_options=self._storage_options,
-                statics=statics,
-                on_error=self._on_error,
-                autoreset=self._episodes.autoreset,
-            )
-            try:
-                proc.start(ring=ring, dropped=lambda: self._dropped, url=self.url, config=config)
-            except BaseException:
-                ring.release()
-                raise
-            finally:
-                ring.memory.unlink()  # both processes have it mapped (or the child is gone)
-            writer = proc
-        else:
-            run_writer = create_run(
-                self._store_url,
-                spec,
-                overwrite=self._overwrite,
-                storage_options=self._storage_options,
-                **statics,
-            )
-            try:
-                ring = Ring(
-                    spec,
-                    num_blocks=num_blocks,
-                    memory=lambda n: HostMemory(n, pinned=pinned, device=cuda_dev),
-                    value_range=value_range,
-                    rgba=rgba,
-                )
-            except BaseException:
-                run_writer.close(error="the recorder could not allocate its ring buffer")
-                raise
-            writer = WriterThread(
-                run_writer,
-                ring,
-                on_error=self._on_error,
-                dropped=lambda: self._dropped,
-                value_range=self._value_range,
-                autoreset=self._episodes.autoreset,
-            )
         if cuda_dev is not None:
-            self._make_copier(cuda_dev, ring.memory.pinned)
-        self._env_in.shape = env_shape
-        if gshape is None:
-            self._global_in = None  # left by an earlier, rejected first capture
-        elif self._global_in is not None:
-            self._global_in.shape = gshape
-        self._global_shape = gshape
+            self._filler.make_copier(cuda_dev, ring.memory.pinned)
+        self._inputs.fix_shapes(env_shape, gshape)
         self._ring = ring
         self._frame_bytes = spec.num_envs * env_shape[0] * env_shape[1] * 3 + (
             gshape[0] * gshape[1] * 3 if gshape else 0
@@ -949,42 +674,26 @@ class Recorder:
         if self._hooks is not None:
             self._hooks.watch(writer)
 
-    def _make_copier(self, device: Any, pinned: bool) -> None:
-        from ._cuda import CudaCopier
+    def _take_process(self) -> Any:
+        """The writer process for this store (a child is used for one store only), or None."""
+        if self._writer_mode != "process":
+            return None
+        from ._process import WriterProcess
 
-        self._copier = CudaCopier(device, pinned=pinned)
+        proc = self._proc if self._proc is not None and self._proc.usable else WriterProcess()
+        self._proc = None
+        return proc
 
-    def _put_frame(
-        self, s, i: int, which: str, inp, kind: str, payload: Any, frames: list, values: list
-    ) -> None:
-        field = f"{which}_frames"
-        dst = s.arrays[field][i]
-        rgba = dst.shape[-1] == 4  # an RGBA ring field: whole pixels are copied (ring_layout)
-        if kind in (fr.CUDA, fr.CUDA_FLOAT):
-            u8, mm = inp.to_device_uint8(kind, payload)
-            view = s.tensor(field, i)
-            frames.append((view[..., :3] if rgba else view, u8))
-            if mm is not None:
-                values.append((s.tensor(f"{which}_range", i), mm))
-            elif self._value_range is not None:
-                s.arrays[f"{which}_range"][i] = self._value_range
-            return
-        inp.copy_host(kind, payload, dst[..., :3] if rgba else dst, s.words[field][i])
-        if self._value_range is not None:
-            s.arrays[f"{which}_range"][i] = self._value_range  # checked before the copy
+    @property
+    def _copier(self) -> Any:
+        """The CUDA copier, once CUDA input was seen (None before)."""
+        return self._filler.copier
 
     def _acquire(self):
         """A free block buffer, reset to defaults; None when full and ``on_full="drop"``."""
         slots = self._wait_free()
         if slots is not None:
-            a = slots.arrays
-            # Defaults of values a capture() may omit, once per block rather than per frame.
-            a["reward"].fill(np.nan)
-            flags = ("terminated", "truncated", "stale", "explicit_episode_step", "ep_snapshot")
-            for name in flags:
-                a[name].fill(False)
-            for name in self._scalar_names:
-                a[f"scalar:{name}"].fill(np.nan)
+            SlotFiller.reset(slots, self._scalar_names)
         return slots
 
     def _wait_free(self):
@@ -992,7 +701,7 @@ class Recorder:
         try:
             return self._ring.blocks[free.get_nowait()]
         except queue.Empty:
-            if self._on_full == "drop":
+            if self._writer_opts.on_full == "drop":
                 return None
         t0 = time.perf_counter()
         w = self._writer
@@ -1002,7 +711,7 @@ class Recorder:
                     return self._ring.blocks[free.get(timeout=0.05)]
                 except queue.Empty:
                     # Never wait on a writer that cannot hand a buffer back.
-                    if w.error is not None and self._on_error == "raise":
+                    if w.error is not None and self._writer_opts.on_error == "raise":
                         self._report_error()
                     if not w.alive:
                         if w.error is not None:
@@ -1019,39 +728,99 @@ class Recorder:
 
     def _emit_warning(self, w: WriterThread) -> None:
         msg, w.pending_warning = w.pending_warning, None
-        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        warnings.warn(msg, RuntimeWarning, stacklevel=4)
 
     def _measure_stored(self) -> int:
         try:
             from envreel.schemas import open_run
 
-            run = open_run(self._store_url, storage_options=self._storage_options)
+            run = open_run(self._target.store_url, storage_options=self._target.storage_options)
             return int(run.stored_bytes())
         except Exception:  # noqa: BLE001 - a size we cannot list is reported as -1
             return -1
 
 
-def _writer_mode(writer: str, url: Any) -> str:
-    in_process = _is_store(url) or (isinstance(url, str) and url.startswith("memory://"))
-    if writer == "auto":
-        # Windows lacks the fd passing the writer process uses.
-        return "thread" if in_process or os.name == "nt" else "process"
-    if writer == "process" and in_process:
-        raise ValueError(
-            f"writer='process' needs a path or URL, got {url!r}: a zarr Store object or a "
-            "memory:// store lives in this process; use writer='thread' (or 'auto')"
+def _check_url(url: Any) -> None:
+    if not (isinstance(url, str | os.PathLike) or is_store(url)):
+        raise TypeError(f"url must be a path, a URL or a zarr Store, got {url!r}")
+    if isinstance(url, str) and not url:
+        raise ValueError("url must not be empty")
+
+
+_SPEC_KEYS = (
+    "num_envs",
+    "fps",
+    "step_dt",
+    "block_frames",
+    "codec",
+    "codec_level",
+    "env_pose_per_frame",
+    "global_pose_per_frame",
+    "quat_order",
+    "rank",
+    "world_size",
+    "env_id_offset",
+    "env_ids",
+)
+"""Constructor keywords passed to ``RunSpec`` as given (it checks them)."""
+
+_STATIC_KEYS = (
+    "env_origins",
+    "env_camera_poses",
+    "env_intrinsics",
+    "global_camera_pose",
+    "global_intrinsics",
+)
+
+
+def _group(group: type, args: dict[str, Any]) -> Any:
+    """Option group ``group`` built from the constructor keywords of the same names."""
+    return group(**{f.name: args[f.name] for f in fields(group)})
+
+
+def _spec_kwargs(args: dict[str, Any]) -> dict[str, Any]:
+    """The constructor's store facts, as ``RunSpec`` keywords (RunSpec checks them)."""
+    scalar_names = args["scalar_names"]
+    if isinstance(scalar_names, str):
+        raise TypeError(
+            f"scalar_names must be a sequence of names, got the string {scalar_names!r}"
         )
-    return writer
+    return dict(
+        {key: args[key] for key in _SPEC_KEYS},
+        scalar_names=tuple(scalar_names),
+        source={} if args["source"] is None else args["source"],
+        metadata={} if args["metadata"] is None else args["metadata"],
+    )
 
 
-def _check_value_range(value_range: Any) -> tuple[float, float] | None:
-    if value_range is None:
-        return None
-    try:
-        lo, hi = value_range
-        lo, hi = float(lo), float(hi)
-    except (TypeError, ValueError):
-        raise TypeError(f"value_range must be (lo, hi) numbers, got {value_range!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ValueError(f"value_range must be finite with lo < hi, got {value_range!r}")
-    return lo, hi
+def _target(url: Any, overwrite: bool, storage_options: Any, statics: dict) -> Target:
+    """Where the store goes; FileExistsError for an existing local store (no overwrite)."""
+    path = local_path(url)
+    if path is not None and not overwrite and (path / "zarr.json").exists():
+        raise FileExistsError(f"a store already exists at {url}; pass overwrite=True to replace it")
+    # The writer process resolves relative paths against its own working directory, which
+    # is the one at construction: pin it.
+    store_url = os.path.abspath(os.fspath(path)) if path is not None else url
+    return Target(url, store_url, overwrite, storage_options, statics)
+
+
+def _check_statics(probe: RunSpec, statics: dict[str, Any]) -> dict[str, Any]:
+    """The static arrays as float64 numpy (None dropped), checked against the spec."""
+    n = probe.num_envs
+    shapes = {
+        "env_origins": ((n, 3),),
+        "env_camera_poses": ((n, 4, 4),),
+        "env_intrinsics": ((n, 3, 3), (3, 3)),
+        "global_camera_pose": ((4, 4),),
+        "global_intrinsics": ((3, 3),),
+    }
+    checked = {name: fr.check_static(name, statics[name], shapes[name]) for name in shapes}
+    if probe.env_pose_per_frame and statics["env_camera_poses"] is not None:
+        raise ValueError(
+            "env_camera_poses are per frame (env_pose_per_frame=True): pass them to capture()"
+        )
+    if probe.global_pose_per_frame and statics["global_camera_pose"] is not None:
+        raise ValueError(
+            "global_camera_pose is per frame (global_pose_per_frame=True): pass it to capture()"
+        )
+    return {k: v for k, v in checked.items() if v is not None}

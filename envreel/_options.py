@@ -37,7 +37,16 @@ from typing import Any
 
 from envreel._checks import check_bool, check_choice, check_int, check_number, short
 
-__all__ = ["OptionSpec", "option", "spec", "specs", "check_options", "options_table"]
+__all__ = [
+    "OptionSpec",
+    "option",
+    "spec",
+    "specs",
+    "check_options",
+    "adopt",
+    "check_one",
+    "options_table",
+]
 
 _KEY = "envreel.option"
 KINDS = ("int", "number", "bool", "choice", "str", "any")
@@ -87,7 +96,9 @@ class OptionSpec:
         if self.kind == "bool":
             return check_bool(value, name)
         if self.kind == "choice":
-            return check_choice(value, name, self.choices)
+            return check_choice(
+                value, name, (None, *self.choices) if self.optional else self.choices
+            )
         if self.kind == "str" and not isinstance(value, str):
             raise TypeError(f"{name} must be a string, got {short(value)}")
         return value
@@ -196,6 +207,38 @@ def check_options(obj: object, *, prefix: str = "", skip: Sequence[str] = ()) ->
             continue
         value = meta.check(getattr(obj, name), prefix + name)
         object.__setattr__(obj, name, value)
+
+
+def adopt(target: object, group: type, *, prefix: str = "", skip: Sequence[str] = ()) -> Any:
+    """Check ``target``'s attributes named like ``group``'s fields through ``group``.
+
+    Builds ``group(**those attributes, prefix=prefix)`` (a group takes the message prefix as an
+    ``InitVar``), writes the normalised values back onto ``target`` (a frozen dataclass too) and
+    returns the group. Fields ``target`` lacks, or named in ``skip``, keep the group's default.
+    This is how a class that restates options for its users (a config, a spec) checks them with
+    the one declaration of each.
+    """
+    names = [
+        f.name
+        for f in dataclasses.fields(group)
+        if f.init and f.name not in skip and hasattr(target, f.name)
+    ]
+    built = group(**{name: getattr(target, name) for name in names}, prefix=prefix)
+    for name in names:
+        object.__setattr__(target, name, getattr(built, name))
+    return built
+
+
+def check_one(cls: type, name: str, value: Any, label: str, *, optional: bool | None = None) -> Any:
+    """``value`` checked by option ``name`` of ``cls``, messages naming ``label``.
+
+    ``optional=True`` also accepts None: a config whose None means "decide later" (e.g. a block
+    size picked from the frame size) shares the declaration of the value it decides.
+    """
+    meta = spec(cls, name)
+    if optional is not None:
+        meta = dataclasses.replace(meta, optional=optional)
+    return meta.check(value, label)
 
 
 def options_table(cls: type, *, skip: Sequence[str] = ()) -> str:

@@ -62,6 +62,7 @@ __all__ = [
     "pinhole_intrinsics",
     "pose_matrix",
     "project_points",
+    "quat_pose_map",
     "quat_to_rotation",
     "rotation_to_quat",
 ]
@@ -684,3 +685,44 @@ def _fit_distance(
         ]
     )
     return float(np.max(along + needed))
+
+
+def quat_pose_map(order: QuatOrder = "xyzw") -> np.ndarray:
+    """A (20, 16) linear map that turns quaternions and positions into pose matrices.
+
+    Row vector ``f = [q ⊗ q (16: q[a] * q[b] at 4a + b), position (3), 1]`` of a unit quaternion
+    ``q`` (in ``order``) and a position gives ``f @ quat_pose_map(order)``, the flattened 4x4
+    ``pose_matrix(position, quat_to_rotation(q))``: each rotation entry is a quadratic form of
+    ``q``. Batched, that is one matrix product on any array library (a GPU tensor stays on its
+    device, with no per-element indexing).
+
+    Args:
+        order: quaternion component order, "xyzw" or "wxyz". Defaults to "xyzw".
+
+    Returns:
+        (20, 16) float64 array.
+
+    Example:
+        >>> q, p = np.array([0.0, 0.0, 0.0, 1.0]), np.array([1.0, 2.0, 3.0])
+        >>> f = np.concatenate([np.outer(q, q).ravel(), p, [1.0]])
+        >>> (f @ quat_pose_map("xyzw")).reshape(4, 4)[:3, 3]
+        array([1., 2., 3.])
+    """
+    x, y, z, w = (0, 1, 2, 3) if _check_order(order) == "xyzw" else (1, 2, 3, 0)
+    m = np.zeros((20, 16))
+    entries = {
+        (0, 0): [(1, w, w), (1, x, x), (-1, y, y), (-1, z, z)],
+        (0, 1): [(2, x, y), (-2, z, w)],
+        (0, 2): [(2, x, z), (2, y, w)],
+        (1, 0): [(2, x, y), (2, z, w)],
+        (1, 1): [(1, w, w), (-1, x, x), (1, y, y), (-1, z, z)],
+        (1, 2): [(2, y, z), (-2, x, w)],
+        (2, 0): [(2, x, z), (-2, y, w)],
+        (2, 1): [(2, y, z), (2, x, w)],
+        (2, 2): [(1, w, w), (-1, x, x), (-1, y, y), (1, z, z)],
+    }
+    for (row, col), terms in entries.items():
+        for coef, a, b in terms:
+            m[4 * a + b, 4 * row + col] += coef
+    m[16, 3], m[17, 7], m[18, 11], m[19, 15] = 1.0, 1.0, 1.0, 1.0
+    return m

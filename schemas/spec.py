@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from envreel._checks import check_int
+from envreel._options import adopt
+
 from . import _format as F
+from .options import CODECS, ClockOptions, PoseOptions, RankOptions, StoreOptions
 
 __all__ = ["RunSpec", "CODECS"]
-
-CODECS = ("zstd", "blosc-lz4", "gzip", "none")
-"""Compressors for frames and per-frame data; all are zarr v3 standard codecs."""
-
-
-def _positive_int(name: str, value: Any, *, limit: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | _np_int()):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if not 0 < int(value) <= limit:
-        raise ValueError(f"{name} must be between 1 and {limit}, got {value}")
-    return int(value)
 
 
 def _np_int():
@@ -35,8 +27,8 @@ def _shape2(name: str, value: Any) -> tuple[int, int]:
         raise ValueError(f"{name} must be (height, width), got {value!r}")
     h, w = value
     return (
-        _positive_int(f"{name}[0] (height)", h, limit=F.MAX_IMAGE_SIDE),
-        _positive_int(f"{name}[1] (width)", w, limit=F.MAX_IMAGE_SIDE),
+        check_int(h, f"{name}[0] (height)", minimum=1, maximum=F.MAX_IMAGE_SIDE),
+        check_int(w, f"{name}[1] (width)", minimum=1, maximum=F.MAX_IMAGE_SIDE),
     )
 
 
@@ -151,33 +143,44 @@ class RunSpec:
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # every option is checked by its one declaration (schemas/options.py); what relates it
+        # to the other facts of the run is checked here
         set_ = object.__setattr__
-        set_(self, "num_envs", _positive_int("num_envs", self.num_envs, limit=F.MAX_ENVS))
+        set_(self, "num_envs", check_int(self.num_envs, "num_envs", minimum=1, maximum=F.MAX_ENVS))
         set_(self, "env_frame_shape", _shape2("env_frame_shape", self.env_frame_shape))
         if self.global_frame_shape is not None:
             set_(self, "global_frame_shape", _shape2("global_frame_shape", self.global_frame_shape))
-        fps, dt = self.fps, self.step_dt
-        for name, v in (("fps", fps), ("step_dt", dt)):
-            if v is not None and (
-                isinstance(v, bool)
-                or not isinstance(v, int | float)
-                or not math.isfinite(v)
-                or v <= 0
-            ):
-                raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+        self._resolve_clock()
+        adopt(self, StoreOptions)
+        self._check_scalar_names()
+        shard = self.envs_per_shard if self.envs_per_shard is not None else self.num_envs
+        set_(self, "envs_per_shard", check_int(shard, "envs_per_shard", maximum=self.num_envs))
+        self._check_block_size()
+        adopt(self, PoseOptions)
+        adopt(self, RankOptions)
+        set_(self, "env_ids", _env_ids(self.env_ids, self.num_envs))
+        top = self.num_envs - 1 if self.env_ids is None else max(self.env_ids)
+        if self.env_id_offset + top > F.MAX_ENV_ID:
+            raise ValueError(
+                f"env_id_offset {self.env_id_offset} + env id {top} gives global env id "
+                f"{self.env_id_offset + top}; global env ids must be at most {F.MAX_ENV_ID}"
+            )
+        set_(self, "source", _json_bounded("source", self.source, limit=64 << 10))
+        set_(self, "metadata", _json_bounded("metadata", self.metadata))
+
+    def _resolve_clock(self) -> None:
+        clock = adopt(self, ClockOptions)
+        fps, dt = clock.fps, clock.step_dt
         if fps is None and dt is None:
             raise ValueError("give fps or step_dt (or both); got neither")
         if fps is None:
             fps = max(1, round(1.0 / dt))
         if dt is None:
             dt = 1.0 / fps
-        set_(self, "fps", float(fps))
-        set_(self, "step_dt", float(dt))
-        set_(
-            self,
-            "block_frames",
-            _positive_int("block_frames", self.block_frames, limit=F.MAX_BLOCK_FRAMES),
-        )
+        object.__setattr__(self, "fps", float(fps))
+        object.__setattr__(self, "step_dt", float(dt))
+
+    def _check_scalar_names(self) -> None:
         names = tuple(self.scalar_names)
         if len(names) > F.MAX_SCALARS:
             raise ValueError(f"at most {F.MAX_SCALARS} scalar names, got {len(names)}")
@@ -189,15 +192,11 @@ class RunSpec:
                 )
         if len(set(names)) != len(names):
             raise ValueError(f"scalar_names has duplicates: {names}")
-        set_(self, "scalar_names", names)
-        if self.codec not in CODECS:
-            raise ValueError(f"codec must be one of {CODECS}, got {self.codec!r}")
-        if isinstance(self.codec_level, bool) or not isinstance(self.codec_level, int):
-            raise TypeError(f"codec_level must be an int, got {self.codec_level!r}")
-        shard = self.envs_per_shard if self.envs_per_shard is not None else self.num_envs
-        shard = _positive_int("envs_per_shard", shard, limit=self.num_envs)
-        set_(self, "envs_per_shard", shard)
+        object.__setattr__(self, "scalar_names", names)
+
+    def _check_block_size(self) -> None:
         h, w = self.env_frame_shape
+        shard = self.envs_per_shard
         block_bytes = self.block_frames * shard * h * w * 3
         if block_bytes > F.MAX_BLOCK_BYTES:
             raise ValueError(
@@ -205,24 +204,6 @@ class RunSpec:
                 f"{h}×{w}×3 is {block_bytes / 2**30:.1f} GiB; lower block_frames or "
                 f"envs_per_shard to stay under {F.MAX_BLOCK_BYTES / 2**30:.0f} GiB"
             )
-        if self.quat_order not in ("xyzw", "wxyz"):
-            raise ValueError(f"quat_order must be 'xyzw' or 'wxyz', got {self.quat_order!r}")
-        for name in ("rank", "env_id_offset"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {v!r}")
-        set_(self, "env_ids", _env_ids(self.env_ids, self.num_envs))
-        top = self.num_envs - 1 if self.env_ids is None else max(self.env_ids)
-        if self.env_id_offset + top > F.MAX_ENV_ID:
-            raise ValueError(
-                f"env_id_offset {self.env_id_offset} + env id {top} gives global env id "
-                f"{self.env_id_offset + top}; global env ids must be at most {F.MAX_ENV_ID}"
-            )
-        set_(self, "world_size", _positive_int("world_size", self.world_size, limit=1 << 16))
-        if self.rank >= self.world_size:
-            raise ValueError(f"rank {self.rank} must be below world_size {self.world_size}")
-        set_(self, "source", _json_bounded("source", self.source, limit=64 << 10))
-        set_(self, "metadata", _json_bounded("metadata", self.metadata))
 
     @property
     def sizes(self) -> dict[str, int]:

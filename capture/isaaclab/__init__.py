@@ -2,8 +2,10 @@
 
 Isaac Lab is imported only when a camera is added to a scene config or an env is wrapped;
 importing this package, building the configs and computing poses or intrinsics work without it.
-``RecordEnvs`` and ``RecorderCfg`` are loaded on first use (they import gymnasium and the
-recorder).
+``RecordEnvs`` is loaded on first use (it imports gymnasium). The modules: ``_cfg`` (the
+``*Cfg`` classes), ``_scene`` (adding cameras to a scene config), ``_sensors`` (reading the
+cameras of a built env), ``_ranks`` (torchrun), ``_sources`` and ``_views`` (a step's frames),
+``_wrapper`` (``RecordEnvs``).
 
 Example:
     A training script adds the cameras to the scene config before the env is built, and wraps
@@ -24,7 +26,7 @@ Example:
 
 from typing import TYPE_CHECKING, Any
 
-from ._cfg import EnvCameraCfg, GlobalCameraCfg
+from ._cfg import EnvCameraCfg, GlobalCameraCfg, RecorderCfg
 from ._scene import (
     add_env_camera,
     add_global_camera,
@@ -35,7 +37,7 @@ from ._scene import (
 )
 
 if TYPE_CHECKING:
-    from ._wrapper import RecordEnvs, RecorderCfg
+    from ._wrapper import RecordEnvs
 
 __all__ = [
     "EnvCameraCfg",
@@ -50,11 +52,11 @@ __all__ = [
     "grid_env_origins",
 ]
 
-_LAZY = ("RecordEnvs", "RecorderCfg")
+_LAZY = ("RecordEnvs",)
 
 
 def __getattr__(name: str) -> Any:
-    # The wrapper imports gymnasium (~0.2 s) and the recorder: only when asked for.
+    # The wrapper imports gymnasium (~0.2 s): only when asked for.
     if name in _LAZY:
         from . import _wrapper
 

@@ -1,10 +1,12 @@
-"""Camera configs of the Isaac Lab adapter, in Isaac Lab's ``*Cfg`` style.
+"""The Isaac Lab adapter's configs, in Isaac Lab's ``*Cfg`` style: cameras and ``RecorderCfg``.
 
 These are plain dataclasses (Isaac Lab's ``configclass`` is a dataclass too): they import
 nothing from Isaac Lab, so they can be built, validated and turned into poses and intrinsics on
 any machine. :func:`envreel.capture.isaaclab.add_env_camera` and
 :func:`envreel.capture.isaaclab.add_global_camera` turn them into Isaac Lab ``CameraCfg``
-entries of a scene config.
+entries of a scene config. :class:`RecorderCfg` says what ``RecordEnvs`` records; the options it
+shares with the ``Recorder`` are declared once (``envreel.capture.options``,
+``envreel.schemas.options``) and checked through those declarations.
 """
 
 from __future__ import annotations
@@ -13,9 +15,17 @@ import keyword
 import math
 import numbers
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["EnvCameraCfg", "GlobalCameraCfg", "ENV_RENDERERS", "GLOBAL_RENDERERS"]
+from envreel._checks import check_bool, check_choice, check_int, short
+from envreel._options import adopt, check_one
+from envreel.schemas.options import ClockOptions, PoseOptions, StoreOptions
+
+from ..options import DEFAULT_MAX_QUEUE_BYTES, WindowOptions, WriterOptions
+
+__all__ = ["EnvCameraCfg", "GlobalCameraCfg", "RecorderCfg", "ENV_RENDERERS", "GLOBAL_RENDERERS"]
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -26,41 +36,30 @@ GLOBAL_RENDERERS = ("auto", "newton_warp", "isaac_rtx")
 """Values of ``GlobalCameraCfg.renderer``."""
 
 
-def _choice(value: object, field: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{field} must be one of {allowed}, got {_short(value)}")
-    return value  # type: ignore[return-value]
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _check_name(value: object, field: str) -> None:
     if not isinstance(value, str) or not _NAME_RE.fullmatch(value) or keyword.iskeyword(value):
         raise ValueError(
             f"{field} must be a Python identifier that is also a valid USD prim name "
-            f"(letters, digits, underscores, not starting with a digit), got {_short(value)}"
+            f"(letters, digits, underscores, not starting with a digit), got {short(value)}"
         )
 
 
 def _vec(value: object, field: str, size: int) -> tuple[float, ...]:
     if isinstance(value, str | bytes) or not hasattr(value, "__len__") or len(value) != size:
-        raise ValueError(f"{field} must be a sequence of {size} numbers, got {_short(value)}")
+        raise ValueError(f"{field} must be a sequence of {size} numbers, got {short(value)}")
     out = []
     for item in value:
         if isinstance(item, bool) or not isinstance(item, numbers.Real):
-            raise TypeError(f"{field} must contain numbers, got {_short(value)}")
+            raise TypeError(f"{field} must contain numbers, got {short(value)}")
         if not math.isfinite(float(item)):
-            raise ValueError(f"{field} must be finite, got {_short(value)}")
+            raise ValueError(f"{field} must be finite, got {short(value)}")
         out.append(float(item))
     return tuple(out)
 
 
 def _positive(value: object, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{field} must be a positive number, got {_short(value)}")
+        raise TypeError(f"{field} must be a positive number, got {short(value)}")
     if not math.isfinite(float(value)) or float(value) <= 0.0:
         raise ValueError(f"{field} must be a positive finite number, got {value!r}")
     return float(value)
@@ -68,24 +67,10 @@ def _positive(value: object, field: str) -> float:
 
 def _non_negative(value: object, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{field} must be a number >= 0, got {_short(value)}")
+        raise TypeError(f"{field} must be a number >= 0, got {short(value)}")
     if not math.isfinite(float(value)) or float(value) < 0.0:
         raise ValueError(f"{field} must be a finite number >= 0, got {value!r}")
     return float(value)
-
-
-def _positive_int(value: object, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{field} must be a positive integer (pixels), got {_short(value)}")
-    if int(value) <= 0:
-        raise ValueError(f"{field} must be a positive integer (pixels), got {value!r}")
-    return int(value)
-
-
-def _bool(value: object, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{field} must be True or False, got {_short(value)}")
-    return value
 
 
 def _clipping(value: object, field: str) -> tuple[float, float]:
@@ -97,7 +82,7 @@ def _clipping(value: object, field: str) -> tuple[float, float]:
 
 def _real(value: object, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{field} must be a number, got {_short(value)}")
+        raise TypeError(f"{field} must be a number, got {short(value)}")
     if not math.isfinite(float(value)):
         raise ValueError(f"{field} must be finite, got {value!r}")
     return float(value)
@@ -176,18 +161,18 @@ class EnvCameraCfg:
             raise ValueError(
                 f"EnvCameraCfg.eye_offset and lookat_offset must differ, both are {self.eye_offset}"
             )
-        self.width = _positive_int(self.width, "EnvCameraCfg.width")
-        self.height = _positive_int(self.height, "EnvCameraCfg.height")
+        self.width = check_int(self.width, "EnvCameraCfg.width", minimum=1, unit="pixels")
+        self.height = check_int(self.height, "EnvCameraCfg.height", minimum=1, unit="pixels")
         self.focal_length = _positive(self.focal_length, "EnvCameraCfg.focal_length")
         self.horizontal_aperture = _positive(
             self.horizontal_aperture, "EnvCameraCfg.horizontal_aperture"
         )
         self.clipping_range = _clipping(self.clipping_range, "EnvCameraCfg.clipping_range")
         self.update_period = _non_negative(self.update_period, "EnvCameraCfg.update_period")
-        self.update_latest_camera_pose = _bool(
+        self.update_latest_camera_pose = check_bool(
             self.update_latest_camera_pose, "EnvCameraCfg.update_latest_camera_pose"
         )
-        self.renderer = _choice(self.renderer, "EnvCameraCfg.renderer", ENV_RENDERERS)
+        self.renderer = check_choice(self.renderer, "EnvCameraCfg.renderer", ENV_RENDERERS)
 
 
 @dataclass
@@ -313,13 +298,192 @@ class GlobalCameraCfg:
                 f"GlobalCameraCfg.elevation_deg must be in [-90, 90], got {self.elevation_deg!r}"
             )
         self.lookat_height = _real(self.lookat_height, "GlobalCameraCfg.lookat_height")
-        self.fit_to_image = _bool(self.fit_to_image, "GlobalCameraCfg.fit_to_image")
-        self.width = _positive_int(self.width, "GlobalCameraCfg.width")
-        self.height = _positive_int(self.height, "GlobalCameraCfg.height")
+        self.fit_to_image = check_bool(self.fit_to_image, "GlobalCameraCfg.fit_to_image")
+        self.width = check_int(self.width, "GlobalCameraCfg.width", minimum=1, unit="pixels")
+        self.height = check_int(self.height, "GlobalCameraCfg.height", minimum=1, unit="pixels")
         self.focal_length = _positive(self.focal_length, "GlobalCameraCfg.focal_length")
         self.horizontal_aperture = _positive(
             self.horizontal_aperture, "GlobalCameraCfg.horizontal_aperture"
         )
         self.clipping_range = _clipping(self.clipping_range, "GlobalCameraCfg.clipping_range")
         self.update_period = _non_negative(self.update_period, "GlobalCameraCfg.update_period")
-        self.renderer = _choice(self.renderer, "GlobalCameraCfg.renderer", GLOBAL_RENDERERS)
+        self.renderer = check_choice(self.renderer, "GlobalCameraCfg.renderer", GLOBAL_RENDERERS)
+
+
+_PREFIX = "RecorderCfg."
+
+
+@dataclass
+class RecorderCfg:
+    """What :class:`RecordEnvs` records, when, and how the store is written.
+
+    Example:
+        >>> cfg = RecorderCfg(video_length=200, video_interval=2000)
+        >>> cfg.env_camera, cfg.record_reset
+        ('envreel_cam', True)
+    """
+
+    env_camera: EnvCameraCfg | str = EnvCameraCfg.name
+    """The per-env camera to record: the name of a camera in ``env.unwrapped.scene.sensors``,
+    or the :class:`EnvCameraCfg` returned by ``add_env_camera`` (its name finds the camera and its
+    offsets give exact float64 poses, checked against the sensor's own). A name alone takes the
+    poses from the sensor's ``pos_w`` and ``quat_w_opengl``. Defaults to "envreel_cam"."""
+
+    global_camera: GlobalCameraCfg | str | None = None
+    """The global (bird's-eye) camera: a scene camera name, or the :class:`GlobalCameraCfg`
+    returned by ``add_global_camera``. None records the camera named "envreel_global" if the
+    scene has one, and no global view otherwise. Defaults to None."""
+
+    envs: Sequence[int] | None = None
+    """The envs to record, by index (e.g. ``range(16)`` of 4,096), in store order; None records
+    all. With a Newton Warp env camera only these envs are rendered (envreel renders them from
+    the Newton model, pixel for pixel what the camera would show); with RTX the camera renders
+    every env and these are kept. The store records their ids. Defaults to None."""
+
+    video_length: int | None = None
+    """Steps per recording window; None records every step (one clip). Outside the windows no
+    camera is read, so nothing is rendered. Defaults to None."""
+
+    video_interval: int | None = None
+    """Steps from the start of one window to the next (at least ``video_length``); None with
+    ``video_length`` records one window. Defaults to None."""
+
+    step_offset: int = 0
+    """First step (``common_step_counter``) that may be recorded; windows start here.
+    Defaults to 0."""
+
+    frame_stride: int = 1
+    """Record every ``frame_stride``-th step inside a window. Defaults to 1."""
+
+    record_reset: bool = True
+    """Record the frame of ``reset()`` (the first observation) as episode step 0 of every env.
+    Defaults to True."""
+
+    all_ranks: bool = False
+    """Under torchrun (``WORLD_SIZE`` > 1): record every rank, rank r into its own store named
+    ``<stem>_rank<r><suffix>`` beside ``url`` (``runs/a.zarr`` -> ``runs/a_rank1.zarr``); False
+    records rank 0 only, into ``url``, and the other ranks pass through untouched.
+    Defaults to False."""
+
+    fps: float | None = None
+    """Playback frames per second; None uses ``round(1 / env.unwrapped.step_dt)``.
+    Defaults to None."""
+
+    quat_order: str | None = None
+    """Quaternion order of the camera sensors' ``quat_w_*`` ("xyzw" for Isaac Lab 3.x, "wxyz"
+    for 2.x); None asks the installed Isaac Lab. Defaults to None."""
+
+    block_frames: int | None = None
+    """Frames per store block (unit of compression and commit); None picks the largest of 32,
+    16, 8, 4, 2, 1 for which three blocks fit in ``max_queue_bytes``. Defaults to None."""
+
+    max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
+    """Host memory for frames waiting to be written (page-locked for CUDA frames), bytes;
+    512 MiB by default. Defaults to 536870912."""
+
+    codec: str = "zstd"
+    """Compressor: "zstd", "blosc-lz4", "gzip" or "none". Defaults to "zstd"."""
+
+    on_full: str = "block"
+    """When the writer falls behind: "block" waits (back-pressure on the training loop),
+    "drop" drops the frame and counts it in the store. Defaults to "block"."""
+
+    on_error: str = "warn"
+    """When writing fails: "warn" warns once, counts the error and keeps training; "raise"
+    raises at the next step or at ``close()``. Defaults to "warn"."""
+
+    overwrite: bool = False
+    """Replace an existing store at the URL. Defaults to False."""
+
+    metadata: dict = field(default_factory=dict)
+    """Free-form JSON metadata stored with the run (e.g. the experiment name). Defaults to {}."""
+
+    on_clip: Callable[[Any], Any] | None = None
+    """Called with a ``ClipEvent`` each time a recording window's clip is committed, off the
+    training thread (e.g. ``envreel.render.loggers.TensorBoardClips(writer)`` to log it as a
+    video). Defaults to None."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks every field: the recording, writer and store options through their one
+        declaration (``envreel.capture.options``, ``envreel.schemas.options``), the rest here.
+
+        Raises:
+            TypeError: If a field has the wrong type (the message names it).
+            ValueError: If a field has a bad value.
+        """
+        _check_camera(self.env_camera, EnvCameraCfg, "RecorderCfg.env_camera")
+        _check_camera(self.global_camera, GlobalCameraCfg, "RecorderCfg.global_camera")
+        if camera_name(self.global_camera) == camera_name(self.env_camera):
+            raise ValueError(
+                "RecorderCfg.env_camera and global_camera name the same camera "
+                f"{camera_name(self.env_camera)!r}"
+            )
+        self.envs = _check_envs(self.envs)
+        for group in (WindowOptions, WriterOptions, ClockOptions):
+            adopt(self, group, prefix=_PREFIX)
+        adopt(self, StoreOptions, prefix=_PREFIX, skip=("block_frames",))
+        # None here means "decide later": the block size from the frames, the quaternion order
+        # from the installed Isaac Lab
+        for group, name in ((StoreOptions, "block_frames"), (PoseOptions, "quat_order")):
+            value = check_one(group, name, getattr(self, name), _PREFIX + name, optional=True)
+            setattr(self, name, value)
+        for name in ("record_reset", "all_ranks"):
+            check_bool(getattr(self, name), _PREFIX + name)
+        if self.on_clip is not None and not callable(self.on_clip):
+            raise TypeError(
+                f"RecorderCfg.on_clip must be callable or None, got {short(self.on_clip)}"
+            )
+        if not isinstance(self.metadata, dict):
+            raise TypeError(
+                f"RecorderCfg.metadata must be a dict of JSON values, got {short(self.metadata)}"
+            )
+
+
+def _check_camera(camera: Any, cfg_type: type, label: str) -> None:
+    """A camera field: a scene camera name or a camera config (None too for the global one)."""
+    if isinstance(camera, str):
+        _check_name(camera, label)
+    elif isinstance(camera, cfg_type):
+        camera.validate()
+    elif cfg_type is EnvCameraCfg:
+        raise TypeError(
+            f"{label} must be a scene camera name or an EnvCameraCfg, got {short(camera)}"
+        )
+    elif camera is not None:
+        raise TypeError(
+            f"{label} must be None, a scene camera name or a GlobalCameraCfg, got {short(camera)}"
+        )
+
+
+def _check_envs(envs: Any) -> tuple[int, ...] | None:
+    """``RecorderCfg.envs`` as a tuple of distinct env indices >= 0 (or None)."""
+    if envs is None:
+        return None
+    if hasattr(envs, "tolist") and not isinstance(envs, str):
+        envs = envs.tolist()  # numpy arrays, torch tensors
+    if isinstance(envs, str | bytes) or not hasattr(envs, "__iter__"):
+        raise TypeError(
+            f"RecorderCfg.envs must be None or a sequence of env indices, got {short(envs)}"
+        )
+    ids = list(envs)
+    bad = [v for v in ids if isinstance(v, bool) or not isinstance(v, numbers.Integral)]
+    if bad:
+        raise TypeError(f"RecorderCfg.envs must hold ints, got {short(bad[0])} in it")
+    ids = [int(v) for v in ids]
+    if not ids:
+        raise ValueError("RecorderCfg.envs is empty; pass None to record every env")
+    if min(ids) < 0:
+        raise ValueError(f"RecorderCfg.envs must be env indices >= 0, got {min(ids)}")
+    if len(set(ids)) != len(ids):
+        dup = sorted({v for v in ids if ids.count(v) > 1})
+        raise ValueError(f"RecorderCfg.envs lists env(s) {dup[:10]} more than once")
+    return tuple(ids)
+
+
+def camera_name(camera: EnvCameraCfg | GlobalCameraCfg | str | None) -> str | None:
+    if camera is None or isinstance(camera, str):
+        return camera
+    return camera.name

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from envreel._checks import check_int
 from envreel.schemas import geometry
 
 from ._cfg import EnvCameraCfg, GlobalCameraCfg
@@ -302,12 +303,6 @@ def _camera_cfg(
     )
 
 
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 # --------------------------------------------------------------------------------------------
 # public: pure helpers
 # --------------------------------------------------------------------------------------------
@@ -338,7 +333,7 @@ def grid_env_origins(num_envs: int, env_spacing: float) -> np.ndarray:
         >>> grid_env_origins(4, 2.0).tolist()
         [[1.0, -1.0, 0.0], [1.0, 1.0, 0.0], [-1.0, -1.0, 0.0], [-1.0, 1.0, 0.0]]
     """
-    n = _positive_int(num_envs, "num_envs")
+    n = check_int(num_envs, "num_envs", minimum=1)
     if (
         isinstance(env_spacing, bool)
         or not isinstance(env_spacing, numbers.Real)
@@ -529,6 +524,42 @@ def add_env_camera(
     return cfg
 
 
+def _global_renderer_is_newton(cfg: GlobalCameraCfg, major: int) -> bool:
+    """Whether envreel's Newton view makes the global view (else an RTX scene camera)."""
+    if major >= 3 and cfg.renderer == "isaac_rtx":
+        raise ValueError(
+            "GlobalCameraCfg.renderer='isaac_rtx' needs Isaac Lab 2.x: Isaac Lab 3 cameras must "
+            "have one instance per env (a camera outside the env namespace fails in gym.make); "
+            "use renderer='newton_warp' (envreel renders the view from the Newton model)"
+        )
+    if major < 3 and cfg.renderer == "newton_warp":
+        raise ValueError(
+            "GlobalCameraCfg.renderer='newton_warp' needs Isaac Lab 3 (Newton); on Isaac Lab 2.x "
+            "use renderer='isaac_rtx' or 'auto'"
+        )
+    return major >= 3 and cfg.renderer in ("auto", "newton_warp")
+
+
+def _expected_origins(scene: Any, newton_view: bool) -> np.ndarray | None:
+    """The env origins a scene config will lay out (Isaac Lab's grid), for auto-framing; None
+    where only the built env knows them and the Newton view frames on those."""
+    terrain = getattr(scene, "terrain", None)
+    if getattr(terrain, "terrain_type", None) == "generator" and not newton_view:
+        raise ValueError(
+            "the scene's terrain generator places the envs, so their origins are not a grid "
+            "known before the env is built; pass env_origins= or set GlobalCameraCfg eye and "
+            "lookat"
+        )
+    if scene.env_spacing is None and not newton_view:
+        raise ValueError(
+            "auto-framing needs env origins but the scene config has env_spacing=None; pass "
+            "env_origins= or set GlobalCameraCfg eye and lookat"
+        )
+    if scene.env_spacing is not None:
+        return grid_env_origins(scene.num_envs, scene.env_spacing)
+    return None
+
+
 def add_global_camera(
     scene_cfg: object,
     cfg: GlobalCameraCfg | None = None,
@@ -580,33 +611,9 @@ def add_global_camera(
     prim_path = f"/World/{cfg.name}"
     _check_free(scene, cfg.name, prim_path)
     lab = _import_isaaclab(quat_order)
-    newton_view = lab.major >= 3 and cfg.renderer in ("auto", "newton_warp")
-    if lab.major >= 3 and cfg.renderer == "isaac_rtx":
-        raise ValueError(
-            "GlobalCameraCfg.renderer='isaac_rtx' needs Isaac Lab 2.x: Isaac Lab 3 cameras must "
-            "have one instance per env (a camera outside the env namespace fails in gym.make); "
-            "use renderer='newton_warp' (envreel renders the view from the Newton model)"
-        )
-    if lab.major < 3 and cfg.renderer == "newton_warp":
-        raise ValueError(
-            "GlobalCameraCfg.renderer='newton_warp' needs Isaac Lab 3 (Newton); on Isaac Lab 2.x "
-            "use renderer='isaac_rtx' or 'auto'"
-        )
+    newton_view = _global_renderer_is_newton(cfg, lab.major)
     if cfg.auto_framed and env_origins is None:
-        terrain = getattr(scene, "terrain", None)
-        if getattr(terrain, "terrain_type", None) == "generator" and not newton_view:
-            raise ValueError(
-                "the scene's terrain generator places the envs, so their origins are not a grid "
-                "known before the env is built; pass env_origins= or set GlobalCameraCfg eye and "
-                "lookat"
-            )
-        if scene.env_spacing is None and not newton_view:
-            raise ValueError(
-                "auto-framing needs env origins but the scene config has env_spacing=None; pass "
-                "env_origins= or set GlobalCameraCfg eye and lookat"
-            )
-        if scene.env_spacing is not None:
-            env_origins = grid_env_origins(scene.num_envs, scene.env_spacing)
+        env_origins = _expected_origins(scene, newton_view)
     resolved = (
         _resolve_global(cfg, env_origins)
         if env_origins is not None or not cfg.auto_framed

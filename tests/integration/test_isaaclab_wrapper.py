@@ -1041,12 +1041,12 @@ def test_cuda_env_is_recorded_exactly_without_synchronising(tmp_path) -> None:
 def test_live_poses_match_the_pose_maths(order) -> None:
     import types
 
-    from envreel.capture.isaaclab import _wrapper
+    from envreel.capture.isaaclab import _sensors
 
     rng = np.random.default_rng(1)
     quat, pos = 3.0 * rng.normal(size=(20, 4)), 10.0 * rng.normal(size=(20, 3))
     data = types.SimpleNamespace(pos_w=torch.tensor(pos), quat_w_opengl=torch.tensor(quat))
-    got = _wrapper._live_poses(types.SimpleNamespace(data=data), order)
+    got = _sensors.live_poses(types.SimpleNamespace(data=data), order)
     assert got.dtype == torch.float64 and tuple(got.shape) == (20, 4, 4)
     want = geo.pose_matrix(pos, geo.quat_to_rotation(quat, order=order))
     np.testing.assert_allclose(got.numpy(), want, atol=1e-12)

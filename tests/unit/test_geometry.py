@@ -502,3 +502,19 @@ def test_auto_frame_straight_down() -> None:
     )
     np.testing.assert_allclose(framing.eye[:2], (0, 0), atol=1e-9)
     assert _inside(origins, 1.5, framing) == (True, True)
+
+
+@pytest.mark.parametrize("order", ["xyzw", "wxyz"])
+def test_quat_pose_map_is_pose_matrix_of_quat_to_rotation(order: str) -> None:
+    rng = np.random.default_rng(7)
+    q = rng.normal(size=(16, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    pos = rng.normal(size=(16, 3)) * 100.0
+    features = np.concatenate(
+        [(q[:, :, None] * q[:, None, :]).reshape(16, 16), pos, np.ones((16, 1))], axis=1
+    )
+    got = (features @ geo.quat_pose_map(order)).reshape(16, 4, 4)
+    want = geo.pose_matrix(pos, geo.quat_to_rotation(q, order=order))
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    with pytest.raises(ValueError, match="order must be one of"):
+        geo.quat_pose_map("xyz")  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from envreel.capture import isaaclab as adapter
-from envreel.capture.isaaclab import EnvCameraCfg, GlobalCameraCfg, RecordEnvs, RecorderCfg
+from envreel.capture.isaaclab import EnvCameraCfg, GlobalCameraCfg, RecordEnvs, RecorderCfg, _ranks
 from envreel.capture.isaaclab import _wrapper as wrapper
 
 
@@ -76,17 +76,37 @@ def test_recorder_cfg_accepts_camera_cfgs() -> None:
         ({"env_camera": "my cam"}, ValueError, "RecorderCfg.env_camera must be a Python"),
         ({"global_camera": 3}, TypeError, "RecorderCfg.global_camera must be None"),
         ({"global_camera": "envreel_cam"}, ValueError, "name the same camera 'envreel_cam'"),
-        ({"video_length": 0}, ValueError, "RecorderCfg: video_length must be >= 1, got 0"),
-        ({"video_interval": 10}, ValueError, "RecorderCfg: video_interval=10 needs video_length"),
+        (
+            {"video_length": 0},
+            ValueError,
+            r"RecorderCfg.video_length must be positive \(steps\), got 0",
+        ),
+        (
+            {"video_interval": 10},
+            ValueError,
+            "RecorderCfg.video_interval=10 needs RecorderCfg.video_length",
+        ),
         ({"video_length": 5, "video_interval": 3}, ValueError, "windows would overlap"),
         ({"frame_stride": 1.5}, TypeError, "frame_stride must be an int"),
         ({"step_offset": -1}, ValueError, "step_offset must be >= 0"),
         ({"record_reset": "yes"}, TypeError, "RecorderCfg.record_reset must be True or False"),
         ({"all_ranks": 1}, TypeError, "RecorderCfg.all_ranks must be True or False"),
-        ({"fps": 0}, ValueError, "RecorderCfg.fps must be None or a positive number, got 0"),
-        ({"quat_order": "wxzy"}, ValueError, "RecorderCfg.quat_order must be None, 'xyzw'"),
-        ({"block_frames": 0}, ValueError, "RecorderCfg.block_frames must be None or a positive"),
-        ({"max_queue_bytes": 1.5e9}, ValueError, "RecorderCfg.max_queue_bytes must be a positive"),
+        ({"fps": 0}, ValueError, "RecorderCfg.fps must be a positive finite number, got 0"),
+        (
+            {"quat_order": "wxzy"},
+            ValueError,
+            r"RecorderCfg.quat_order must be one of \(None, 'xyzw'",
+        ),
+        (
+            {"block_frames": 0},
+            ValueError,
+            "RecorderCfg.block_frames must be between 1 and 4096, got 0",
+        ),
+        (
+            {"max_queue_bytes": 1.5e9},
+            TypeError,
+            r"RecorderCfg.max_queue_bytes must be an int \(bytes\)",
+        ),
         ({"codec": "lz4"}, ValueError, r"RecorderCfg.codec must be one of \('zstd'"),
         ({"on_full": "wait"}, ValueError, "RecorderCfg.on_full must be one of"),
         ({"on_error": "ignore"}, ValueError, "RecorderCfg.on_error must be one of"),
@@ -136,7 +156,7 @@ def test_edited_recorder_cfg_is_validated_when_used() -> None:
     ],
 )
 def test_ranks_from_torchrun_variables(environ: dict, expected: tuple) -> None:
-    ranks = wrapper._ranks(environ)
+    ranks = _ranks.read_ranks(environ)
     assert (ranks.rank, ranks.world_size, ranks.local_rank) == expected
 
 
@@ -151,7 +171,7 @@ def test_ranks_from_torchrun_variables(environ: dict, expected: tuple) -> None:
 )
 def test_malformed_torchrun_variables_are_named(environ: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        wrapper._ranks(environ)
+        _ranks.read_ranks(environ)
 
 
 @pytest.mark.parametrize(
@@ -168,14 +188,14 @@ def test_malformed_torchrun_variables_are_named(environ: dict, match: str) -> No
     ],
 )
 def test_rank_url(url, rank: int, expected) -> None:
-    assert wrapper._rank_url(url, rank) == expected
+    assert _ranks.rank_url(url, rank) == expected
 
 
 def test_rank_url_needs_a_name() -> None:
     with pytest.raises(ValueError, match="cannot derive a per-rank store name"):
-        wrapper._rank_url("memory://", 1)
+        _ranks.rank_url("memory://", 1)
     with pytest.raises(TypeError, match="needs a path or URL"):
-        wrapper._rank_url(object(), 1)  # type: ignore[arg-type]
+        _ranks.rank_url(object(), 1)  # type: ignore[arg-type]
 
 
 def test_auto_block_frames_fits_three_blocks() -> None:

@@ -1,0 +1,128 @@
+"""The second step of ``capture()``: put a checked step into its slot of a ring block.
+
+Host inputs are copied into the slot now (one memory copy each). CUDA inputs are routed through
+the copier (``_cuda.CudaCopier``): frames through its device staging ring, values straight into
+the host slot, all as one batch of asynchronous copies whose event the writer waits for before
+it reads the block. Nothing here compresses or touches the store.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from . import _frames as fr
+from ._inputs import CheckedStep, Inputs
+from ._writer import Slots
+
+__all__ = ["SlotFiller"]
+
+_BLOCK_DEFAULT_FLAGS = ("terminated", "truncated", "stale", "explicit_episode_step", "ep_snapshot")
+
+
+class SlotFiller:
+    """Fills ring slots from checked steps; owns the CUDA copier once CUDA input shows up.
+
+    Args:
+        inputs: the recorder's input checkers (their plans say how to copy).
+        value_range: (lo, hi) of float frames, or None.
+    """
+
+    def __init__(self, inputs: Inputs, value_range: tuple[float, float] | None) -> None:
+        self.inputs = inputs
+        self.value_range = value_range
+        self.copier: Any = None
+
+    def make_copier(self, device: Any, pinned: bool) -> None:
+        from ._cuda import CudaCopier
+
+        self.copier = CudaCopier(device, pinned=pinned)
+
+    @staticmethod
+    def reset(slots: Slots, scalar_names: tuple[str, ...]) -> None:
+        """Defaults of values a ``capture()`` may omit, once per block rather than per frame."""
+        a = slots.arrays
+        a["reward"].fill(np.nan)
+        for name in _BLOCK_DEFAULT_FLAGS:
+            a[name].fill(False)
+        for name in scalar_names:
+            a[f"scalar:{name}"].fill(np.nan)
+
+    def fill(self, s: Slots, i: int, c: CheckedStep, clip: int, gaps: Any, pinned: bool) -> None:
+        """Frame ``i`` of block ``s``: the step ``c`` in clip ``clip``.
+
+        ``gaps``: the episode counter's snapshot (``Episodes.snapshot()``), or None.
+        """
+        a = s.arrays
+        # (host slot view, CUDA source) pairs: frames via the staging ring, values direct
+        frames: list = []
+        pairs: list = []
+        a["step"][i] = c.step
+        a["sim_time"][i] = c.sim_time
+        a["wall_time"][i] = time.time()
+        a["clip"][i] = clip
+        self._put_frame(s, i, "env", self.inputs.env, c.env, frames, pairs)
+        if c.glob is not None:
+            self._put_frame(s, i, "global", self.inputs.glob, c.glob, frames, pairs)
+        # Values not given keep the defaults the block was filled with when acquired.
+        for name, v in c.values.items():
+            _put_value(s, i, name, v, pairs)
+        if "episode_step" in c.values:
+            a["explicit_episode_step"][i] = True
+        if gaps is not None:  # None after a stored frame: the writer counts
+            a["ep_snapshot"][i] = True
+            _put_value(s, i, "ep_gaps", (not isinstance(gaps, np.ndarray), gaps), pairs)
+        for name, v in c.scalars.items():
+            _put_value(s, i, f"scalar:{name}", v, pairs)
+        for key, v in (("env_pose", c.env_pose), ("global_pose", c.global_pose)):
+            if v is not None:
+                _put_value(s, i, key, v, pairs)
+        if frames or pairs:
+            self._copy_cuda(s, frames, pairs, pinned)
+
+    def _put_frame(
+        self, s: Slots, i: int, which: str, inp: Any, plan: tuple[str, Any], frames, values
+    ) -> None:
+        kind, payload = plan
+        field = f"{which}_frames"
+        dst = s.arrays[field][i]
+        rgba = dst.shape[-1] == 4  # an RGBA ring field: whole pixels are copied (ring_layout)
+        if kind in (fr.CUDA, fr.CUDA_FLOAT):
+            u8, mm = inp.to_device_uint8(kind, payload)
+            view = s.tensor(field, i)
+            frames.append((view[..., :3] if rgba else view, u8))
+            if mm is not None:
+                values.append((s.tensor(f"{which}_range", i), mm))
+            elif self.value_range is not None:
+                s.arrays[f"{which}_range"][i] = self.value_range
+            return
+        inp.copy_host(kind, payload, dst[..., :3] if rgba else dst, s.words[field][i])
+        if self.value_range is not None:
+            s.arrays[f"{which}_range"][i] = self.value_range  # checked before the copy
+
+    def _copy_cuda(self, s: Slots, frames: list, pairs: list, pinned: bool) -> None:
+        if self.copier is None:
+            if not pinned:
+                warnings.warn(
+                    "envreel: CUDA input reached a recorder whose first capture was on the "
+                    "CPU; its ring is not page-locked, so device-to-host copies are "
+                    "synchronous. Pass CUDA tensors from the first capture on.",
+                    RuntimeWarning,
+                    stacklevel=5,
+                )
+            self.make_copier((frames or pairs)[-1][1].device, pinned)
+        if s.event is None:
+            s.event = self.copier.new_event()
+        self.copier.copy(frames, pairs, s.event)
+        s.used_cuda = True
+
+
+def _put_value(s: Slots, i: int, key: str, v: tuple[bool, Any], pairs: list) -> None:
+    """A checked (is_cuda, value): CUDA values join the batch, host values are stored now."""
+    if v[0]:
+        pairs.append((s.tensor(key, i), v[1]))
+    else:
+        s.arrays[key][i] = v[1]

@@ -1,0 +1,206 @@
+"""The first step of ``capture()``: check one call's inputs; nothing is written.
+
+``Inputs`` holds a recorder's checkers (cached per input kind, see ``_frames``) and turns the
+arguments of one ``capture()`` call into a ``CheckedStep``: every value validated and in the form
+its copy needs (a host array, or a CUDA tensor). A call whose inputs are rejected leaves no trace.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _frames as fr
+
+__all__ = ["CheckedStep", "Inputs", "VALUE_NAMES"]
+
+VALUE_NAMES = ("reward", "terminated", "truncated", "stale", "episode_step")
+"""Per-env values of a step, in the order they are checked."""
+
+_VALUE_KINDS = {
+    "reward": "float",
+    "terminated": "bool",
+    "truncated": "bool",
+    "stale": "bool",
+    "episode_step": "int",
+}
+
+
+@dataclass
+class CheckedStep:
+    """One ``capture()`` call, checked: each input as (plan kind or is-CUDA, payload)."""
+
+    step: int
+    sim_time: float
+    env: tuple[str, Any]
+    glob: tuple[str, Any] | None = None
+    values: dict[str, tuple[bool, Any]] = field(default_factory=dict)
+    scalars: dict[str, tuple[bool, Any]] = field(default_factory=dict)
+    env_pose: tuple[bool, Any] | None = None
+    global_pose: tuple[bool, Any] | None = None
+
+    @property
+    def flags(self) -> tuple[Any, Any]:
+        """(terminated, truncated) as checked, each None when not given."""
+        return self.values.get("terminated"), self.values.get("truncated")
+
+
+class Inputs:
+    """The checks of a recorder's ``capture()`` inputs.
+
+    Args:
+        num_envs: N.
+        env_frame_shape: (height, width) of env frames, or None until the first capture.
+        global_frame_shape: (height, width) of the global view, or None (none yet).
+        value_range: (lo, hi) of float frames, or None.
+        scalar_names: names allowed in ``scalars``.
+        env_pose_per_frame: per-env poses come with each call.
+        global_pose_per_frame: the global pose comes with each call.
+        step_dt: seconds per step (the default ``sim_time``).
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        *,
+        env_frame_shape: tuple[int, int] | None,
+        global_frame_shape: tuple[int, int] | None,
+        value_range: tuple[float, float] | None,
+        scalar_names: tuple[str, ...],
+        env_pose_per_frame: bool,
+        global_pose_per_frame: bool,
+        step_dt: float,
+    ) -> None:
+        self.num_envs = num_envs
+        self.value_range = value_range
+        self.scalar_names = scalar_names
+        self.env_pose_per_frame = env_pose_per_frame
+        self.global_pose_per_frame = global_pose_per_frame
+        self.step_dt = step_dt
+        self.fixed = False  # shapes fixed: the store exists
+        self.last_step: int | None = None
+        self.env = fr.ImageInput(
+            "env_rgb", lead=(num_envs,), shape=env_frame_shape, value_range=value_range
+        )
+        self.global_shape = global_frame_shape
+        self.glob: fr.ImageInput | None = None
+        if global_frame_shape is not None:
+            self.glob = self._global_input(global_frame_shape)
+        self.values = {
+            name: fr.ValueInput(name, kind=kind, num_envs=num_envs)
+            for name, kind in _VALUE_KINDS.items()
+        }
+        self.scalars = {
+            s: fr.ValueInput(f"scalars[{s!r}]", kind="float", num_envs=num_envs)
+            for s in scalar_names
+        }
+
+    def _global_input(self, shape: tuple[int, int] | None) -> fr.ImageInput:
+        return fr.ImageInput("global_rgb", lead=(), shape=shape, value_range=self.value_range)
+
+    def fix_shapes(self, env_shape: tuple[int, int], global_shape: tuple[int, int] | None) -> None:
+        """The store was created with these shapes: later calls must match them."""
+        self.env.shape = env_shape
+        if global_shape is None:
+            self.glob = None  # left by an earlier, rejected first capture
+        elif self.glob is not None:
+            self.glob.shape = global_shape
+        self.global_shape = global_shape
+        self.fixed = True
+
+    def check(self, env_rgb: Any, global_rgb: Any, *, step: Any, sim_time: Any, **given: Any):
+        """A ``CheckedStep`` of one ``capture()`` call (keywords as ``capture()``'s)."""
+        env = self.env.check(env_rgb)
+        glob = self._check_global(global_rgb)
+        step = fr.check_step(step, self.last_step)
+        return CheckedStep(
+            step=step,
+            sim_time=self._check_sim_time(sim_time, step),
+            env=env,
+            glob=glob,
+            values={
+                name: self.values[name].check(given[name])
+                for name in VALUE_NAMES
+                if given[name] is not None
+            },
+            scalars=self._check_scalars(given["scalars"]),
+            env_pose=self._check_env_pose(given["env_camera_poses"]),
+            global_pose=self._check_global_pose(given["global_camera_pose"]),
+        )
+
+    def check_flags(self, step: Any, terminated: Any, truncated: Any) -> tuple[int, Any, Any]:
+        """(step, terminated, truncated) of a call without frames."""
+        step = fr.check_step(step, self.last_step)
+        flags = tuple(
+            None if value is None else self.values[name].check(value)
+            for name, value in (("terminated", terminated), ("truncated", truncated))
+        )
+        return (step, *flags)
+
+    def _check_global(self, global_rgb: Any) -> tuple[str, Any] | None:
+        if global_rgb is None:
+            if self.glob is not None and (self.fixed or self.global_shape):
+                raise ValueError(
+                    "global_rgb is required on every capture: this run has a global view of "
+                    f"{self.glob.shape or self.global_shape} (height, width)"
+                )
+            return None
+        if self.glob is None:
+            if self.fixed:
+                raise ValueError(
+                    "global_rgb was given, but this run has no global view (the first "
+                    "capture had none and global_frame_shape was not set)"
+                )
+            self.glob = self._global_input(None)
+        return self.glob.check(global_rgb)
+
+    def _check_sim_time(self, sim_time: Any, step: int) -> float:
+        if sim_time is None:
+            return step * self.step_dt
+        if (
+            isinstance(sim_time, bool)
+            or not isinstance(sim_time, numbers.Real)
+            or not math.isfinite(sim_time)
+        ):
+            raise ValueError(f"sim_time must be a finite number of seconds, got {sim_time!r}")
+        return sim_time
+
+    def _check_scalars(self, scalars: Any) -> dict[str, tuple[bool, Any]]:
+        if not scalars:
+            return {}
+        if not hasattr(scalars, "items"):
+            raise TypeError(f"scalars must be a dict of name -> (N,) values, got {scalars!r}")
+        unknown = [k for k in scalars if k not in self.scalars]
+        if unknown:
+            raise ValueError(
+                f"unknown scalar name(s) {unknown}; this recorder has scalar_names="
+                f"{list(self.scalar_names)} (declare them in the constructor)"
+            )
+        return {k: self.scalars[k].check(v) for k, v in scalars.items() if v is not None}
+
+    def _check_env_pose(self, poses: Any) -> tuple[bool, Any] | None:
+        if poses is None and not self.env_pose_per_frame:
+            return None
+        if not self.env_pose_per_frame:
+            raise ValueError(
+                "env_camera_poses were given, but poses are static in this run: pass "
+                "env_pose_per_frame=True to the Recorder, or static poses to its constructor"
+            )
+        if poses is None:
+            raise ValueError("env_camera_poses (N, 4, 4) is required: env_pose_per_frame=True")
+        return fr.check_pose("env_camera_poses", poses, (self.num_envs, 4, 4))
+
+    def _check_global_pose(self, pose: Any) -> tuple[bool, Any] | None:
+        if pose is None and not self.global_pose_per_frame:
+            return None
+        if not self.global_pose_per_frame:
+            raise ValueError(
+                "global_camera_pose was given, but it is static in this run: pass "
+                "global_pose_per_frame=True to the Recorder, or a static pose to its "
+                "constructor"
+            )
+        if pose is None:
+            raise ValueError("global_camera_pose (4, 4) is required: global_pose_per_frame=True")
+        return fr.check_pose("global_camera_pose", pose, (4, 4))
