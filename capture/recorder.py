@@ -23,7 +23,7 @@ import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 from envreel.schemas import RecorderError, RunSpec
 
@@ -317,7 +317,7 @@ class Recorder:
             scalar_names=probe.scalar_names,
             env_pose_per_frame=probe.env_pose_per_frame,
             global_pose_per_frame=probe.global_pose_per_frame,
-            step_dt=probe.step_dt,
+            step_dt=cast(float, probe.step_dt),  # RunSpec fills it in
         )
         self._filler = SlotFiller(self._inputs, input_opts.value_range)
         self._windows = Windows(**{f.name: getattr(windows, f.name) for f in fields(windows)})
@@ -526,7 +526,7 @@ class Recorder:
                 return
             # Never captured, but the shapes are known: leave an empty, valid run.
             self._start(None, None, None)
-            w = self._writer
+            w = cast(WriterThread, self._writer)
         if self._cur is not None and self._fill:
             w.submit(self._cur.index, self._fill)
         self._cur, self._fill = None, 0
@@ -643,9 +643,9 @@ class Recorder:
             gshape = tuple(global_rgb.shape[-3:-1])
         spec = RunSpec(env_frame_shape=env_shape, global_frame_shape=gshape, **self._spec_kwargs)
         budget, value_range = self._writer_opts.max_queue_bytes, self._value_range is not None
-        kinds = {
-            "env_frames": checked and checked.env[0],
-            "global_frames": checked and checked.glob and checked.glob[0],
+        kinds: dict[str, str | None] = {
+            "env_frames": checked.env[0] if checked else None,
+            "global_frames": checked.glob[0] if checked and checked.glob else None,
         }
         rgba = rgba_fields(spec, kinds, budget, value_range)
         cuda_dev = cuda_device(env_rgb, global_rgb)
@@ -728,7 +728,8 @@ class Recorder:
 
     def _emit_warning(self, w: WriterThread) -> None:
         msg, w.pending_warning = w.pending_warning, None
-        warnings.warn(msg, RuntimeWarning, stacklevel=4)
+        if msg is not None:
+            warnings.warn(msg, RuntimeWarning, stacklevel=4)
 
     def _measure_stored(self) -> int:
         try:

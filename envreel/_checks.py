@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "check_choice",
     "check_int",
     "check_number",
+    "first_duplicate",
 ]
 
 T = TypeVar("T")
@@ -93,6 +94,16 @@ def check_number(
             want = "a finite number " + " and ".join(p for p in (lo, hi) if p)
         raise ValueError(f"{name} must be {want.strip()}{_unit(unit)}, got {short(value)}")
     return out
+
+
+def first_duplicate(values: Iterable[T]) -> T | None:
+    """The first value that appeared before, or None when all differ."""
+    seen: set = set()
+    for v in values:
+        if v in seen:
+            return v
+        seen.add(v)
+    return None
 
 
 def _range(minimum: int | None, maximum: int | None) -> str:

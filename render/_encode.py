@@ -81,7 +81,7 @@ def safe_join(folder: str | Path, name: str) -> Path:
     return path
 
 
-def output_kind(out: str | Path) -> str:
+def output_kind(out: str | os.PathLike) -> str:
     """ "mp4", "gif" or "png" (a folder of PNG frames) from the output path.
 
     Raises:
@@ -111,7 +111,7 @@ def _probe_writable(folder: Path, what: str) -> None:
         raise ValueError(f"{what} {str(folder)!r} is not writable: {exc.strerror or exc}") from None
 
 
-def check_output(out: str | Path, kind: str, *, overwrite: bool = True) -> Path:
+def check_output(out: str | os.PathLike, kind: str, *, overwrite: bool = True) -> Path:
     """Check, before anything is written, that ``out`` can be written as ``kind``.
 
     Raises:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -143,7 +143,7 @@ def _page_paths(path: Path, kind: str, pages: int, separate: bool) -> list[Path]
 # render
 # ------------------------------------------------------------------------------------------------
 def render(
-    run: Run | str | os.PathLike,
+    run: Run | str | os.PathLike | list | tuple,
     layout: Layout | Mapping | str | None = None,
     out: str | os.PathLike | None = None,
     *,
@@ -200,6 +200,7 @@ def render(
     if isinstance(gif_max_side, bool) or not isinstance(gif_max_side, int) or gif_max_side < 2:
         raise ValueError(f"gif_max_side must be an int >= 2, got {gif_max_side!r}")
     layout = as_layout(layout)
+    out = cast(str | os.PathLike, out)  # checked above
     kind = output_kind(out)
     path = check_output(out, kind, overwrite=overwrite)
     if kind == "mp4":

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -140,7 +140,7 @@ class FrameSource:
 
     def _geometry(self, max_size: tuple[int, int] | None):
         run, layout = self.run, self.layout
-        args = dict(
+        args: dict[str, Any] = dict(
             num_tiles=self.plan.page_size,
             env_shape=run.env_frame_shape,
             global_shape=run.global_frame_shape,
@@ -239,7 +239,7 @@ class FrameSource:
         cached = self._cached
         if cached is None or cached[0].page != page or not cached[0].o0 <= o < cached[0].o1:
             self._compose_from(page, o, cached[0] if cached is not None else None)
-        job, block = self._cached
+        job, block = cast(tuple[Job, np.ndarray], self._cached)
         return block[o - job.o0].copy()
 
     def _compose_from(self, page: int, o: int, last: Job | None) -> None:

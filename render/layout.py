@@ -30,6 +30,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from envreel._checks import first_duplicate
 from envreel._options import option, specs
 
 __all__ = [
@@ -131,10 +132,9 @@ def parse_env_spec(spec: str | int | list | tuple) -> tuple[int, ...] | None:
         )
     if not ids:
         raise ValueError(f"envs {spec!r} selects no env; use 'all' or ids like '0-15'")
-    seen: set[int] = set()
-    dup = [i for i in ids if i in seen or seen.add(i)]
-    if dup:
-        raise ValueError(f"envs {spec!r} lists env {dup[0]} more than once")
+    dup = first_duplicate(ids)
+    if dup is not None:
+        raise ValueError(f"envs {spec!r} lists env {dup} more than once")
     return tuple(ids)
 
 
@@ -174,7 +174,7 @@ def parse_color(value: Any, name: str = "color") -> tuple[int, int, int]:
         return tuple(int(c) for c in rgb[:3])  # type: ignore[return-value]
     if isinstance(value, list | tuple) and len(value) == 3:
         if all(
-            isinstance(c, numbers.Integral) and not isinstance(c, bool) and 0 <= c <= 255
+            isinstance(c, numbers.Integral) and not isinstance(c, bool) and 0 <= int(c) <= 255
             for c in value
         ):
             return (int(value[0]), int(value[1]), int(value[2]))
@@ -272,14 +272,14 @@ class LabelTemplate:
                     f"label template {self.text!r}: unknown field {{{field}}}{hint}; this run "
                     f"has {sorted(samples)}"
                 )
-        for _, field, spec in self._parts:
-            if field is not None and spec:
+        for _, name, spec in self._parts:
+            if name is not None and spec:
                 try:
-                    format(samples[field], spec)
+                    format(samples[name], spec)
                 except (ValueError, TypeError) as exc:
                     raise ValueError(
                         f"label template {self.text!r}: format spec {spec!r} does not apply to "
-                        f"{{{field}}} ({type(samples[field]).__name__}): {exc}"
+                        f"{{{name}}} ({type(samples[name]).__name__}): {exc}"
                     ) from None
 
     def __repr__(self) -> str:
@@ -697,10 +697,11 @@ def _preset_dict(name: Any) -> dict[str, Any]:
 def _int(name: str, v: Any, *, lo: int | None = None, hi: int | None = None) -> int:
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {v!r}")
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
+    iv = int(v)
+    if (lo is not None and iv < lo) or (hi is not None and iv > hi):
         rng = f">= {lo}" if hi is None else f"between {lo} and {hi}"
         raise ValueError(f"{name} must be {rng}, got {v}")
-    return int(v)
+    return iv
 
 
 def _number(name: str, v: Any, *, lo: float = -math.inf, hi: float = math.inf) -> float:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
-from envreel._checks import check_int
+from envreel._checks import check_int, first_duplicate
 from envreel._options import adopt
 
 from . import _format as F
@@ -64,8 +64,7 @@ def _env_ids(value: Any, num_envs: int) -> tuple[int, ...] | None:
         if not 0 <= v <= F.MAX_ENV_ID:
             raise ValueError(f"env_ids[{i}] is {v}; env ids must be between 0 and {F.MAX_ENV_ID}")
     if len(set(ids)) != len(ids):
-        seen: set[int] = set()
-        dup = next(v for v in ids if v in seen or seen.add(v))
+        dup = first_duplicate(ids)
         raise ValueError(f"env_ids lists env {dup} more than once: {_short(ids)}")
     return ids
 
@@ -196,7 +195,7 @@ class RunSpec:
 
     def _check_block_size(self) -> None:
         h, w = self.env_frame_shape
-        shard = self.envs_per_shard
+        shard = cast(int, self.envs_per_shard)  # filled in by StoreOptions
         block_bytes = self.block_frames * shard * h * w * 3
         if block_bytes > F.MAX_BLOCK_BYTES:
             raise ValueError(

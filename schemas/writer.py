@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import zarr
@@ -212,7 +212,7 @@ class RunWriter:
         # Every committed chunk is written, even all-zero ones (zarr skips those by default), so
         # a chunk missing from a store is always damage that readers can report.
         self._arrays = {
-            s.path: root[s.path].with_config({"write_empty_chunks": True})
+            s.path: cast(zarr.Array, root[s.path]).with_config({"write_empty_chunks": True})
             for s in static_arrays(spec)
             if s.per_frame
         }
@@ -280,7 +280,7 @@ class RunWriter:
                 shape=shape,
                 dtype=s.dtype,
                 chunks=chunks,
-                shards=shards,
+                shards=cast(Any, shards),
                 compressors=comp,
                 fill_value=0,
                 dimension_names=[
@@ -313,7 +313,7 @@ class RunWriter:
         }
         writer = cls(root, spec, describe(url))
         # The static description goes in with the first commit record, in one write.
-        root.attrs.update({F.ATTR_KEY: attrs, F.STATE_KEY: writer._state()})
+        root.attrs.update(cast(Any, {F.ATTR_KEY: attrs, F.STATE_KEY: writer._state()}))
         return writer
 
     def _state(self) -> dict[str, Any]:

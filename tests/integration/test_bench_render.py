@@ -18,6 +18,7 @@ def test_median_run_picks_a_real_run_and_keeps_the_range():
     assert failed["error"] == "boom"
 
 
+@pytest.mark.slow
 def test_bench_interleaves_rounds_and_prints_json_and_a_table(tmp_path, capsys):
     argv = ["--frames", "8", "--long-frames", "0", "--repeat", "2", "--workloads", "gif16"]
     argv += ["--ways", "limit,envreel", "--threads", "2", "--workdir", str(tmp_path)]

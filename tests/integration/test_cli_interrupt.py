@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from render_fixtures import decode_video, make_store
 
+pytestmark = pytest.mark.slow  # seconds each: the fast lane (-m "not slow") skips them
+
 ROOT = Path(__file__).resolve().parents[2]
 N, T = 16, 240
 

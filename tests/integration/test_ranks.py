@@ -15,6 +15,8 @@ from envreel.errors import StoreFormatError
 from envreel.render import Layout, render
 from envreel.schemas import open_run
 
+pytestmark = pytest.mark.slow  # seconds each: the fast lane (-m "not slow") skips them
+
 torch = pytest.importorskip("torch")
 WORKER = Path(__file__).resolve().parents[1] / "ranks_worker.py"
 

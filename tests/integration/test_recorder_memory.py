@@ -13,6 +13,7 @@ from envreel.schemas import open_run
 psutil = pytest.importorskip("psutil")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("writer", ["process", "thread"])
 def test_rss_flat_over_20000_small_frames(tmp_path, writer):
     n, h, w, steps = 4, 16, 16, 20_000

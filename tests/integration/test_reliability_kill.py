@@ -21,7 +21,10 @@ from store_helpers import frames_for
 from envreel.schemas import open_run, validate
 from envreel.tools import kill_trials as kt
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
+pytestmark = [
+    pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)"),
+    pytest.mark.slow,
+]
 
 SEED = 7
 # (phase, kill): killed while the first capture creates the store, or while recording; the

@@ -291,6 +291,7 @@ def test_reader_thread_sees_a_consistent_committed_prefix(tmp_path):
     assert open_run(path).num_frames == 160
 
 
+@pytest.mark.slow
 def test_reader_process_view_of_a_recording_killed_midway(tmp_path):
     """The recorder runs in another process (the kill-trial child, with its writer process if
     it uses one); this process reads while it appends, then the recording is killed and the

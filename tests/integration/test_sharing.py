@@ -102,6 +102,7 @@ def served(store: Path, tmp_path: Path) -> Iterator[StoreServer]:
         yield server
 
 
+@pytest.mark.slow
 def test_envreel_serve_renders_identically_from_folder_and_zip(
     served: StoreServer, local_gif: bytes, tmp_path: Path
 ) -> None:
