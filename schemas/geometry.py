@@ -57,6 +57,7 @@ __all__ = [
     "Framing",
     "auto_frame",
     "convert_convention",
+    "grid_env_origins",
     "look_at_pose",
     "look_at_rotation",
     "pinhole_intrinsics",
@@ -726,3 +727,49 @@ def quat_pose_map(order: QuatOrder = "xyzw") -> np.ndarray:
             m[4 * a + b, 4 * row + col] += coef
     m[16, 3], m[17, 7], m[18, 11], m[19, 15] = 1.0, 1.0, 1.0, 1.0
     return m
+
+
+def grid_env_origins(num_envs: int, env_spacing: float) -> np.ndarray:
+    """Env origins as Isaac Lab lays them out on a grid, before the env exists.
+
+    The one grid layout of envreel: the Isaac Lab adapter frames its global camera on it and
+    ``envreel demo`` lays its envs out on it. Reproduces Isaac Lab 3.x's grid
+    (``isaaclab.cloner.grid_transforms``, which matches the plane ``TerrainImporter``):
+    ``num_rows = ceil(N / sqrt(N))``, ``num_cols = ceil(N /
+    num_rows)``, env ``i`` at row ``i // num_cols`` and column ``i % num_cols``, centred on the
+    world origin, rows along -x and columns along +y, z = 0. Isaac Lab 2.x's cloner orders envs
+    differently, and a generated terrain places envs on its sub-terrains, so use the live
+    ``env.unwrapped.scene.env_origins`` whenever the env exists; auto-framing only needs the
+    extent and centroid, which a regular grid shares across these layouts.
+
+    Args:
+        num_envs: Number of envs N, > 0.
+        env_spacing: Distance between neighbouring env origins, metres, >= 0.
+
+    Returns:
+        Origins, shape (N, 3) float64, metres.
+
+    Raises:
+        ValueError: If ``num_envs`` is not a positive integer or ``env_spacing`` is negative.
+
+    Example:
+        >>> grid_env_origins(4, 2.0).tolist()
+        [[1.0, -1.0, 0.0], [1.0, 1.0, 0.0], [-1.0, -1.0, 0.0], [-1.0, 1.0, 0.0]]
+    """
+    n = _positive_int(num_envs, "num_envs")
+    if (
+        isinstance(env_spacing, bool)
+        or not isinstance(env_spacing, numbers.Real)
+        or not math.isfinite(float(env_spacing))
+        or float(env_spacing) < 0.0
+    ):
+        raise ValueError(f"env_spacing must be a finite number >= 0 metres, got {env_spacing!r}")
+    spacing = float(env_spacing)
+    num_rows = math.ceil(n / math.sqrt(n))
+    num_cols = math.ceil(n / num_rows)
+    index = np.arange(n)
+    row, col = index // num_cols, index % num_cols
+    origins = np.zeros((n, 3))
+    origins[:, 0] = -(row - (num_rows - 1) / 2.0) * spacing
+    origins[:, 1] = (col - (num_cols - 1) / 2.0) * spacing
+    return origins + 0.0  # no negative zeros

@@ -50,7 +50,12 @@ from typing import Any
 
 import numpy as np
 
-from envreel.schemas.geometry import look_at_pose, pinhole_intrinsics, project_points
+from envreel.schemas.geometry import (
+    grid_env_origins,
+    look_at_pose,
+    pinhole_intrinsics,
+    project_points,
+)
 
 __all__ = ["DemoSim"]
 
@@ -201,27 +206,6 @@ def _to_transform(wp: Any, pose: np.ndarray) -> Any:
     """A (4, 4) camera-to-world matrix as a ``wp.transformf``."""
     rot = wp.mat33(*[float(v) for v in pose[:3, :3].reshape(-1)])
     return wp.transformf(wp.vec3f(*[float(v) for v in pose[:3, 3]]), wp.quat_from_matrix(rot))
-
-
-def _grid_origins(num_envs: int, spacing: float) -> np.ndarray:
-    """Lays env origins out row by row on a near-square grid centred on the world origin.
-
-    Args:
-        num_envs: Number of envs N.
-        spacing: Distance between neighbouring origins [m].
-
-    Returns:
-        (N, 3) float32 origins; row ``r`` is at ``y = (r - (rows - 1) / 2) * spacing``, so env 0 is
-        front-left as seen from the global camera (which looks along +Y).
-    """
-    cols = int(math.ceil(math.sqrt(num_envs)))
-    rows = int(math.ceil(num_envs / cols))
-    idx = np.arange(num_envs)
-    row, col = np.divmod(idx, cols)
-    origins = np.zeros((num_envs, 3), dtype=np.float32)
-    origins[:, 0] = (col - (cols - 1) / 2.0) * spacing
-    origins[:, 1] = (row - (rows - 1) / 2.0) * spacing
-    return origins
 
 
 def _intrinsics(height: int, width: int, vfov_deg: float) -> np.ndarray:
@@ -485,7 +469,7 @@ class DemoSim:
         self._step_count = 0
 
         N = self.num_envs
-        self.env_origins = _grid_origins(N, float(spacing))
+        self.env_origins = grid_env_origins(N, float(spacing)).astype(np.float32)
 
         # Physics model: one world per env, so each env view renders only its own env.
         self._model = self._build_model(per_env_worlds=True)

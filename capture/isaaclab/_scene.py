@@ -10,15 +10,13 @@ import dataclasses
 import importlib
 import importlib.machinery
 import importlib.metadata
-import math
-import numbers
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 
-from envreel._checks import check_int
 from envreel.schemas import geometry
+from envreel.schemas.geometry import grid_env_origins
 
 from ._cfg import EnvCameraCfg, GlobalCameraCfg
 
@@ -306,50 +304,6 @@ def _camera_cfg(
 # --------------------------------------------------------------------------------------------
 # public: pure helpers
 # --------------------------------------------------------------------------------------------
-
-
-def grid_env_origins(num_envs: int, env_spacing: float) -> np.ndarray:
-    """Env origins as Isaac Lab lays them out on a grid, before the env exists.
-
-    Reproduces Isaac Lab 3.x's grid (``isaaclab.cloner.grid_transforms``, which matches the
-    plane ``TerrainImporter``): ``num_rows = ceil(N / sqrt(N))``, ``num_cols = ceil(N /
-    num_rows)``, env ``i`` at row ``i // num_cols`` and column ``i % num_cols``, centred on the
-    world origin, rows along -x and columns along +y, z = 0. Isaac Lab 2.x's cloner orders envs
-    differently, and a generated terrain places envs on its sub-terrains, so use the live
-    ``env.unwrapped.scene.env_origins`` whenever the env exists; auto-framing only needs the
-    extent and centroid, which a regular grid shares across these layouts.
-
-    Args:
-        num_envs: Number of envs N, > 0.
-        env_spacing: Distance between neighbouring env origins, metres, >= 0.
-
-    Returns:
-        Origins, shape (N, 3) float64, metres.
-
-    Raises:
-        ValueError: If ``num_envs`` is not a positive integer or ``env_spacing`` is negative.
-
-    Example:
-        >>> grid_env_origins(4, 2.0).tolist()
-        [[1.0, -1.0, 0.0], [1.0, 1.0, 0.0], [-1.0, -1.0, 0.0], [-1.0, 1.0, 0.0]]
-    """
-    n = check_int(num_envs, "num_envs", minimum=1)
-    if (
-        isinstance(env_spacing, bool)
-        or not isinstance(env_spacing, numbers.Real)
-        or not math.isfinite(float(env_spacing))
-        or float(env_spacing) < 0.0
-    ):
-        raise ValueError(f"env_spacing must be a finite number >= 0 metres, got {env_spacing!r}")
-    spacing = float(env_spacing)
-    num_rows = math.ceil(n / math.sqrt(n))
-    num_cols = math.ceil(n / num_rows)
-    index = np.arange(n)
-    row, col = index // num_cols, index % num_cols
-    origins = np.zeros((n, 3))
-    origins[:, 0] = -(row - (num_rows - 1) / 2.0) * spacing
-    origins[:, 1] = (col - (num_cols - 1) / 2.0) * spacing
-    return origins + 0.0  # no negative zeros
 
 
 def camera_intrinsics(cfg: EnvCameraCfg | GlobalCameraCfg) -> np.ndarray:

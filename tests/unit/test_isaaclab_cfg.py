@@ -165,7 +165,7 @@ def test_grid_env_origins_matches_isaac_lab_layout() -> None:
         np.testing.assert_allclose(origins, standins._grid(n, 2.5), atol=1e-6)
     nine = grid_env_origins(9, 4.0)
     assert np.ptp(nine[:, 0]) == 8.0 and np.ptp(nine[:, 1]) == 8.0
-    with pytest.raises(ValueError, match="num_envs must be positive, got 0"):
+    with pytest.raises(ValueError, match="num_envs must be a positive integer, got 0"):
         grid_env_origins(0, 1.0)
     with pytest.raises(ValueError, match="env_spacing must be a finite number >= 0"):
         grid_env_origins(4, -1.0)
