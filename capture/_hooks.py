@@ -16,32 +16,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from envreel.schemas.reader import Clip
+
 __all__ = ["ClipEvent", "ClipHooks"]
 
 _POLL_S = 0.2
 
 
 @dataclass(frozen=True)
-class ClipEvent:
-    """A clip committed to a run store (what ``on_clip`` hooks get).
+class ClipEvent(Clip):
+    """A clip committed to a run store (what ``on_clip`` hooks get): a
+    :class:`~envreel.schemas.Clip` (``id``, ``start_frame``, ``stop_frame``, ``start_step``,
+    ``stop_step``, ``num_frames``) and the store holding it.
 
     Attributes:
         url: the store (open it with ``envreel.schemas.open_run``; it holds this clip).
-        clip: the clip id (``Layout(clip=...)`` renders just it).
-        start_frame, stop_frame: its store frames, stop exclusive.
-        start_step, stop_step: its simulation steps, stop exclusive.
     """
 
-    url: str
-    clip: int
-    start_frame: int
-    stop_frame: int
-    start_step: int
-    stop_step: int
+    url: str = ""
 
     @property
-    def num_frames(self) -> int:
-        return self.stop_frame - self.start_frame
+    def clip(self) -> int:
+        """The clip id (``Layout(clip=...)`` renders just it); the same as ``id``."""
+        return self.id
 
 
 class _Nothing:
@@ -86,7 +83,7 @@ class ClipHooks:
             self._done += 1
             event = ClipEvent(
                 url=str(self.url),
-                clip=int(c["id"]),
+                id=int(c["id"]),
                 start_frame=int(c["start_frame"]),
                 stop_frame=int(c["stop_frame"]),
                 start_step=int(c["start_step"]),

@@ -24,6 +24,7 @@ __all__ = [
     "check_choice",
     "check_int",
     "check_number",
+    "compact_ids",
     "first_duplicate",
 ]
 
@@ -94,6 +95,18 @@ def check_number(
             want = "a finite number " + " and ".join(p for p in (lo, hi) if p)
         raise ValueError(f"{name} must be {want.strip()}{_unit(unit)}, got {short(value)}")
     return out
+
+
+def compact_ids(ids: Sequence[int]) -> str:
+    """Ids as runs of consecutive ids, ``"0-15"`` or ``"0,256,512,768"`` (the ``--envs`` form)."""
+    parts, i = [], 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        parts.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
+        i = j + 1
+    return ",".join(parts)
 
 
 def first_duplicate(values: Iterable[T]) -> T | None:

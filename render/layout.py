@@ -30,7 +30,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from envreel._checks import first_duplicate
+from envreel._checks import compact_ids, first_duplicate
 from envreel._options import option, specs
 
 __all__ = [
@@ -140,16 +140,7 @@ def parse_env_spec(spec: str | int | list | tuple) -> tuple[int, ...] | None:
 
 def format_env_spec(ids: tuple[int, ...] | None) -> str:
     """The compact spec of ``ids`` (runs of consecutive ids as ``a-b``), ``"all"`` for None."""
-    if ids is None:
-        return "all"
-    parts, i = [], 0
-    while i < len(ids):
-        j = i
-        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
-            j += 1
-        parts.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
-        i = j + 1
-    return ",".join(parts)
+    return "all" if ids is None else compact_ids(ids)
 
 
 # ------------------------------------------------------------------------------------------------

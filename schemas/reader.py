@@ -13,6 +13,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import WrapperStore
 
+from envreel._checks import compact_ids
 from envreel.errors import CorruptChunkError, StoreFormatError
 
 from . import _format as F
@@ -71,18 +72,6 @@ class Cameras:
     global_pose_per_frame: bool
     source_quat_order: str
     convention: str = F.CAMERA_CONVENTION
-
-
-def _compact_ids(ids: Sequence[int]) -> str:
-    """Ids as runs of consecutive ids, ``"0-15"`` or ``"0,256,512,768"`` (the ``--envs`` form)."""
-    parts, i = [], 0
-    while i < len(ids):
-        j = i
-        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
-            j += 1
-        parts.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
-        i = j + 1
-    return ",".join(parts)
 
 
 def _runs(ids: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
@@ -694,7 +683,7 @@ class Run:
             "rank": self.rank,
             "world_size": self.world_size,
             "env_id_offset": self.env_id_offset,
-            "env_ids": _compact_ids(self.env_ids),
+            "env_ids": compact_ids(self.env_ids),
             "source": self.source,
             "metadata": self.metadata,
         }
