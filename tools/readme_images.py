@@ -21,7 +21,16 @@ from envreel.render import Layout, contact_sheet, render
 # name -> (layout fields, frame to keep, or "gif")
 PICTURES: dict[str, tuple[dict, object]] = {
     "demo.gif": (
-        dict(envs="0-7", columns=4, scale=0.5, stop=150, stride=3, fps=10, label=None),
+        dict(
+            columns=4,
+            scale=0.5,
+            global_view="right",
+            markers=True,
+            stop=150,
+            stride=3,
+            fps=10,
+            label=None,
+        ),
         "gif",
     ),
     "grid.png": (
@@ -35,7 +44,7 @@ PICTURES: dict[str, tuple[dict, object]] = {
             score_stat="mean",
             order="descending",
             columns=4,
-            label="{env} mean r={reward:.2f}",
+            label="{env} score={score:.2f}",
         ),
         100,
     ),
@@ -90,7 +99,35 @@ def main(argv: list[str] | None = None) -> int:
         print(out / name, (out / name).stat().st_size, "bytes")
     contact_sheet(store, out / "sheet.png", Layout(envs="0-3", scale=0.5), num_times=8)
     print(out / "sheet.png")
+    _viewer_screenshot(store, out / "viewer.png")
     return 0
+
+
+def _viewer_screenshot(store: Path, out: Path) -> None:
+    """``envreel view``'s page on the demo store at frame 60, in headless Chromium (skipped with
+    a note where Playwright or Chromium is missing)."""
+    import shutil
+
+    from envreel.schemas import open_run
+    from envreel.tools.viewer import Viewer
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        chromium = None
+    if chromium is None:
+        print(f"{out}: skipped (needs playwright and Chromium)")
+        return
+    with Viewer(open_run(store), name=store.name) as viewer, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(viewer.url)
+        page.wait_for_function("document.getElementById('frame').complete")
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(out))
+        browser.close()
+    print(out, out.stat().st_size, "bytes")
 
 
 if __name__ == "__main__":
