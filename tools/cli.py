@@ -314,6 +314,20 @@ def _layout_fields() -> list[tuple[str, Any, OptionSpec]]:
     return [(f.name, f.default, spec(Layout, f.name)) for f in dataclasses.fields(Layout)]
 
 
+def declared_option(flag: str, group: type, name: str, *, dest: str | None = None) -> Any:
+    """``click.option(flag)`` for option ``name`` of option group ``group``: its type, default
+    and help all read from the declaration."""
+    decl = spec(group, name)
+    decls = (flag, dest) if dest else (flag,)
+    return click.option(
+        *decls,
+        type=Declared(decl),
+        default=getattr(group(), name),
+        show_default=True,
+        help=_flag_help(decl),
+    )
+
+
 def layout_flag_type(name: str) -> Declared:
     """The click type of the flag of Layout field ``name``, from the field's declaration."""
     from envreel.render.layout import ONLY_ALIASES
@@ -411,21 +425,8 @@ def _check_label(layout, run) -> None:
     type=click.Choice(list(PRESETS)),
     help="Start from a named layout (envreel.render.PRESETS); flags override it.",
 )
-@click.option(
-    "--crf",
-    type=Declared(spec(EncodeOptions, "crf")),
-    default=EncodeOptions().crf,
-    show_default=True,
-    help=_flag_help(spec(EncodeOptions, "crf")),
-)
-@click.option(
-    "--speed",
-    "x264_preset",
-    type=Declared(spec(EncodeOptions, "preset")),
-    default=EncodeOptions().preset,
-    show_default=True,
-    help=_flag_help(spec(EncodeOptions, "preset")),
-)
+@declared_option("--crf", EncodeOptions, "crf")
+@declared_option("--speed", EncodeOptions, "preset", dest="x264_preset")
 @click.option(
     "--per-env",
     is_flag=True,
@@ -486,13 +487,7 @@ def render(ctx, runs, out, layout_file, preset, crf, x264_preset, per_env, skip_
     show_default=True,
     help="Env ids and ranges like 0-15,20 (rows of the sheet).",
 )
-@click.option(
-    "--times",
-    type=Declared(spec(SheetOptions, "num_times")),
-    default=SheetOptions().num_times,
-    show_default=True,
-    help=_flag_help(spec(SheetOptions, "num_times")),
-)
+@declared_option("--times", SheetOptions, "num_times")
 @click.option(
     "--scale",
     type=layout_flag_type("scale"),
