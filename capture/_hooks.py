@@ -33,7 +33,7 @@ class ClipEvent(Clip):
         url: the store (open it with ``envreel.schemas.open_run``; it holds this clip).
     """
 
-    url: str = ""
+    url: str
 
     @property
     def clip(self) -> int:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import math
 import numbers
 import re
 import string
@@ -30,7 +29,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from envreel._checks import compact_ids, first_duplicate
+from envreel._checks import check_int, check_number, compact_ids, first_duplicate
 from envreel._options import option, specs
 
 __all__ = [
@@ -492,7 +491,7 @@ class Layout:
         for name in ("start", "stop"):
             v = getattr(self, name)
             if v is not None:
-                v = _number(name, v, lo=0.0 if self.unit != "step" else -math.inf)
+                v = check_number(v, name, minimum=None if self.unit == "step" else 0.0)
                 if self.unit == "frame":
                     if v != int(v):
                         raise ValueError(f"{name}={v} must be a whole frame number")
@@ -685,26 +684,6 @@ def _preset_dict(name: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 # field checks
 # ------------------------------------------------------------------------------------------------
-def _int(name: str, v: Any, *, lo: int | None = None, hi: int | None = None) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {v!r}")
-    iv = int(v)
-    if (lo is not None and iv < lo) or (hi is not None and iv > hi):
-        rng = f">= {lo}" if hi is None else f"between {lo} and {hi}"
-        raise ValueError(f"{name} must be {rng}, got {v}")
-    return iv
-
-
-def _number(name: str, v: Any, *, lo: float = -math.inf, hi: float = math.inf) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {v!r}")
-    f = float(v)
-    if not math.isfinite(f) or not lo <= f <= hi:
-        rng = f">= {lo:g}" if hi == math.inf else f"between {lo:g} and {hi:g}"
-        raise ValueError(f"{name} must be a finite number {rng}, got {v!r}")
-    return f
-
-
 def _name(name: str, v: Any) -> None:
     if not isinstance(v, str) or not _FIELD_NAME.match(v):
         raise ValueError(f"{name} must be a scalar name (letters, digits, _), got {v!r}")
@@ -725,6 +704,6 @@ def _size(name: str, v: Any) -> tuple[int, int] | None:
             v = (v[0], v[0])
     if not isinstance(v, list | tuple) or len(v) != 2:
         raise ValueError(f"{name} must be (height, width) or an int, got {v!r}")
-    h = _int(f"{name}[0] (height)", v[0], lo=1, hi=16384)
-    w = _int(f"{name}[1] (width)", v[1], lo=1, hi=16384)
+    h = check_int(v[0], f"{name}[0] (height)", minimum=1, maximum=16384)
+    w = check_int(v[1], f"{name}[1] (width)", minimum=1, maximum=16384)
     return (h, w)
