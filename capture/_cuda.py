@@ -3,14 +3,17 @@
 Per ``capture()`` with CUDA inputs (all on the caller's thread, none of it waits for the GPU):
 
 1. On the producer's current stream, in stream order after the kernels that rendered this step:
-   the frames (one batched copy of all N envs, not one per env; Isaac Lab's strided ``rgb`` view
-   becomes contiguous in the same kernel) are copied into a slot of a small ring of device
-   staging buffers (a device-to-device copy: ~5 µs of GPU time for 64 envs of 128×128), and
-   the small per-env values (reward, flags, episode state, scalars: a few hundred bytes) are
-   copied to their page-locked host slots directly.
+   the frames (one batched copy of all N envs, not one per env) are copied into a slot of a small
+   ring of device staging buffers (a device-to-device copy: ~5 µs of GPU time for 64 envs of
+   128×128), and the small per-env values (reward, flags, episode state, scalars: a few hundred
+   bytes) are copied to their page-locked host slots directly. Frames whose pixels are 4 bytes
+   apart (an RGBA tensor, or Isaac Lab's ``rgb``, its ``rgba[..., :3]`` view) are copied whole,
+   4 bytes a pixel, by one ``cuMemcpyDtoDAsync`` into a 4-channel staging buffer and ring field
+   (the writer drops the 4th byte as it gathers chunks): no kernel launch on the caller's thread,
+   for a third more bytes over PCIe. Other layouts become contiguous RGB in one copy kernel.
 2. The side stream waits for that point of the current stream, then copies the staging slot to
-   page-locked host memory (~0.1 ms for 64 × 128×128 over PCIe) and records the block's event
-   and the staging slot's event.
+   page-locked host memory (~0.1 ms for 64 × 128×128 over PCIe) and records the staging slot's
+   event; when a block is full (or flushed), the block's event is recorded there once.
 
 The producer's stream never waits for the device-to-host copy of the frames: it overlaps with the
 next step's work on a copy engine. Before the current stream writes a staging slot again (K = 3
@@ -30,8 +33,9 @@ staging ring, which belongs to the recorder. The writer thread calls ``event.syn
 a block's event before reading it (a host wait on the writer thread, never on the caller's).
 
 The copies and event calls that need no kernel (device-to-host copies of contiguous tensors,
-event records and stream waits) go straight to the CUDA driver (``cuMemcpyDtoHAsync``,
-``cuEventRecord``, ``cuStreamWaitEvent`` through ctypes): ~1–2 µs each on the caller's thread
+event records and stream waits, whole-pixel staging copies) go straight to the CUDA driver
+(``cuMemcpyDtoHAsync``, ``cuMemcpyDtoDAsync``, ``cuEventRecord``, ``cuStreamWaitEvent`` through
+ctypes): ~1–2 µs each on the caller's thread
 against ~7 µs for the same operation through torch's dispatcher. They are the same operations on
 the same streams and events, so the ordering argument above holds unchanged. Where the driver
 library cannot be loaded, the input's device is not the current one, or a tensor is not a plain
@@ -186,6 +190,7 @@ class _Driver:
         lib = ctypes.PyDLL("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
         vp, u64, sz = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_size_t
         self.dtoh = self._fn(lib, "cuMemcpyDtoHAsync_v2", [vp, u64, sz, vp])
+        self.dtod = self._fn(lib, "cuMemcpyDtoDAsync_v2", [u64, u64, sz, vp])
         self.record = self._fn(lib, "cuEventRecord", [vp, vp])
         self.wait = self._fn(lib, "cuStreamWaitEvent", [vp, vp, ctypes.c_uint])
         name_out = ctypes.POINTER(ctypes.c_char_p)
@@ -243,6 +248,7 @@ class CudaCopier:
         self._next = 0
         self.driver = _driver() if pinned else None
         self._raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+        self._get_device = getattr(torch._C, "_cuda_getDevice", torch.cuda.current_device)
         self._mark = self.new_event()  # the point of the current stream the side stream waits for
 
     def new_event(self) -> Any:
@@ -252,8 +258,8 @@ class CudaCopier:
         ev.record(self.side)
         return ev
 
-    def _staging(self, frames: list[tuple[Any, Any]]) -> tuple[list[Any], Any]:
-        shapes = tuple(tuple(dst.shape) for dst, _ in frames)
+    def _staging(self, frames: list[tuple[Any, Any, bool]]) -> tuple[int, list[Any], Any]:
+        shapes = tuple(tuple(dst.shape) for dst, _, _ in frames)
         if shapes != self._shapes:
             torch = self.torch
             for views, _ in self._stage:  # freed only after the side stream's copies from them
@@ -268,22 +274,17 @@ class CudaCopier:
         self._next = (k + 1) % self._slots
         return k, *self._stage[k]
 
-    def copy(
-        self, frames: list[tuple[Any, Any]], values: list[tuple[Any, Any]], event: Any
-    ) -> None:
+    def copy(self, frames: list[tuple[Any, Any, bool]], values: list[tuple[Any, Any]]) -> None:
         """Enqueue one capture's copies.
 
         Args:
-            frames: (host ring view, CUDA uint8 frames): staged on the device, then copied to the
-                host on the side stream.
+            frames: (host ring view, CUDA uint8 frames, whole): staged on the device, then copied
+                to the host on the side stream. ``whole``: the frames' pixels are 4 bytes apart
+                (``_frames.CUDA_PIXELS``) and the view holds 4 channels: all 4 bytes of every
+                pixel are copied as one block (no kernel; the writer drops the 4th byte).
             values: (host ring view, small CUDA tensor): copied to the host on the current stream.
-            event: the destination block's event, recorded once all of them are copied.
         """
-        drv = self.driver
-        if drv is not None and (
-            self._raw_stream is None or self.torch.cuda.current_device() != self.index
-        ):
-            drv = None
+        drv = self._usable_driver()
         # Streams as each way names them: raw handles for the driver, torch streams for torch.
         if drv is not None:
             cur, side = self._raw_stream(self.index), self._side_raw
@@ -294,34 +295,58 @@ class CudaCopier:
             k, views, copied = self._staging(frames)
             if copied is not None:  # the slot's previous copy to the host is done
                 self._wait(drv, cur, copied)
-            for view, (_, src) in zip(views, frames, strict=True):
-                view.copy_(src)  # a kernel on the current stream: gathers strided input
+            for view, (_, src, whole) in zip(views, frames, strict=True):
+                self._stage_frames(drv, view, src, whole, cur)
         for dst, src in values:
             self._to_host(drv, dst, src, cur, on_side=False)
         self._record(drv, self._mark, cur)
         self._wait(drv, side, self._mark)
         if frames:
-            for view, (dst, _) in zip(views, frames, strict=True):
+            for view, (dst, _, _) in zip(views, frames, strict=True):
                 self._to_host(drv, dst, view, side, on_side=True)
             copied = self._stage[k][1] or self.new_event()
             self._record(drv, copied, side)
             self._stage[k] = (views, copied)
-        self._record(drv, event, side)
+
+    def finish(self, event: Any) -> None:
+        """Record a block's ``event`` on the side stream, after every copy enqueued so far (the
+        side stream waited for the current one's values too): once per block, at its hand-off
+        to the writer, which waits for the event before it reads the block."""
+        drv = self._usable_driver()
+        self._record(drv, event, self._side_raw if drv is not None else self.side)
+
+    def _usable_driver(self) -> _Driver | None:
+        """The driver calls, unless unavailable or the current device is not the inputs'."""
+        drv = self.driver
+        if drv is not None and (self._raw_stream is None or self._get_device() != self.index):
+            return None
+        return drv
+
+    @staticmethod
+    def _stage_frames(drv: _Driver | None, view: Any, src: Any, whole: bool, stream: Any) -> None:
+        """Frames into their staging buffer, on the current stream."""
+        if not whole:
+            view.copy_(src)  # a kernel: gathers strided input
+        elif drv is not None:  # one device-to-device copy of the pixels' bytes
+            if err := drv.dtod(view.data_ptr(), src.data_ptr(), view.nbytes, stream):
+                raise drv.fail("cuMemcpyDtoDAsync", err)
+        else:
+            view.copy_(src.as_strided(view.shape, src.stride()))
 
     @staticmethod
     def _wait(drv: _Driver | None, stream: Any, event: Any) -> None:
         """``stream`` runs nothing enqueued later before ``event``'s work is done."""
         if drv is None:
             stream.wait_event(event)
-        else:
-            _check(drv, "cuStreamWaitEvent", drv.wait(stream, event.cuda_event, 0))
+        elif err := drv.wait(stream, event.cuda_event, 0):
+            raise drv.fail("cuStreamWaitEvent", err)
 
     @staticmethod
     def _record(drv: _Driver | None, event: Any, stream: Any) -> None:
         if drv is None:
             event.record(stream)
-        else:
-            _check(drv, "cuEventRecord", drv.record(event.cuda_event, stream))
+        elif err := drv.record(event.cuda_event, stream):
+            raise drv.fail("cuEventRecord", err)
 
     def _to_host(
         self, drv: _Driver | None, dst: Any, src: Any, stream: Any, *, on_side: bool
@@ -330,8 +355,8 @@ class CudaCopier:
         if drv is not None and (
             src.dtype == dst.dtype and src.is_contiguous() and dst.is_contiguous()
         ):
-            err = drv.dtoh(dst.data_ptr(), src.data_ptr(), src.nbytes, stream)
-            _check(drv, "cuMemcpyDtoHAsync", err)
+            if err := drv.dtoh(dst.data_ptr(), src.data_ptr(), src.nbytes, stream):
+                raise drv.fail("cuMemcpyDtoHAsync", err)
             return
         # A dtype conversion, or an RGBA ring field (the run began with host input): torch's copy.
         if not on_side:
@@ -344,8 +369,3 @@ class CudaCopier:
             dst.copy_(src, non_blocking=True)
         finally:
             torch.cuda.set_stream(current)
-
-
-def _check(drv: _Driver, call: str, err: int) -> None:
-    if err:
-        raise drv.fail(call, err)

@@ -57,7 +57,8 @@ class SlotFiller:
         ``gaps``: the episode counter's snapshot (``Episodes.snapshot()``), or None.
         """
         a = s.arrays
-        # (host slot view, CUDA source) pairs: frames via the staging ring, values direct
+        # frames: (host slot view, CUDA source, whole pixels) via the staging ring;
+        # pairs: (host slot view, CUDA source) of values, copied directly
         frames: list = []
         pairs: list = []
         a["step"][i] = c.step
@@ -90,10 +91,13 @@ class SlotFiller:
         field = f"{which}_frames"
         dst = s.arrays[field][i]
         rgba = dst.shape[-1] == 4  # an RGBA ring field: whole pixels are copied (ring_layout)
-        if kind in (fr.CUDA, fr.CUDA_FLOAT):
+        if kind in (fr.CUDA, fr.CUDA_PIXELS, fr.CUDA_FLOAT):
             u8, mm = inp.to_device_uint8(kind, payload)
             view = s.tensor(field, i)
-            frames.append((view[..., :3] if rgba else view, u8))
+            if rgba and kind == fr.CUDA_PIXELS:
+                frames.append((view, payload, True))  # whole pixels into the RGBA slot
+            else:
+                frames.append((view[..., :3] if rgba else view, u8, False))
             if mm is not None:
                 values.append((s.tensor(f"{which}_range", i), mm))
             elif self.value_range is not None:
@@ -116,8 +120,13 @@ class SlotFiller:
             self.make_copier((frames or pairs)[-1][1].device, pinned)
         if s.event is None:
             s.event = self.copier.new_event()
-        self.copier.copy(frames, pairs, s.event)
+        self.copier.copy(frames, pairs)
         s.used_cuda = True
+
+    def finish(self, s: Slots) -> None:
+        """Before block ``s`` goes to the writer: its CUDA copies end with its event."""
+        if s.used_cuda:
+            self.copier.finish(s.event)
 
 
 def _put_value(s: Slots, i: int, key: str, v: tuple[bool, Any], pairs: list) -> None:

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from ..schemas._pixels import overlap_copy_works, words_of
+
 __all__ = [
     "is_torch",
     "describe",
@@ -43,6 +45,7 @@ NP_COPY = "np-copy"  # np.copyto of a contiguous (or any plain) RGB array
 NP_WORDS = "np-words"  # 4-byte-word copy from RGBA memory (see the module doc)
 NP_FLOAT = "np-float"  # host float conversion
 CUDA = "cuda"  # uint8 CUDA tensor: batched async copy
+CUDA_PIXELS = "cuda-pixels"  # uint8 CUDA frames, 4 bytes a pixel (RGBA or its [..., :3]): whole
 CUDA_FLOAT = "cuda-float"  # float CUDA tensor: converted on the device, then copied
 
 
@@ -58,43 +61,6 @@ def describe(x: Any) -> str:
     if isinstance(x, np.ndarray):
         return f"numpy array of shape {x.shape}, {x.dtype}"
     return f"{type(x).__name__} {x!r}"[:200]
-
-
-_OVERLAP_OK: bool | None = None
-
-
-def overlap_copy_works() -> bool:
-    """Whether numpy copies overlapping 4-byte words in ascending order here (checked once)."""
-    global _OVERLAP_OK
-    if _OVERLAP_OK is None:
-        rng = np.random.default_rng(7)
-        src = rng.integers(0, 256, (3, 5, 7, 4), dtype=np.uint8)
-        out = np.zeros(3 * 5 * 7 * 3 + 1, np.uint8)
-        try:
-            dst = np.ndarray((3, 5, 7), np.uint32, buffer=out, strides=(5 * 7 * 3, 7 * 3, 3))
-            np.copyto(dst, src.view(np.uint32)[..., 0])
-            view = src[..., :3]
-            words = _words_of(view)
-            out2 = np.zeros_like(out)
-            dst2 = np.ndarray((3, 5, 7), np.uint32, buffer=out2, strides=(5 * 7 * 3, 7 * 3, 3))
-            np.copyto(dst2, words)
-            ref = np.ascontiguousarray(src[..., :3]).reshape(-1)
-            _OVERLAP_OK = bool(np.array_equal(out[:-1], ref) and np.array_equal(out2[:-1], ref))
-        except Exception:  # noqa: BLE001 - any failure means: use the plain copy
-            _OVERLAP_OK = False
-    return _OVERLAP_OK
-
-
-def _words_of(view: np.ndarray) -> np.ndarray:
-    """(..., 3) uint8 with pixel stride >= 4 and channel stride 1 -> (...) unaligned uint32 words.
-
-    Reads one byte past each pixel (the alpha); the caller has checked that byte is readable.
-    """
-    lead = view.shape[:-1]
-    wide = np.lib.stride_tricks.as_strided(
-        view, shape=(*lead, 4), strides=(*view.strides[:-1], 1), writeable=False
-    )
-    return wide.view(np.uint32)[..., 0]
 
 
 try:
@@ -115,6 +81,24 @@ def _spill_readable(view: np.ndarray, owner_hi: int | None) -> bool:
         return False
     hi = _byte_bounds(view)[1]
     return hi + 1 <= owner_hi
+
+
+def _pixel_strides(shape: Any, strides: tuple[int, ...]) -> bool:
+    """Whether (..., H, W, 3 or 4) uint8 strides are those of contiguous 4-byte pixels: an RGBA
+    tensor, or its ``[..., :3]`` view (Isaac Lab's camera ``rgb``)."""
+    want, step = [], 1
+    for size in (4, *reversed(tuple(shape)[:-1])):
+        want.append(step)
+        step *= size
+    return tuple(strides) == tuple(reversed(want))
+
+
+def _pixels_readable(x: Any) -> bool:
+    """Whether all 4 bytes of every pixel of ``x`` (strides as ``_pixel_strides``) lie in its
+    storage: the 4th byte of the last pixel of an RGB view need not."""
+    st = x.untyped_storage()
+    pixels = x.numel() // x.shape[-1]
+    return x.data_ptr() + 4 * pixels <= st.data_ptr() + st.nbytes()
 
 
 def _torch():
@@ -152,6 +136,7 @@ class ImageInput:
         self._last: tuple[Any, tuple, tuple[str, Any]] | None = None
         self._scratch: np.ndarray | None = None  # float32 (lead..., H, W, 3), host floats
         self.device: Any = None  # torch.device of CUDA input, fixed by the first one
+        self._last_cuda: Any = None  # the last CUDA_PIXELS tensor whose storage was checked
 
     @property
     def expected(self) -> str:
@@ -208,8 +193,14 @@ class ImageInput:
                             f"{self.name} is on {dev}, but this recorder's CUDA inputs are on "
                             f"{self.device}; one recorder records one device"
                         )
+                if kind == CUDA and _pixel_strides(x.shape, x.stride()):
+                    kind = CUDA_PIXELS
                 self._key, self._kind = key, kind
             if dev.type == "cuda":
+                if kind == CUDA_PIXELS and x is not self._last_cuda:
+                    if not _pixels_readable(x):
+                        return CUDA, x  # the last pixel's 4th byte lies outside the storage
+                    self._last_cuda = x
                 return kind, x
             x = x.detach()
             if x.dtype == torch.bfloat16:
@@ -295,10 +286,10 @@ class ImageInput:
             if arr.shape[-1] == 4:
                 if arr.strides[-1] != 1 or not overlap_copy_works():
                     return NP_COPY, arr[..., :3]
-                return NP_WORDS, _words_of(arr[..., :3])
+                return NP_WORDS, words_of(arr[..., :3])
             if not self._wordable(arr, tensor):
                 return NP_COPY, arr
-            return NP_WORDS, _words_of(arr)
+            return NP_WORDS, words_of(arr)
         if kind == NP_FLOAT:
             return NP_FLOAT, self._check_float(arr[..., :3])
         if kind == NP_COPY and arr.shape[-1] == 4:
@@ -341,7 +332,7 @@ class ImageInput:
         synchronise the device.
         """
         x3 = x if x.shape[-1] == 3 else x[..., :3]
-        if kind == CUDA:
+        if kind in (CUDA, CUDA_PIXELS):
             return x3, None
         torch = _torch()
         lo, hi = self.value_range

@@ -95,9 +95,10 @@ def blocks_for(
 def rgba_fields(
     spec: RunSpec, kinds: dict[str, str | None], max_queue_bytes: int, value_range: bool
 ) -> tuple[str, ...]:
-    """Frame fields kept with 4 channels: host frames whose pixels are 4 bytes apart go into
-    the ring whole (one memory copy), when the budget still holds 2 blocks that way."""
-    rgba = tuple(name for name, kind in kinds.items() if kind == fr.NP_WORDS)
+    """Frame fields kept with 4 channels: frames whose pixels are 4 bytes apart go into the ring
+    whole (host: one memory copy; CUDA: one device copy and one transfer, no kernel), when the
+    budget still holds 2 blocks that way."""
+    rgba = tuple(name for name, kind in kinds.items() if kind in (fr.NP_WORDS, fr.CUDA_PIXELS))
     if rgba and max_queue_bytes < 2 * block_nbytes(spec, value_range=value_range, rgba=rgba):
         return ()
     return rgba

@@ -528,7 +528,7 @@ class Recorder:
             self._start(None, None, None)
             w = cast(WriterThread, self._writer)
         if self._cur is not None and self._fill:
-            w.submit(self._cur.index, self._fill)
+            self._submit()
         self._cur, self._fill = None, 0
         w.finish()
         if self._hooks is not None:
@@ -631,9 +631,16 @@ class Recorder:
         )
         self._high_water = max(self._high_water, pending)
         if self._fill == self.spec.block_frames:
-            w.submit(self._cur.index, self._fill)
-            self._cur, self._fill = None, 0
+            self._submit()
         return True
+
+    def _submit(self) -> None:
+        """Hand the block being filled to the writer."""
+        cur, w = self._cur, self._writer
+        assert cur is not None and w is not None
+        self._filler.finish(cur)
+        w.submit(cur.index, self._fill)
+        self._cur, self._fill = None, 0
 
     def _start(self, env_rgb: Any, global_rgb: Any, checked: CheckedStep | None) -> None:
         """Create the store, the ring and the writer (first capture, or close)."""

@@ -65,6 +65,18 @@ def done_flags(terminated: Any, truncated: Any, select: Selection) -> Any:
     return select(terminated | truncated)
 
 
+def episode_steps(length: Any, plus: int) -> Any:
+    """``length + plus`` as int32, the store's type: on a CUDA device one kernel into a fresh
+    int32 tensor, which the recorder then copies to the host as it is (an int64 tensor would
+    take torch's converting copy, several times the caller's time of a plain one)."""
+    if is_torch(length) and length.device.type == "cuda":
+        import torch
+
+        out = torch.empty(length.shape, dtype=torch.int32, device=length.device)
+        return torch.add(length, plus, out=out)
+    return length + plus if plus else length
+
+
 class StepFrames:
     """Takes one recorded step's env frames (and the global frame): from sensors, from Newton
     views, or both (one pose snapshot for all Newton views of the step).

@@ -65,7 +65,7 @@ from ._sensors import (
     read_env_camera,
     version_or_none,
 )
-from ._sources import Selection, StepFrames, done_flags, tensor
+from ._sources import Selection, StepFrames, done_flags, episode_steps, tensor
 from ._views import NewtonViews
 
 _RENDERS_ON_READ = ("newton_warp", "ovrtx")
@@ -416,7 +416,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
         if self._stale_on_reset:
             # RTX renders after ``episode_length_buf += 1`` and before resets, so every frame
             # (a reset env's stale one too) shows episode step ``length before the step + 1``.
-            rendered_step = select(tensor(u.episode_length_buf)) + 1
+            rendered_step = episode_steps(select(tensor(u.episode_length_buf)), 1)
         result = self.env.step(action)
         _, reward, terminated, truncated, _ = result
         step = int(u.common_step_counter)
@@ -437,8 +437,9 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
             return result
         terminated, truncated = select(tensor(terminated)), select(tensor(truncated))
         stale = None
-        episode_step = select(tensor(u.episode_length_buf))  # rendered after resets: as now
-        if rendered_step is not None:
+        if rendered_step is None:  # rendered after resets: as now
+            episode_step = episode_steps(select(tensor(u.episode_length_buf)), 0)
+        else:
             stale = terminated | truncated
             episode_step = rendered_step
         self._capture(

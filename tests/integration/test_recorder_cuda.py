@@ -205,14 +205,60 @@ def test_cuda_episode_step_and_numpy_flags_mixed(tmp_path):
 
 
 def test_driver_errors_are_named(copy_mode):
-    from envreel.capture._cuda import _check, _driver
+    from types import SimpleNamespace
+
+    from envreel.capture._cuda import CudaCopier, _driver
 
     drv = _driver()
     if copy_mode == "torch":
         assert drv is None
         return
     with pytest.raises(RuntimeError, match=r"cuEventRecord failed with CUDA_ERROR_\w+"):
-        _check(drv, "cuEventRecord", drv.record(None, None))
+        CudaCopier._record(drv, SimpleNamespace(cuda_event=None), None)
+
+
+def _layouts(dev):
+    """(name, make(t) -> CUDA frames of step t, plan kind): every layout a camera hands out."""
+    from envreel.capture import _frames as fr
+
+    def rgba(t):
+        return torch.from_numpy(frames(t, N, H, W, channels=4)).to(dev)
+
+    def tight_rgb_view(t):
+        # an RGB view of 4-byte pixels whose storage ends right after the last pixel's blue
+        flat = torch.zeros(N * H * W * 4 - 1, dtype=torch.uint8, device=dev)
+        flat[:] = rgba(t).reshape(-1)[:-1]
+        return flat.as_strided((N, H, W, 3), (H * W * 4, W * 4, 4, 1))
+
+    return [
+        ("rgb view of rgba", lambda t: rgba(t)[..., :3], fr.CUDA_PIXELS),
+        ("rgba", rgba, fr.CUDA_PIXELS),
+        ("contiguous rgb", lambda t: rgba(t)[..., :3].contiguous(), fr.CUDA),
+        ("rgb view, storage ends at its last byte", tight_rgb_view, fr.CUDA),
+        ("rgb view of a wider image", lambda t: torch.cat([rgba(t)] * 2, 2)[:, :, :W, :3], fr.CUDA),
+    ]
+
+
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_every_cuda_frame_layout_is_stored_exactly(tmp_path, writer):
+    """Whole-pixel copies (RGBA and its RGB view) and kernel copies (any other layout) store the
+    same RGB bytes, also when the layout changes mid-run (the ring's field stays as the first
+    capture made it)."""
+    dev = _dev()
+    layouts = _layouts(dev)
+    for first in (0, 2):  # a run that began with whole pixels, and one that began with RGB
+        path = tmp_path / f"{writer}-{first}.zarr"
+        with Recorder(path, num_envs=N, fps=30, block_frames=4, writer=writer) as rec:
+            for t in range(11):
+                name, make, kind = layouts[(first + t) % len(layouts)]
+                x = make(t)
+                assert rec._inputs.env.check(x)[0] == kind, name
+                rec.capture(x, reward=torch.full((N,), float(t), device=dev))
+                x.fill_(3)  # the next render overwrites the source at once
+        run = open_run(path)
+        want = np.stack([frames(t, N, H, W, channels=4)[..., :3] for t in range(11)])
+        np.testing.assert_array_equal(run.env_frames(), want)
+        np.testing.assert_array_equal(run.scalar("reward")[:, 0], np.arange(11.0))
 
 
 def test_cuda_input_after_host_rgba_input(tmp_path):

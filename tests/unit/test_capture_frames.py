@@ -93,3 +93,23 @@ def test_check_step():
         fr.check_step(7, 7)
     with pytest.raises(TypeError):
         fr.check_step(True, None)
+
+
+def test_whole_pixel_layouts_are_recognised():
+    """CUDA frames are copied 4 bytes a pixel (no kernel) only where all 4 bytes of every pixel
+    lie in the tensor's storage; the layout test runs on CPU tensors (same strides, same storage
+    rules)."""
+    torch = pytest.importorskip("torch")
+    rgba = torch.zeros((2, 3, 5, 4), dtype=torch.uint8)
+    assert fr._pixel_strides(rgba.shape, rgba.stride())
+    assert fr._pixel_strides(rgba[..., :3].shape, rgba[..., :3].stride())
+    assert fr._pixel_strides(rgba[0, ..., :3].shape, rgba[0, ..., :3].stride())  # a global view
+    rgb = rgba[..., :3].contiguous()
+    assert not fr._pixel_strides(rgb.shape, rgb.stride())
+    wide = torch.cat([rgba, rgba], 2)[:, :, :5, :3]
+    assert not fr._pixel_strides(wide.shape, wide.stride())
+    assert fr._pixels_readable(rgba[..., :3])
+    flat = torch.zeros(2 * 3 * 5 * 4 - 1, dtype=torch.uint8)
+    tight = flat.as_strided((2, 3, 5, 3), (60, 20, 4, 1))
+    assert fr._pixel_strides(tight.shape, tight.stride())
+    assert not fr._pixels_readable(tight)  # the last pixel's 4th byte is past the storage
