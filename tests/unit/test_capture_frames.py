@@ -113,3 +113,19 @@ def test_whole_pixel_layouts_are_recognised():
     tight = flat.as_strided((2, 3, 5, 3), (60, 20, 4, 1))
     assert fr._pixel_strides(tight.shape, tight.stride())
     assert not fr._pixels_readable(tight)  # the last pixel's 4th byte is past the storage
+
+
+def test_whole_pixel_ring_fields_need_enough_blocks_in_the_budget():
+    """CUDA frames go to the ring as RGBA only where 3 such blocks fit the queue budget (host
+    frames: 2); otherwise the ring keeps RGB and more blocks."""
+    from envreel.capture._open import rgba_fields
+    from envreel.capture._writer import block_nbytes
+    from envreel.schemas import RunSpec
+
+    spec = RunSpec(num_envs=4, env_frame_shape=(8, 8), fps=30)
+    rgba = block_nbytes(spec, value_range=False, rgba=("env_frames",))
+    for kind, blocks in ((fr.CUDA_PIXELS, 3), (fr.NP_WORDS, 2)):
+        kinds = {"env_frames": kind, "global_frames": None}
+        assert rgba_fields(spec, kinds, blocks * rgba, False) == ("env_frames",)
+        assert rgba_fields(spec, kinds, blocks * rgba - 1, False) == ()
+    assert rgba_fields(spec, {"env_frames": fr.CUDA, "global_frames": None}, 10 * rgba, False) == ()
