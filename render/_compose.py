@@ -675,7 +675,7 @@ class Composer:
         for c, name in ((3, "stale"), (2, "truncated"), (1, "terminated")):
             v = batch.scalars.get(name)
             if v is not None and self.border_colors[c] is not None:
-                code[np.nan_to_num(v.astype(np.float64)) > 0.5] = c
+                code[v > 0.5] = c  # NaN (unreadable) compares False: no border
         return code
 
     def _borders(self, code: np.ndarray, slot: int, block: np.ndarray, rect: tuple) -> None:
