@@ -9,13 +9,13 @@ slice assignments. Drawing text with Pillow for every tile of every frame costs 
 from __future__ import annotations
 
 import math
-import mmap
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
+from ._memory import mapped_empty
 from .layout import Layout, parse_color
 
 __all__ = ["Geometry", "grid_shape", "compute_geometry", "Resizer", "LabelCache", "Sprite"]
@@ -111,25 +111,6 @@ def grid_shape(
 
 def _even_floor(v: int) -> int:
     return max(2, v - v % 2)
-
-
-def canvas_block(shape: tuple[int, ...]) -> np.ndarray:
-    """An uninitialised uint8 array for a block of canvas frames, its pages mapped up front.
-
-    A block of 32 frames of a 1024² canvas is 100 MB; touched for the first time, numpy's fresh
-    array page-faults 25,000 times (0.2 s on the 2-core VM, ~6% of a 300-frame grid64 render
-    for the ring's two blocks). Mapped with ``MAP_POPULATE`` the kernel maps them in one go
-    (0.06 s, filled). Elsewhere than Linux: a plain ``np.empty``.
-    """
-    nbytes = math.prod(shape)
-    flag = getattr(mmap, "MAP_POPULATE", 0)
-    if not flag or nbytes < 1 << 20:
-        return np.empty(shape, np.uint8)
-    try:
-        mem = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | flag)
-    except (OSError, ValueError):
-        return np.empty(shape, np.uint8)
-    return np.frombuffer(mem, np.uint8).reshape(shape)
 
 
 def compute_geometry(
@@ -568,7 +549,7 @@ class Composer:
         colouring it first cost a pass over 25 MB before a 512² GIF's first frame.
         """
         if self.fill_covers_canvas:
-            return canvas_block((rows, self.g.height, self.g.width, 3))
+            return mapped_empty((rows, self.g.height, self.g.width, 3))
         return self.make_buffer(rows)
 
     @cached_property
@@ -588,7 +569,7 @@ class Composer:
 
     def make_buffer(self, rows: int) -> np.ndarray:
         """A canvas block of ``rows`` frames filled with the background colour."""
-        buf = canvas_block((rows, self.g.height, self.g.width, 3))
+        buf = mapped_empty((rows, self.g.height, self.g.width, 3))
         # Broadcasting the 3-byte colour over the block runs numpy's inner loop 3 bytes at a
         # time (440 ms for 32 frames of 1024²): colour one row, copy it down the first frame,
         # then copy that frame (~30 ms, mostly first-touch page faults).
@@ -694,7 +675,7 @@ class Composer:
         for c, name in ((3, "stale"), (2, "truncated"), (1, "terminated")):
             v = batch.scalars.get(name)
             if v is not None and self.border_colors[c] is not None:
-                code[np.nan_to_num(v.astype(np.float64)) > 0.5] = c
+                code[v > 0.5] = c  # NaN (unreadable) compares False: no border
         return code
 
     def _borders(self, code: np.ndarray, slot: int, block: np.ndarray, rect: tuple) -> None:

@@ -5,8 +5,9 @@ blocks (a chunk is decoded once). A job's tiles are read in small env groups (``
 composed straight into a canvas block, so at most one group of raw tiles exists at a time. A
 thread fills the next canvas block while the encoder consumes the current one (two buffers), so
 memory is two canvas blocks plus one group (and one block of the global view, when shown),
-whatever the length of the run. Groups and global blocks are read into reused buffers: a fresh
-buffer per read costs its page faults every time.
+whatever the length of the run. Groups and global blocks are read into reused buffers, mapped
+before their first read (``mapped_empty``): a fresh buffer per read costs its page faults every
+time.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from envreel.schemas import CorruptChunkError, Run
 
+from ._memory import mapped_empty
 from ._select import Plan, ScalarReader
 
 __all__ = ["Job", "TileBatch", "BlockReader", "Prefetcher"]
@@ -136,7 +138,7 @@ class BlockReader:
         shape = (len(envs), rows, h, w, 3)
         need = int(np.prod(shape))
         if self._buffer is None or self._buffer.size < need:
-            self._buffer = np.empty(max(need, self.group_bytes), np.uint8)
+            self._buffer = mapped_empty((max(need, self.group_bytes),))
         # env-major memory seen as (rows, envs, ...): each env's rows are contiguous, so a
         # store chunk (one env, one block) decodes straight into place and each tile is one
         # contiguous source for its copy into the canvas.
@@ -287,7 +289,7 @@ class BlockReader:
                 return self.run.global_frames(fa, fb, stride=stride), fa, fb
             shape = (len(job), *self.run.global_frame_shape, 3)
             if self._global_buffer is None or len(self._global_buffer) < len(job):
-                self._global_buffer = np.empty((self.max_rows, *shape[1:]), np.uint8)
+                self._global_buffer = mapped_empty((self.max_rows, *shape[1:]))
             out = self._global_buffer[: len(job)]
             return self.run.global_frames(fa, fb, stride=stride, out=out), fa, fb
         except CorruptChunkError as exc:

@@ -203,8 +203,8 @@ def render(
     out = cast(str | os.PathLike, out)  # checked above
     kind = output_kind(out)
     path = check_output(out, kind, overwrite=overwrite)
-    if kind == "mp4":
-        find_ffmpeg()  # a missing ffmpeg is reported before anything is read or written
+    # ffmpeg is looked for (~15 ms: imageio-ffmpeg runs it once) when its writer opens, while the
+    # first block composes; a missing one is still reported before anything is written.
     source = _open_source(run, layout, kind, skip_bad, gif_max_side, prefetch)
     paths = _page_paths(path, kind, source.pages, layout.pages == "separate")
     for p in paths[1:]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -11,7 +13,7 @@ import zarr
 from zarr.abc.store import RangeByteRequest, Store
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
-from zarr.storage import WrapperStore
+from zarr.storage import LocalStore, WrapperStore
 
 from envreel._checks import compact_ids
 from envreel.errors import CorruptChunkError, StoreFormatError
@@ -99,6 +101,13 @@ def _object_size(store: Any, key: str, path: str) -> int | None:
     inner = store
     while isinstance(inner, WrapperStore):
         inner = inner._store
+    if type(inner) is LocalStore:  # a stat, not a request through zarr's loop (~0.4 ms each)
+        try:
+            return os.path.getsize(Path(inner.root) / key)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError:  # e.g. no permission: the read reports it
+            return -1
     try:
         if type(inner).getsize is not Store.getsize:
             try:
