@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..schemas._pixels import overlap_copy_works, words_of
+from ..schemas._pixels import c_strides, overlap_copy_works, words_of
 
 __all__ = [
     "is_torch",
@@ -86,11 +86,7 @@ def _spill_readable(view: np.ndarray, owner_hi: int | None) -> bool:
 def _pixel_strides(shape: Any, strides: tuple[int, ...]) -> bool:
     """Whether (..., H, W, 3 or 4) uint8 strides are those of contiguous 4-byte pixels: an RGBA
     tensor, or its ``[..., :3]`` view (Isaac Lab's camera ``rgb``)."""
-    want, step = [], 1
-    for size in (4, *reversed(tuple(shape)[:-1])):
-        want.append(step)
-        step *= size
-    return tuple(strides) == tuple(reversed(want))
+    return tuple(strides) == (*c_strides(tuple(shape)[:-1], 4), 1)
 
 
 def _pixels_readable(x: Any) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["overlap_copy_works", "words_of", "words_into"]
+__all__ = ["c_strides", "overlap_copy_works", "words_of", "words_into"]
 
 _OVERLAP_OK: bool | None = None
 
@@ -49,11 +49,16 @@ def words_of(view: np.ndarray) -> np.ndarray:
     return wide.view(np.uint32)[..., 0]
 
 
-def words_into(buffer: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """A (shape) uint32 view of ``buffer`` (uint8, at least prod(shape) * 3 + 1 bytes) whose
-    words start 3 bytes apart: copying ``words_of(src)`` into it writes C-order RGB bytes."""
-    strides, step = [], 3
+def c_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """The byte strides of a C-order array of ``shape`` whose items are ``itemsize`` bytes."""
+    strides, step = [], itemsize
     for size in reversed(shape):
         strides.append(step)
         step *= size
-    return np.ndarray(shape, np.uint32, buffer=buffer, strides=tuple(reversed(strides)))
+    return tuple(reversed(strides))
+
+
+def words_into(buffer: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A (shape) uint32 view of ``buffer`` (uint8, at least prod(shape) * 3 + 1 bytes) whose
+    words start 3 bytes apart: copying ``words_of(src)`` into it writes C-order RGB bytes."""
+    return np.ndarray(shape, np.uint32, buffer=buffer, strides=c_strides(shape, 3))
