@@ -11,14 +11,21 @@ Per ``capture()`` with CUDA inputs (all on the caller's thread, none of it waits
    4 bytes a pixel, by one ``cuMemcpyDtoDAsync`` into a 4-channel staging buffer and ring field
    (the writer drops the 4th byte as it gathers chunks): no kernel launch on the caller's thread,
    for a third more bytes over PCIe. Other layouts become contiguous RGB in one copy kernel.
-2. The side stream waits for that point of the current stream, then copies the staging slot to
-   page-locked host memory (~0.1 ms for 64 × 128×128 over PCIe) and records the staging slot's
-   event; when a block is full (or flushed), the block's event is recorded there once.
+2. Once a group of consecutive captures of one ring block is staged (up to ``MAX_GROUP`` = 4,
+   as many as two staging sets fit in ``STAGING_BYTES`` of device memory; where not even two
+   captures a set fit, 1 capture a set and three sets), the point of the current stream after
+   its last capture is marked with an event; the side stream waits for it, copies the whole
+   group's staged frames to page-locked host memory in one copy per frame field (~0.1 ms for
+   64 × 128×128 over PCIe) and records the set's event. A group also ends where the next
+   capture is not the block's next frame, where the caller's current stream changes, and at
+   the block's hand-off to the writer; there the block's event is recorded on the side
+   stream, once.
 
 The producer's stream never waits for the device-to-host copy of the frames: it overlaps with the
-next step's work on a copy engine. Before the current stream writes a staging slot again (K = 3
-captures later) it waits for that slot's event, a stream-ordering command that costs the caller
-nothing and the GPU nothing unless copies fall more than K steps behind.
+next steps' work on a copy engine. Before the current stream stages into a set again (a group
+later) it waits for that set's event, a stream-ordering command that costs the caller nothing and
+the GPU nothing unless the copies fall a group behind. Groups cut the caller's driver calls for
+a capture from nine (stage, three values, mark, side wait, copy, event, wait) to about five.
 
 Why the source cannot be overwritten before it is copied: every copy out of the caller's tensors
 is enqueued on the current stream, so it runs before anything enqueued there later. The
@@ -224,6 +231,25 @@ def _driver() -> _Driver | None:
     return _DRIVER[0]
 
 
+STAGING_BYTES = 64 << 20
+"""Device memory a copier stages frames in; it sets how many captures share one host copy."""
+
+MAX_GROUP = 4
+"""Captures whose frames go to the host in one copy on the side stream, at most."""
+
+
+class _Group:
+    """Captures staged in one staging set and not yet copied to the host: consecutive frames of
+    one ring block, enqueued on one stream (``stream``: its raw handle; ``torch_stream``: the
+    torch object, when torch's calls enqueued them)."""
+
+    __slots__ = ("slots", "first", "count", "key", "set", "stream", "torch_stream")
+
+    def __init__(self, slots: Any, first: int, key: tuple, k: int, stream: int, ts: Any) -> None:
+        self.slots, self.first, self.count, self.key, self.set = slots, first, 0, key, k
+        self.stream, self.torch_stream = stream, ts
+
+
 class CudaCopier:
     """Enqueues one capture's copies (see the module doc); never waits on the host.
 
@@ -231,10 +257,14 @@ class CudaCopier:
         device: the torch CUDA device of the inputs.
         pinned: the ring is page-locked (else the copies are synchronous, through torch).
             Defaults to True.
-        slots: device staging buffers for frames (copies in flight at most). Defaults to 3.
+        staging_bytes: device memory for staged frames. Two staging sets of up to
+            ``MAX_GROUP`` captures each where two captures fit per set; else three sets of one.
+            Defaults to None: ``STAGING_BYTES``.
     """
 
-    def __init__(self, device: Any, *, pinned: bool = True, slots: int = 3) -> None:
+    def __init__(
+        self, device: Any, *, pinned: bool = True, staging_bytes: int | None = None
+    ) -> None:
         import torch
 
         self.torch = torch
@@ -242,10 +272,14 @@ class CudaCopier:
         self.index = device.index if device.index is not None else torch.cuda.current_device()
         self.side = torch.cuda.Stream(device=device)
         self._side_raw = self.side.cuda_stream
-        self._slots = slots
-        self._stage: list[tuple[list[Any], Any]] = []  # (views, copied event) per slot
-        self._shapes: tuple = ()
+        self._budget = STAGING_BYTES if staging_bytes is None else staging_bytes
+        self.group_size = 1  # captures per staging set; set with the sets
+        # per set, per frame field: ((group_size, ...) tensor, its per-capture views)
+        self._sets: list[list[tuple[Any, list[Any]]]] = []
+        self._copied: list[Any] = []  # per set: event after its last copy to the host, or None
+        self._key: tuple = ()  # ((field, whole, three), ...) the sets were made for
         self._next = 0
+        self._group: _Group | None = None
         self.driver = _driver() if pinned else None
         self._raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
         self._get_device = getattr(torch._C, "_cuda_getDevice", torch.cuda.current_device)
@@ -258,61 +292,106 @@ class CudaCopier:
         ev.record(self.side)
         return ev
 
-    def _staging(self, frames: list[tuple[Any, Any, bool]]) -> tuple[int, list[Any], Any]:
-        shapes = tuple(tuple(dst.shape) for dst, _, _ in frames)
-        if shapes != self._shapes:
-            torch = self.torch
-            for views, _ in self._stage:  # freed only after the side stream's copies from them
-                for v in views:
-                    v.record_stream(self.side)
-            self._stage = []
-            for _ in range(self._slots):
-                views = [torch.empty(sh, dtype=torch.uint8, device=self.device) for sh in shapes]
-                self._stage.append((views, None))
-            self._shapes = shapes
-        k = self._next
-        self._next = (k + 1) % self._slots
-        return k, *self._stage[k]
+    def _restage(self, key: tuple, slots: Any) -> None:
+        """Staging sets for frames of ``key`` (no group may be pending)."""
+        torch = self.torch
+        for bufs in self._sets:  # freed only after the side stream's copies from them
+            for whole, _ in bufs:
+                whole.record_stream(self.side)
+        shapes = []
+        for field, _, three in key:
+            shape = slots.arrays[field].shape[1:]
+            shapes.append((*shape[:-1], 3 if three else shape[-1]))
+        per_capture = sum(int(np.prod(s)) for s in shapes)
+        g = max(1, min(MAX_GROUP, self._budget // max(1, 2 * per_capture)))
+        self.group_size = g
+        self._sets = []
+        for _ in range(2 if g > 1 else 3):
+            bufs = []
+            for shape in shapes:
+                whole = torch.empty((g, *shape), dtype=torch.uint8, device=self.device)
+                bufs.append((whole, list(whole.unbind(0))))
+            self._sets.append(bufs)
+        self._copied = [None] * len(self._sets)
+        self._key, self._next = key, 0
 
-    def copy(self, frames: list[tuple[Any, Any, bool]], values: list[tuple[Any, Any]]) -> None:
+    def copy(self, frames: list[tuple], values: list[tuple[Any, Any]]) -> None:
         """Enqueue one capture's copies.
 
         Args:
-            frames: (host ring view, CUDA uint8 frames, whole): staged on the device, then copied
-                to the host on the side stream. ``whole``: the frames' pixels are 4 bytes apart
-                (``_frames.CUDA_PIXELS``) and the view holds 4 channels: all 4 bytes of every
-                pixel are copied as one block (no kernel; the writer drops the 4th byte).
+            frames: (ring block, frame field, frame index, CUDA uint8 frames, whole, three):
+                staged on the device now, then copied to the host with the rest of their group
+                on the side stream. ``whole``: the frames' pixels are 4 bytes apart
+                (``_frames.CUDA_PIXELS``) and the field holds 4 channels: all 4 bytes of every
+                pixel are copied (no kernel; the writer drops the 4th byte). ``three``: the
+                frames fill the first 3 channels of a 4-channel field.
             values: (host ring view, small CUDA tensor): copied to the host on the current stream.
         """
         drv = self._usable_driver()
         # Streams as each way names them: raw handles for the driver, torch streams for torch.
         if drv is not None:
-            cur, side = self._raw_stream(self.index), self._side_raw
+            cur = raw = self._raw_stream(self.index)
         else:
-            cur, side = self.torch.cuda.current_stream(self.index), self.side
-        views: list[Any] = []
+            cur = self.torch.cuda.current_stream(self.index)
+            raw = cur.cuda_stream
+        g = self._group
         if frames:
-            k, views, copied = self._staging(frames)
-            if copied is not None:  # the slot's previous copy to the host is done
-                self._wait(drv, cur, copied)
-            for view, (_, src, whole) in zip(views, frames, strict=True):
-                self._stage_frames(drv, view, src, whole, cur)
+            s, first = frames[0][0], frames[0][2]
+            key = tuple((f[1], f[4], f[5]) for f in frames)
+            if g is not None and (
+                g.slots is not s or g.first + g.count != first or g.key != key or g.stream != raw
+            ):
+                self._flush(drv)
+                g = None
+            if key != self._key:
+                self._restage(key, s)
+            if g is None:
+                k = self._next
+                self._next = (k + 1) % len(self._sets)
+                if self._copied[k] is not None:  # the set's last copy to the host is done
+                    self._wait(drv, cur, self._copied[k])
+                g = self._group = _Group(s, first, key, k, raw, None if drv else cur)
+            j = g.count
+            for (_, views), f in zip(self._sets[g.set], frames, strict=True):
+                self._stage_frames(drv, views[j], f[3], f[4], cur)
+            g.count = j + 1
         for dst, src in values:
             self._to_host(drv, dst, src, cur, on_side=False)
+        if not frames:  # values alone: the side stream waits for them now (the block's event)
+            self._record(drv, self._mark, cur)
+            self._wait(drv, self._side_raw if drv is not None else self.side, self._mark)
+        elif g is not None and g.count == self.group_size:
+            self._flush(drv)
+
+    def _flush(self, drv: _Driver | None) -> None:
+        """Copy the pending group's staged frames to the host on the side stream, after the
+        point of its stream where they were staged."""
+        g, self._group = self._group, None
+        if g is None:
+            return
+        if drv is not None:
+            cur, side = g.stream, self._side_raw
+        else:
+            cur = g.torch_stream
+            if cur is None:
+                cur = self.torch.cuda.ExternalStream(g.stream, device=self.device)
+            side = self.side
         self._record(drv, self._mark, cur)
         self._wait(drv, side, self._mark)
-        if frames:
-            for view, (dst, _, _) in zip(views, frames, strict=True):
-                self._to_host(drv, dst, view, side, on_side=True)
-            copied = self._stage[k][1] or self.new_event()
-            self._record(drv, copied, side)
-            self._stage[k] = (views, copied)
+        m, first = g.count, g.first
+        for (whole, _), (field, _, three) in zip(self._sets[g.set], g.key, strict=True):
+            dst = g.slots.frames(field)[first : first + m]
+            self._to_host(drv, dst[..., :3] if three else dst, whole[:m], side, on_side=True)
+        copied = self._copied[g.set] or self.new_event()
+        self._record(drv, copied, side)
+        self._copied[g.set] = copied
 
     def finish(self, event: Any) -> None:
         """Record a block's ``event`` on the side stream, after every copy enqueued so far (the
         side stream waited for the current one's values too): once per block, at its hand-off
         to the writer, which waits for the event before it reads the block."""
         drv = self._usable_driver()
+        self._flush(drv)
         self._record(drv, event, self._side_raw if drv is not None else self.side)
 
     def _usable_driver(self) -> _Driver | None:

@@ -57,8 +57,8 @@ class SlotFiller:
         ``gaps``: the episode counter's snapshot (``Episodes.snapshot()``), or None.
         """
         a = s.arrays
-        # frames: (host slot view, CUDA source, whole pixels) via the staging ring;
-        # pairs: (host slot view, CUDA source) of values, copied directly
+        # frames: (block, field, index, CUDA source, whole pixels, into 3 of 4 channels), via
+        # the staging ring (see CudaCopier.copy); pairs: (host slot view, CUDA source) of values
         frames: list = []
         pairs: list = []
         a["step"][i] = c.step
@@ -93,11 +93,10 @@ class SlotFiller:
         rgba = dst.shape[-1] == 4  # an RGBA ring field: whole pixels are copied (ring_layout)
         if kind in (fr.CUDA, fr.CUDA_PIXELS, fr.CUDA_FLOAT):
             u8, mm = inp.to_device_uint8(kind, payload)
-            view = s.tensor(field, i)
             if rgba and kind == fr.CUDA_PIXELS:
-                frames.append((view, payload, True))  # whole pixels into the RGBA slot
+                frames.append((s, field, i, payload, True, False))  # whole pixels, RGBA slot
             else:
-                frames.append((view[..., :3] if rgba else view, u8, False))
+                frames.append((s, field, i, u8, False, rgba))
             if mm is not None:
                 values.append((s.tensor(f"{which}_range", i), mm))
             elif self.value_range is not None:
@@ -117,7 +116,7 @@ class SlotFiller:
                     RuntimeWarning,
                     stacklevel=5,
                 )
-            self.make_copier((frames or pairs)[-1][1].device, pinned)
+            self.make_copier(frames[-1][3].device if frames else pairs[-1][1].device, pinned)
         if s.event is None:
             s.event = self.copier.new_event()
         self.copier.copy(frames, pairs)

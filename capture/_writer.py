@@ -66,13 +66,15 @@ class Slots:
     """One block buffer: per-field arrays of ``block_frames`` frames (views into the ring).
 
     ``words`` holds, per frame, a uint32 view of the frame slot with 3-byte strides (for the
-    RGBA fast copy); ``tensors`` holds torch views of each field (CUDA copies), made on demand.
+    RGBA fast copy); ``tensors`` holds torch views of each frame of a field and ``whole`` of each
+    field (CUDA copies), made on demand.
     """
 
     index: int
     arrays: dict[str, np.ndarray]
     words: dict[str, list[np.ndarray]] = field(default_factory=dict)
     tensors: dict[str, list[Any]] = field(default_factory=dict)
+    whole: dict[str, Any] = field(default_factory=dict)
     event: Any = None
     used_cuda: bool = False
 
@@ -80,11 +82,17 @@ class Slots:
         """torch view of frame ``i`` of field ``name`` (cached)."""
         views = self.tensors.get(name)
         if views is None:
+            views = self.tensors[name] = list(self.frames(name).unbind(0))
+        return views[i]
+
+    def frames(self, name: str) -> Any:
+        """torch view of field ``name``, all ``block_frames`` frames (cached)."""
+        whole = self.whole.get(name)
+        if whole is None:
             import torch
 
-            whole = torch.from_numpy(self.arrays[name])
-            views = self.tensors[name] = list(whole.unbind(0))
-        return views[i]
+            whole = self.whole[name] = torch.from_numpy(self.arrays[name])
+        return whole
 
 
 def ring_layout(

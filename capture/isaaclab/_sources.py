@@ -65,16 +65,51 @@ def done_flags(terminated: Any, truncated: Any, select: Selection) -> Any:
     return select(terminated | truncated)
 
 
-def episode_steps(length: Any, plus: int) -> Any:
-    """``length + plus`` as int32, the store's type: on a CUDA device one kernel into a fresh
-    int32 tensor, which the recorder then copies to the host as it is (an int64 tensor would
-    take torch's converting copy, several times the caller's time of a plain one)."""
+class StepBuffers:
+    """Reused CUDA outputs for the small per-step values the wrapper computes (episode steps,
+    stale flags): two per name, used in turn, since one recorded step may wait in flight until
+    the next recorder call (``RecordEnvs._drain``). The recorder copies them in stream order
+    before ``capture()`` returns, so a buffer is rewritten only by work enqueued after its copy.
+    Allocating a fresh tensor instead costs a dispatcher call every step."""
+
+    def __init__(self) -> None:
+        self._bufs: dict[str, tuple[list[Any], int]] = {}
+
+    def __call__(self, name: str, like: Any, dtype: Any) -> Any:
+        """An output of ``like``'s shape and device, of ``dtype``; not the one handed out last."""
+        bufs, k = self._bufs.get(name, (None, 0))
+        if bufs is None or bufs[0].shape != like.shape or bufs[0].device != like.device:
+            import torch
+
+            bufs = [torch.empty(like.shape, dtype=dtype, device=like.device) for _ in range(2)]
+        self._bufs[name] = (bufs, 1 - k)
+        return bufs[k]
+
+
+def episode_steps(length: Any, plus: int, out: StepBuffers | None = None) -> Any:
+    """``length + plus`` as int32, the store's type: on a CUDA device one kernel into an int32
+    tensor (from ``out`` when given), which the recorder then copies to the host as it is (an
+    int64 tensor would take torch's converting copy, several times the caller's time of a plain
+    one)."""
     if is_torch(length) and length.device.type == "cuda":
         import torch
 
-        out = torch.empty(length.shape, dtype=torch.int32, device=length.device)
-        return torch.add(length, plus, out=out)
+        dst = (
+            out("episode_step", length, torch.int32)
+            if out is not None
+            else torch.empty(length.shape, dtype=torch.int32, device=length.device)
+        )
+        return torch.add(length, plus, out=dst)
     return length + plus if plus else length
+
+
+def stale_flags(terminated: Any, truncated: Any, out: StepBuffers) -> Any:
+    """``terminated | truncated``: on a CUDA device into a reused buffer of ``out``."""
+    if is_torch(terminated) and terminated.device.type == "cuda" and is_torch(truncated):
+        import torch
+
+        return torch.logical_or(terminated, truncated, out=out("stale", terminated, torch.bool))
+    return terminated | truncated
 
 
 class StepFrames:

@@ -65,7 +65,15 @@ from ._sensors import (
     read_env_camera,
     version_or_none,
 )
-from ._sources import Selection, StepFrames, done_flags, episode_steps, tensor
+from ._sources import (
+    Selection,
+    StepBuffers,
+    StepFrames,
+    done_flags,
+    episode_steps,
+    stale_flags,
+    tensor,
+)
 from ._views import NewtonViews
 
 _RENDERS_ON_READ = ("newton_warp", "ovrtx")
@@ -215,6 +223,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
             and env.intrinsics is not None
         )
         self._frames = _step_frames(env, glob, select, newton_env)
+        self._bufs = StepBuffers()
         self._select = select
         self._env_camera, self._global_camera = env.camera, glob.camera
         self._order = order
@@ -416,7 +425,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
         if self._stale_on_reset:
             # RTX renders after ``episode_length_buf += 1`` and before resets, so every frame
             # (a reset env's stale one too) shows episode step ``length before the step + 1``.
-            rendered_step = episode_steps(select(tensor(u.episode_length_buf)), 1)
+            rendered_step = episode_steps(select(tensor(u.episode_length_buf)), 1, self._bufs)
         result = self.env.step(action)
         _, reward, terminated, truncated, _ = result
         step = int(u.common_step_counter)
@@ -438,9 +447,9 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
         terminated, truncated = select(tensor(terminated)), select(tensor(truncated))
         stale = None
         if rendered_step is None:  # rendered after resets: as now
-            episode_step = episode_steps(select(tensor(u.episode_length_buf)), 0)
+            episode_step = episode_steps(select(tensor(u.episode_length_buf)), 0, self._bufs)
         else:
-            stale = terminated | truncated
+            stale = stale_flags(terminated, truncated, self._bufs)
             episode_step = rendered_step
         self._capture(
             step,

@@ -283,3 +283,50 @@ def test_cuda_input_after_host_rgba_input(tmp_path):
         run.env_frames(), np.stack([frames(t, N, H, W, channels=4)[..., :3] for t in range(7)])
     )
     np.testing.assert_array_equal(run.scalar("reward")[:, 0], np.arange(7.0))
+
+
+@pytest.mark.parametrize("staging_bytes", [None, 1])
+def test_grouped_copies_across_streams_blocks_and_close(tmp_path, monkeypatch, staging_bytes):
+    """Frames go to the host a group of captures at a time: groups end at block ends (blocks of
+    6 with groups of 4), when the caller's current stream changes mid-group, and at close on
+    yet another stream; every frame and value is stored exactly. With a staging budget too
+    small for two captures a set, each capture is its own group (three sets)."""
+    from envreel.capture import _cuda
+
+    if staging_bytes is not None:
+        monkeypatch.setattr(_cuda, "STAGING_BYTES", staging_bytes)
+    dev = _dev()
+    streams = [torch.cuda.current_stream(dev), torch.cuda.Stream(dev), torch.cuda.Stream(dev)]
+    rgba = torch.zeros((N, H, W, 4), dtype=torch.uint8, device=dev)
+    glob = torch.zeros((GH, GW, 3), dtype=torch.uint8, device=dev)
+    reward = torch.zeros(N, device=dev)
+    a = torch.randn(1024, 1024, device=dev)
+    path = tmp_path / "groups.zarr"
+    rec = Recorder(path, num_envs=N, fps=30, block_frames=6, writer="thread")
+    for t in range(23):
+        s = streams[(t // 3) % 2]  # the stream changes every 3 captures
+        s.wait_stream(streams[0])
+        streams[0].wait_stream(s)
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                a = a @ a  # GPU work queued before the "render": the copies must wait for it
+                a /= a.norm()
+            rgba.copy_(torch.from_numpy(frames(t, N, H, W, channels=4)).to(dev))
+            glob.copy_(torch.from_numpy(global_frame(t, GH, GW)).to(dev))
+            reward.fill_(float(t))
+            rec.capture(rgba[..., :3], glob, reward=reward)
+            rgba.fill_(9)  # the next render overwrites the sources at once
+            glob.fill_(9)
+            reward.fill_(-1)
+    assert rec._copier.group_size == (4 if staging_bytes is None else 1)
+    assert len(rec._copier._sets) == (2 if staging_bytes is None else 3)
+    with torch.cuda.stream(streams[2]):
+        rec.close()  # 23 = 3 blocks of 6 + 5: the last group is copied at close
+    run = open_run(path)
+    np.testing.assert_array_equal(
+        run.env_frames(), np.stack([frames(t, N, H, W, channels=4)[..., :3] for t in range(23)])
+    )
+    np.testing.assert_array_equal(
+        run.global_frames(), np.stack([global_frame(t, GH, GW) for t in range(23)])
+    )
+    np.testing.assert_array_equal(run.scalar("reward")[:, 0], np.arange(23.0))
