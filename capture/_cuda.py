@@ -379,7 +379,13 @@ class CudaCopier:
         self._record(drv, self._mark, cur)
         self._wait(drv, side, self._mark)
         m, first = g.count, g.first
-        for (whole, _), (field, _, three) in zip(self._sets[g.set], g.key, strict=True):
+        for (whole, views), (field, _, three) in zip(self._sets[g.set], g.key, strict=True):
+            if drv is not None and not three:  # both sides contiguous: addresses, no views
+                n = views[0].nbytes
+                dst = g.slots.address(field) + first * n
+                if err := drv.dtoh(dst, whole.data_ptr(), m * n, side):
+                    raise drv.fail("cuMemcpyDtoHAsync", err)
+                continue
             dst = g.slots.frames(field)[first : first + m]
             self._to_host(drv, dst[..., :3] if three else dst, whole[:m], side, on_side=True)
         copied = self._copied[g.set] or self.new_event()

@@ -75,6 +75,7 @@ class Slots:
     words: dict[str, list[np.ndarray]] = field(default_factory=dict)
     tensors: dict[str, list[Any]] = field(default_factory=dict)
     whole: dict[str, Any] = field(default_factory=dict)
+    ptrs: dict[str, int] = field(default_factory=dict)
     event: Any = None
     used_cuda: bool = False
 
@@ -84,6 +85,13 @@ class Slots:
         if views is None:
             views = self.tensors[name] = list(self.frames(name).unbind(0))
         return views[i]
+
+    def address(self, name: str) -> int:
+        """Host address of field ``name`` (cached)."""
+        ptr = self.ptrs.get(name)
+        if ptr is None:
+            ptr = self.ptrs[name] = self.arrays[name].ctypes.data
+        return ptr
 
     def frames(self, name: str) -> Any:
         """torch view of field ``name``, all ``block_frames`` frames (cached)."""
