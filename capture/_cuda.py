@@ -274,8 +274,9 @@ class CudaCopier:
         self._side_raw = self.side.cuda_stream
         self._budget = STAGING_BYTES if staging_bytes is None else staging_bytes
         self.group_size = 1  # captures per staging set; set with the sets
-        # per set, per frame field: ((group_size, ...) tensor, its per-capture views)
-        self._sets: list[list[tuple[Any, list[Any]]]] = []
+        # per set, per frame field: ((group_size, ...) tensor, its per-capture views, their
+        # addresses, bytes per capture)
+        self._sets: list[list[tuple[Any, list[Any], list[int], int]]] = []
         self._copied: list[Any] = []  # per set: event after its last copy to the host, or None
         self._key: tuple = ()  # ((field, whole, three), ...) the sets were made for
         self._next = 0
@@ -296,7 +297,7 @@ class CudaCopier:
         """Staging sets for frames of ``key`` (no group may be pending)."""
         torch = self.torch
         for bufs in self._sets:  # freed only after the side stream's copies from them
-            for whole, _ in bufs:
+            for whole, *_ in bufs:
                 whole.record_stream(self.side)
         shapes = []
         for field, _, three in key:
@@ -310,7 +311,8 @@ class CudaCopier:
             bufs = []
             for shape in shapes:
                 whole = torch.empty((g, *shape), dtype=torch.uint8, device=self.device)
-                bufs.append((whole, list(whole.unbind(0))))
+                views = list(whole.unbind(0))
+                bufs.append((whole, views, [v.data_ptr() for v in views], views[0].nbytes))
             self._sets.append(bufs)
         self._copied = [None] * len(self._sets)
         self._key, self._next = key, 0
@@ -325,7 +327,8 @@ class CudaCopier:
                 (``_frames.CUDA_PIXELS``) and the field holds 4 channels: all 4 bytes of every
                 pixel are copied (no kernel; the writer drops the 4th byte). ``three``: the
                 frames fill the first 3 channels of a 4-channel field.
-            values: (host ring view, small CUDA tensor): copied to the host on the current stream.
+            values: (ring block, field, frame index, small CUDA tensor): copied to the host on
+                the current stream.
         """
         drv = self._usable_driver()
         # Streams as each way names them: raw handles for the driver, torch streams for torch.
@@ -336,27 +339,40 @@ class CudaCopier:
             raw = cur.cuda_stream
         g = self._group
         if frames:
-            s, first = frames[0][0], frames[0][2]
-            key = tuple((f[1], f[4], f[5]) for f in frames)
+            block, first = frames[0][0], frames[0][2]
+            key = tuple([(f[1], f[4], f[5]) for f in frames])
             if g is not None and (
-                g.slots is not s or g.first + g.count != first or g.key != key or g.stream != raw
+                g.slots is not block
+                or g.first + g.count != first
+                or g.key != key
+                or g.stream != raw
             ):
                 self._flush(drv)
                 g = None
             if key != self._key:
-                self._restage(key, s)
+                self._restage(key, block)
             if g is None:
                 k = self._next
                 self._next = (k + 1) % len(self._sets)
                 if self._copied[k] is not None:  # the set's last copy to the host is done
                     self._wait(drv, cur, self._copied[k])
-                g = self._group = _Group(s, first, key, k, raw, None if drv else cur)
+                g = self._group = _Group(block, first, key, k, raw, None if drv else cur)
             j = g.count
-            for (_, views), f in zip(self._sets[g.set], frames, strict=True):
-                self._stage_frames(drv, views[j], f[3], f[4], cur)
+            for (_, views, ptrs, n), f in zip(self._sets[g.set], frames, strict=True):
+                if drv is not None and f[4]:  # whole pixels: one copy of their bytes
+                    if err := drv.dtod(ptrs[j], f[3].data_ptr(), n, cur):
+                        raise drv.fail("cuMemcpyDtoDAsync", err)
+                else:
+                    self._stage_frames(drv, views[j], f[3], f[4], cur)
             g.count = j + 1
-        for dst, src in values:
-            self._to_host(drv, dst, src, cur, on_side=False)
+        for s, key, i, src in values:
+            if drv is not None:  # a plain copy of the row's bytes where dtype and size agree
+                dtype, n = s.row(key)
+                if src.dtype == dtype and src.nbytes == n and src.is_contiguous():
+                    if err := drv.dtoh(s.address(key) + i * n, src.data_ptr(), n, cur):
+                        raise drv.fail("cuMemcpyDtoHAsync", err)
+                    continue
+            self._to_host(drv, s.tensor(key, i), src, cur, on_side=False)
         if not frames:  # values alone: the side stream waits for them now (the block's event)
             self._record(drv, self._mark, cur)
             self._wait(drv, self._side_raw if drv is not None else self.side, self._mark)
@@ -379,9 +395,8 @@ class CudaCopier:
         self._record(drv, self._mark, cur)
         self._wait(drv, side, self._mark)
         m, first = g.count, g.first
-        for (whole, views), (field, _, three) in zip(self._sets[g.set], g.key, strict=True):
+        for (whole, _, _, n), (field, _, three) in zip(self._sets[g.set], g.key, strict=True):
             if drv is not None and not three:  # both sides contiguous: addresses, no views
-                n = views[0].nbytes
                 dst = g.slots.address(field) + first * n
                 if err := drv.dtoh(dst, whole.data_ptr(), m * n, side):
                     raise drv.fail("cuMemcpyDtoHAsync", err)

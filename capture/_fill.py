@@ -20,6 +20,8 @@ from ._writer import Slots
 
 __all__ = ["SlotFiller"]
 
+_CUDA_KINDS = (fr.CUDA, fr.CUDA_PIXELS, fr.CUDA_FLOAT)
+_RANGE = {"env_frames": "env_range", "global_frames": "global_range"}  # float input's range
 _BLOCK_DEFAULT_FLAGS = ("terminated", "truncated", "stale", "explicit_episode_step", "ep_snapshot")
 
 
@@ -58,16 +60,17 @@ class SlotFiller:
         """
         a = s.arrays
         # frames: (block, field, index, CUDA source, whole pixels, into 3 of 4 channels), via
-        # the staging ring (see CudaCopier.copy); pairs: (host slot view, CUDA source) of values
+        # the staging ring; pairs: (block, field, index, CUDA source) of values, copied
+        # directly (see CudaCopier.copy)
         frames: list = []
         pairs: list = []
         a["step"][i] = c.step
         a["sim_time"][i] = c.sim_time
         a["wall_time"][i] = time.time()
         a["clip"][i] = clip
-        self._put_frame(s, i, "env", self.inputs.env, c.env, frames, pairs)
+        self._put_frame(s, i, "env_frames", self.inputs.env, c.env, frames, pairs)
         if c.glob is not None:
-            self._put_frame(s, i, "global", self.inputs.glob, c.glob, frames, pairs)
+            self._put_frame(s, i, "global_frames", self.inputs.glob, c.glob, frames, pairs)
         # Values not given keep the defaults the block was filled with when acquired.
         for name, v in c.values.items():
             _put_value(s, i, name, v, pairs)
@@ -85,26 +88,27 @@ class SlotFiller:
             self._copy_cuda(s, frames, pairs, pinned)
 
     def _put_frame(
-        self, s: Slots, i: int, which: str, inp: Any, plan: tuple[str, Any], frames, values
+        self, s: Slots, i: int, field: str, inp: Any, plan: tuple[str, Any], frames, values
     ) -> None:
         kind, payload = plan
-        field = f"{which}_frames"
-        dst = s.arrays[field][i]
-        rgba = dst.shape[-1] == 4  # an RGBA ring field: whole pixels are copied (ring_layout)
-        if kind in (fr.CUDA, fr.CUDA_PIXELS, fr.CUDA_FLOAT):
-            u8, mm = inp.to_device_uint8(kind, payload)
+        ring = s.arrays[field]
+        rgba = ring.shape[-1] == 4  # an RGBA ring field: whole pixels are copied (ring_layout)
+        if kind in _CUDA_KINDS:
+            mm = None
             if rgba and kind == fr.CUDA_PIXELS:
-                frames.append((s, field, i, payload, True, False))  # whole pixels, RGBA slot
+                frames.append((s, field, i, payload, True, False))  # whole pixels
             else:
+                u8, mm = inp.to_device_uint8(kind, payload)
                 frames.append((s, field, i, u8, False, rgba))
             if mm is not None:
-                values.append((s.tensor(f"{which}_range", i), mm))
+                values.append((s, _RANGE[field], i, mm))
             elif self.value_range is not None:
-                s.arrays[f"{which}_range"][i] = self.value_range
+                s.arrays[_RANGE[field]][i] = self.value_range
             return
+        dst = ring[i]
         inp.copy_host(kind, payload, dst[..., :3] if rgba else dst, s.words[field][i])
         if self.value_range is not None:
-            s.arrays[f"{which}_range"][i] = self.value_range  # checked before the copy
+            s.arrays[_RANGE[field]][i] = self.value_range  # checked before the copy
 
     def _copy_cuda(self, s: Slots, frames: list, pairs: list, pinned: bool) -> None:
         if self.copier is None:
@@ -116,7 +120,7 @@ class SlotFiller:
                     RuntimeWarning,
                     stacklevel=5,
                 )
-            self.make_copier(frames[-1][3].device if frames else pairs[-1][1].device, pinned)
+            self.make_copier((frames or pairs)[-1][3].device, pinned)
         if s.event is None:
             s.event = self.copier.new_event()
         self.copier.copy(frames, pairs)
@@ -131,6 +135,6 @@ class SlotFiller:
 def _put_value(s: Slots, i: int, key: str, v: tuple[bool, Any], pairs: list) -> None:
     """A checked (is_cuda, value): CUDA values join the batch, host values are stored now."""
     if v[0]:
-        pairs.append((s.tensor(key, i), v[1]))
+        pairs.append((s, key, i, v[1]))
     else:
         s.arrays[key][i] = v[1]

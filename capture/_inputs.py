@@ -28,7 +28,7 @@ _VALUE_KINDS = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class CheckedStep:
     """One ``capture()`` call, checked: each input as (plan kind or is-CUDA, payload)."""
 
@@ -110,24 +110,45 @@ class Inputs:
         self.global_shape = global_shape
         self.fixed = True
 
-    def check(self, env_rgb: Any, global_rgb: Any, *, step: Any, sim_time: Any, **given: Any):
-        """A ``CheckedStep`` of one ``capture()`` call (keywords as ``capture()``'s)."""
+    def check(
+        self,
+        env_rgb: Any,
+        global_rgb: Any,
+        step: Any,
+        sim_time: Any,
+        reward: Any,
+        terminated: Any,
+        truncated: Any,
+        stale: Any,
+        episode_step: Any,
+        scalars: Any,
+        env_camera_poses: Any,
+        global_camera_pose: Any,
+    ) -> CheckedStep:
+        """A ``CheckedStep`` of one ``capture()`` call (arguments as ``capture()``'s)."""
         env = self.env.check(env_rgb)
-        glob = self._check_global(global_rgb)
+        glob = None if global_rgb is None and self.glob is None else self._check_global(global_rgb)
         step = fr.check_step(step, self.last_step)
+        sim_time = step * self.step_dt if sim_time is None else self._check_sim_time(sim_time)
+        values = {}
+        for name, value in zip(
+            VALUE_NAMES, (reward, terminated, truncated, stale, episode_step), strict=True
+        ):
+            if value is not None:
+                values[name] = self.values[name].check(value)
         return CheckedStep(
-            step=step,
-            sim_time=self._check_sim_time(sim_time, step),
-            env=env,
-            glob=glob,
-            values={
-                name: self.values[name].check(given[name])
-                for name in VALUE_NAMES
-                if given[name] is not None
-            },
-            scalars=self._check_scalars(given["scalars"]),
-            env_pose=self._check_env_pose(given["env_camera_poses"]),
-            global_pose=self._check_global_pose(given["global_camera_pose"]),
+            step,
+            sim_time,
+            env,
+            glob,
+            values,
+            self._check_scalars(scalars) if scalars else {},
+            None
+            if env_camera_poses is None and not self.env_pose_per_frame
+            else self._check_env_pose(env_camera_poses),
+            None
+            if global_camera_pose is None and not self.global_pose_per_frame
+            else self._check_global_pose(global_camera_pose),
         )
 
     def check_flags(self, step: Any, terminated: Any, truncated: Any) -> tuple[int, Any, Any]:
@@ -156,9 +177,8 @@ class Inputs:
             self.glob = self._global_input(None)
         return self.glob.check(global_rgb)
 
-    def _check_sim_time(self, sim_time: Any, step: int) -> float:
-        if sim_time is None:
-            return step * self.step_dt
+    @staticmethod
+    def _check_sim_time(sim_time: Any) -> float:
         if (
             isinstance(sim_time, bool)
             or not isinstance(sim_time, numbers.Real)

@@ -76,6 +76,7 @@ class Slots:
     tensors: dict[str, list[Any]] = field(default_factory=dict)
     whole: dict[str, Any] = field(default_factory=dict)
     ptrs: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, tuple[Any, int]] = field(default_factory=dict)
     event: Any = None
     used_cuda: bool = False
 
@@ -92,6 +93,16 @@ class Slots:
         if ptr is None:
             ptr = self.ptrs[name] = self.arrays[name].ctypes.data
         return ptr
+
+    def row(self, name: str) -> tuple[Any, int]:
+        """(torch dtype, bytes per frame) of field ``name`` (cached)."""
+        row = self.rows.get(name)
+        if row is None:
+            import torch
+
+            arr = self.arrays[name]
+            row = self.rows[name] = (torch.from_numpy(arr[:0]).dtype, arr.strides[0])
+        return row
 
     def frames(self, name: str) -> Any:
         """torch view of field ``name``, all ``block_frames`` frames (cached)."""

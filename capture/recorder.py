@@ -484,16 +484,16 @@ class Recorder:
         checked = self._inputs.check(
             env_rgb,
             global_rgb,
-            step=step,
-            sim_time=sim_time,
-            reward=reward,
-            terminated=terminated,
-            truncated=truncated,
-            stale=stale,
-            episode_step=episode_step,
-            scalars=scalars,
-            env_camera_poses=env_camera_poses,
-            global_camera_pose=global_camera_pose,
+            step,
+            sim_time,
+            reward,
+            terminated,
+            truncated,
+            stale,
+            episode_step,
+            scalars,
+            env_camera_poses,
+            global_camera_pose,
         )
         if self.spec is None:
             self._start(env_rgb, global_rgb, checked)
@@ -625,11 +625,10 @@ class Recorder:
         self._filler.fill(self._cur, self._fill, c, clip, gaps, self._ring.memory.pinned)
         self._captured += 1
         self._fill += 1
-        w = self._writer
-        pending = (self._captured - w.counts.frames_written - w.counts.frames_lost) * (
-            self._slot_bytes
-        )
-        self._high_water = max(self._high_water, pending)
+        counts = self._writer.counts
+        pending = (self._captured - counts.frames_written - counts.frames_lost) * self._slot_bytes
+        if pending > self._high_water:
+            self._high_water = pending
         if self._fill == self.spec.block_frames:
             self._submit()
         return True
