@@ -119,6 +119,38 @@ class Episodes:
         else:
             np.putmask(last, done, step)
 
+    def skipped_steps(self, steps: list[int], done: Any) -> None:
+        """Count the flags of several calls that store no frame, at once.
+
+        Args:
+            steps: their steps, increasing.
+            done: (is_cuda, (len(steps), N) array) of their done flags, as ``_flag`` takes.
+        """
+        self.gap = True
+        done = self._flag(done)
+        count, last = self.gaps[0], self.gaps[1]
+        # Steps increase, so an env's last done step is the one of its last done row: with the
+        # rows numbered 1..K, the largest number among its done rows (0: none).
+        if self._torch is not None:
+            torch = self._torch
+            k = len(steps)
+            rows = torch.arange(1, k + 1, device=self.device)
+            latest = (done * rows[:, None]).amax(0)
+            count += done.sum(0)
+            if steps[-1] - steps[0] == k - 1:  # consecutive: row r's step is steps[0] - 1 + r
+                stamp = latest + (steps[0] - 1)
+            else:
+                stamps = torch.tensor([NONE, *steps], dtype=torch.int64)
+                if self.device.type == "cuda":  # pinned: an upload that never waits on the device
+                    stamps = stamps.pin_memory()
+                stamp = stamps.to(self.device, non_blocking=True)[latest]
+            last.copy_(torch.where(latest > 0, stamp, last))
+        else:
+            rows = np.arange(1, len(steps) + 1)
+            latest = (done * rows[:, None]).max(0)
+            count += done.sum(0)
+            np.putmask(last, latest > 0, np.asarray([NONE, *steps], np.int64)[latest])
+
     def snapshot(self) -> Any:
         """``gaps`` for the stored frame of this call, or None when the previous call stored its
         frame too (nothing happened in between that the writer does not see)."""

@@ -12,6 +12,8 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from . import _frames as fr
 
 __all__ = ["CheckedStep", "Inputs", "VALUE_NAMES"]
@@ -159,6 +161,32 @@ class Inputs:
             for name, value in (("terminated", terminated), ("truncated", truncated))
         )
         return (step, *flags)
+
+    def check_done_steps(self, steps: Any, done: Any) -> tuple[list[int], tuple[bool, Any]]:
+        """(steps, (is_cuda, done)) of ``count_done``: increasing steps after the last one, and
+        (len(steps), N) done flags, bool or integer."""
+        checked: list[int] = []
+        last = self.last_step
+        for step in steps:
+            last = fr.check_step(step, last)
+            checked.append(last)
+        shape = (len(checked), self.num_envs)
+        what = f"done must be bool (or integer 0/1) of shape {shape} (steps × envs)"
+        if fr.is_torch(done):
+            torch = fr._torch()
+            if not isinstance(done, torch.Tensor) or tuple(done.shape) != shape:
+                raise ValueError(f"{what}, got {fr.describe(done)}")
+            if done.dtype.is_complex or done.dtype.is_floating_point:
+                raise TypeError(f"{what}, got {done.dtype}")
+            if done.device.type == "cuda":
+                return checked, (True, done)
+            return checked, (False, done.detach().numpy())
+        arr = done if isinstance(done, np.ndarray) else np.asarray(done)
+        if arr.shape != shape:
+            raise ValueError(f"{what}, got shape {arr.shape}")
+        if arr.dtype.kind not in "biu":
+            raise TypeError(f"{what}, got {arr.dtype}")
+        return checked, (False, arr)
 
     def _check_global(self, global_rgb: Any) -> tuple[str, Any] | None:
         if global_rgb is None:

@@ -21,7 +21,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
@@ -498,6 +498,47 @@ class Recorder:
         if self.spec is None:
             self._start(env_rgb, global_rgb, checked)
         return self._record(checked)
+
+    def count_done(self, steps: Sequence[int], done: Any) -> None:
+        """Count the done flags of several steps outside the recording windows, in one call.
+
+        The batch form of ``capture(None, step=s, terminated=...)`` for each of ``steps``: the
+        stored episodes are the same. A loop that keeps its steps' flags (``terminated |
+        truncated``) in a buffer and hands it over every few dozen steps pays one elementwise
+        operation a step instead of a call; ``RecordEnvs`` does so between its windows.
+
+        Args:
+            steps: the steps, increasing, each after the last one given to this recorder, none
+                of them kept by the windows (``wants(step)`` False).
+            done: (len(steps), N) bool (or integer 0/1): whether each env was terminated or
+                truncated at each step; numpy or torch, CPU or CUDA (counted on the device,
+                without a synchronisation).
+
+        Raises:
+            TypeError/ValueError: a bad step, a step inside a window, or ``done`` of another
+                shape or type; nothing of the call is counted.
+            RecorderError: the writer failed and ``on_error="raise"``.
+            RuntimeError: the recorder is closed.
+
+        Example:
+            >>> rec.count_done([100, 101, 102], done)  # done: (3, num_envs)  # doctest: +SKIP
+        """
+        self._check_usable()
+        steps, flags = self._inputs.check_done_steps(steps, done)
+        if not steps:
+            return
+        for step in steps:
+            if self._windows.keeps(step):
+                raise ValueError(
+                    f"step {step} is inside a recording window (wants({step}) is True): "
+                    "pass its frames to capture()"
+                )
+        # Counted like ``_advance`` counts a step without frames: outside the windows its
+        # ``decide`` returns None and changes nothing.
+        self._inputs.last_step = steps[-1]
+        self._steps += len(steps)
+        self._episodes.first(steps[0], (flags[0], flags[1][0]), None)
+        self._episodes.skipped_steps(steps, flags)
 
     def close(self) -> None:
         """Write the partial last block, mark the store closed with its counters, stop the writer.

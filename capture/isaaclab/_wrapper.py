@@ -66,10 +66,10 @@ from ._sensors import (
     version_or_none,
 )
 from ._sources import (
+    IdleSteps,
     Selection,
     StepBuffers,
     StepFrames,
-    done_flags,
     episode_steps,
     stale_flags,
     tensor,
@@ -180,6 +180,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
         self._recorder: Recorder | None = None
         self._last_step: int | None = None
         self._pending: tuple | None = None  # a step whose frames render in the background
+        self._idle: IdleSteps | None = None  # done flags of steps outside the windows
         self.url: str | Path | None = None
 
         u = env.unwrapped
@@ -238,6 +239,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
         )
         source = self._source(env, glob, newton_env, rerenders, ranks)
         self._recorder = self._make_recorder(url, env, glob, select, source, ranks)
+        self._idle = IdleSteps(self._recorder, select)
 
     def _source(
         self, env: EnvCamera, glob: GlobalPlan, newton_env: bool, rerenders: int, ranks: Ranks
@@ -350,6 +352,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
     def recorder(self) -> Recorder | None:
         """The :class:`envreel.capture.Recorder` of this rank, or None where nothing is recorded
         (ranks other than 0 without ``all_ranks``)."""
+        self._flush_idle()
         return self._recorder
 
     @property
@@ -361,12 +364,14 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
     def stats(self) -> RecorderStats | None:
         """The recorder's counters (frames captured, dropped, written...), or None where this
         rank does not record."""
+        self._flush_idle()
         return None if self._recorder is None else self._recorder.stats
 
     def start_clip(self) -> None:
         """Opens a new clip (manual clips, without ``video_length``); no-op where not recording."""
         if self._recorder is not None:
             self._drain()
+            self._flush_idle()
             self._recorder.start_clip()
 
     def stop_clip(self) -> None:
@@ -374,6 +379,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
         recording."""
         if self._recorder is not None:
             self._drain()
+            self._flush_idle()
             self._recorder.stop_clip()
 
     def stop_recording(self) -> None:
@@ -383,6 +389,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
             return
         try:
             self._drain()
+            self._flush_idle()
         finally:
             self._frames.close()
             self._recorder.close()
@@ -438,11 +445,11 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
             )
             return result
         if not self._recorder.wants(step):
-            # only the episode count goes on here: one flag per env, and nothing renders
-            done = done_flags(terminated, truncated, select)
+            # only the episode count goes on here: nothing renders, and the done flags are
+            # kept on their device and counted a batch at a time (IdleSteps)
             self._drain()
             self._last_step = step
-            self._recorder.capture(None, step=step, terminated=done)
+            self._idle.push(step, terminated, truncated)
             return result
         terminated, truncated = select(tensor(terminated)), select(tensor(truncated))
         stale = None
@@ -473,6 +480,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
     def _capture(self, step: int, **values: Any) -> None:
         """Records this step: now, or (background rendering) at the next recorder call."""
         self._drain()
+        self._flush_idle()
         frames = self._frames.start()
         if self._env_live:
             values["env_camera_poses"] = self._select(live_poses(self._env_camera, self._order))
@@ -482,6 +490,11 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
         self._pending = (frames, step, values)
         if not self._frames.background:
             self._drain()
+
+    def _flush_idle(self) -> None:
+        """Counts the done flags of the steps outside the windows not counted yet."""
+        if self._idle is not None and self._recorder is not None and not self._recorder.closed:
+            self._idle.flush()
 
     def _drain(self) -> None:
         """Hands the step in flight, if any, to the recorder (steps stay in order)."""

@@ -654,6 +654,46 @@ def test_nothing_is_read_or_rendered_outside_the_windows(tmp_path, monkeypatch, 
     )
 
 
+@pytest.mark.parametrize("renderer", ["newton_warp", "isaac_rtx"])
+def test_done_flags_outside_the_windows_are_counted_in_batches(tmp_path, monkeypatch, renderer):
+    from envreel.capture import Recorder
+    from envreel.capture.isaaclab._sources import IDLE_STEPS
+
+    env, cam, _ = build(monkeypatch, "3.0.0", renderer, num_envs=6)
+    batches: list[list[int]] = []
+    count_done = Recorder.count_done
+
+    def spy(self, steps, done):
+        batches.append(list(steps))
+        return count_done(self, steps, done)
+
+    monkeypatch.setattr(Recorder, "count_done", spy)
+    url = tmp_path / "run.zarr"
+    interval = IDLE_STEPS + 37  # idle stretches longer than a batch
+    cfg = RecorderCfg(env_camera=cam, envs=IDS, video_length=2, video_interval=interval)
+    rec = RecordEnvs(env, url, cfg)
+    run_steps(rec, 2 * interval + 30)
+    # the steps not counted yet are counted first; the reset's frame is a step too
+    assert rec.stats.steps == 2 * interval + 31
+    run_steps(rec, 20, reset=False)
+    rec.close()
+    kept = [0, 1, interval, interval + 1, 2 * interval, 2 * interval + 1]  # 0: the reset
+    run = open_run(url)
+    assert run.frame_values("step").tolist() == kept
+    # Every idle step after the first (step 2: capture() checks the first flags of a kind) went
+    # through count_done: whole batches, then the rest before a window, before ``stats`` and
+    # before closing; none twice.
+    idle = [s for b in batches for s in b]
+    assert idle == [s for s in range(3, 2 * interval + 51) if s not in kept]
+    assert [len(b) for b in batches][:2] == [IDLE_STEPS, interval - 3 - IDLE_STEPS]
+    truth = env.unwrapped.truth
+    for name, key in (("episode", "episode_index"), ("episode_step", "episode_step")):
+        np.testing.assert_array_equal(
+            run.scalar(name), np.stack([getattr(truth[k], key)[IDS] for k in kept]), name
+        )
+    assert run.scalar("episode").max() >= 10  # many episodes ended outside the windows
+
+
 def test_manual_clips(tmp_path, monkeypatch) -> None:
     env = make(monkeypatch)
     camera = env.unwrapped.camera

@@ -42,7 +42,10 @@ def _reference_episodes(steps, autoreset: str) -> tuple[np.ndarray, np.ndarray]:
     return episode, episode_step
 
 
-def _record(path, *, skip: bool, autoreset: str = "same_step", manual: bool = False, **windows):
+def _record(path, *, skip, autoreset: str = "same_step", manual: bool = False, **windows):
+    """Record STEPS steps; outside the windows, ``skip`` False passes the frames anyway, True
+    calls ``capture(None, ...)``, "batch" hands the flags to ``count_done`` 3 steps at a time
+    (and before anything else reaches the recorder)."""
     rec = Recorder(
         path,
         num_envs=N,
@@ -55,14 +58,27 @@ def _record(path, *, skip: bool, autoreset: str = "same_step", manual: bool = Fa
         **windows,
     )
     asked = []
+    idle: tuple[list[int], list[np.ndarray]] = ([], [])
+
+    def count_idle():
+        if idle[0]:
+            rec.count_done(idle[0], np.stack(idle[1]))
+            idle[0].clear(), idle[1].clear()
+
     for step in range(STEPS):
-        if manual and step == 20:
-            rec.stop_clip()
-        if manual and step == 35:
-            rec.start_clip()
+        if manual and step in (20, 35):
+            count_idle()
+            rec.stop_clip() if step == 20 else rec.start_clip()
         terminated, truncated = _flags(step)
         wanted = rec.wants(step)
         asked.append(wanted)
+        if skip == "batch" and not wanted:
+            idle[0].append(step)
+            idle[1].append(terminated | truncated)
+            if len(idle[0]) == 3:
+                count_idle()
+            continue
+        count_idle()
         if skip and not wanted:
             assert rec.capture(None, step=step, terminated=terminated, truncated=truncated) is False
             continue
@@ -75,6 +91,7 @@ def _record(path, *, skip: bool, autoreset: str = "same_step", manual: bool = Fa
             truncated=truncated,
         )
         assert kept == wanted
+    count_idle()
     rec.close()
     return rec, asked
 
@@ -89,9 +106,10 @@ WINDOWS = [
 
 @pytest.mark.parametrize("windows", WINDOWS)
 @pytest.mark.parametrize("autoreset", ["same_step", "next_step"])
-def test_counting_flags_outside_windows_gives_the_same_episodes(tmp_path, windows, autoreset):
+@pytest.mark.parametrize("skip", [True, "batch"])
+def test_counting_flags_outside_windows_gives_the_same_episodes(tmp_path, windows, autoreset, skip):
     every, asked = _record(tmp_path / "every.zarr", skip=False, autoreset=autoreset, **windows)
-    skipped, asked_too = _record(tmp_path / "skip.zarr", skip=True, autoreset=autoreset, **windows)
+    skipped, asked_too = _record(tmp_path / "skip.zarr", skip=skip, autoreset=autoreset, **windows)
     assert asked == asked_too and 0 < sum(asked) < STEPS
     a, b = open_run(tmp_path / "every.zarr"), open_run(tmp_path / "skip.zarr")
     assert not validate(tmp_path / "skip.zarr")
@@ -206,3 +224,71 @@ def test_a_run_of_skipped_steps_only_is_an_empty_valid_run(tmp_path):
     run = open_run(path)
     assert run.num_frames == 0 and run.closed and not validate(path)
     assert rec.stats.steps == 5 and rec.stats.frames_captured == 0
+
+
+@pytest.mark.parametrize("gaps", [False, True])
+def test_count_done_takes_torch_flags(tmp_path, gaps):
+    """Torch flags, all the idle steps up to a window in one call; with ``gaps`` every other
+    idle step is never given (counting sees only the steps it is given)."""
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "r.zarr"
+    rec = Recorder(path, num_envs=N, fps=30, video_length=2, video_interval=9, writer="thread")
+    given = [s for s in range(40) if rec.wants(s) or not (gaps and s % 2)]
+    idle: list[int] = []
+
+    def count_idle():
+        if idle:
+            flags = [torch.from_numpy(np.logical_or(*_flags(s))) for s in idle]
+            rec.count_done(list(idle), torch.stack(flags))
+            idle.clear()
+
+    for step in given:
+        if not rec.wants(step):
+            idle.append(step)
+            continue
+        count_idle()
+        terminated, truncated = (torch.from_numpy(f) for f in _flags(step))
+        rgb = torch.from_numpy(frames(step, N, H, W))
+        assert rec.capture(rgb, step=step, terminated=terminated, truncated=truncated)
+    count_idle()
+    rec.close()
+    run = open_run(path)
+    kept = [s for s in given if s % 9 < 2]
+    assert run.frame_values("step").tolist() == kept
+    episode, episode_step = _reference_episodes(given, "same_step")
+    rows = [given.index(s) for s in kept]
+    np.testing.assert_array_equal(run.scalar("episode"), episode[rows])
+    np.testing.assert_array_equal(run.scalar("episode_step"), episode_step[rows])
+    assert rec.stats.steps == len(given)
+
+
+def test_count_done_refuses_bad_input_and_counts_nothing_of_it(tmp_path):
+    rec = Recorder(
+        tmp_path / "r.zarr", num_envs=N, fps=30, video_length=2, video_interval=6, writer="thread"
+    )
+    done = np.zeros((2, N), bool)
+    done[1, 3] = True
+    assert rec.capture(frames(0, N, H, W), step=0)
+    with pytest.raises(ValueError, match=r"step 7 is inside a recording window \(wants\(7\)"):
+        rec.count_done([2, 7], done)
+    with pytest.raises(ValueError, match="step must increase from call to call: got 2 after 3"):
+        rec.count_done([3, 2], done)
+    with pytest.raises(ValueError, match=r"shape \(2, 5\) \(steps × envs\), got shape \(2, 4\)"):
+        rec.count_done([2, 3], done[:, :4])
+    with pytest.raises(TypeError, match="bool .* got float32"):
+        rec.count_done([2, 3], done.astype(np.float32))
+    with pytest.raises(TypeError, match="step must be an int"):
+        rec.count_done([2, 3.5], done)
+    rec.count_done([], np.zeros((0, N), bool))  # nothing to count
+    assert rec.stats.steps == 1
+    # The refused calls took nothing: steps 2 and 3 can still be counted, and env 3's flag at 3
+    # starts its episode 1 at step 6.
+    rec.count_done([2, 3], done)
+    assert rec.capture(frames(6, N, H, W), step=6)
+    rec.close()
+    run = open_run(tmp_path / "r.zarr")
+    assert run.scalar("episode")[:, 3].tolist() == [0, 1]
+    assert run.scalar("episode_step")[:, 3].tolist() == [0, 3]
+    assert rec.stats.steps == 4
+    with pytest.raises(RuntimeError, match="closed"):
+        rec.count_done([8], done[:1])

@@ -12,8 +12,13 @@ def _as_host(a):
     return (False, a)
 
 
-def simulate(mode, steps, done, stale=None, stored=None, *, n=None, block=4, as_flag=_as_host):
+def simulate(
+    mode, steps, done, stale=None, stored=None, *, n=None, block=4, as_flag=_as_host, batch=0
+):
     """Feed capture() calls through both halves as the Recorder and its writer do.
+
+    With ``batch``, the flags of calls that store nothing go to ``skipped_steps`` up to
+    ``batch`` at a time (``Recorder.count_done``), before the next call of another kind.
 
     Returns (episode, episode_step) per stored frame, derived by the writer's chain a block at
     a time from what the caller put in the ring.
@@ -21,17 +26,33 @@ def simulate(mode, steps, done, stale=None, stored=None, *, n=None, block=4, as_
     n = n or len(next(d for d in done if d is not None))
     eps, chain = Episodes(n, autoreset=mode), EpisodeChain(n, autoreset=mode)
     ring: list[tuple] = []
+    pending: list[tuple] = []
+
+    def count_pending():
+        if pending:
+            eps.first(pending[0][0], as_flag(pending[0][1]), None)
+            eps.skipped_steps([p[0] for p in pending], as_flag(np.stack([p[1] for p in pending])))
+            pending.clear()
+
     for k, s in enumerate(steps):
         d = None if done[k] is None else np.asarray(done[k], bool)
+        skipped = stored is not None and not stored[k]
+        if batch and skipped and d is not None:
+            pending.append((s, d))
+            if len(pending) == batch:
+                count_pending()
+            continue
+        count_pending()
         flag = None if d is None else as_flag(d)
         eps.first(s, flag, None)
-        if stored is not None and not stored[k]:
+        if skipped:
             eps.skipped(s, flag, None)
             continue
         gaps = eps.snapshot()
         snap = gaps is not None
         g = np.zeros((2, n), np.int64) if gaps is None else np.array(_numpy(gaps))
         ring.append((snap, g, s, np.zeros(n, bool) if d is None else d, stale_of(stale, k, n)))
+    count_pending()
     out = []
     for b in range(0, len(ring), block):
         part = ring[b : b + block]
@@ -153,4 +174,39 @@ def test_torch_state_matches_numpy():
         want = reference(mode, list(range(40)), done, stale, stored)
         # Episodes moves its counters to the flags' device: the CUDA code path, on the CPU
         got = simulate(mode, range(40), done, stale, stored, as_flag=on_device)
+        assert got == want, mode
+
+
+@pytest.mark.parametrize("mode", ["same_step", "next_step"])
+@pytest.mark.parametrize("batch", [1, 2, 64])
+def test_flags_counted_in_batches_match_the_rule(mode, batch):
+    rng = np.random.default_rng(batch)
+    for trial in range(20):
+        t, n = int(rng.integers(1, 80)), int(rng.integers(1, 6))
+        gaps = rng.integers(1, 4, t) if trial % 2 else np.ones(t, np.int64)  # or consecutive
+        steps = np.cumsum(gaps) + int(rng.integers(0, 5))
+        done = rng.random((t, n)) < 0.25
+        stale = done & (rng.random((t, n)) < 0.5)
+        stored = rng.random(t) < rng.choice([0.1, 0.3, 0.8])
+        want = reference(mode, steps.tolist(), done, stale, stored, n=n)
+        got = simulate(mode, steps.tolist(), done, stale, stored, n=n, batch=batch)
+        assert got == want, (mode, trial)
+
+
+@pytest.mark.parametrize("consecutive", [True, False])
+def test_torch_batches_match_numpy(consecutive):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    steps = list(range(0, 120, 1 if consecutive else 3))
+    done = rng.random((len(steps), 5)) < 0.2
+    stale = done & (rng.random((len(steps), 5)) < 0.5)
+    stored = rng.random(len(steps)) < 0.2
+
+    def on_device(a):
+        return (True, torch.from_numpy(a))
+
+    for mode in ("same_step", "next_step"):
+        want = reference(mode, steps, done, stale, stored)
+        # the CUDA code path on the CPU, as above
+        got = simulate(mode, steps, done, stale, stored, as_flag=on_device, batch=16)
         assert got == want, mode
