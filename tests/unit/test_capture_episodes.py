@@ -146,17 +146,19 @@ def test_flags_of_calls_that_store_nothing_are_counted():
 
 @pytest.mark.parametrize("mode", ["same_step", "next_step"])
 @pytest.mark.parametrize("block", [1, 3, 8])
-def test_random_flags_windows_and_steps_match_the_rule(mode, block):
-    rng = np.random.default_rng(block)
+@pytest.mark.parametrize("batch", [0, 2, 64])  # skipped calls one by one, or count_done's way
+def test_random_flags_windows_and_steps_match_the_rule(mode, block, batch):
+    rng = np.random.default_rng(block + 10 * batch)
     for trial in range(20):
-        t, n = int(rng.integers(1, 60)), int(rng.integers(1, 6))
-        steps = np.cumsum(rng.integers(1, 4, t)) + int(rng.integers(0, 5))
+        t, n = int(rng.integers(1, 80)), int(rng.integers(1, 6))
+        gaps = rng.integers(1, 4, t) if trial % 2 else np.ones(t, np.int64)  # or consecutive
+        steps = np.cumsum(gaps) + int(rng.integers(0, 5))
         done = rng.random((t, n)) < 0.25
         done_in = [None if rng.random() < 0.1 else d for d in done]
         stale = done & (rng.random((t, n)) < 0.5)
-        stored = rng.random(t) < rng.choice([0.3, 0.8, 1.0])
+        stored = rng.random(t) < rng.choice([0.1, 0.3, 0.8, 1.0])
         want = reference(mode, steps.tolist(), done_in, stale, stored, n=n)
-        got = simulate(mode, steps.tolist(), done_in, stale, stored, n=n, block=block)
+        got = simulate(mode, steps.tolist(), done_in, stale, stored, n=n, block=block, batch=batch)
         assert got == want, (mode, trial)
 
 
@@ -175,22 +177,6 @@ def test_torch_state_matches_numpy():
         # Episodes moves its counters to the flags' device: the CUDA code path, on the CPU
         got = simulate(mode, range(40), done, stale, stored, as_flag=on_device)
         assert got == want, mode
-
-
-@pytest.mark.parametrize("mode", ["same_step", "next_step"])
-@pytest.mark.parametrize("batch", [1, 2, 64])
-def test_flags_counted_in_batches_match_the_rule(mode, batch):
-    rng = np.random.default_rng(batch)
-    for trial in range(20):
-        t, n = int(rng.integers(1, 80)), int(rng.integers(1, 6))
-        gaps = rng.integers(1, 4, t) if trial % 2 else np.ones(t, np.int64)  # or consecutive
-        steps = np.cumsum(gaps) + int(rng.integers(0, 5))
-        done = rng.random((t, n)) < 0.25
-        stale = done & (rng.random((t, n)) < 0.5)
-        stored = rng.random(t) < rng.choice([0.1, 0.3, 0.8])
-        want = reference(mode, steps.tolist(), done, stale, stored, n=n)
-        got = simulate(mode, steps.tolist(), done, stale, stored, n=n, batch=batch)
-        assert got == want, (mode, trial)
 
 
 @pytest.mark.parametrize("consecutive", [True, False])
