@@ -370,16 +370,14 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
     def start_clip(self) -> None:
         """Opens a new clip (manual clips, without ``video_length``); no-op where not recording."""
         if self._recorder is not None:
-            self._drain()
-            self._flush_idle()
+            self._hand_over()
             self._recorder.start_clip()
 
     def stop_clip(self) -> None:
         """Closes the open clip: nothing is recorded until ``start_clip()``; no-op where not
         recording."""
         if self._recorder is not None:
-            self._drain()
-            self._flush_idle()
+            self._hand_over()
             self._recorder.stop_clip()
 
     def stop_recording(self) -> None:
@@ -388,8 +386,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
         if self._recorder is None or self._recorder.closed:
             return
         try:
-            self._drain()
-            self._flush_idle()
+            self._hand_over()
         finally:
             self._frames.close()
             self._recorder.close()
@@ -479,8 +476,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
 
     def _capture(self, step: int, **values: Any) -> None:
         """Records this step: now, or (background rendering) at the next recorder call."""
-        self._drain()
-        self._flush_idle()
+        self._hand_over()
         frames = self._frames.start()
         if self._env_live:
             values["env_camera_poses"] = self._select(live_poses(self._env_camera, self._order))
@@ -490,6 +486,13 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
         self._pending = (frames, step, values)
         if not self._frames.background:
             self._drain()
+
+    def _hand_over(self) -> None:
+        """Hands the recorder all it has not been given, in step order: the step in flight, and
+        the done flags of the steps outside the windows (none while a step is in flight: the
+        first of them drains it)."""
+        self._drain()
+        self._flush_idle()
 
     def _flush_idle(self) -> None:
         """Counts the done flags of the steps outside the windows not counted yet."""
