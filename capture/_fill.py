@@ -22,7 +22,14 @@ __all__ = ["SlotFiller"]
 
 _CUDA_KINDS = (fr.CUDA, fr.CUDA_PIXELS, fr.CUDA_FLOAT)
 _RANGE = {"env_frames": "env_range", "global_frames": "global_range"}  # float input's range
-_BLOCK_DEFAULT_FLAGS = ("terminated", "truncated", "stale", "explicit_episode_step", "ep_snapshot")
+_BLOCK_DEFAULT_FLAGS = (
+    "terminated",
+    "truncated",
+    "stale",
+    "stale_done",
+    "explicit_episode_step",
+    "ep_snapshot",
+)
 
 
 class SlotFiller:
@@ -76,6 +83,8 @@ class SlotFiller:
             _put_value(s, i, name, v, pairs)
         if "episode_step" in c.values:
             a["explicit_episode_step"][i] = True
+        if c.stale_done:
+            a["stale_done"][i] = True
         if gaps is not None:  # None after a stored frame: the writer counts
             a["ep_snapshot"][i] = True
             _put_value(s, i, "ep_gaps", (not isinstance(gaps, np.ndarray), gaps), pairs)

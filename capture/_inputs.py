@@ -16,7 +16,11 @@ import numpy as np
 
 from . import _frames as fr
 
-__all__ = ["CheckedStep", "Inputs", "VALUE_NAMES"]
+__all__ = ["CheckedStep", "Inputs", "STALE_DONE", "VALUE_NAMES"]
+
+STALE_DONE = "done"
+"""``capture(stale="done")``: the frame of every env done in the step is stale (a renderer
+that renders before the resets), without an array of flags to copy."""
 
 VALUE_NAMES = ("reward", "terminated", "truncated", "stale", "episode_step")
 """Per-env values of a step, in the order they are checked."""
@@ -42,6 +46,7 @@ class CheckedStep:
     scalars: dict[str, tuple[bool, Any]] = field(default_factory=dict)
     env_pose: tuple[bool, Any] | None = None
     global_pose: tuple[bool, Any] | None = None
+    stale_done: bool = False  # stale="done": the done flags say which frames are stale
 
     @property
     def flags(self) -> tuple[Any, Any]:
@@ -132,6 +137,14 @@ class Inputs:
         glob = None if global_rgb is None and self.glob is None else self._check_global(global_rgb)
         step = fr.check_step(step, self.last_step)
         sim_time = step * self.step_dt if sim_time is None else self._check_sim_time(sim_time)
+        stale_done = isinstance(stale, str)
+        if stale_done:
+            if stale != STALE_DONE:
+                raise ValueError(
+                    f"stale must be an array of shape ({self.num_envs},) or {STALE_DONE!r} "
+                    f"(the envs done in this step), got {stale!r}"
+                )
+            stale = None
         values = {}
         for name, value in zip(
             VALUE_NAMES, (reward, terminated, truncated, stale, episode_step), strict=True
@@ -151,6 +164,7 @@ class Inputs:
             None
             if global_camera_pose is None and not self.global_pose_per_frame
             else self._check_global_pose(global_camera_pose),
+            stale_done,
         )
 
     def check_flags(self, step: Any, terminated: Any, truncated: Any) -> tuple[int, Any, Any]:

@@ -146,6 +146,7 @@ def ring_layout(
         ("terminated", (n,), np.bool_),
         ("truncated", (n,), np.bool_),
         ("stale", (n,), np.bool_),
+        ("stale_done", (), np.bool_),  # capture(stale="done"): stale where done
         ("ep_snapshot", (), np.bool_),  # the frame carries a snapshot of Episodes.gaps
         ("ep_gaps", (2, n), np.int64),  # [done flags of calls that stored nothing, last step]
         ("episode_step", (n,), np.int32),
@@ -319,8 +320,11 @@ class BlockSink:
         if self.value_range is not None:
             self._check_ranges(a)
         explicit = a["explicit_episode_step"]
+        stale = a["stale"]
+        if a["stale_done"].any():
+            stale = stale | (a["stale_done"][:, None] & (a["terminated"] | a["truncated"]))
         episode, episode_step = self.episodes.frames(
-            a["ep_snapshot"], a["ep_gaps"], a["step"], a["terminated"], a["truncated"], a["stale"]
+            a["ep_snapshot"], a["ep_gaps"], a["step"], a["terminated"], a["truncated"], stale
         )
         if explicit.any():
             episode_step[explicit] = a["episode_step"][explicit]
@@ -335,7 +339,7 @@ class BlockSink:
             truncated=a["truncated"],
             episode=episode,
             episode_step=episode_step,
-            stale=a["stale"],
+            stale=stale,
             scalars={s: a[f"scalar:{s}"] for s in spec.scalar_names},
             global_frames=a.get("global_frames"),
             env_pose=a.get("env_pose"),

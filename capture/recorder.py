@@ -459,8 +459,10 @@ class Recorder:
             truncated: (N,) bool, the episode was truncated (time out). Defaults to None.
             episode_step: (N,) int step within the episode, stored as given. Defaults to None:
                 derived from the done flags (see the class doc).
-            stale: (N,) bool, the frame was rendered before the env's reset. Defaults to None
-                (False).
+            stale: (N,) bool, the frame was rendered before the env's reset; or ``"done"``:
+                the frame of every env done (terminated or truncated) in this step is stale,
+                as with a renderer that renders before the resets (nothing is copied for it).
+                Defaults to None (False).
             scalars: name -> (N,) float for names in ``scalar_names``; a missing name stores
                 NaN. Defaults to None.
             env_camera_poses: (N, 4, 4) camera-to-world, with ``env_pose_per_frame`` only

@@ -162,8 +162,8 @@ class IdleSteps:
 
 
 class StepBuffers:
-    """Reused CUDA outputs for the small per-step values the wrapper computes (episode steps,
-    stale flags): two per name, used in turn, since one recorded step may wait in flight until
+    """Reused CUDA outputs for the small per-step values the wrapper computes (episode steps):
+    two per name, used in turn, since one recorded step may wait in flight until
     the next recorder call (``RecordEnvs._drain``). The recorder copies them in stream order
     before ``capture()`` returns, so a buffer is rewritten only by work enqueued after its copy.
     Allocating a fresh tensor instead costs a dispatcher call every step."""
@@ -197,15 +197,6 @@ def episode_steps(length: Any, plus: int, out: StepBuffers | None = None) -> Any
         )
         return torch.add(length, plus, out=dst)
     return length + plus if plus else length
-
-
-def stale_flags(terminated: Any, truncated: Any, out: StepBuffers) -> Any:
-    """``terminated | truncated``: on a CUDA device into a reused buffer of ``out``."""
-    if is_torch(terminated) and terminated.device.type == "cuda" and is_torch(truncated):
-        import torch
-
-        return torch.logical_or(terminated, truncated, out=out("stale", terminated, torch.bool))
-    return terminated | truncated
 
 
 class StepFrames:

@@ -71,7 +71,6 @@ from ._sources import (
     StepBuffers,
     StepFrames,
     episode_steps,
-    stale_flags,
     tensor,
 )
 from ._views import NewtonViews
@@ -448,18 +447,17 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
             self._last_step = step
             self._idle.push(step, terminated, truncated)
             return result
-        terminated, truncated = select(tensor(terminated)), select(tensor(truncated))
-        stale = None
         if rendered_step is None:  # rendered after resets: as now
-            episode_step = episode_steps(select(tensor(u.episode_length_buf)), 0, self._bufs)
-        else:
-            stale = stale_flags(terminated, truncated, self._bufs)
-            episode_step = rendered_step
+            stale, episode_step = None, episode_steps(
+                select(tensor(u.episode_length_buf)), 0, self._bufs
+            )
+        else:  # the frames of the envs reset in this step are stale
+            stale, episode_step = "done", rendered_step
         self._capture(
             step,
             reward=select(tensor(reward)),
-            terminated=terminated,
-            truncated=truncated,
+            terminated=select(tensor(terminated)),
+            truncated=select(tensor(truncated)),
             stale=stale,
             episode_step=episode_step,
         )

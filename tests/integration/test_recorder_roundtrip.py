@@ -447,9 +447,13 @@ def test_torch_cpu_float_frames(tmp_path):
     assert np.abs(got[4].astype(int) - frames(4, N, H, W)).max() <= 1  # bfloat16 rounding
 
 
-@pytest.mark.parametrize(("rerenders", "writer"), [(0, "process"), (1, "thread")])
-def test_fake_isaaclab_env_matches_truth(tmp_path, rerenders, writer):
-    """Against the Isaac Lab stand-in: frames, done flags, episode index and step as the truth."""
+@pytest.mark.parametrize(
+    ("rerenders", "writer", "stale_as"),
+    [(0, "process", "array"), (0, "thread", "done"), (1, "thread", "array")],
+)
+def test_fake_isaaclab_env_matches_truth(tmp_path, rerenders, writer, stale_as):
+    """Against the Isaac Lab stand-in: frames, done flags, episode index and step as the truth;
+    stale frames flagged by an array, or by ``stale="done"``."""
     pytest.importorskip("torch")
     from isaaclab_standins import make_fake_env
 
@@ -479,6 +483,8 @@ def test_fake_isaaclab_env_matches_truth(tmp_path, rerenders, writer):
         for _ in range(40):
             _, reward, term, trunc, _ = env.step(torch.zeros((u.num_envs, 2)))
             stale = (term | trunc) & (u.cfg.num_rerenders_on_reset == 0)  # the adapter's rule
+            if stale_as == "done":
+                stale = "done"
             rec.capture(
                 cam.data.output["rgb"],
                 glob.data.output["rgb"],

@@ -541,6 +541,7 @@ def test_output_names_from_store_metadata_stay_in_the_output_folder(tmp_path, na
         (dict(episode_step=np.array([-1, 0, 0])), ValueError, ["episode_step", "[0, 2147483647]"]),
         (dict(truncated=np.zeros(4, bool)), ValueError, ["truncated", "(3,)", "(4,)"]),
         (dict(stale=np.zeros((3, 1), bool)), ValueError, ["stale", "(3,)", "(3, 1)"]),
+        (dict(stale="reset"), ValueError, ["stale", "'done'", "'reset'"]),
         (dict(global_rgb=np.zeros((3, 4, 6), np.uint8)), ValueError, ["global_rgb", "channels"]),
         (dict(global_rgb=np.zeros((4, 6, 3), np.float32)), TypeError, ["global_rgb", "float32"]),
         (dict(global_rgb=np.zeros((5, 6, 3), np.uint8)), ValueError, ["global_rgb", "5×6"]),
