@@ -448,9 +448,8 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
             self._idle.push(step, terminated, truncated)
             return result
         if rendered_step is None:  # rendered after resets: as now
-            stale, episode_step = None, episode_steps(
-                select(tensor(u.episode_length_buf)), 0, self._bufs
-            )
+            stale = None
+            episode_step = episode_steps(select(tensor(u.episode_length_buf)), 0, self._bufs)
         else:  # the frames of the envs reset in this step are stale
             stale, episode_step = "done", rendered_step
         self._capture(

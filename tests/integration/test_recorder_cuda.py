@@ -330,3 +330,59 @@ def test_grouped_copies_across_streams_blocks_and_close(tmp_path, monkeypatch, s
         run.global_frames(), np.stack([global_frame(t, GH, GW) for t in range(23)])
     )
     np.testing.assert_array_equal(run.scalar("reward")[:, 0], np.arange(23.0))
+
+
+def test_reused_buffers_windows_and_stale_done(tmp_path):
+    """A simulator's reused buffers (one value alternating between two tensors, as
+    ``RecordEnvs`` hands its episode steps), steps outside the windows counted on the device,
+    and ``stale="done"``: frames, values and episodes stored exactly."""
+    dev = _dev()
+    rgba = torch.zeros((N, H, W, 4), dtype=torch.uint8, device=dev)
+    glob = torch.zeros((GH, GW, 3), dtype=torch.uint8, device=dev)
+    rewards = [torch.zeros(N, device=dev), torch.zeros(N, device=dev)]
+    term = torch.zeros(N, dtype=torch.bool, device=dev)
+    trunc = torch.zeros(N, dtype=torch.bool, device=dev)
+    length = torch.zeros(N, dtype=torch.int32, device=dev)
+    rng = np.random.default_rng(3)
+    dones = rng.random((90, N)) < 0.1
+    path = tmp_path / "reused.zarr"
+    kept = []
+    with Recorder(
+        path, num_envs=N, fps=30, block_frames=8, video_length=30, video_interval=40
+    ) as rec:
+        for t in range(90):
+            term.copy_(torch.from_numpy(dones[t]).to(dev))
+            if not rec.wants(t):
+                rec.capture(None, step=t, terminated=term, truncated=trunc)
+                continue
+            rgba.copy_(torch.from_numpy(frames(t, N, H, W, channels=4)).to(dev))
+            glob.copy_(torch.from_numpy(global_frame(t, GH, GW)).to(dev))
+            reward = rewards[t % 2]
+            reward.fill_(float(t))
+            length.fill_(t)
+            rec.capture(
+                rgba[..., :3],
+                glob,
+                step=t,
+                reward=reward,
+                terminated=term,
+                truncated=trunc,
+                episode_step=length,
+                stale="done",
+            )
+            kept.append(t)
+            for x in (rgba, glob, reward, term, length):
+                x.fill_(1)  # the next step overwrites every source at once
+    run = open_run(path)
+    np.testing.assert_array_equal(
+        run.env_frames(), np.stack([frames(t, N, H, W, channels=4)[..., :3] for t in kept])
+    )
+    np.testing.assert_array_equal(
+        run.global_frames(), np.stack([global_frame(t, GH, GW) for t in kept])
+    )
+    np.testing.assert_array_equal(run.scalar("reward")[:, 0], np.array(kept, float))
+    np.testing.assert_array_equal(run.scalar("episode_step")[:, 0], kept)
+    np.testing.assert_array_equal(run.scalar("terminated"), dones[kept])
+    np.testing.assert_array_equal(run.scalar("stale"), dones[kept])
+    # a stale done frame keeps the finished episode's index: the count of done flags before it
+    np.testing.assert_array_equal(run.scalar("episode"), (np.cumsum(dones, 0) - dones)[kept])
