@@ -34,6 +34,7 @@ __all__ = [
     "describe",
     "ImageInput",
     "ValueInput",
+    "VALUE_KINDS",
     "check_step",
     "check_pose",
     "check_static",
@@ -359,7 +360,7 @@ def describe_dtype(dtype: Any) -> str:
 
 
 _INT32_MAX = 2**31 - 1
-_VALUE_KINDS = {
+VALUE_KINDS = {  # ValueInput kind -> (accepted numpy dtype kinds, what they are, in words)
     "float": ("bfiu", "a real number"),
     "bool": ("biu", "bool (or integer 0/1)"),
     "int": ("iu", "an integer"),
@@ -378,7 +379,7 @@ class ValueInput:
     def __init__(self, name: str, *, kind: str, num_envs: int) -> None:
         self.name = name
         self.num_envs = num_envs
-        self._kinds, self._what = _VALUE_KINDS[kind]
+        self._kinds, self._what = VALUE_KINDS[kind]
         self._int32 = kind == "int"  # stored as int32: bigger values would wrap silently
         self._key: tuple | None = None
         self._cuda_type: type | None = None  # type and (shape, dtype, device) of the last

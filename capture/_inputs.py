@@ -185,12 +185,13 @@ class Inputs:
             last = fr.check_step(step, last)
             checked.append(last)
         shape = (len(checked), self.num_envs)
-        what = f"done must be bool (or integer 0/1) of shape {shape} (steps × envs)"
+        kinds, dtypes = fr.VALUE_KINDS["bool"]  # ValueInput's rule for done flags
+        what = f"done must be {dtypes} of shape {shape} (steps × envs)"
         if fr.is_torch(done):
             torch = fr._torch()
             if not isinstance(done, torch.Tensor) or tuple(done.shape) != shape:
                 raise ValueError(f"{what}, got {fr.describe(done)}")
-            if done.dtype.is_complex or done.dtype.is_floating_point:
+            if done.dtype.is_complex or (done.dtype.is_floating_point and "f" not in kinds):
                 raise TypeError(f"{what}, got {done.dtype}")
             if done.device.type == "cuda":
                 return checked, (True, done)
@@ -198,7 +199,7 @@ class Inputs:
         arr = done if isinstance(done, np.ndarray) else np.asarray(done)
         if arr.shape != shape:
             raise ValueError(f"{what}, got shape {arr.shape}")
-        if arr.dtype.kind not in "biu":
+        if arr.dtype.kind not in kinds:
             raise TypeError(f"{what}, got {arr.dtype}")
         return checked, (False, arr)
 
