@@ -250,6 +250,35 @@ def test_episode_steps_follow_the_env_when_its_lengths_are_randomised(
     assert run.scalar("episode_step")[1].tolist() == [1, 4, 7, last]
 
 
+@pytest.mark.parametrize("how", ["in_place", "new_tensor"])
+def test_rtx_episode_steps_follow_a_counter_changed_between_steps(tmp_path, monkeypatch, how):
+    # On RTX a frame shows the episode step before the step + 1; training code may write the
+    # env's counter between steps (or assign a new tensor), and the stored steps follow it.
+    env = make(
+        monkeypatch, renderer="isaac_rtx", max_episode_length=9, terminate_after=[20, 20, 20, 20]
+    )
+    url = tmp_path / "run.zarr"
+    rec = RecordEnvs(env, url, RecorderCfg(block_frames=4))
+    u = env.unwrapped
+    run_steps(rec, 5)
+    if how == "in_place":
+        u.episode_length_buf[:] = torch.tensor([7, 0, 2, 8])
+    else:
+        u.episode_length_buf = torch.tensor([7, 0, 2, 8])
+    run_steps(rec, 6, reset=False)
+    rec.close()
+    truth = u.truth
+    run = open_run(url)
+    assert run.num_frames == 12
+    np.testing.assert_array_equal(run.scalar("episode_step"), stacked(truth, "episode_step"))
+    np.testing.assert_array_equal(run.scalar("episode"), stacked(truth, "episode_index"))
+    np.testing.assert_array_equal(run.scalar("stale")[1:], stacked(truth, "stale")[1:])
+    # Set to [7, 0, 2, 8] before step 6: env 3 times out at step 6 and env 0 at step 7, each
+    # stale frame showing the finished episode's step 9 (max_episode_length).
+    assert run.scalar("episode_step")[6].tolist() == [8, 1, 3, 9]
+    assert run.scalar("episode_step")[7].tolist() == [9, 2, 4, 1]
+
+
 @pytest.mark.parametrize("wrappers", [0, 3])
 def test_without_the_reset_frame(tmp_path, monkeypatch, wrappers) -> None:
     env = make(monkeypatch, wrappers=wrappers)
