@@ -17,6 +17,14 @@ Blocks of ``--block`` steps alternate: the bare env, then the env wrapped in ``R
 (ratio of mean step times per round; median and an order-statistics interval over the rounds)
 and the wrapper's own time per step (its ``step()`` less the env's, measured inside each step:
 median and p99).
+
+``--floor`` adds two ways to each round, each after a bare block of its own: ``Recorder.capture``
+called by hand with what the wrapper hands it (the wrapper's glue left out), and the copies
+alone: the same device work with no envreel code around it (the frames' bytes into one of four
+staging slots, the four values to the host, every fourth step the staged frames to the host on a
+side stream; CUDA driver calls as envreel's copier makes them, torch copies on the CPU). What
+lies between the two is envreel's Python and its writer; the copies are what any recorder of
+these frames pays. Each way's own time is its step less the env's, as for the wrapper.
 """
 
 from __future__ import annotations
@@ -111,9 +119,95 @@ class StandinEnv:
         pass
 
 
+class ByHand:
+    """One recorded step of ``env`` without the wrapper (``--floor``): ``capture`` calls
+    ``Recorder.capture`` with what ``RecordEnvs`` hands it; ``copies`` makes only its copies.
+
+    Args:
+        env: the stand-in.
+        recorder: the recorder ``capture`` records into.
+        rtx: frames render before the resets (the episode step is computed before the step,
+            and the done envs' frames are stale), as ``RecordEnvs`` does for RTX.
+    """
+
+    GROUP = 4  # captures staged before one copy to the host, as envreel's copier groups them
+
+    def __init__(self, env: StandinEnv, recorder: Any, *, rtx: bool) -> None:
+        import torch
+
+        from envreel.capture._cuda import _driver
+
+        self.env, self.recorder, self.rtx, self.torch = env, recorder, rtx, torch
+        self.rgb = env.scene.sensors["envreel_cam"].data.output["rgb"].torch
+        self.steps = 0
+        n, dev = env.num_envs, env.rgba.device
+        self.episode = [torch.zeros(n, dtype=torch.int32, device=dev) for _ in range(2)]
+        self.stage = torch.empty((self.GROUP, *env.rgba.shape), dtype=torch.uint8, device=dev)
+        pin = dev.type == "cuda"
+        self.host_frames = torch.empty(self.stage.shape, dtype=torch.uint8, pin_memory=pin)
+        self.host_values = [
+            torch.empty(n, dtype=dtype, pin_memory=pin)
+            for dtype in (torch.float32, torch.bool, torch.bool, torch.int32)
+        ]
+        self.drv = _driver() if pin else None
+        if pin and self.drv is None:
+            raise RuntimeError("--floor on CUDA needs the driver calls (ENVREEL_CUDA_COPY=torch)")
+        if pin:
+            self.side = torch.cuda.Stream(device=dev)
+            self.mark, self.done = torch.cuda.Event(), torch.cuda.Event()
+            self.mark.record(self.side)
+            self.done.record(self.side)
+
+    def _episode_step(self) -> Any:
+        buf = self.episode[self.steps % 2]
+        return self.torch.add(self.env.episode_length_buf, 1 if self.rtx else 0, out=buf)
+
+    def capture(self, action: Any) -> None:
+        self.steps += 1
+        episode_step = self._episode_step() if self.rtx else None
+        _, reward, terminated, truncated, _ = self.env.step(action)
+        self.recorder.capture(
+            self.rgb,
+            step=self.steps,
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            stale="done" if self.rtx else None,
+            episode_step=self._episode_step() if episode_step is None else episode_step,
+        )
+
+    def copies(self, action: Any) -> None:
+        self.steps += 1
+        episode_step = self._episode_step() if self.rtx else None
+        _, reward, terminated, truncated, _ = self.env.step(action)
+        if episode_step is None:
+            episode_step = self._episode_step()
+        values = (reward, terminated, truncated, episode_step)
+        j = self.steps % self.GROUP
+        drv = self.drv
+        if drv is None:  # the CPU: memory copies
+            self.stage[j].copy_(self.env.rgba)
+            for dst, src in zip(self.host_values, values, strict=True):
+                dst.copy_(src)
+            if j == self.GROUP - 1:
+                self.host_frames.copy_(self.stage)
+            return
+        cur = self.torch._C._cuda_getCurrentRawStream(self.env.rgba.device.index or 0)
+        drv.dtod(self.stage[j].data_ptr(), self.env.rgba.data_ptr(), self.env.rgba.nbytes, cur)
+        for dst, src in zip(self.host_values, values, strict=True):
+            drv.dtoh(dst.data_ptr(), src.data_ptr(), src.nbytes, cur)
+        if j == self.GROUP - 1:
+            side = self.side.cuda_stream
+            drv.record(self.mark.cuda_event, cur)
+            drv.wait(side, self.mark.cuda_event, 0)
+            drv.dtoh(self.host_frames.data_ptr(), self.stage.data_ptr(), self.stage.nbytes, side)
+            drv.record(self.done.cuda_event, side)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
+    from envreel.capture import Recorder
     from envreel.capture.isaaclab import RecordEnvs, RecorderCfg
 
     n, h, w = args.num_envs, args.size, args.size
@@ -148,18 +242,42 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return times
 
     block(wrapped.step, 20, None)  # warm-up: the store, the ring, the writer
+    ways: dict[str, Any] = {}
+    by_hand = None
+    if args.floor:
+        spec = wrapped.recorder.spec  # the wrapper's blocks and queue, for the same writer work
+        recorder = Recorder(
+            work / "by_hand.zarr",
+            num_envs=n,
+            fps=60,
+            block_frames=spec.block_frames,
+            max_queue_bytes=wrapped.recorder_cfg.max_queue_bytes,
+            on_full="drop",
+            overwrite=True,
+        )
+        by_hand = ByHand(env, recorder, rtx=args.renderer == "isaac_rtx")
+        ways = {"capture": by_hand.capture, "copies": by_hand.copies}
     block(env.step, 20, None)
+    for step_fn in ways.values():
+        block(step_fn, 20, None)
     rounds = max(1, args.steps // (2 * args.block))
     ratios, own, bare, rec = [], [], [], []
+    way_ratios: dict[str, list[float]] = {name: [] for name in ways}
+    way_own: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(rounds):
         a = block(env.step, args.block, None)
         b = block(wrapped.step, args.block, own)
         bare += a
         rec += b
         ratios.append(statistics.fmean(b) / statistics.fmean(a))
+        for name, step_fn in ways.items():
+            a = block(env.step, args.block, None)
+            b = block(step_fn, args.block, way_own[name])
+            way_ratios[name].append(statistics.fmean(b) / statistics.fmean(a))
     wrapped.close()
+    if by_hand is not None:
+        by_hand.recorder.close()
     stats = wrapped.stats
-    med, lo, hi, coverage = median_interval([100 * (r - 1) for r in ratios])
     own_ms = np.asarray(own) * 1e3
     return {
         "machine": {
@@ -172,7 +290,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": rounds,
         "step_ms_bare": 1e3 * statistics.fmean(bare),
         "step_ms_recorded": 1e3 * statistics.fmean(rec),
-        "overhead_pct": {"median": med, "low": lo, "high": hi, "coverage": coverage},
+        "overhead_pct": _overhead(ratios),
+        "floor": {
+            name: {**_overhead(r), "own_ms": float(np.median(way_own[name])) * 1e3}
+            for name, r in way_ratios.items()
+        },
         "own_ms": {
             "median": float(np.median(own_ms)),
             "p99": float(np.percentile(own_ms, 99)),
@@ -182,8 +304,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _overhead(ratios: list[float]) -> dict[str, float]:
+    """Median and order-statistics interval, in %, of per-round step-time ratios."""
+    med, lo, hi, coverage = median_interval([100 * (r - 1) for r in ratios])
+    return {"median": med, "low": lo, "high": hi, "coverage": coverage}
+
+
+_FLOOR_ROWS = {
+    "capture": "`Recorder.capture` by hand, with what RecordEnvs hands it",
+    "copies": "the copies alone (no envreel code)",
+}
+
+
 def table(r: dict[str, Any]) -> str:
     c, o = r["config"], r["overhead_pct"]
+    floor = [
+        f"| {_FLOOR_ROWS[name]} | {f['median']:+.2f}% [{f['low']:+.2f}, {f['high']:+.2f}] "
+        f"| {f['own_ms']:.3f} ms |"
+        for name, f in r["floor"].items()
+    ]
+    if floor:
+        floor = [
+            "",
+            "| way (each against a bare block of its own) | overhead, median [CI] | own time "
+            "median |",
+            "|---|---|---|",
+            f"| RecordEnvs | {o['median']:+.2f}% [{o['low']:+.2f}, {o['high']:+.2f}] "
+            f"| {r['own_ms']['median']:.3f} ms |",
+            *floor,
+        ]
     return "\n".join(
         [
             f"RecordEnvs on a stand-in env: {c['num_envs']} envs × {c['size']}², "
@@ -198,6 +347,7 @@ def table(r: dict[str, Any]) -> str:
             f"| {o['median']:+.2f}% [{o['low']:+.2f}, {o['high']:+.2f}] "
             f"| {r['own_ms']['median']:.3f} / {r['own_ms']['p99']:.3f} ms "
             f"| {r['frames_dropped']} of {r['frames_captured'] + r['frames_dropped']} |",
+            *floor,
             "",
             f"(interval: order statistics over rounds, {100 * o['coverage']:.0f}% coverage)",
         ]
@@ -221,6 +371,11 @@ def main(argv: list[str] | None = None) -> int:
         default="isaac_rtx",
         choices=("isaac_rtx", "newton_warp"),
         help="the camera's renderer type (RTX: frames of reset envs are stale; default)",
+    )
+    p.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time Recorder.capture by hand and the copies alone (see the module doc)",
     )
     p.add_argument("--dir", help="where the store goes (default: a temporary folder)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from envreel.tools import bench_capture
@@ -42,3 +43,25 @@ def test_bench_wrapper_prints_json_with_an_overhead_interval(tmp_path, capsys) -
     assert result["rounds"] == 2 and o["low"] <= o["median"] <= o["high"]
     assert result["frames_dropped"] == 0 and result["frames_captured"] >= 20
     assert 0 < result["own_ms"]["median"] <= result["own_ms"]["p99"]
+
+
+def test_bench_wrapper_floor_times_capture_by_hand_and_the_copies_alone(tmp_path, capsys) -> None:
+    pytest.importorskip("torch")
+    from envreel.schemas import open_run
+    from envreel.tools import bench_wrapper
+
+    argv = ["--device", "cpu", "--num-envs", "4", "--size", "16", "--steps", "40"]
+    argv += ["--step-ms", "0.5", "--block", "10", "--dir", str(tmp_path), "--floor", "--json"]
+    assert bench_wrapper.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["floor"]) == {"capture", "copies"}
+    for o in result["floor"].values():
+        assert o["low"] <= o["median"] <= o["high"] and o["own_ms"] > 0
+    # capture() by hand stored every step it was given: 20 warm-up steps and 2 rounds of 10
+    run = open_run(tmp_path / "by_hand.zarr")
+    assert run.num_frames == 40
+    pool = bench_capture.make_pool(4, 16, 16)  # what the stand-in's camera renders
+    for frame in run.env_frames():
+        assert any(np.array_equal(frame, rendered) for rendered in pool)
+    text = bench_wrapper.table(result)
+    assert "the copies alone" in text and "`Recorder.capture` by hand" in text
