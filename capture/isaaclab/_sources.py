@@ -4,7 +4,7 @@ steps."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -13,10 +13,15 @@ import numpy as np
 from .._frames import is_torch
 from ._views import NewtonViews
 
+_PLAIN: set[type] = set()  # types ``tensor()`` returns unchanged, as it found them
+
 
 def tensor(value: Any) -> Any:
     """The torch tensor of an Isaac Lab 3.0 ProxyArray; anything else unchanged."""
+    if type(value) in _PLAIN:  # the per-step inputs, after their first step: one set lookup
+        return value
     if is_torch(value) or isinstance(value, np.ndarray):
+        _PLAIN.add(type(value))
         return value
     proxied = getattr(value, "torch", None)
     return value if proxied is None else proxied
@@ -40,6 +45,11 @@ class Selection:
         self.count = num_envs if env_ids is None else len(env_ids)
         self._host = None if env_ids is None else np.asarray(env_ids, np.int64)
         self._device: dict[str, Any] = {}
+
+    def take(self, value: Any) -> Any:
+        """``self(tensor(value))``: the recorded envs of a per-env tensor, array or ProxyArray."""
+        value = tensor(value)
+        return value if self._host is None else self(value)
 
     def __call__(self, value: Any) -> Any:
         """``value[env_ids]`` along the first axis (one gather on the value's device)."""
@@ -112,7 +122,7 @@ class IdleSteps:
         self._key: tuple | None = None
         self._rows: list[Any] = []
         self._buffer: Any = None
-        self._steps: list[int] = []
+        self.steps: list[int] = []  # kept, not counted yet
 
     def push(self, step: int, terminated: Any, truncated: Any) -> None:
         """Keeps (or counts) the flags of ``step``, which the windows do not keep."""
@@ -124,14 +134,14 @@ class IdleSteps:
             self._recorder.capture(None, step=step, terminated=done)  # checked as it comes
             self._allocate(key, terminated)
             return
-        k = len(self._steps)
+        k = len(self.steps)
         if key[0] is np.ndarray:
             np.logical_or(terminated, truncated, out=self._rows[k])
         else:
             import torch
 
             torch.logical_or(terminated, truncated, out=self._rows[k])
-        self._steps.append(step)
+        self.steps.append(step)
         if k + 1 == IDLE_STEPS:
             self.flush()
 
@@ -154,9 +164,9 @@ class IdleSteps:
     def flush(self) -> None:
         """Counts the kept steps (in stream order on a CUDA device, without synchronising: a
         row is rewritten only by work enqueued after its count)."""
-        if not self._steps:
+        if not self.steps:
             return
-        steps, self._steps = self._steps, []
+        steps, self.steps = self.steps, []
         done = self._select.columns(self._buffer[: len(steps)])
         self._recorder.count_done(steps, done)
 
@@ -169,16 +179,19 @@ class StepBuffers:
     Allocating a fresh tensor instead costs a dispatcher call every step."""
 
     def __init__(self) -> None:
-        self._bufs: dict[str, tuple[list[Any], int]] = {}
+        # name -> (the two buffers, the one to hand out next, the tensor they were made like)
+        self._bufs: dict[str, tuple[list[Any], int, Any]] = {}
 
     def __call__(self, name: str, like: Any, dtype: Any) -> Any:
         """An output of ``like``'s shape and device, of ``dtype``; not the one handed out last."""
-        bufs, k = self._bufs.get(name, (None, 0))
-        if bufs is None or bufs[0].shape != like.shape or bufs[0].device != like.device:
+        bufs, k, last = self._bufs.get(name, (None, 0, None))
+        if like is not last and (
+            bufs is None or bufs[0].shape != like.shape or bufs[0].device != like.device
+        ):
             import torch
 
             bufs = [torch.empty(like.shape, dtype=dtype, device=like.device) for _ in range(2)]
-        self._bufs[name] = (bufs, 1 - k)
+        self._bufs[name] = (bufs, 1 - k, like)
         return bufs[k]
 
 
@@ -187,7 +200,7 @@ def episode_steps(length: Any, plus: int, out: StepBuffers | None = None) -> Any
     tensor (from ``out`` when given), which the recorder then copies to the host as it is (an
     int64 tensor would take torch's converting copy, several times the caller's time of a plain
     one)."""
-    if is_torch(length) and length.device.type == "cuda":
+    if is_torch(length) and length.is_cuda:
         import torch
 
         dst = (
@@ -260,9 +273,12 @@ class StepFrames:
         self._drawn = True
         return lambda: self._split(drawn)
 
-    def _split(self, drawn: list[Any]) -> tuple[Any, Any]:
+    def _split(self, drawn: Sequence[Any]) -> tuple[Any, Any]:
         it = iter(drawn)
-        env = next(it) if self._env_view is not None else self._select(sensor_rgb(self._env_camera))
+        if self._env_view is not None:
+            env = next(it)
+        else:  # the sensor's rgb (reading ``data`` renders an outdated camera), its recorded envs
+            env = self._select.take(self._env_camera.data.output["rgb"])
         glob = None
         if self._global_view is not None:
             glob = next(it)[0]
@@ -272,6 +288,8 @@ class StepFrames:
 
     def read(self) -> tuple[Any, Any]:
         """This step's frames, now: ``start()()``."""
+        if not self._newton:  # the sensors alone: read them
+            return self._split(())
         return self.start()()
 
     def close(self) -> None:

@@ -71,7 +71,6 @@ from ._sources import (
     StepBuffers,
     StepFrames,
     episode_steps,
-    tensor,
 )
 from ._views import NewtonViews
 
@@ -404,7 +403,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
                 self._capture(
                     step,
                     stale=np.ones(n, bool) if self._stale_on_reset else None,
-                    episode_step=self._select(tensor(self._u.episode_length_buf)),
+                    episode_step=self._select.take(self._u.episode_length_buf),
                 )
         return result
 
@@ -421,26 +420,28 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
             What the wrapped env's ``step()`` returns: ``(obs, reward, terminated, truncated,
             extras)``, unchanged.
         """
-        if not self.is_recording:
+        recorder = self._recorder
+        if recorder is None or recorder.closed:
             return self.env.step(action)
-        u, select = self._u, self._select
+        u, take = self._u, self._select.take
         rendered_step = None
         if self._stale_on_reset:
             # RTX renders after ``episode_length_buf += 1`` and before resets, so every frame
             # (a reset env's stale one too) shows episode step ``length before the step + 1``.
-            rendered_step = episode_steps(select(tensor(u.episode_length_buf)), 1, self._bufs)
+            rendered_step = episode_steps(take(u.episode_length_buf), 1, self._bufs)
         result = self.env.step(action)
         _, reward, terminated, truncated, _ = result
         step = int(u.common_step_counter)
-        if self._last_step is not None and step <= self._last_step:
+        last = self._last_step
+        if last is not None and step <= last:
             warnings.warn(
-                f"envreel: env.unwrapped.common_step_counter went from {self._last_step} to "
+                f"envreel: env.unwrapped.common_step_counter went from {last} to "
                 f"{step}; steps must increase, so this frame is not recorded",
                 RuntimeWarning,
                 stacklevel=2,
             )
             return result
-        if not self._recorder.wants(step):
+        if not recorder.wants(step):
             # only the episode count goes on here: nothing renders, and the done flags are
             # kept on their device and counted a batch at a time (IdleSteps)
             self._drain()
@@ -449,14 +450,14 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
             return result
         if rendered_step is None:  # rendered after resets: as now
             stale = None
-            episode_step = episode_steps(select(tensor(u.episode_length_buf)), 0, self._bufs)
+            episode_step = episode_steps(take(u.episode_length_buf), 0, self._bufs)
         else:  # the frames of the envs reset in this step are stale
             stale, episode_step = "done", rendered_step
         self._capture(
             step,
-            reward=select(tensor(reward)),
-            terminated=select(tensor(terminated)),
-            truncated=select(tensor(truncated)),
+            reward=take(reward),
+            terminated=take(terminated),
+            truncated=take(truncated),
             stale=stale,
             episode_step=episode_step,
         )
@@ -473,16 +474,21 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
 
     def _capture(self, step: int, **values: Any) -> None:
         """Records this step: now, or (background rendering) at the next recorder call."""
-        self._hand_over()
-        frames = self._frames.start()
+        idle = self._idle
+        if self._pending is not None or (idle is not None and idle.steps):
+            self._hand_over()
+        frames = self._frames
+        later = frames.start() if frames.background else None
         if self._env_live:
             values["env_camera_poses"] = self._select(live_poses(self._env_camera, self._order))
         if self._global_live:
             values["global_camera_pose"] = live_poses(self._global_camera, self._order)[0]
         self._last_step = step
-        self._pending = (frames, step, values)
-        if not self._frames.background:
-            self._drain()
+        if later is not None:
+            self._pending = (later, step, values)
+        else:
+            env_rgb, global_rgb = frames.read()
+            self._recorder.capture(env_rgb, global_rgb, step=step, **values)
 
     def _hand_over(self) -> None:
         """Hands the recorder all it has not been given, in step order: the step in flight, and
