@@ -150,8 +150,6 @@ class ByHand:
             for dtype in (torch.float32, torch.bool, torch.bool, torch.int32)
         ]
         self.drv = _driver() if pin else None
-        if pin and self.drv is None:
-            raise RuntimeError("--floor on CUDA needs the driver calls (ENVREEL_CUDA_COPY=torch)")
         if pin:
             self.side = torch.cuda.Stream(device=dev)
             self.mark, self.done = torch.cuda.Event(), torch.cuda.Event()
@@ -185,7 +183,7 @@ class ByHand:
         values = (reward, terminated, truncated, episode_step)
         j = self.steps % self.GROUP
         drv = self.drv
-        if drv is None:  # the CPU: memory copies
+        if drv is None:  # the CPU (or CUDA without driver calls): torch copies
             self.stage[j].copy_(self.env.rgba)
             for dst, src in zip(self.host_values, values, strict=True):
                 dst.copy_(src)
@@ -388,6 +386,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(f"--device {args.device}: no CUDA device here", file=sys.stderr)
         return 1
+    if args.floor and args.device.startswith("cuda"):
+        from envreel.capture._cuda import COPY_MODE_ENV, _driver
+
+        if _driver() is None:
+            print(
+                f"--floor on CUDA times the copies as driver calls, which are not available "
+                f"here (libcuda cannot be loaded, or {COPY_MODE_ENV}=torch is set)",
+                file=sys.stderr,
+            )
+            return 1
     result = run(args)
     print(json.dumps(result, indent=1) if args.json else table(result))
     return 0
