@@ -474,9 +474,7 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
 
     def _capture(self, step: int, **values: Any) -> None:
         """Records this step: now, or (background rendering) at the next recorder call."""
-        idle = self._idle
-        if self._pending is not None or (idle is not None and idle.steps):
-            self._hand_over()
+        self._hand_over()
         frames = self._frames
         later = frames.start() if frames.background else None
         if self._env_live:
@@ -493,7 +491,10 @@ class RecordEnvs(_WrapperBase):  # type: ignore[misc, valid-type]
     def _hand_over(self) -> None:
         """Hands the recorder all it has not been given, in step order: the step in flight, and
         the done flags of the steps outside the windows (none while a step is in flight: the
-        first of them drains it)."""
+        first of them drains it). Nothing to hand over, as on most recorded steps: one check."""
+        idle = self._idle
+        if self._pending is None and (idle is None or not idle.steps):
+            return
         self._drain()
         self._flush_idle()
 
