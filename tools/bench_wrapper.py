@@ -157,13 +157,23 @@ class ByHand:
             self.done.record(self.side)
 
     def _episode_step(self) -> Any:
+        """``_sources.episode_steps`` written out: one kernel into one of two int32 buffers,
+        without the wrapper's checks around it (the glue this benchmark leaves out)."""
         buf = self.episode[self.steps % 2]
         return self.torch.add(self.env.episode_length_buf, 1 if self.rtx else 0, out=buf)
 
-    def capture(self, action: Any) -> None:
+    def _step(self, action: Any) -> tuple[Any, Any, Any, Any]:
+        """Steps the env: (reward, terminated, truncated, episode step), the episode step taken
+        before the step on RTX and after it otherwise, as ``RecordEnvs`` takes it."""
         self.steps += 1
         episode_step = self._episode_step() if self.rtx else None
         _, reward, terminated, truncated, _ = self.env.step(action)
+        if episode_step is None:
+            episode_step = self._episode_step()
+        return reward, terminated, truncated, episode_step
+
+    def capture(self, action: Any) -> None:
+        reward, terminated, truncated, episode_step = self._step(action)
         self.recorder.capture(
             self.rgb,
             step=self.steps,
@@ -171,16 +181,11 @@ class ByHand:
             terminated=terminated,
             truncated=truncated,
             stale="done" if self.rtx else None,
-            episode_step=self._episode_step() if episode_step is None else episode_step,
+            episode_step=episode_step,
         )
 
     def copies(self, action: Any) -> None:
-        self.steps += 1
-        episode_step = self._episode_step() if self.rtx else None
-        _, reward, terminated, truncated, _ = self.env.step(action)
-        if episode_step is None:
-            episode_step = self._episode_step()
-        values = (reward, terminated, truncated, episode_step)
+        values = self._step(action)
         j = self.steps % self.GROUP
         drv = self.drv
         if drv is None:  # the CPU (or CUDA without driver calls): torch copies
@@ -199,7 +204,7 @@ class ByHand:
             drv.record(self.mark.cuda_event, cur)
             drv.wait(side, self.mark.cuda_event, 0)
             drv.dtoh(self.host_frames.data_ptr(), self.stage.data_ptr(), self.stage.nbytes, side)
-            drv.record(self.done.cuda_event, side)
+            drv.record(self.done.cuda_event, side)  # as the copier marks a set copied
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
