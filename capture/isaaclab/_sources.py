@@ -275,10 +275,7 @@ class StepFrames:
 
     def _split(self, drawn: Sequence[Any]) -> tuple[Any, Any]:
         it = iter(drawn)
-        if self._env_view is not None:
-            env = next(it)
-        else:  # the sensor's rgb (reading ``data`` renders an outdated camera), its recorded envs
-            env = self._select.take(self._env_camera.data.output["rgb"])
+        env = next(it) if self._env_view is not None else self._select(sensor_rgb(self._env_camera))
         glob = None
         if self._global_view is not None:
             glob = next(it)[0]
