@@ -150,7 +150,7 @@ class ByHand:
             for dtype in (torch.float32, torch.bool, torch.bool, torch.int32)
         ]
         self.drv = _driver() if pin else None
-        if pin:
+        if self.drv is not None:  # the side stream and events only the driver calls use
             self.side = torch.cuda.Stream(device=dev)
             self.mark, self.done = torch.cuda.Event(), torch.cuda.Event()
             self.mark.record(self.side)
