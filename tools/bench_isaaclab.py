@@ -28,6 +28,7 @@ kernel compilation). Use ``--json`` for machine-readable output.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -35,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -298,9 +300,28 @@ def main(argv: list[str] | None = None) -> int:
             "error: needs Isaac Lab 3: pip install isaaclab==3.0.0 (Python 3.12)", file=sys.stderr
         )
         return 1
-    result = run(args)
-    print(json.dumps(result, indent=1) if args.json else table(result))
+    if args.json:  # Isaac Lab logs to stdout: keep it for the JSON alone
+        with _stdout_to_stderr():
+            result = run(args)
+        print(json.dumps(result, indent=1))
+    else:
+        print(table(run(args)))
     return 0
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Sends what is written to standard output (Python's and the C libraries' writes to file
+    descriptor 1) to standard error until the block ends."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 if __name__ == "__main__":
