@@ -26,6 +26,7 @@ from dataclasses import dataclass, fields
 from typing import Any, cast
 
 from envreel.schemas import RecorderError, RunSpec
+from envreel.schemas.writer import check_new_store
 
 from . import _frames as fr
 from ._episodes import Episodes
@@ -844,10 +845,13 @@ def _spec_kwargs(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _target(url: Any, overwrite: bool, storage_options: Any, statics: dict) -> Target:
-    """Where the store goes; FileExistsError for an existing local store (no overwrite)."""
+    """Where the store goes; FileExistsError for an existing local store (no overwrite) or a
+    local place holding other files."""
     path = local_path(url)
-    if path is not None and not overwrite and (path / "zarr.json").exists():
-        raise FileExistsError(f"a store already exists at {url}; pass overwrite=True to replace it")
+    if path is not None and path.exists():
+        # refused now, before training starts: an existing store without overwrite, or a
+        # place holding other files (overwrite replaces only an envreel store)
+        check_new_store(path, overwrite=overwrite)
     # The writer process resolves relative paths against its own working directory, which
     # is the one at construction: pin it.
     store_url = os.path.abspath(os.fspath(path)) if path is not None else url

@@ -88,6 +88,10 @@ def _json_bounded(name: str, value: Any, *, limit: int = 1 << 20) -> dict:
     return out
 
 
+_CODEC_LEVELS = {"zstd": (-131072, 22), "blosc-lz4": (0, 9), "gzip": (0, 9)}
+"""The levels each codec takes (zstd's negative levels trade size for speed)."""
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """The static facts of a run. Checked on construction; round-trips through ``to_dict``.
@@ -151,6 +155,12 @@ class RunSpec:
             set_(self, "global_frame_shape", _shape2("global_frame_shape", self.global_frame_shape))
         self._resolve_clock()
         adopt(self, StoreOptions)
+        levels = _CODEC_LEVELS.get(self.codec)
+        if levels is not None and not levels[0] <= self.codec_level <= levels[1]:
+            raise ValueError(
+                f"codec_level {self.codec_level} is out of range for codec {self.codec!r}: "
+                f"expected {levels[0]}..{levels[1]}"
+            )
         self._check_scalar_names()
         shard = self.envs_per_shard if self.envs_per_shard is not None else self.num_envs
         set_(self, "envs_per_shard", check_int(shard, "envs_per_shard", maximum=self.num_envs))

@@ -17,16 +17,21 @@ renames it; object stores PUT whole objects), so step 3 itself is all-or-nothing
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
 import zarr
+from zarr.core.sync import sync
+
+from envreel.errors import StoreFormatError
 
 from . import _format as F
 from ._chunkwrite import ChunkPlan, plan_for, write_block
-from ._store import StoreLike, compressors, describe, open_store
+from ._inspect import check_root
+from ._store import StoreLike, compressors, describe, open_store, read_json
 from .spec import RunSpec
 
 __all__ = ["Block", "RunWriter", "create_run"]
@@ -251,6 +256,7 @@ class RunWriter:
             global_intrinsics=global_intrinsics,
         )
         store = open_store(url, read_only=False, storage_options=storage_options)
+        _check_replaceable(store, url, overwrite)
         try:
             root = zarr.open_group(store, mode="w" if overwrite else "w-", zarr_format=3)
         except (FileExistsError, zarr.errors.ContainsGroupError, zarr.errors.ContainsArrayError):
@@ -497,6 +503,64 @@ def _check_statics(spec: RunSpec, **given: np.ndarray | None) -> dict[str, np.nd
             raise ValueError(f"{name} must be finite, got NaN or inf")
         out[s.path] = arr
     return out
+
+
+def check_new_store(path: str | os.PathLike, *, overwrite: bool) -> None:
+    """Check, writing nothing, that ``create_run(path, overwrite=overwrite)`` may make its store
+    at a local ``path``: new or empty, or an envreel store (and ``overwrite`` is True).
+
+    Raises:
+        FileExistsError: a store exists and ``overwrite`` is False, or the place holds other
+            files (which ``overwrite`` never deletes).
+    """
+    url = os.fspath(path)
+    store = zarr.storage.LocalStore(url, read_only=True)
+    _check_replaceable(store, url, overwrite)
+    if not overwrite and not sync(store.is_empty("")):
+        raise FileExistsError(
+            f"a store already exists at {describe(url)}; pass overwrite=True to replace it"
+        )
+
+
+def _check_replaceable(store: Any, url: StoreLike, overwrite: bool) -> None:
+    """Refuse a place that holds anything but an envreel store: ``overwrite`` replaces a store
+    (zarr's mode "w" deletes everything under the path), never someone's other files.
+
+    Raises:
+        FileExistsError: the place holds files and is not an envreel store.
+    """
+    local = url.removeprefix("file://") if isinstance(url, str) else url
+    if isinstance(local, str | os.PathLike) and "://" not in str(local) and os.path.isfile(local):
+        raise FileExistsError(f"{describe(url)} is a file; a store is a folder: choose a new path")
+    if sync(store.is_empty("")):
+        return
+    try:
+        doc = read_json(store, "zarr.json")
+        if _half_made(store, doc):
+            return  # a creation that died before its attributes: ours to replace
+        check_root(doc)
+    except StoreFormatError as exc:
+        raise FileExistsError(
+            f"{describe(url)} already holds files and is not an envreel store ({exc}); "
+            + ("overwrite=True replaces only an envreel store: " if overwrite else "")
+            + "choose a new path"
+        ) from None
+
+
+_TOP = {"zarr.json", "env", "frame", "scene", "camera", "global"}
+"""What ``RunWriter.create`` makes at the top of a store."""
+
+
+def _half_made(store: Any, doc: dict[str, Any] | None) -> bool:
+    """Whether the store is a group ``RunWriter.create`` began and did not finish: a zarr v3
+    group without attributes holding nothing but what ``create`` makes."""
+    if doc is None or doc.get("node_type") != "group" or doc.get("attributes"):
+        return False
+
+    async def names() -> set[str]:
+        return {name async for name in store.list_dir("")}
+
+    return sync(names()) <= _TOP
 
 
 def create_run(url: StoreLike, spec: RunSpec, **kwargs: Any) -> RunWriter:

@@ -370,6 +370,51 @@ def test_existing_store_is_not_overwritten(tmp_path):
     assert open_run(path).num_frames == 2
 
 
+def test_overwrite_replaces_only_an_envreel_store(tmp_path):
+    # zarr's mode "w" deletes everything under the path: a folder of other files is refused,
+    # when the recorder is made (before training starts), and left as it was
+    exp = tmp_path / "exp1"
+    (exp / "checkpoints").mkdir(parents=True)
+    (exp / "checkpoints" / "model_1000.pt").write_bytes(b"weights")
+    with pytest.raises(FileExistsError, match="not an envreel store.*replaces only an envreel"):
+        Recorder(exp, num_envs=N, fps=30, overwrite=True)
+    with pytest.raises(FileExistsError, match="already holds files and is not an envreel store"):
+        Recorder(exp, num_envs=N, fps=30)
+    assert (exp / "checkpoints" / "model_1000.pt").read_bytes() == b"weights"
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(FileExistsError, match="is a file; a store is a folder"):
+        Recorder(tmp_path / "afile", num_envs=N, fps=30, overwrite=True)
+    # the same refusal where the store is made (a URL, or a path that appears meanwhile)
+    from envreel.schemas import RunSpec, create_run
+
+    spec = RunSpec(num_envs=N, env_frame_shape=(H, W), fps=30)
+    with pytest.raises(FileExistsError, match="not an envreel store"):
+        create_run(exp, spec, overwrite=True)
+    assert (exp / "checkpoints" / "model_1000.pt").exists()
+    # a store whose creation died before its attributes is envreel's own: it is replaced
+    import zarr
+
+    half = zarr.open_group(tmp_path / "half.zarr", mode="w", zarr_format=3)
+    half.require_group("env")
+    with Recorder(tmp_path / "half.zarr", num_envs=N, fps=30, overwrite=True) as rec:
+        rec.capture(frames(0, N, H, W))
+    assert open_run(tmp_path / "half.zarr").num_frames == 1
+    (tmp_path / "empty").mkdir()
+    with Recorder(tmp_path / "empty", num_envs=N, fps=30) as rec:  # an empty folder is new
+        rec.capture(frames(0, N, H, W))
+    assert open_run(tmp_path / "empty").num_frames == 1
+
+
+@pytest.mark.parametrize("codec, level", [("blosc-lz4", 10), ("zstd", 99), ("gzip", -5)])
+def test_a_codec_level_out_of_range_is_refused_before_anything_is_written(tmp_path, codec, level):
+    with pytest.raises(ValueError, match=f"codec_level {level} is out of range for codec"):
+        Recorder(tmp_path / "r.zarr", num_envs=N, fps=30, codec=codec, codec_level=level)
+    assert not (tmp_path / "r.zarr").exists()
+    with Recorder(tmp_path / "z.zarr", num_envs=N, fps=30, codec="zstd", codec_level=-3) as rec:
+        rec.capture(frames(0, N, H, W))  # zstd's fast negative levels are levels too
+    np.testing.assert_array_equal(open_run(tmp_path / "z.zarr").env_frames()[0], frames(0, N, H, W))
+
+
 def test_memory_url_and_store_object(tmp_path):
     from zarr.storage import LocalStore
 
