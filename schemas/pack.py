@@ -16,6 +16,7 @@ from pathlib import Path
 from zarr.core.sync import sync
 from zarr.storage import LocalStore
 
+from envreel._files import give_default_mode
 from envreel.errors import StoreFormatError
 
 from ._store import StoreLike, describe, open_store
@@ -63,6 +64,11 @@ def pack_run(
         raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"the folder of {out} does not exist")
+    if isinstance(url, str | os.PathLike) and Path(url).is_dir():
+        if out.resolve().is_relative_to(Path(url).resolve()):
+            raise ValueError(
+                f"zip_path {str(out)!r} is inside the store it packs; write it beside the store"
+            )
     run = open_run(url, storage_options=storage_options)
     if not run.closed:
         raise StoreFormatError(
@@ -77,9 +83,13 @@ def pack_run(
         )
     store = open_store(url, read_only=True, storage_options=storage_options)
     keys = sorted(sync(_keys(store)))
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    except OSError as exc:  # its message names the temporary file, not the user's
+        raise OSError(exc.errno, f"cannot write {str(out)!r}: {exc.strerror}") from None
     os.close(fd)
     try:
+        give_default_mode(tmp)  # a zip to send: readable as any file the user writes
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             root = Path(store.root) if isinstance(store, LocalStore) else None
             for key in keys:

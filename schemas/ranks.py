@@ -98,11 +98,23 @@ class RankedRun(Run):
         self._state = {
             **self._lead._state,
             "num_frames": n_frames,
-            "clips": [c for c in self._lead._state["clips"] if c["start_frame"] < n_frames],
+            "clips": self._cut_clips(n_frames),
             "counters": self.counters,
             "errors": self.errors,
             "closed": self.closed,
         }
+
+    def _cut_clips(self, n: int) -> list[dict]:
+        """The lead rank's clips within the first ``n`` frames, the last one cut at ``n``."""
+        clips = []
+        for c in self._lead._state["clips"]:
+            if c["start_frame"] >= n:
+                break
+            if c["stop_frame"] > n:
+                last_step = int(self._lead.frame_values("step", n - 1, n)[0])
+                c = {**c, "stop_frame": n, "stop_step": last_step + 1}
+            clips.append(c)
+        return clips
 
     def _check_steps(self, n: int) -> None:
         if n == 0:

@@ -649,13 +649,16 @@ class Run:
 
     # ---- summary --------------------------------------------------------------------------------
     def stored_bytes(self) -> int:
-        """Bytes the store's objects take (compressed), summed over every array."""
+        """Bytes the store's objects take (compressed), summed over every array; -1 where the
+        store cannot list its objects (an HTTP server lists none: it would read as 0)."""
         total = 0
         for path in sorted(self._present):
             try:
                 total += int(self._array(path).nbytes_stored())
             except Exception:  # noqa: BLE001 - some backends cannot list sizes
                 return -1
+        if total == 0 and self._present:
+            return -1  # every array has at least its zarr.json: nothing was listed
         return total
 
     def raw_bytes(self) -> int:
@@ -744,7 +747,10 @@ def open_run(url: StoreLike | Sequence[StoreLike], *, storage_options: dict | No
         return open_ranks([open_run(u, storage_options=storage_options) for u in url])
     url = cast(StoreLike, url)
     store = open_store(url, read_only=True, storage_options=storage_options)
-    static, spec, state = check_root(read_json(store, "zarr.json"))
+    try:
+        static, spec, state = check_root(read_json(store, "zarr.json"))
+    except StoreFormatError as exc:  # the store's own messages name the key, not the store
+        raise StoreFormatError(f"{describe(url)}: {exc}") from exc
     docs = array_docs(store, spec)
     present: set[str] = set()
     n = int(state["num_frames"])

@@ -24,7 +24,7 @@ import zipfile
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import BinaryIO, Self
+from typing import BinaryIO, Self, TypeVar
 from urllib.parse import unquote
 
 from envreel.errors import StoreFormatError
@@ -217,6 +217,18 @@ class _Server(ThreadingHTTPServer):
     log: object = None
 
 
+_S = TypeVar("_S", bound=ThreadingHTTPServer)
+
+
+def bind(server: type[_S], host: str, port: int, handler: type) -> _S:
+    """``server((host, port), handler)``, its error naming the address when the port is taken
+    or the host is not this machine's."""
+    try:
+        return server((host, port), handler)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 class LocalServer:
     """An HTTP server run on a background thread (:meth:`start`, or ``with``) or on this one
     (:meth:`serve_forever`) until :meth:`close`: the base of :class:`StoreServer` and the
@@ -287,7 +299,7 @@ class StoreServer(LocalServer):
         log: object = None,
     ) -> None:
         sources = {name: _Source(Path(path)) for name, path in runs.items()}
-        httpd = _Server((host, port), _Handler)
+        httpd = bind(_Server, host, port, _Handler)
         httpd.sources = sources
         httpd.log = log
         super().__init__(httpd)

@@ -32,7 +32,7 @@ import numpy as np
 
 from envreel.errors import EnvreelError
 from envreel.schemas import Run
-from envreel.tools.serve import LocalServer
+from envreel.tools.serve import LocalServer, bind
 
 __all__ = ["Viewer"]
 
@@ -118,7 +118,7 @@ class Viewer(LocalServer):
         self._source_type = FrameSource
         self._plans: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()  # one composition at a time: frames share buffers
-        httpd = _Server((host, port), _Handler)
+        httpd = bind(_Server, host, port, _Handler)
         httpd.viewer = self
         super().__init__(httpd)
 

@@ -5,6 +5,7 @@ local render, byte for byte. Every server is started by the test on 127.0.0.1 an
 from __future__ import annotations
 
 import http.server
+import os
 import signal
 import subprocess
 import sys
@@ -90,6 +91,44 @@ def test_pack_refuses_before_writing_anything(store: Path, tmp_path: Path) -> No
     with pytest.raises(StoreFormatError):
         pack_run(tmp_path / "missing.zarr", tmp_path / "out.zip")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.zip"]
+    before = sorted(p.name for p in store.rglob("*"))
+    with pytest.raises(ValueError, match="is inside the store it packs"):
+        pack_run(store, store / "inside.zip")  # the next pack would hold this one
+    assert sorted(p.name for p in store.rglob("*")) == before
+
+
+def test_pack_writes_a_zip_teammates_can_read(store: Path, tmp_path: Path) -> None:
+    # the zip is written under a temporary name (mkstemp: 0600) and renamed into place; it
+    # must end up as readable as any file the user writes (0644 under the usual umask)
+    old = os.umask(0o022)
+    try:
+        packed = pack_run(store, tmp_path / "run.zip")
+    finally:
+        os.umask(old)
+    assert packed.stat().st_mode & 0o777 == 0o644
+
+
+def test_pack_to_a_place_it_cannot_write_names_the_zip(store: Path) -> None:
+    # /proc takes no new files, even from root; the error names the zip, not its temporary name
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux's /proc")
+    with pytest.raises(OSError, match=r"cannot write '/proc/run\.zip'") as info:
+        pack_run(store, "/proc/run.zip")
+    assert ".part" not in str(info.value)
+
+
+def test_rank_stores_of_different_lengths_cut_their_clips_to_the_shortest(
+    tmp_path: Path,
+) -> None:
+    long = make_store(tmp_path / "r0.zarr", num_envs=2, frames=24, env_id_offset=0)
+    short = make_store(tmp_path / "r1.zarr", num_envs=2, frames=20, env_id_offset=2)
+    run = open_run([long, short])
+    assert run.num_frames == 20
+    [clip] = run.clips
+    assert (clip.start_frame, clip.stop_frame) == (0, 20)
+    assert (clip.start_step, clip.stop_step) == (100, 120)  # steps 100..119 stored
+    info = run.info()
+    assert info["clips"][0]["stop_frame"] == 20 and info["num_frames"] == 20
 
 
 # -- HTTP --------------------------------------------------------------------------------------
@@ -111,6 +150,16 @@ def test_envreel_serve_renders_identically_from_folder_and_zip(
         url = served.url(name)
         assert validate(url) == []
         assert _render_bytes(url, tmp_path) == local_gif
+
+
+def test_a_served_store_says_its_stored_size_is_unknown_not_zero(
+    served: StoreServer, store: Path
+) -> None:
+    # an HTTP server lists no files, so the size of what is stored cannot be summed there
+    remote = open_run(served.url("run.zarr")).info()
+    assert remote["stored_bytes"] == -1 and remote["compression_ratio"] is None
+    assert remote["raw_bytes"] == open_run(store).info()["raw_bytes"] > 0
+    assert open_run(store).stored_bytes() > 0
 
 
 def test_envreel_serve_is_read_only_and_stays_inside_the_stores(served: StoreServer) -> None:
@@ -243,3 +292,36 @@ def test_cli_serve_refuses_what_is_not_a_store(tmp_path: Path) -> None:
 
     result = CliRunner().invoke(main, ["serve", str(tmp_path), "--port", "0"])
     assert result.exit_code == 1 and "not an envreel store" in result.output
+
+
+def test_cli_serve_on_a_taken_port_names_the_address(store: Path) -> None:
+    import socket
+
+    from click.testing import CliRunner
+
+    from envreel.tools.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", str(store), "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+
+
+def test_cli_sheet_of_rank_stores_is_the_sheet_of_the_run_they_make(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from envreel.render import contact_sheet
+    from envreel.tools.cli import main
+
+    ranks = [
+        make_store(tmp_path / f"r{k}.zarr", num_envs=2, frames=16, env_id_offset=2 * k)
+        for k in (0, 1)
+    ]
+    out = tmp_path / "cli.png"
+    res = CliRunner().invoke(main, ["sheet", *ranks, str(out), "--envs", "1,2", "--times", "2"])
+    assert res.exit_code == 0, res.output
+    want = contact_sheet(open_run(ranks), tmp_path / "api.png", Layout(envs="1,2"), num_times=2)
+    assert out.read_bytes() == want.read_bytes()
