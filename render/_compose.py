@@ -367,6 +367,10 @@ class LabelCache:
             self.font = ImageFont.load_default(size=font_size)
         except (TypeError, OSError, ImportError):  # Pillow without FreeType: fixed bitmap font
             self.font = ImageFont.load_default()
+        # Pillow's bundled font draws a space 1/3 of a digit wide ("6 0.98" reads "60.98"):
+        # spaces are drawn at least 0.6 of a digit wide.
+        space, digit = self.font.getlength(" "), self.font.getlength("0")
+        self.space = " " * max(1, math.ceil(0.6 * digit / space)) if space > 0 else " "
         self.color, self.background = color, background
         self.max_entries = max_entries
         self._cache: OrderedDict[str, Sprite] = OrderedDict()
@@ -387,7 +391,7 @@ class LabelCache:
     def _render(self, text: str) -> Sprite:
         from PIL import Image, ImageDraw
 
-        text = text[:200]
+        text = text[:200].replace(" ", self.space)
         left, top, right, bottom = self.font.getbbox(text or " ")
         pad = 2
         w = max(1, right - min(0, left) + 2 * pad)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from envreel._files import give_default_mode
 from envreel._options import check_options, option
 from envreel.errors import RenderError
 
@@ -122,7 +123,12 @@ def check_output(out: str | os.PathLike, kind: str, *, overwrite: bool = True) -
     p = Path(out)
     if kind == "png":
         _probe_writable(p.parent.resolve(), "output folder")
-        if p.exists() and (not p.is_dir() or any(p.iterdir())):
+        if p.exists() and not p.is_dir():
+            raise ValueError(
+                f"PNG output folder {str(p)!r} is a file; give a folder name (or a file name "
+                "ending in .mp4 or .gif)"
+            )
+        if p.exists() and any(p.iterdir()):
             raise ValueError(
                 f"PNG output folder {str(p)!r} exists and is not empty; choose a new folder"
             )
@@ -561,6 +567,8 @@ class PngFolderWriter:
                 prefix=f".{safe_filename(self.path.name)}.envreel-partial-", dir=self.path.parent
             )
         )
+        # an empty folder that is replaced keeps its mode; a new one gets mkdir's
+        give_default_mode(self._tmp, like=self.path)
 
     def write(self, frame: np.ndarray) -> None:
         from PIL import Image

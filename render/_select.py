@@ -411,7 +411,7 @@ def plan_render(
     # names first: they are cheap to check and the most common mistake
     global_ids = run.env_ids
     local_given = None if layout.env_ids is None else _stored_indices(run, layout.env_ids, layout)
-    label_score, success = _check_names(run, layout)
+    label_score, success = _check_names(run, layout, msgs)
     _check_global_view(run, layout)
     window = time_window(run, layout, msgs)
     stride, fps = _stride_and_fps(run, layout, fps_cap, msgs)
@@ -455,7 +455,7 @@ def _ranking(layout: Layout) -> bool:
     return layout.top_k is not None or layout.bottom_k is not None
 
 
-def _check_names(run: Run, layout: Layout) -> tuple[bool, str | None]:
+def _check_names(run: Run, layout: Layout, msgs: list[str]) -> tuple[bool, str | None]:
     """Check the score, success scalar and label fields against the run.
 
     Returns:
@@ -464,6 +464,13 @@ def _check_names(run: Run, layout: Layout) -> tuple[bool, str | None]:
     known = _scalar_names(run)
     label = layout.label_template
     label_score = label is not None and "score" in label.fields and "score" not in known
+    if label is not None and "score" in label.fields and "score" in known:
+        if layout.score != "score" and (_ranking(layout) or layout.order != "given"):
+            _warn(
+                msgs,
+                "the label's {score} is this run's scalar named 'score', per frame, not the "
+                f"{layout.score_stat} of {layout.score!r} that the envs are ranked by",
+            )
     if (_ranking(layout) or layout.order != "given" or label_score) and layout.score not in known:
         raise ValueError(
             f"score {layout.score!r} is not a scalar of this run; it has {list(known)}"

@@ -3,12 +3,13 @@ worker threads) and ``contact_sheet`` (one PNG of envs × sampled times)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -403,7 +404,6 @@ def render_envs(
     run = as_run(run)
     plan = FrameSource(run, layout, skip_bad=skip_bad, prefetch=False).plan
     paths = _env_paths(run, plan.global_ids, out_dir, name, suffix, overwrite)
-    out_dir.mkdir(exist_ok=True)
     workers = min(workers or os.cpu_count() or 1, len(plan.envs))
     if threads is None:
         threads = max(1, (os.cpu_count() or 1) // workers)
@@ -422,7 +422,23 @@ def render_envs(
     else:
         source = urls[0] if len(urls) == 1 else urls
         opener = lambda: as_run(source)  # noqa: E731 - each render reads its own open store
-    return _render_jobs(jobs, opener, options, skip_bad=skip_bad, workers=workers)
+    with _folder_for(out_dir):
+        return _render_jobs(jobs, opener, options, skip_bad=skip_bad, workers=workers)
+
+
+@contextlib.contextmanager
+def _folder_for(path: Path) -> Iterator[None]:
+    """Makes the folder ``path`` if missing; on an error removes it again if it made it and
+    nothing was finished in it (a failed run leaves nothing)."""
+    made = not path.exists()
+    path.mkdir(exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):
+                path.rmdir()  # refused when not empty: finished outputs stay
+        raise
 
 
 def _env_paths(
@@ -457,34 +473,58 @@ def _render_jobs(
     """Render ``jobs`` (layout, output) on ``workers`` threads, in order.
 
     An exception in one (or KeyboardInterrupt in the caller) sets ``cancel``: renders not yet
-    started never start, running ones abort and remove their file, then the exception rises.
+    started never start, running ones abort and remove their file, then the exception rises,
+    with a note naming the outputs finished before it (they are whole and kept).
     """
     cancel = threading.Event()
 
-    def one(layout: Layout, out: Path) -> Path:
+    def one(layout: Layout, out: Path) -> Path | None:
+        """Renders one output: its path, or None when it was cancelled (nothing written)."""
         if cancel.is_set():
-            return out
+            return None
         kind = output_kind(out)
         source = _open_source(opener(), layout, kind, skip_bad, GIF_MAX_SIDE, prefetch=False)
         bar = _Progress(source.num_frames, out.name, False)
-        [(path, _)] = _encode_pages(
+        [(path, frames)] = _encode_pages(
             source, [out], kind, options, bar, prefetch=False, cancel=cancel
         )
-        return path
+        return path if frames >= 0 else None  # stopped midway: its file is removed
 
     if workers == 1:
-        return [one(lay, p) for lay, p in jobs]
+        done: list[Path | None] = []
+        try:
+            for lay, p in jobs:
+                done.append(one(lay, p))
+        except BaseException as exc:
+            _note_finished(exc, done, len(jobs))
+            raise
+        return cast(list[Path], done)  # nothing cancels a render on this thread
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="envreel-render-envs")
     futures = [pool.submit(one, lay, p) for lay, p in jobs]
     try:
-        return [f.result() for f in futures]
-    except BaseException:
+        return cast(list[Path], [f.result() for f in futures])  # None only once cancelled
+    except BaseException as exc:
         cancel.set()
         for f in futures:
             f.cancel()
+        pool.shutdown(wait=True)
+        ok = [f.result() for f in futures if not f.cancelled() and f.exception() is None]
+        _note_finished(exc, ok, len(jobs))
         raise
     finally:
         pool.shutdown(wait=True)
+
+
+def _note_finished(exc: BaseException, outputs: list[Path | None], total: int) -> None:
+    """Adds a note to ``exc`` naming the outputs finished (and kept) before it."""
+    finished = [p for p in outputs if p is not None]
+    if not finished:
+        return
+    names = ", ".join(p.name for p in finished[:4]) + (", ..." if len(finished) > 4 else "")
+    exc.add_note(
+        f"{len(finished)} of {total} outputs were finished before this and kept in "
+        f"{str(finished[0].parent)!r}: {names}"
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -509,7 +549,8 @@ def contact_sheet(
         out: the .png path.
         layout: chooses envs, time window, tile size and look, as for ``render``; its grid
             fields are replaced (rows: envs, columns: times). Defaults to None.
-        num_times: sampled times per env (columns), 1..256. Defaults to 8.
+        num_times: sampled times per env (columns), 1..256; a window of fewer frames gives a
+            column per frame. Defaults to 8.
         skip_bad: placeholder tiles for unreadable chunks, with a warning. Defaults to False.
         overwrite: replace an existing file. Defaults to True.
 
@@ -540,6 +581,11 @@ def _sheet_canvas(run: Run, plain: Layout, num_times: int, skip_bad: bool) -> np
     """The sheet's pixels: a row per env of ``plain``, ``num_times`` sampled frames each."""
     picked = FrameSource(run, plain, skip_bad=skip_bad, prefetch=False)
     envs = picked.envs
+    picks = {}  # first and last frame included, evenly between (fewer for short tracks)
+    for env in envs:
+        s, e = picked.plan.track(picked._stored(env))
+        picks[env] = np.unique(np.linspace(s, e - 1, num_times).round().astype(int))
+    num_times = max(len(v) for v in picks.values())  # no more columns than distinct frames
     # The sheet's tile size and gap, as if it were one grid of envs × times; each column is then
     # one frame of a one-column layout of those tiles, every env at its own sampled time.
     sheet = compute_geometry(
@@ -566,13 +612,9 @@ def _sheet_canvas(run: Run, plain: Layout, num_times: int, skip_bad: bool) -> np
         skip_bad=skip_bad,
         prefetch=False,
     )
-    picks = {}  # first and last frame included, evenly between (fewer for short tracks)
-    for env in envs:
-        s, e = picked.plan.track(picked._stored(env))
-        picks[env] = np.unique(np.linspace(s, e - 1, num_times).round().astype(int))
     columns = [
         column.compose({env: picks[env][j] for env in envs if j < len(picks[env])})
-        for j in range(max(len(v) for v in picks.values()))
+        for j in range(num_times)
     ]
     canvas = np.empty((sheet.height, sheet.width, 3), np.uint8)
     canvas[...] = column.composer.bg

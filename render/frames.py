@@ -27,7 +27,7 @@ import numpy as np
 from envreel.schemas import Run, open_run
 
 from ._compose import Composer, compute_geometry
-from ._select import ScalarReader, plan_render
+from ._select import ScalarReader, _warn, plan_render
 from ._stream import BlockReader, Job, Prefetcher
 from .layout import Layout
 
@@ -146,6 +146,20 @@ class FrameSource:
             global_shape=run.global_frame_shape,
         )
         geometry = compute_geometry(layout, **args)
+        if geometry.factor < 1 and geometry.slots:
+            h, w = run.env_frame_shape
+            th0, tw0 = layout.tile_size or (
+                max(1, round(h * layout.scale)),
+                max(1, round(w * layout.scale)),
+            )
+            _warn(
+                self.warnings,
+                f"tiles shown at {geometry.tile_width}×{geometry.tile_height} instead of "
+                f"{tw0}×{th0} to fit max_width×max_height {layout.max_width}×"
+                f"{layout.max_height} ({geometry.columns}×{geometry.rows} slots for "
+                f"{self.plan.page_size} envs a page); raise them, or set fewer columns or "
+                "page_size",
+            )
         self.downsized_from: tuple[int, int] | None = None
         if max_size is not None and (geometry.height > max_size[0] or geometry.width > max_size[1]):
             self.downsized_from = (geometry.width, geometry.height)
@@ -185,14 +199,23 @@ class FrameSource:
         """Global env ids shown, in tile order over the pages."""
         return self.plan.global_ids
 
+    def _page(self, page: object) -> int:
+        """``page`` checked: an int in 0..pages-1."""
+        if isinstance(page, bool) or not isinstance(page, int | np.integer):
+            raise TypeError(f"page must be an int, got {page!r}")
+        if not 0 <= page < self.pages:
+            raise ValueError(f"page {page} is not in 0..{self.pages - 1} (this layout's pages)")
+        return int(page)
+
     def page_frames(self, page: int) -> range:
         """The output frames of ``page``."""
+        page = self._page(page)
         return range(int(self._offsets[page]), int(self._offsets[page + 1]))
 
     def tiles(self, page: int = 0) -> list[Tile]:
         """Each env's tile on ``page``'s canvas (for hit tests and overlays)."""
         g = self.geometry
-        envs = self.plan.pages[page]
+        envs = self.plan.pages[self._page(page)]
         return [
             Tile(self.plan.global_id(env), x, y, g.tile_width, g.tile_height)
             for (y, x), env in zip(g.tiles, envs, strict=False)
@@ -215,7 +238,7 @@ class FrameSource:
         """(rows, H, W, 3) uint8 blocks of consecutive frames, in order (of one page, or of
         all); a block is valid until the next is asked for. The first block starts composing
         (on the prefetch thread) at once, while the caller gets ready, e.g. opens an encoder."""
-        pages = range(self.pages) if page is None else [page]
+        pages = range(self.pages) if page is None else [self._page(page)]
         return BlockStream(self, [job for p in pages for job in self._jobs[p]])
 
     def __iter__(self) -> Iterator[np.ndarray]:

@@ -96,7 +96,7 @@ def parse_env_spec(spec: str | int | list | tuple) -> tuple[int, ...] | None:
         )
     if isinstance(spec, numbers.Integral):
         spec = [int(spec)]
-    if isinstance(spec, list | tuple):
+    if isinstance(spec, list | tuple | range):
         ids = []
         for v in spec:
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:

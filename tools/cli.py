@@ -6,6 +6,7 @@ exit 2; progress bars go to stderr and hide with ``--quiet`` or when stderr is n
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -21,7 +22,7 @@ from envreel._options import OptionSpec, spec
 from envreel.render import PRESETS, Layout
 from envreel.render._encode import EncodeOptions
 from envreel.render.api import SheetOptions
-from envreel.schemas import EnvreelError, open_run, validate
+from envreel.schemas import CorruptChunkError, EnvreelError, open_run, validate
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 LIBRARY_ERRORS = (
@@ -63,11 +64,25 @@ def library_errors(fn):
                 sys.exit(130)
             except LIBRARY_ERRORS as exc:
                 msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise click.ClickException(msg) from None
+                notes = getattr(exc, "__notes__", ())  # what was kept, when something was
+                raise click.ClickException("\n".join([msg, *notes])) from None
             finally:
                 _print_warnings(caught)
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _damage_hint(runs: tuple[str, ...]):
+    """A damaged chunk's error, with what the user can do about it."""
+    try:
+        yield
+    except CorruptChunkError as exc:
+        exc.add_note(
+            f"--skip-bad draws damaged chunks as placeholder tiles; `envreel validate "
+            f"{runs[0]}` lists every damaged chunk"
+        )
+        raise
 
 
 def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
@@ -433,6 +448,11 @@ def _check_label(layout, run) -> None:
     help="Write one video per env into the folder OUT (env_0007.mp4, ...).",
 )
 @click.option(
+    "--per-env-format",
+    type=click.Choice(["mp4", "gif"]),
+    help="With --per-env: each env's video as mp4 (the default) or gif.",
+)
+@click.option(
     "--skip-bad",
     is_flag=True,
     help="Render corrupt chunks as placeholder tiles (with a warning) instead of failing.",
@@ -440,7 +460,19 @@ def _check_label(layout, run) -> None:
 @_layout_options
 @click.pass_context
 @library_errors
-def render(ctx, runs, out, layout_file, preset, crf, x264_preset, per_env, skip_bad, **flags):
+def render(
+    ctx,
+    runs,
+    out,
+    layout_file,
+    preset,
+    crf,
+    x264_preset,
+    per_env,
+    per_env_format,
+    skip_bad,
+    **flags,
+):
     """Render a run store in a layout chosen now: OUT.mp4, OUT.gif, a folder of PNGs.
 
     The format comes from OUT's suffix: .mp4 (H.264), .gif, or a folder name ending in / or
@@ -457,29 +489,46 @@ def render(ctx, runs, out, layout_file, preset, crf, x264_preset, per_env, skip_
     """
     from envreel import render as R
 
+    if per_env and Path(out).suffix.lower() in (".mp4", ".gif", ".png"):
+        raise click.BadParameter(
+            f"--per-env writes one file per env into a folder: OUT must be a folder name, "
+            f"got {out!r} (--per-env-format gif for GIFs)",
+            param_hint="OUT",
+        )
+    if per_env_format is not None and not per_env:
+        raise click.BadParameter("needs --per-env", param_hint="--per-env-format")
     layout = _build_layout(layout_file, preset, flags)
     run = _open(runs)
     _check_label(layout, run)
-    if per_env:
-        paths = R.render_envs(run, out, layout, crf=crf, preset=x264_preset, skip_bad=skip_bad)
-    else:
-        result = R.render(
-            run,
-            layout,
-            out,
-            crf=crf,
-            preset=x264_preset,
-            skip_bad=skip_bad,
-            progress=_show_progress(ctx),
-        )
-        paths = result.paths  # its warnings are printed once by library_errors
+    with _damage_hint(runs):
+        if per_env:
+            paths = R.render_envs(
+                run,
+                out,
+                layout,
+                suffix=f".{per_env_format or 'mp4'}",
+                crf=crf,
+                preset=x264_preset,
+                skip_bad=skip_bad,
+            )
+        else:
+            result = R.render(
+                run,
+                layout,
+                out,
+                crf=crf,
+                preset=x264_preset,
+                skip_bad=skip_bad,
+                progress=_show_progress(ctx),
+            )
+            paths = result.paths  # its warnings are printed once by library_errors
     for p in paths:
         click.echo(str(p))
 
 
 @main.command(context_settings=CONTEXT)
 @quiet_option
-@click.argument("run")
+@click.argument("runs", metavar="RUN...", nargs=-1, required=True)
 @click.argument("out")
 @click.option(
     "--envs",
@@ -497,13 +546,15 @@ def render(ctx, runs, out, layout_file, preset, crf, x264_preset, per_env, skip_
 )
 @click.option("--skip-bad", is_flag=True, help="Placeholder tiles for corrupt chunks.")
 @library_errors
-def sheet(run, out, envs, times, scale, skip_bad):
-    """Write a contact sheet PNG: one row per env, one column per sampled time.
+def sheet(runs, out, envs, times, scale, skip_bad):
+    """Write a contact sheet PNG: one row per env, one column per sampled time. Several
+    stores (the ranks of a multi-GPU run) make one sheet.
 
     \b
     Example:
       envreel sheet run.zarr sheet.png
       envreel sheet run.zarr sheet.png --envs 0-7 --times 12 --scale 0.5
+      envreel sheet runs/ppo_rank*.zarr sheet.png --envs 0-3,64-67
     """
     from envreel import render as R
 
@@ -511,7 +562,8 @@ def sheet(run, out, envs, times, scale, skip_bad):
         layout = Layout(envs=envs, scale=scale)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    path = R.contact_sheet(run, out, layout, num_times=times, skip_bad=skip_bad)
+    with _damage_hint(runs):
+        path = R.contact_sheet(_open(runs), out, layout, num_times=times, skip_bad=skip_bad)
     click.echo(str(path))
 
 

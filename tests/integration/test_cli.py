@@ -184,6 +184,25 @@ def test_render_per_env(store, tmp_path):
     assert sorted(p.name for p in (tmp_path / "each").iterdir()) == ["env_0000.mp4", "env_0002.mp4"]
 
 
+def test_render_per_env_gifs_and_an_out_that_is_a_file_name(store, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(
+        main,
+        ["render", str(store), str(tmp_path / "each"), "--per-env", "--per-env-format", "gif"],
+    )
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in (tmp_path / "each").iterdir())
+    assert names and all(n.endswith(".gif") for n in names)
+    res = runner.invoke(main, ["render", str(store), str(tmp_path / "pe.gif"), "--per-env"])
+    assert res.exit_code == 2 and "OUT must be a folder name" in res.output
+    assert "'" + str(tmp_path / "pe.gif") + "'" in res.output
+    res = runner.invoke(
+        main, ["render", str(store), str(tmp_path / "x.mp4"), "--per-env-format", "gif"]
+    )
+    assert res.exit_code == 2 and "needs --per-env" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["each", "run.zarr"]
+
+
 def test_sheet(store, tmp_path):
     out = tmp_path / "s.png"
     res = CliRunner().invoke(main, ["sheet", str(store), str(out), "--envs", "0-1", "--times", "3"])

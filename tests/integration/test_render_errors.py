@@ -92,11 +92,13 @@ def test_start_after_stop_is_refused_in_layout_and_dict(pristine, tmp_path):
         ("video.avi", ValueError, r"unknown suffix '\.avi'; expected \.mp4, \.gif"),
         ("video.png", ValueError, r"unknown suffix '\.png'.*contact_sheet"),
         ("full", ValueError, "exists and is not empty"),
+        ("plainfile", ValueError, "PNG output folder '.*plainfile' is a file"),
         ("folder_as_file", ValueError, "is a folder"),
     ],
 )
 def test_bad_outputs(pristine, tmp_path, out, exc, match):
     (tmp_path / "afile.txt").write_text("x")
+    (tmp_path / "plainfile").write_text("x")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("x")
     (tmp_path / "folder_as_file.mp4").mkdir()
@@ -266,6 +268,51 @@ def test_deleted_and_truncated_chunks(store, tmp_path):
     with pytest.raises(CorruptChunkError, match="env/frames"):
         render(store, Layout(), tmp_path / "c.gif")
     assert sorted(p.name for p in tmp_path.glob("*.*") if p.suffix != ".zarr") == ["b.mp4"]
+
+
+def test_per_env_render_that_fails_keeps_what_it_finished_and_says_so(store, tmp_path):
+    from click.testing import CliRunner
+
+    from envreel.tools.cli import main
+
+    corrupt_chunk(store, "env/frames", (1, 0, 0, 0, 0))  # the bytes of env 2's chunk
+    with pytest.raises(CorruptChunkError) as info:
+        render_envs(store, tmp_path / "each", suffix=".gif", workers=1)
+    assert sorted(p.name for p in (tmp_path / "each").iterdir()) == [
+        "env_0000.gif",
+        "env_0001.gif",
+    ]
+    [note] = info.value.__notes__
+    assert note.startswith("2 of 6 outputs were finished before this and kept in")
+    assert "env_0000.gif, env_0001.gif" in note
+    # in parallel: whatever finished is whole, named in the note, and nothing else is left
+    with pytest.raises(CorruptChunkError) as info:
+        render_envs(store, tmp_path / "par", suffix=".gif", workers=3)
+    kept = sorted(p.name for p in (tmp_path / "par").iterdir())
+    assert "env_0002.gif" not in kept and not any(n.startswith(".") for n in kept)
+    assert all(n in info.value.__notes__[0] for n in kept[:4])
+    assert info.value.__notes__[0].startswith(f"{len(kept)} of 6 outputs")
+    res = CliRunner().invoke(
+        main, ["render", store, str(tmp_path / "cli"), "--per-env", "--per-env-format", "gif"]
+    )
+    assert res.exit_code == 1 and "outputs were finished before this and kept" in res.output
+    assert f"--skip-bad draws damaged chunks as placeholder tiles; `envreel validate {store}`" in (
+        res.output
+    )
+
+
+def test_per_env_render_that_finishes_nothing_leaves_no_folder(store, tmp_path):
+    shard = Path(store) / "env/frames/c/0/0/0/0/0"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])  # every env's first block
+    for workers in (1, 3):
+        with pytest.raises(CorruptChunkError) as info:
+            render_envs(store, tmp_path / f"each{workers}", suffix=".gif", workers=workers)
+        assert not hasattr(info.value, "__notes__")
+        assert not (tmp_path / f"each{workers}").exists()
+    (tmp_path / "mine").mkdir()  # a folder the user made stays
+    with pytest.raises(CorruptChunkError):
+        render_envs(store, tmp_path / "mine", suffix=".gif")
+    assert (tmp_path / "mine").is_dir() and not any((tmp_path / "mine").iterdir())
 
 
 def test_corrupt_scalar_chunk_in_labels(store, tmp_path):

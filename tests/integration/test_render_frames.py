@@ -58,6 +58,16 @@ def test_facts_tiles_and_store_frames(store) -> None:
         source.frame(35)
     with pytest.raises(TypeError):
         source.frame(1.5)
+    assert frames(store, Layout(envs=range(3), columns=3)).envs == (0, 1, 2)  # a range is ids
+
+
+def test_pages_out_of_range_are_named(store) -> None:
+    source = frames(store, LAYOUTS["pages"])  # 6 envs, 4 a page: pages 0 and 1
+    assert source.pages == 2 and [t.env for t in source.tiles(1)] == [4, 5]
+    for call in (source.tiles, source.page_frames, source.blocks):
+        for page, exc in ((2, ValueError), (-1, ValueError), (1.0, TypeError)):
+            with pytest.raises(exc, match=r"page .*(0\.\.1|int)"):
+                call(page)
 
 
 def test_command_renders_the_same_layout(store, tmp_path) -> None:

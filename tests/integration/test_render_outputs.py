@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -142,9 +143,9 @@ def test_scale_and_tile_size(store, tmp_path):
 
 
 def test_output_size_limit_downscales_keeping_even(store, tmp_path):
-    res = render(
-        store, Layout(columns=3, max_width=101, max_height=1000, **PLAIN), tmp_path / "lim.mp4"
-    )
+    lay = Layout(columns=3, max_width=101, max_height=1000, **PLAIN)
+    with pytest.warns(UserWarning, match="tiles shown at 32×21 instead of 96×64"):
+        res = render(store, lay, tmp_path / "lim.mp4")
     assert res.width <= 100 and res.width % 2 == 0 and res.height % 2 == 0
     frames, _ = decode_video(res.path)
     assert frames.shape[1:3] == (res.height, res.width)
@@ -343,6 +344,59 @@ def test_label_cache_draws_each_text_once(store):
     assert cache.rendered == 2
 
 
+def test_label_words_are_drawn_apart(store):
+    # Pillow's bundled font draws a space a third of a digit wide: "6 0.98" read as "60.98"
+    from envreel.render._compose import LabelCache
+
+    for size in (11, 24):
+        cache = LabelCache(size, (255, 255, 255), (0, 0, 0))
+        ink = cache.get("6 0.98").pixels.max(axis=(0, 2)) > 100  # columns with text in them
+        runs, gap = [], 0  # widths of the blank runs between inked columns
+        for col in ink[np.argmax(ink) : len(ink) - np.argmax(ink[::-1])]:
+            if col and gap:
+                runs.append(gap)
+            gap = 0 if col else gap + 1
+        digit = cache.font.getlength("0")
+        assert max(runs) >= 0.6 * digit, (size, runs, digit)  # the space between the words
+        assert cache.get("60.98").pixels.shape[1] < cache.get("6 0.98").pixels.shape[1]
+
+
+def test_a_scalar_named_score_in_a_label_is_that_scalar_with_a_warning(gstore, tmp_path):
+    lay = Layout(top_k=1, score="reward", label="{env} {score:.2f}", label_position="top-left")
+    with pytest.warns(UserWarning, match="scalar named 'score', per frame, not the mean of"):
+        res = render(gstore, lay, tmp_path / "shadow")
+    assert any("scalar named 'score'" in w for w in res.warnings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ranking: {score} is plainly the scalar
+        render(gstore, Layout(label="{env} {score:.2f}"), tmp_path / "plain")
+
+
+def test_tiles_shrunk_to_fit_the_size_limit_are_named_in_a_warning(store, tmp_path):
+    lay = Layout(columns=6, max_width=300, stop=2, **PLAIN)  # 6 tiles of 96 px: 576 px wide
+    with pytest.warns(UserWarning, match=r"tiles shown at 49×32 instead of 96×64 to fit"):
+        res = render(store, lay, tmp_path / "small")
+    assert res.width <= 300 and len(res.warnings) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # at its own size: nothing to say
+        render(store, Layout(columns=3, stop=2, **PLAIN), tmp_path / "full")
+
+
+def test_output_folders_get_the_mode_mkdir_would_give(store, tmp_path):
+    old = os.umask(0o022)
+    try:
+        render(store, Layout(stop=2, **PLAIN), tmp_path / "new")
+        render_envs(store, tmp_path / "each", Layout(stop=2, envs="0", **PLAIN), suffix=".gif")
+        (tmp_path / "mine").mkdir(mode=0o770)
+        (tmp_path / "mine").chmod(0o770)
+        render(store, Layout(stop=2, **PLAIN), tmp_path / "mine")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o755  # mkdtemp alone gives 0700
+    assert (tmp_path / "each").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "mine").stat().st_mode & 0o777 == 0o770  # an empty folder keeps its own
+    assert len(list((tmp_path / "mine").iterdir())) == 2
+
+
 def test_borders_on_terminated_truncated_and_stale_frames(store, tmp_path):
     lay = Layout(
         envs="0,1",
@@ -382,6 +436,14 @@ def test_contact_sheet(store, tmp_path):
         contact_sheet(store, tmp_path / "sheet.jpg")
     p2 = contact_sheet(store, tmp_path / "sheet2.png")  # default label: env and step
     assert Image.open(p2).size[0] > 0
+    # more times than the window has frames: one column per frame, none empty or repeated
+    short = lay.replace(stop=5)
+    img = np.asarray(Image.open(contact_sheet(store, tmp_path / "s3.png", short, num_times=12)))
+    g = compute_geometry(short.replace(columns=5, rows=2), num_tiles=10, env_shape=(H, W))
+    assert img.shape == (g.height, g.width, 3)
+    for row, env in enumerate((0, 3)):
+        for f in range(5):
+            assert np.array_equal(tile(img, g, row * 5 + f), env_frame(env, f, H, W))
 
 
 def test_contact_sheet_in_episode_mode_starts_each_row_at_its_episode(store, tmp_path):
