@@ -176,7 +176,8 @@ class Recorder:
         global_pose_per_frame: the global camera pose is passed to every ``capture()``.
             Defaults to False.
         codec: "zstd", "blosc-lz4", "gzip" or "none". Defaults to "zstd".
-        codec_level: compression level. Defaults to 3.
+        codec_level: compression level: zstd -131072..22, blosc-lz4 and gzip 0..9. Defaults to
+            3.
         block_frames: frames per block: the unit of compression, commit and chunking.
             Defaults to 32.
         max_queue_bytes: host memory for the ring of block buffers, allocated once at the first
@@ -196,7 +197,8 @@ class Recorder:
             window when video_length is given).
         step_offset: first step that may be recorded. Defaults to 0.
         frame_stride: record every k-th step of a window or clip. Defaults to 1.
-        overwrite: replace an existing store at ``url``. Defaults to False.
+        overwrite: replace an existing envreel store at ``url`` (a folder holding other files
+            is refused, never emptied). Defaults to False.
         storage_options: fsspec options for URLs. Defaults to None.
         writer: where blocks are compressed and written: "process" (a child process started
             by this constructor: compression and zarr's Python code never hold the training
@@ -211,7 +213,8 @@ class Recorder:
 
     Raises:
         TypeError/ValueError: an argument is invalid (named in the message); nothing is written.
-        FileExistsError: a store exists at a local ``url`` and ``overwrite`` is False.
+        FileExistsError: a store exists at a local ``url`` and ``overwrite`` is False, or the
+            place holds files that are not an envreel store.
 
     Example:
         >>> import numpy as np
