@@ -31,6 +31,7 @@ How it works:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -155,9 +156,14 @@ class WriterProcess:
         self._dispatcher.start()
         self._receiver.start()
 
-    def submit(self, index: int, length: int) -> None:
-        """Hand block ``index`` (its first ``length`` frames) to the writer process."""
-        self._queue.put((index, length))
+    def submit(self, index: int, length: int, clip_ended: bool = False) -> None:
+        """Hand block ``index`` (its first ``length`` frames) to the writer process;
+        ``clip_ended``: its last clip is whole."""
+        self._queue.put((index, length, clip_ended))
+
+    def clip_ended(self) -> None:
+        """After the blocks queued so far: the last clip is whole."""
+        self._queue.put(("clip_ended",))
 
     def finish(self, *, closing_error: str | None = None, timeout_s: float = 60) -> None:
         """Write what is queued, close the store, and wait for the child to exit."""
@@ -196,12 +202,15 @@ class WriterProcess:
                 if item[0] == "close":
                     self._tx.send(("close", item[1], int(self._dropped())))
                     return
-                index, length = item
+                if item[0] == "clip_ended":
+                    self._tx.send(("clip_ended", int(self._dropped())))
+                    continue
+                index, length, clip_ended = item
                 slots = self.ring.blocks[index]
                 if slots.used_cuda:
                     slots.event.synchronize()  # releases the GIL while it waits
                     slots.used_cuda = False
-                self._tx.send(("block", index, length, int(self._dropped())))
+                self._tx.send(("block", index, length, clip_ended, int(self._dropped())))
             except (OSError, ValueError, EOFError):
                 self._died()
                 return
@@ -232,11 +241,26 @@ class WriterProcess:
 
     def _died(self) -> None:
         if self.error is None:
-            code = self._proc.poll()
-            self.error_message = (
-                f"the writer process exited unexpectedly (exit code {code}); its error is on stderr"
-            )
+            try:
+                code = self._proc.wait(2)  # the pipe closes a moment before the child is reaped
+            except subprocess.TimeoutExpired:
+                code = None
+            self.error_message = "the writer process " + _how_it_ended(code)
             self.error = WriterError(self.error_message)
+
+
+def _how_it_ended(code: int | None) -> str:
+    """How a writer process ended, from its exit code (negative: the signal that killed it)."""
+    if code is None:
+        return "stopped answering"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (the out-of-memory killer sends it)" if -code == signal.SIGKILL else ""
+        return f"was killed by {name}{hint}"
+    return f"exited unexpectedly with code {code}; its error is on stderr"
 
 
 def _pickle_error(exc: BaseException) -> bytes:
@@ -308,7 +332,8 @@ def child_main(rfd: int, wfd: int) -> None:
             **cfg["statics"],
         )
     except BaseException as exc:  # noqa: BLE001 - reported to the training process
-        tx.send(("error", _pickle_error(exc)))
+        with contextlib.suppress(OSError):  # it is gone (Ctrl-C while this started): be quiet
+            tx.send(("error", _pickle_error(exc)))
         return
     tx.send(("ok",))
     sink = BlockSink(
@@ -323,10 +348,14 @@ def child_main(rfd: int, wfd: int) -> None:
         except (EOFError, OSError):
             return  # the training process is gone: the store is valid up to its last block
         if msg[0] == "block":
-            _, index, length, dropped = msg
+            _, index, length, clip_ended, dropped = msg
             sink.dropped_by_caller = dropped
-            sink.write(ring.blocks[index].arrays, length)
+            sink.write(ring.blocks[index].arrays, length, clip_ended)
             tx.send(("block", index, _stats(sink)))
+        elif msg[0] == "clip_ended":
+            sink.dropped_by_caller = msg[1]
+            sink.end_clip()
+            tx.send(("stats", _stats(sink)))
         elif msg[0] == "close":
             sink.dropped_by_caller = msg[2]
             sink.close(msg[1])

@@ -73,6 +73,17 @@ class Windows:
         """Manual clips: whether a clip is open. Automatic windows: always True."""
         return self.automatic or self._open
 
+    def past_window(self, step: int) -> bool:
+        """Whether the clip of the last kept frame has ended by ``step``: automatic windows,
+        ``step`` lies past that frame's window; manual clips, no clip is open."""
+        if not self.automatic:
+            return not self._open
+        rel = step - self.step_offset
+        if self.video_interval is None:
+            return rel >= self.video_length
+        k, pos = divmod(rel, self.video_interval)
+        return k != self._window or pos >= self.video_length
+
     def start_clip(self) -> None:
         """Open a new clip (closing the open one, if any)."""
         if self.automatic:

@@ -288,8 +288,9 @@ class BlockSink:
             c["invalid_frames"] = self.counts.invalid_frames
         return c
 
-    def write(self, arrays: dict[str, np.ndarray], length: int) -> None:
-        """Append the first ``length`` frames of a block; failures are counted, not raised."""
+    def write(self, arrays: dict[str, np.ndarray], length: int, clip_ended: bool = False) -> None:
+        """Append the first ``length`` frames of a block; failures are counted, not raised.
+        ``clip_ended``: the block's last clip is whole (its window ended), so its hook runs now."""
         try:
             if self.error is not None and self.on_error == "raise":
                 self.counts.frames_lost += length  # discarded: the recorder has failed
@@ -302,9 +303,14 @@ class BlockSink:
                 self.counts.busy_s += time.perf_counter() - t0
             self.counts.frames_written += length
             self.counts.blocks_written += 1
-            self._note_clips(final=False)
+            self._note_clips(final=clip_ended)
         except BaseException as exc:  # noqa: BLE001 - a failure never escapes the writer
             self._failed(exc, length)
+
+    def end_clip(self) -> None:
+        """The last committed clip is whole (its window ended): list it for its hook."""
+        if self.error is None:
+            self._note_clips(final=True)
 
     def _note_clips(self, *, final: bool) -> None:
         """Appends the clips committed whole since the last call to ``clips_done``."""
@@ -434,9 +440,14 @@ class WriterThread(BlockSink):
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, index: int, length: int) -> None:
-        """Hand block ``index`` (its first ``length`` frames) to the thread."""
-        self._queue.put((index, length))
+    def submit(self, index: int, length: int, clip_ended: bool = False) -> None:
+        """Hand block ``index`` (its first ``length`` frames) to the thread; ``clip_ended``: its
+        last clip is whole."""
+        self._queue.put((index, length, clip_ended))
+
+    def clip_ended(self) -> None:
+        """After the blocks queued so far: the last clip is whole."""
+        self._queue.put(("clip_ended",))
 
     def finish(self, *, closing_error: str | None = None) -> None:
         """Write what is queued, mark the store closed, and stop the thread (blocks until done)."""
@@ -450,12 +461,15 @@ class WriterThread(BlockSink):
             if item[0] == "close":
                 self.close(item[1])
                 return
-            index, length = item
+            if item[0] == "clip_ended":
+                self.end_clip()
+                continue
+            index, length, clip_ended = item
             slots = self.ring.blocks[index]
             try:
                 if slots.used_cuda:
                     slots.event.synchronize()  # a host wait, on this thread only
-                self.write(slots.arrays, length)
+                self.write(slots.arrays, length, clip_ended)
             except BaseException as exc:  # noqa: BLE001 - never let the thread die silently
                 self._failed(exc, length)
             finally:

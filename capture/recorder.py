@@ -186,8 +186,9 @@ class Recorder:
         on_full: what ``capture()`` does when every buffer waits for the writer: "block" waits
             (back-pressure), "drop" drops the frame and counts it. Defaults to "block".
         on_error: when the writer fails: "warn" warns once, counts the error and the lost frames
-            in the store and keeps going; "raise" makes the next ``capture()`` or ``close()``
-            raise ``RecorderError``. Defaults to "warn".
+            in the store and keeps going (if the writer process itself is killed, recording
+            stops there and training goes on); "raise" makes the next ``capture()`` or
+            ``close()`` raise ``RecorderError``. Defaults to "warn".
         value_range: (lo, hi) of float frames, mapped to 0 and 255; required for float input.
             Values outside it (or NaN/inf) are an error. Defaults to None.
         autoreset: "same_step" or "next_step": when a done env's new episode shows (above).
@@ -330,6 +331,9 @@ class Recorder:
         self._writer: WriterThread | None = None
         self._cur = None  # the block being filled (Slots), or None
         self._fill = 0
+        self._handed_over = 0  # frames handed to the writer so far
+        self._clip_open = False  # a kept frame's clip has not been told ended to the writer
+        self._block_length = 0  # frames the block being filled takes (set at the start)
         self._steps = 0
         self._captured = 0
         self._dropped = 0
@@ -339,6 +343,7 @@ class Recorder:
         self._slot_bytes = 0
         self._bytes_stored = -1
         self._error_reported = False
+        self._stopped = False  # the writer died under on_error="warn": nothing more is recorded
         self._writer_mode = writer_mode(writer_opts.writer, target.url)
 
     def _start_process(self, writer: str) -> Any:
@@ -397,14 +402,19 @@ class Recorder:
         Only without ``video_length`` (automatic windows). Closes the open clip if any.
         """
         self._windows.start_clip()
+        if not self._closed:
+            self._end_of_clip()
 
     def stop_clip(self) -> None:
-        """Close the open clip: nothing is recorded until ``start_clip()``.
+        """Close the open clip: nothing is recorded until ``start_clip()``. Its last frames go
+        to the store now, and its ``on_clip`` hook runs once they are there.
 
         Call it right after construction to record only between ``start_clip()`` and
         ``stop_clip()``.
         """
         self._windows.stop_clip()
+        if not self._closed:
+            self._end_of_clip()
 
     def wants(self, step: int | None = None) -> bool:
         """Whether a frame captured at ``step`` would be kept by the recording windows.
@@ -457,9 +467,10 @@ class Recorder:
             step: simulation step of the frame, increasing from call to call. Defaults to None:
                 the previous step + 1, starting at 0.
             sim_time: simulated time of the frame, seconds. Defaults to None: step × step_dt.
-            reward: (N,) reward of the step that led to the frame. Defaults to None (NaN).
-            terminated: (N,) bool, the env's episode terminated in this step. Defaults to None
-                (False).
+            reward: (N,) reward of the step that led to the frame. Defaults to None: stored as
+                NaN, as a NaN reward is.
+            terminated: (N,) bool (or integer: nonzero is True), the env's episode terminated in
+                this step. Defaults to None (False).
             truncated: (N,) bool, the episode was truncated (time out). Defaults to None.
             episode_step: (N,) int step within the episode, stored as given. Defaults to None:
                 derived from the done flags (see the class doc).
@@ -484,7 +495,8 @@ class Recorder:
             RecorderError: the writer failed and ``on_error="raise"``.
             RuntimeError: the recorder is closed.
         """
-        self._check_usable()
+        if not self._check_usable():
+            return False
         if env_rgb is None:
             return self._count_only(step, global_rgb, terminated, truncated)
         checked = self._inputs.check(
@@ -516,9 +528,9 @@ class Recorder:
         Args:
             steps: the steps, increasing, each after the last one given to this recorder, none
                 of them kept by the windows (``wants(step)`` False).
-            done: (len(steps), N) bool (or integer 0/1): whether each env was terminated or
-                truncated at each step; numpy or torch, CPU or CUDA (counted on the device,
-                without a synchronisation).
+            done: (len(steps), N) bool (or integer: nonzero is done): whether each env was
+                terminated or truncated at each step; numpy or torch, CPU or CUDA (counted on
+                the device, without a synchronisation).
 
         Raises:
             TypeError/ValueError: a bad step, a step inside a window, or ``done`` of another
@@ -529,7 +541,8 @@ class Recorder:
         Example:
             >>> rec.count_done([100, 101, 102], done)  # done: (3, num_envs)  # doctest: +SKIP
         """
-        self._check_usable()
+        if not self._check_usable():
+            return
         steps, flags = self._inputs.check_done_steps(steps, done)
         if not steps:
             return
@@ -623,16 +636,39 @@ class Recorder:
 
     # -- the steps of capture() ------------------------------------------------------------------
 
-    def _check_usable(self) -> None:
-        """Refuse a closed recorder; raise or warn what the writer reported since the last call."""
+    def _check_usable(self) -> bool:
+        """Refuse a closed recorder; raise or warn what the writer reported since the last call.
+
+        Returns:
+            Whether this call records: False once the writer died under ``on_error="warn"``.
+        """
         if self._closed:
             raise RuntimeError(f"capture() on a closed Recorder ({self.url})")
         w = self._writer
         if w is not None:
-            if w.error is not None and (self._writer_opts.on_error == "raise" or not w.alive):
-                self._report_error()  # a dead writer cannot "keep going": raise in either mode
+            if w.error is not None and not w.alive:
+                self._writer_died()
+            elif w.error is not None and self._writer_opts.on_error == "raise":
+                self._report_error()
             if w.pending_warning is not None:
                 self._emit_warning(w)
+        return not self._stopped
+
+    def _writer_died(self) -> None:
+        """A writer that is gone stores nothing more: "raise" raises; "warn" warns once and
+        stops recording, and training goes on (the store holds what was committed)."""
+        if self._writer_opts.on_error == "raise":
+            self._report_error()
+        if not self._stopped:
+            self._stopped = True
+            w = cast(WriterThread, self._writer)
+            warnings.warn(
+                f"envreel: the writer for {self.url} stopped ({w.error_message}); recording "
+                f"stops here, training goes on; the store holds the {w.counts.frames_written} "
+                "frames committed before it",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
     def _count_only(self, step: Any, global_rgb: Any, terminated: Any, truncated: Any) -> bool:
         """A step without frames, outside the recording windows: count its done flags."""
@@ -655,7 +691,20 @@ class Recorder:
         clip = self._windows.decide(step)
         if clip is None:
             self._episodes.skipped(step, terminated, truncated)
+            self._end_of_clip(step)
         return clip
+
+    def _end_of_clip(self, step: int | None = None) -> None:
+        """Tell the writer that the clip of the last kept frame has ended (by ``step``, or now: a
+        manual clip stopped), with the partial block holding its last frames, so they are
+        stored and its hook runs now, not when the next window fills the block."""
+        if not self._clip_open or (step is not None and not self._windows.past_window(step)):
+            return
+        self._clip_open = False
+        if self._fill:
+            self._submit(clip_ended=True)
+        elif self._writer is not None:
+            self._writer.clip_ended()
 
     def _record(self, c: CheckedStep) -> bool:
         """Put a checked step into its ring slot; hand the block to the writer when full."""
@@ -672,20 +721,29 @@ class Recorder:
         self._filler.fill(self._cur, self._fill, c, clip, gaps, self._ring.memory.pinned)
         self._captured += 1
         self._fill += 1
+        self._clip_open = True
         counts = self._writer.counts
         pending = (self._captured - counts.frames_written - counts.frames_lost) * self._slot_bytes
         if pending > self._high_water:
             self._high_water = pending
-        if self._fill == self.spec.block_frames:
+        if self._fill == self._block_length:
             self._submit()
         return True
 
-    def _submit(self) -> None:
-        """Hand the block being filled to the writer."""
+    def _submit(self, clip_ended: bool = False) -> None:
+        """Hand the block being filled to the writer.
+
+        A partial block (a clip ended) leaves the store's frame count off a multiple of
+        ``block_frames``; the next block is that much shorter, so the blocks after it start on
+        a store block again (written as whole chunks, not merged into written ones).
+        """
         cur, w = self._cur, self._writer
         assert cur is not None and w is not None
         self._filler.finish(cur)
-        w.submit(cur.index, self._fill)
+        w.submit(cur.index, self._fill, clip_ended)
+        self._handed_over += self._fill
+        b = cast(RunSpec, self.spec).block_frames
+        self._block_length = b - self._handed_over % b
         self._cur, self._fill = None, 0
 
     def _start(self, env_rgb: Any, global_rgb: Any, checked: CheckedStep | None) -> None:
@@ -722,6 +780,7 @@ class Recorder:
             gshape[0] * gshape[1] * 3 if gshape else 0
         )
         self._slot_bytes = ring.block_bytes // spec.block_frames
+        self._block_length = spec.block_frames
         self._writer = writer
         self.spec = spec
         if self._hooks is not None:
@@ -768,7 +827,8 @@ class Recorder:
                         self._report_error()
                     if not w.alive:
                         if w.error is not None:
-                            self._report_error()
+                            self._writer_died()
+                            return None  # "warn": this frame is dropped, and the rest
                         raise RecorderError(
                             f"the envreel writer for {self.url} stopped unexpectedly"
                         ) from None

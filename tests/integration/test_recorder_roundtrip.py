@@ -415,6 +415,72 @@ def test_a_codec_level_out_of_range_is_refused_before_anything_is_written(tmp_pa
     np.testing.assert_array_equal(open_run(tmp_path / "z.zarr").env_frames()[0], frames(0, N, H, W))
 
 
+def _wait_for(predicate, timeout_s=20.0):
+    import time
+
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_a_window_is_stored_and_its_hook_runs_when_it_ends(tmp_path, writer):
+    # The last frames of a window used to wait in a partial block until the next window
+    # filled it: a whole video_interval late, lost on a kill, and the clip's hook late with it.
+    path, events = tmp_path / "r.zarr", []
+    with Recorder(
+        path,
+        num_envs=N,
+        fps=30,
+        video_length=20,
+        video_interval=100,
+        block_frames=8,
+        writer=writer,
+        on_clip=lambda e: events.append((e.clip, e.start_step, e.stop_step)),
+    ) as rec:
+        for step in range(250):
+            rec.capture(frames(step, N, H, W) if rec.wants(step) else None, step=step)
+            if step == 30:  # window 0 (steps 0..19) ended 10 steps ago
+                _wait_for(lambda: open_run(path).num_frames == 20 and len(events) == 1)
+                assert events == [(0, 0, 20)]
+            if step == 110:
+                # the block after a partial one is 4 frames (steps 100..103), so the store is
+                # back on its 8-frame blocks: 24 frames stored, steps 104..110 still filling
+                _wait_for(lambda: open_run(path).num_frames == 24)
+            if step == 125:  # window 1 ended on a whole block: its hook still runs now
+                _wait_for(lambda: len(events) == 2)
+        assert rec.wants(200)
+    run = open_run(path)
+    assert events == [(0, 0, 20), (1, 100, 120), (2, 200, 220)]
+    steps = run.frame_values("step")
+    assert steps.tolist() == [*range(20), *range(100, 120), *range(200, 220)]
+    for i, step in enumerate(steps.tolist()):
+        np.testing.assert_array_equal(run.env_frames(None, i, i + 1)[0], frames(step, N, H, W))
+    _check_valid(path)
+
+
+def test_stopping_a_manual_clip_stores_it_and_runs_its_hook(tmp_path):
+    path, events = tmp_path / "r.zarr", []
+    with Recorder(path, num_envs=N, fps=30, block_frames=8, on_clip=events.append) as rec:
+        for step in range(13):
+            rec.capture(frames(step, N, H, W), step=step)
+        rec.stop_clip()
+        _wait_for(lambda: open_run(path).num_frames == 13 and len(events) == 1)
+        rec.start_clip()
+        for step in range(40, 45):
+            rec.capture(frames(step, N, H, W), step=step)
+        rec.start_clip()  # closes clip 1, opens clip 2
+        _wait_for(lambda: len(events) == 2)
+        rec.capture(frames(50, N, H, W), step=50)
+    assert [(e.clip, e.start_step, e.stop_step) for e in events] == [
+        (0, 0, 13),
+        (1, 40, 45),
+        (2, 50, 51),
+    ]
+    assert open_run(path).frame_values("step").tolist() == [*range(13), *range(40, 45), 50]
+
+
 def test_memory_url_and_store_object(tmp_path):
     from zarr.storage import LocalStore
 
