@@ -57,6 +57,7 @@ pinned allocator is used instead (thread writer) or the copies are synchronous (
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import mmap
 import os
@@ -77,6 +78,34 @@ def _shared_dir() -> str:
     if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
         return "/dev/shm"
     return tempfile.gettempdir()
+
+
+_RING_PREFIX = "envreel-ring-"
+"""Shared ring files are named ``envreel-ring-<pid of the recording process>-<random>``."""
+
+
+def _remove_orphans(folder: str) -> None:
+    """Remove ring files whose recording process is gone.
+
+    A ring file is unlinked once both processes have it mapped; a recording killed in the
+    moment between (SIGKILL while its writer process starts) leaves its file in /dev/shm,
+    which holds the ring's whole size in memory until reboot. The next recording removes it.
+    """
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(_RING_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        pid_text = name[len(_RING_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue  # not named by this scheme, or this process's own
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass  # alive, another user's process
 
 
 class HostMemory:
@@ -101,7 +130,9 @@ class HostMemory:
         self.pinned = False
         self.path: str | None = None
         if shared:
-            fd, self.path = tempfile.mkstemp(prefix="envreel-ring-", dir=_shared_dir())
+            folder = _shared_dir()
+            _remove_orphans(folder)
+            fd, self.path = tempfile.mkstemp(prefix=f"{_RING_PREFIX}{os.getpid()}-", dir=folder)
             try:
                 os.ftruncate(fd, self.nbytes)
                 self._map = mmap.mmap(fd, self.nbytes)

@@ -309,10 +309,11 @@ class ImageInput:
         mn, mx = x3.min(), x3.max()
         # NaN fails both comparisons; +-inf fails one: two reductions catch all three.
         if not (lo <= mn and mx <= hi):
-            bad = "NaN" if np.isnan(mn) or np.isnan(mx) else f"[{float(mn):g}, {float(mx):g}]"
+            # shortest exact digits of the input's dtype: 1.0000001 is not rounded back to 1
+            bad = "NaN" if np.isnan(mn) or np.isnan(mx) else f"[{_num(mn)}, {_num(mx)}]"
             raise ValueError(
-                f"{self.name} has values {bad} outside value_range=({lo:g}, {hi:g}); clip or "
-                "rescale them, or widen value_range"
+                f"{self.name} has values {bad} outside value_range=({_num(lo)}, {_num(hi)}); "
+                "clip or rescale them, or widen value_range"
             )
         return x3
 
@@ -498,3 +499,8 @@ def check_static(name: str, x: Any, shapes: tuple[tuple[int, ...], ...]) -> np.n
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, got NaN or inf")
     return arr
+
+
+def _num(x: Any) -> str:
+    """A float in the fewest digits that read back as it (in its own dtype): 0, 1.5, 1.0000001."""
+    return np.format_float_positional(x, trim="-")

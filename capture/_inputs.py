@@ -181,6 +181,8 @@ class Inputs:
         (len(steps), N) done flags, bool or integer."""
         checked: list[int] = []
         last = self.last_step
+        if isinstance(steps, str | bytes) or not hasattr(steps, "__iter__"):
+            raise TypeError(f"steps must be a sequence of step numbers, got {steps!r}")
         for step in steps:
             last = fr.check_step(step, last)
             checked.append(last)

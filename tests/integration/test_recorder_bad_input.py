@@ -71,6 +71,13 @@ CASES = [
         dict(value_range=(0.0, 1.0)),
     ),
     (
+        "float just out of range",
+        dict(env_rgb=_float(1.0000001)),
+        ValueError,
+        ["1.0000001]", "outside value_range=(0, 1)"],
+        dict(value_range=(0.0, 1.0)),
+    ),
+    (
         "reward wrong length",
         dict(reward=np.zeros(N + 2)),
         ValueError,

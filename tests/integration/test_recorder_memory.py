@@ -53,3 +53,35 @@ def test_rss_flat_over_20000_small_frames(tmp_path, writer):
         run.env_frames(None, steps - 1, steps)[0, :, 0, 0, 0], (steps - 1) % 256
     )
     np.testing.assert_array_equal(run.scalar("episode")[-1], (steps - 1) // 50 + 1)
+
+
+def test_ring_files_of_killed_recordings_are_removed_by_the_next_one(tmp_path, monkeypatch):
+    # A recording SIGKILLed while its writer process starts leaves its ring file in /dev/shm
+    # (memory held until reboot); the next recording removes the files of processes gone.
+    import os
+    import subprocess
+    import sys
+
+    from envreel.capture import _cuda
+
+    monkeypatch.setattr(_cuda, "_shared_dir", lambda: str(tmp_path))
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(gone.stdout)
+    orphan = tmp_path / f"envreel-ring-{dead_pid}-abcd1234"
+    alive = tmp_path / f"envreel-ring-{os.getppid()}-abcd1234"  # a live process's ring
+    mine = tmp_path / f"envreel-ring-{os.getpid()}-abcd1234"
+    other = tmp_path / "envreel-ring-notapid"  # not named by the scheme: left alone
+    for f in (orphan, alive, mine, other):
+        f.write_bytes(b"x" * 64)
+    memory = _cuda.HostMemory(4096, pinned=False, shared=True)
+    try:
+        assert memory.path is not None
+        assert os.path.basename(memory.path).startswith(f"envreel-ring-{os.getpid()}-")
+        assert not orphan.exists() and alive.exists() and mine.exists() and other.exists()
+    finally:
+        memory.unlink()
