@@ -558,6 +558,7 @@ class Recorder:
         self._steps += len(steps)
         self._episodes.first(steps[0], (flags[0], flags[1][0]), None)
         self._episodes.skipped_steps(steps, flags)
+        self._end_of_clip(steps[-1])
 
     def close(self) -> None:
         """Write the partial last block, mark the store closed with its counters, stop the writer.
