@@ -289,7 +289,8 @@ class BlockReader:
                 return self.run.global_frames(fa, fb, stride=stride), fa, fb
             shape = (len(job), *self.run.global_frame_shape, 3)
             if self._global_buffer is None or len(self._global_buffer) < len(job):
-                self._global_buffer = mapped_empty((self.max_rows, *shape[1:]))
+                # a random-access job (FrameSource.frame) may be longer than max_rows
+                self._global_buffer = mapped_empty((max(self.max_rows, len(job)), *shape[1:]))
             out = self._global_buffer[: len(job)]
             return self.run.global_frames(fa, fb, stride=stride, out=out), fa, fb
         except CorruptChunkError as exc:

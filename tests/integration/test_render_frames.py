@@ -61,6 +61,17 @@ def test_facts_tiles_and_store_frames(store) -> None:
     assert frames(store, Layout(envs=range(3), columns=3)).envs == (0, 1, 2)  # a range is ids
 
 
+def test_random_access_to_a_large_canvas_with_the_global_view(store) -> None:
+    # A 24 MB canvas makes blocks of 2 frames; a random access composes 8 at once, and its
+    # global view buffer was sized for 2 ("out must be ... shape (8, ...)" in the viewer).
+    lay = Layout(columns=1, tile_size=(350, 300), global_view="right", label=None, stop=12)
+    source = frames(store, lay)
+    assert source.reader.max_rows < 8 and source.shape[0] * source.shape[1] * 3 > 8 << 20
+    streamed = [f.copy() for f in source]
+    for t in (3, 10, 0):
+        np.testing.assert_array_equal(source.frame(t), streamed[t])
+
+
 def test_pages_out_of_range_are_named(store) -> None:
     source = frames(store, LAYOUTS["pages"])  # 6 envs, 4 a page: pages 0 and 1
     assert source.pages == 2 and [t.env for t in source.tiles(1)] == [4, 5]
