@@ -46,6 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
         default="newton_mjwarp",
         help="Isaac Lab physics preset (physics=... override); %(default)s.",
     )
+    parser.add_argument(
+        "--camera_eye",
+        type=float,
+        nargs=3,
+        metavar=("X", "Y", "Z"),
+        default=None,
+        help="Env camera position (m) from each env's origin (default: framed for known tasks, "
+        "else EnvCameraCfg's).",
+    )
+    parser.add_argument(
+        "--camera_lookat",
+        type=float,
+        nargs=3,
+        metavar=("X", "Y", "Z"),
+        default=None,
+        help="Point (m) from each env's origin the env camera looks at (as --camera_eye).",
+    )
     parser.add_argument("--no_global", action="store_true", help="No global (bird's-eye) view.")
     parser.add_argument(
         "--lookat_height",
@@ -70,6 +87,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--headless", action="store_true", help=argparse.SUPPRESS)  # old scripts
     return parser
+
+
+TASK_CAMERAS = {"Isaac-Cartpole": ((0.0, -4.0, 2.5), (0.0, 0.0, 2.0))}
+"""(eye, look-at) offsets of the env camera that frame a task's robot, by task name prefix:
+EnvCameraCfg's default (a robot near the ground) sees nothing of Cartpole, whose rail is 2 m up."""
+
+
+def camera_pose(task: str, eye: Sequence[float] | None, lookat: Sequence[float] | None) -> dict:
+    """``EnvCameraCfg`` pose fields: the options given, else the task's framing, else none."""
+    known = next((pose for name, pose in TASK_CAMERAS.items() if task.startswith(name)), None)
+    if eye is None and known is not None:
+        eye = known[0]
+    if lookat is None and known is not None:
+        lookat = known[1]
+    pose = {"eye_offset": eye, "lookat_offset": lookat}
+    return {name: tuple(v) for name, v in pose.items() if v is not None}
+
+
+def uniform_cameras(url: str) -> int | None:
+    """The one value of every stored env pixel when the env cameras saw a uniform image (the
+    robot out of view), else None."""
+    from envreel.schemas import open_run
+
+    run = open_run(url)
+    n = run.num_frames
+    if n == 0:
+        return None
+    frames = run.env_frames(None, 0, n, stride=max(1, n // 8))
+    lo, hi = int(frames.min()), int(frames.max())
+    return lo if lo == hi else None
 
 
 def parse_envs(text: str | None) -> list[int] | None:
@@ -126,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         envs = parse_envs(args.envs)
     except ValueError as exc:
         parser.error(str(exc))
+    if envs is not None and max(envs) >= args.num_envs:
+        parser.error(f"--envs {args.envs}: env ids must be below --num_envs {args.num_envs}")
 
     import gymnasium as gym
     import isaaclab_tasks  # noqa: F401  (registers the tasks)
@@ -141,6 +190,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_global_camera,
     )
 
+    try:  # checked before Isaac Lab builds the env (tens of seconds)
+        cfg = RecorderCfg(
+            envs=envs,
+            video_length=args.video_length,
+            video_interval=args.video_interval,
+            all_ranks=args.all_ranks,
+            overwrite=args.overwrite,
+            metadata={"task": args.task, "script": "tools/isaaclab_record.py"},
+        )
+        camera = EnvCameraCfg(
+            width=args.width,
+            height=args.height,
+            **camera_pose(args.task, args.camera_eye, args.camera_lookat),
+        )
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
+
     if args.device is None:
         args.device = "cuda:0" if torch.cuda.is_available() else "cpu"
     env_cfg = parse_env_cfg(
@@ -154,23 +220,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     # The lines a training script adds (here with a smaller camera and a global view):
-    add_env_camera(env_cfg.scene, EnvCameraCfg(width=args.width, height=args.height))
+    add_env_camera(env_cfg.scene, camera)
     if not args.no_global:
         add_global_camera(env_cfg.scene, GlobalCameraCfg(lookat_height=args.lookat_height))
     with launch_simulation(env_cfg, args):
         env = gym.make(args.task, cfg=env_cfg)
-        env = RecordEnvs(
-            env,
-            args.out,
-            RecorderCfg(
-                envs=envs,
-                video_length=args.video_length,
-                video_interval=args.video_interval,
-                all_ranks=args.all_ranks,
-                overwrite=args.overwrite,
-                metadata={"task": args.task, "script": "tools/isaaclab_record.py"},
-            ),
-        )
+        env = RecordEnvs(env, args.out, cfg)
         env.reset(seed=args.seed)
         t0 = time.perf_counter()
         with torch.inference_mode():
@@ -188,6 +243,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{stats.frames_dropped} dropped, {stored} stored; "
             f"render with: envreel render {url} out.mp4"
         )
+        value = uniform_cameras(url) if stats.frames_written else None
+        if value is not None:
+            print(
+                f"[envreel] warning: every env camera pixel is {value}: the cameras saw nothing "
+                "of the task; place them with --camera_eye X Y Z --camera_lookat X Y Z (metres "
+                "from each env's origin)",
+                file=sys.stderr,
+            )
     return 0
 
 

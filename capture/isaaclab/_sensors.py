@@ -64,8 +64,8 @@ def _find_camera(scene: Any, name: str, what: str) -> Any:
     if name not in cameras:
         raise ValueError(
             f"the scene has no camera {name!r} for the {what} (cameras: {sorted(cameras)}); add "
-            "it to the scene config before gym.make (add_env_camera / add_global_camera) and run "
-            "with --enable_cameras"
+            "it to the scene config before gym.make (add_env_camera / add_global_camera); with "
+            "Isaac Sim (Kit), also run with --enable_cameras"
         )
     camera = cameras[name]
     if "rgb" not in camera.data.output:

@@ -258,6 +258,17 @@ def test_example_script_compiles_and_asks_for_isaac_lab(monkeypatch, capsys) -> 
     assert args.video_length is None and not args.all_ranks and not args.no_global
     assert args.envs is None and args.physics == "newton_mjwarp" and args.lookat_height == 0.0
     assert script.parse_envs("0-3,8") == [0, 1, 2, 3, 8]
+    # Cartpole's rail is 2 m up: EnvCameraCfg's default pose sees none of it (blank frames)
+    assert script.camera_pose("Isaac-Cartpole-v0", None, None) == {
+        "eye_offset": (0.0, -4.0, 2.5),
+        "lookat_offset": (0.0, 0.0, 2.0),
+    }
+    assert script.camera_pose("Isaac-Cartpole", (1, 2, 3), None)["eye_offset"] == (1, 2, 3)
+    assert script.camera_pose("Isaac-Ant-v0", None, None) == {}  # EnvCameraCfg's defaults
+    args = script.build_parser().parse_args(
+        ["--task", "X", "--out", "a.zarr", "--camera_eye", "0", "-4", "2.5"]
+    )
+    assert args.camera_eye == [0.0, -4.0, 2.5] and args.camera_lookat is None
     with pytest.raises(SystemExit):
         script.build_parser().parse_args(["--task", "Isaac-Cartpole"])  # --out is required
     monkeypatch.setitem(sys.modules, "isaaclab", None)  # import isaaclab -> ImportError
