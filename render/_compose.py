@@ -113,6 +113,14 @@ def _even_floor(v: int) -> int:
     return max(2, v - v % 2)
 
 
+def nominal_tile(layout: Layout, env_shape: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of a tile before the canvas is fitted to its size limit: ``tile_size``,
+    else the env frame scaled by ``scale``."""
+    if layout.tile_size is not None:
+        return layout.tile_size
+    return max(1, round(env_shape[0] * layout.scale)), max(1, round(env_shape[1] * layout.scale))
+
+
 def compute_geometry(
     layout: Layout,
     *,
@@ -146,11 +154,7 @@ def compute_geometry(
         _even_floor(min(max_h, layout.max_height)),
         _even_floor(min(max_w, layout.max_width)),
     )
-    if layout.tile_size is not None:
-        th0, tw0 = layout.tile_size
-    else:
-        th0 = max(1, round(env_shape[0] * layout.scale))
-        tw0 = max(1, round(env_shape[1] * layout.scale))
+    th0, tw0 = nominal_tile(layout, env_shape)
     cols, rows = (0, 0)
     if view != "only":
         cols, rows = grid_shape(

@@ -26,7 +26,7 @@ import numpy as np
 
 from envreel.schemas import Run, open_run
 
-from ._compose import Composer, compute_geometry
+from ._compose import Composer, compute_geometry, nominal_tile
 from ._select import ScalarReader, _warn, plan_render
 from ._stream import BlockReader, Job, Prefetcher
 from .layout import Layout
@@ -147,11 +147,7 @@ class FrameSource:
         )
         geometry = compute_geometry(layout, **args)
         if geometry.factor < 1 and geometry.slots:
-            h, w = run.env_frame_shape
-            th0, tw0 = layout.tile_size or (
-                max(1, round(h * layout.scale)),
-                max(1, round(w * layout.scale)),
-            )
+            th0, tw0 = nominal_tile(layout, run.env_frame_shape)
             _warn(
                 self.warnings,
                 f"tiles shown at {geometry.tile_width}×{geometry.tile_height} instead of "
