@@ -515,29 +515,31 @@ def check_new_store(path: str | os.PathLike, *, overwrite: bool) -> None:
     """
     url = os.fspath(path)
     store = zarr.storage.LocalStore(url, read_only=True)
-    _check_replaceable(store, url, overwrite)
-    if not overwrite and not sync(store.is_empty("")):
+    empty = _check_replaceable(store, url, overwrite)
+    if not overwrite and not empty:
         raise FileExistsError(
             f"a store already exists at {describe(url)}; pass overwrite=True to replace it"
         )
 
 
-def _check_replaceable(store: Any, url: StoreLike, overwrite: bool) -> None:
+def _check_replaceable(store: Any, url: StoreLike, overwrite: bool) -> bool:
     """Refuse a place that holds anything but an envreel store: ``overwrite`` replaces a store
     (zarr's mode "w" deletes everything under the path), never someone's other files.
+
+    Returns:
+        Whether the place is empty (else it holds an envreel store, or one begun).
 
     Raises:
         FileExistsError: the place holds files and is not an envreel store.
     """
-    local = url.removeprefix("file://") if isinstance(url, str) else url
-    if isinstance(local, str | os.PathLike) and "://" not in str(local) and os.path.isfile(local):
+    if isinstance(store, zarr.storage.LocalStore) and os.path.isfile(store.root):
         raise FileExistsError(f"{describe(url)} is a file; a store is a folder: choose a new path")
     if sync(store.is_empty("")):
-        return
+        return True
     try:
         doc = read_json(store, "zarr.json")
         if _half_made(store, doc):
-            return  # a creation that died before its attributes: ours to replace
+            return False  # a creation that died before its attributes: ours to replace
         check_root(doc)
     except StoreFormatError as exc:
         raise FileExistsError(
@@ -545,6 +547,7 @@ def _check_replaceable(store: Any, url: StoreLike, overwrite: bool) -> None:
             + ("overwrite=True replaces only an envreel store: " if overwrite else "")
             + "choose a new path"
         ) from None
+    return False
 
 
 _TOP = {"zarr.json", "env", "frame", "scene", "camera", "global"}
