@@ -20,7 +20,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import sys
 import threading
+import traceback
 from collections import OrderedDict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,7 +32,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from envreel.errors import EnvreelError
 from envreel.schemas import Run
 from envreel.tools.serve import LocalServer, bind
 
@@ -43,6 +44,20 @@ _STATIC = {
 }
 _STRIP_POINTS = 2000  # the strip is a few hundred pixels wide: more points show nothing more
 _PLANS = 16  # layouts kept planned (the page goes back and forth between a few)
+
+
+class _BadRequestError(ValueError):
+    """What the page asked for is not in this run or not a layout: answered with a 400."""
+
+
+def _int(query: dict[str, str], key: str, default: str | None = None) -> int:
+    text = query.get(key, default)
+    if text is None:
+        raise _BadRequestError(f"missing {key!r}")
+    try:
+        return int(text)
+    except ValueError:
+        raise _BadRequestError(f"{key} must be an integer, got {text!r}") from None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -65,15 +80,18 @@ class _Handler(BaseHTTPRequestHandler):
             elif parts.path == "/api/layout":
                 self._json(viewer.plan_facts(query.get("layout", "{}")))
             elif parts.path == "/api/frame":
-                png = viewer.frame_png(query.get("layout", "{}"), int(query.get("t", "0")))
+                png = viewer.frame_png(query.get("layout", "{}"), _int(query, "t", "0"))
                 self._send(HTTPStatus.OK, "image/png", png)
             elif parts.path == "/api/strip":
-                self._json(viewer.strip(int(query["env"])))
+                self._json(viewer.strip(_int(query, "env")))
             else:
                 self._json({"error": f"no such page: {parts.path}"}, HTTPStatus.NOT_FOUND)
-        except (ValueError, TypeError, KeyError, EnvreelError) as exc:
-            message = str(exc) if not isinstance(exc, KeyError) else f"missing {exc}"
-            self._json({"error": message}, HTTPStatus.BAD_REQUEST)
+        except _BadRequestError as exc:
+            self._json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
+        except Exception as exc:  # noqa: BLE001 - the page shows it; the terminal gets the trace
+            # a damaged store (EnvreelError) or a fault of the viewer's own: not the page's doing
+            traceback.print_exc(file=sys.stderr)
+            self._json({"error": f"{type(exc).__name__}: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
 
     def _json(self, doc: Any, status: HTTPStatus = HTTPStatus.OK) -> None:
         self._send(status, "application/json", json.dumps(doc).encode())
@@ -154,10 +172,15 @@ class Viewer(LocalServer):
         try:
             layout = json.loads(layout_json)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"layout is not JSON: {exc}") from None
+            raise _BadRequestError(f"layout is not JSON: {exc}") from None
         if not isinstance(layout, dict):
-            raise ValueError(f"layout must be a JSON object of Layout fields, got {layout_json!r}")
-        source = self._source_type(self.run, layout)
+            raise _BadRequestError(
+                f"layout must be a JSON object of Layout fields, got {layout_json!r}"
+            )
+        try:
+            source = self._source_type(self.run, layout)
+        except (ValueError, TypeError) as exc:  # Layout's and the plan's checks of the fields
+            raise _BadRequestError(str(exc)) from None
         with self._lock:
             self._plans[layout_json] = source
             while len(self._plans) > _PLANS:
@@ -179,6 +202,8 @@ class Viewer(LocalServer):
 
     def frame_png(self, layout_json: str, t: int) -> bytes:
         source = self._source(layout_json)
+        if not 0 <= t < source.num_frames:
+            raise _BadRequestError(f"frame {t} is not in 0..{source.num_frames - 1}")
         with self._lock:
             image = source.frame(t)
         from PIL import Image
@@ -192,7 +217,7 @@ class Viewer(LocalServer):
         run = self.run
         index = {g: i for i, g in enumerate(run.env_ids)}
         if env not in index:
-            raise ValueError(f"env {env} is not in this run")
+            raise _BadRequestError(f"env {env} is not in this run")
         i = index[env]
         reward = run.scalar("reward", env_ids=[i])[:, 0].astype(np.float64)
         term = run.scalar("terminated", env_ids=[i])[:, 0].astype(bool)
