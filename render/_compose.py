@@ -732,7 +732,7 @@ class _Markers:
         self.project = project_points
         self.run, self.plan, self.labels = run, plan, labels
         cams = run.cameras
-        self.origins = run.env_origins
+        self.origins = run.env_origins + np.array([0.0, 0.0, layout.marker_height])
         self.K = cams.global_intrinsics
         self.static_pose = cams.global_pose
         self.rect = geometry.global_rect

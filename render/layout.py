@@ -383,6 +383,9 @@ class Layout:
     # A marker and the global env id at each shown env's origin, projected into the global view
     # (needs env origins and a global camera pose and intrinsics in the store).
     marker_color: str = option("#ffd400", "marker colour", kind="any")
+    marker_height: float = option(
+        0.0, "height of the markers above the env origins (e.g. 2 for Cartpole's rail)", unit="m"
+    )
     # ---- labels and borders
     label: str | None = option(
         "{env}",

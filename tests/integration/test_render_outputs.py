@@ -185,6 +185,31 @@ def test_markers_at_projected_origins(gstore, tmp_path):
     assert np.count_nonzero(np.all(frame == (255, 0, 255), axis=-1)) >= 4
 
 
+def test_markers_at_a_height_above_the_origins(gstore, tmp_path):
+    """``marker_height`` lifts every marker to where the envs' content is (Cartpole's rail is
+    2 m above its origin); the world's up is +z."""
+    from envreel.schemas.geometry import project_points
+
+    run = open_run(gstore)
+    cams = run.cameras
+    height = 0.6 * float(cams.global_pose[2, 3])  # most of the way up to the camera
+    lay = Layout(global_view="only", markers=True, marker_color="#ff00ff", label=None)
+    render(gstore, lay.replace(marker_height=height), tmp_path / "up")
+    frame = read_pngs(tmp_path / "up")[0]
+    lifted, front = project_points(
+        run.env_origins + [0.0, 0.0, height], cams.global_pose, cams.global_intrinsics
+    )
+    ground, _ = project_points(run.env_origins, cams.global_pose, cams.global_intrinsics)
+    assert front.all() and np.abs(lifted - ground).max() > 3  # the two places differ
+    magenta = np.all(frame == (255, 0, 255), axis=-1)
+    for (u, v), (u0, v0) in zip(lifted, ground, strict=True):
+        assert magenta[int(v), int(u)], (u, v)
+        if np.hypot(u - u0, v - v0) > 6:  # the origin itself is not marked
+            assert not magenta[int(v0), int(u0)], (u0, v0)
+    with pytest.raises(ValueError, match="marker_height"):
+        Layout(markers=True, global_view="only", marker_height=float("nan"))
+
+
 def test_markers_need_origins_and_cameras(tmp_path):
     p = make_store(tmp_path / "nocam.zarr", num_envs=2, frames=8, global_shape=(20, 20))
     with pytest.raises(ValueError, match="markers=True needs env origins"):
