@@ -80,7 +80,7 @@ def main(out: Path) -> int:
     h, w = ENV_SHAPE
     add_env_camera(
         env_cfg.scene,
-        EnvCameraCfg(width=w, height=h, eye_offset=(0.0, -4.0, 2.5), lookat_offset=(0.0, 0.0, 2.0)),
+        EnvCameraCfg(width=w, height=h, eye_offset=(-6.0, 0.0, 2.5), lookat_offset=(0.0, 0.0, 2.0)),
     )
     gh, gw = GLOBAL_SHAPE
     add_global_camera(

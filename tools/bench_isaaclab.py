@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         EnvCameraCfg(
             width=args.width,
             height=args.height,
-            eye_offset=(0.0, -4.0, 2.5),
+            eye_offset=(-6.0, 0.0, 2.5),
             lookat_offset=(0.0, 0.0, 2.0),
         ),
     )

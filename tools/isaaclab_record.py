@@ -8,7 +8,7 @@ on any machine::
 
     python tools/isaaclab_record.py --task Isaac-Cartpole --num_envs 16 --steps 600 \\
         --device cpu --out runs/cartpole.zarr
-    envreel render runs/cartpole.zarr cartpole.mp4 --global-view right --markers
+    envreel render runs/cartpole.zarr cartpole.mp4 --global-view right --markers --marker-height 2
 
 Offline machines cannot fetch Isaac Lab's assets from its content server; ``--set`` edits the
 env config, e.g. ``--set scene.robot.spawn.usd_path=/data/cartpole.usda --set scene.ground=None``.
@@ -67,8 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--lookat_height",
         type=float,
-        default=0.0,
-        help="Height (m) above the env origins the global view frames; %(default)s.",
+        default=None,
+        help="Height (m) above the env origins the global view frames (default: the task's, "
+        "2 for Cartpole, else 0).",
+    )
+    parser.add_argument(
+        "--global_width", type=int, default=640, help="Global view width; %(default)s."
+    )
+    parser.add_argument(
+        "--global_height", type=int, default=360, help="Global view height; %(default)s."
     )
     parser.add_argument(
         "--envs", default=None, help="Envs to record, e.g. '0-15' or '0,4,8' (default: all)."
@@ -89,14 +96,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TASK_CAMERAS = {"Isaac-Cartpole": ((0.0, -4.0, 2.5), (0.0, 0.0, 2.0))}
+TASK_CAMERAS = {"Isaac-Cartpole": ((-6.0, 0.0, 2.5), (0.0, 0.0, 2.0))}
 """(eye, look-at) offsets of the env camera that frame a task's robot, by task name prefix:
 EnvCameraCfg's default (a robot near the ground) sees nothing of Cartpole, whose rail is 2 m up."""
+
+TASK_LOOKAT_HEIGHTS = {"Isaac-Cartpole": 2.0}
+"""``GlobalCameraCfg.lookat_height`` that frames a task's robots, by task name prefix."""
+
+
+def _for_task(table: dict, task: str) -> Any:
+    return next((v for name, v in table.items() if task.startswith(name)), None)
+
+
+def global_camera_fields(args: argparse.Namespace) -> dict:
+    """``GlobalCameraCfg`` fields from the options: the task's framing height unless given.
+
+    A global view renders on every recorded step: at the script's 640×360 it costs a quarter of
+    GlobalCameraCfg's 1280×720 (on the CPU, most of a small run's time and bytes)."""
+    height = args.lookat_height
+    if height is None:
+        height = _for_task(TASK_LOOKAT_HEIGHTS, args.task) or 0.0
+    return {"lookat_height": height, "width": args.global_width, "height": args.global_height}
+
+
+def render_command(url: str, top: Any) -> str:
+    """The ``envreel render`` command that shows what was recorded: the global view beside the
+    grid, a marker where each env's robot is framed (``top``: the GlobalCameraCfg, or None)."""
+    command = f"envreel render {url} out.mp4"
+    if top is not None:
+        command += " --global-view right --markers"
+        if top.lookat_height:
+            command += f" --marker-height {top.lookat_height:g}"
+    return command
 
 
 def camera_pose(task: str, eye: Sequence[float] | None, lookat: Sequence[float] | None) -> dict:
     """``EnvCameraCfg`` pose fields: the options given, else the task's framing, else none."""
-    known = next((pose for name, pose in TASK_CAMERAS.items() if task.startswith(name)), None)
+    known = _for_task(TASK_CAMERAS, task)
     if eye is None and known is not None:
         eye = known[0]
     if lookat is None and known is not None:
@@ -204,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             height=args.height,
             **camera_pose(args.task, args.camera_eye, args.camera_lookat),
         )
+        top = None if args.no_global else GlobalCameraCfg(**global_camera_fields(args))
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))
 
@@ -221,8 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     # The lines a training script adds (here with a smaller camera and a global view):
     add_env_camera(env_cfg.scene, camera)
-    if not args.no_global:
-        add_global_camera(env_cfg.scene, GlobalCameraCfg(lookat_height=args.lookat_height))
+    if top is not None:
+        add_global_camera(env_cfg.scene, top)
     with launch_simulation(env_cfg, args):
         env = gym.make(args.task, cfg=env_cfg)
         env = RecordEnvs(env, args.out, cfg)
@@ -241,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"[envreel] {url}: {stats.frames_written} frames in {seconds:.1f} s "
             f"({args.steps / seconds:.1f} steps/s with recording), "
             f"{stats.frames_dropped} dropped, {stored} stored; "
-            f"render with: envreel render {url} out.mp4"
+            f"render with: {render_command(url, top)}"
         )
         value = uniform_cameras(url) if stats.frames_written else None
         if value is not None:

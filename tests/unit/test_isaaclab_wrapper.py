@@ -256,11 +256,25 @@ def test_example_script_compiles_and_asks_for_isaac_lab(monkeypatch, capsys) -> 
     args = script.build_parser().parse_args(["--task", "Isaac-Cartpole", "--out", "a.zarr"])
     assert (args.num_envs, args.steps, args.width, args.height) == (16, 600, 160, 120)
     assert args.video_length is None and not args.all_ranks and not args.no_global
-    assert args.envs is None and args.physics == "newton_mjwarp" and args.lookat_height == 0.0
+    assert args.envs is None and args.physics == "newton_mjwarp"
+    # the global view: Cartpole's rail framed, at a quarter of GlobalCameraCfg's 1280×720 pixels
+    assert script.global_camera_fields(args) == {"lookat_height": 2.0, "width": 640, "height": 360}
+    ant = script.build_parser().parse_args(
+        ["--task", "Isaac-Ant-v0", "--out", "a.zarr", "--global_width", "320"]
+    )
+    assert script.global_camera_fields(ant) == {"lookat_height": 0.0, "width": 320, "height": 360}
+    ant.lookat_height = 0.0  # given: the task's height is not used
+    ant.task = "Isaac-Cartpole"
+    assert script.global_camera_fields(ant)["lookat_height"] == 0.0
+    top = types.SimpleNamespace(**script.global_camera_fields(args))
+    assert script.render_command("runs/cp.zarr", top) == (
+        "envreel render runs/cp.zarr out.mp4 --global-view right --markers --marker-height 2"
+    )
+    assert script.render_command("a.zarr", None) == "envreel render a.zarr out.mp4"
     assert script.parse_envs("0-3,8") == [0, 1, 2, 3, 8]
     # Cartpole's rail is 2 m up: EnvCameraCfg's default pose sees none of it (blank frames)
     assert script.camera_pose("Isaac-Cartpole-v0", None, None) == {
-        "eye_offset": (0.0, -4.0, 2.5),
+        "eye_offset": (-6.0, 0.0, 2.5),
         "lookat_offset": (0.0, 0.0, 2.0),
     }
     assert script.camera_pose("Isaac-Cartpole", (1, 2, 3), None)["eye_offset"] == (1, 2, 3)
