@@ -251,8 +251,8 @@ def info(runs: tuple[str, ...], as_json: bool) -> None:
         f" (step_dt {facts['step_dt']:g} s)",
         f"clips        {facts['num_clips']}"
         + "".join(
-            f"\n             #{c['id']}: frames {c['start_frame']}-{c['stop_frame']}"
-            f" (steps {c['start_step']}-{c['stop_step']})"
+            f"\n             #{c['id']}: frames {c['start_frame']}..{c['stop_frame'] - 1}"
+            f" (steps {c['start_step']}..{c['stop_step'] - 1})"
             for c in facts["clips"][:10]
         ),
         f"scalars      {', '.join(facts['scalars'])}",

@@ -50,6 +50,10 @@ def test_info_text_and_json(store):
     res = runner.invoke(main, ["info", str(store)])
     assert res.exit_code == 0, res.output
     assert "4 (frames 12×16)" in res.output and "21 at 30 fps" in res.output
+    # last frames and steps, as inclusive as the env ids (a clip's stops are exclusive)
+    clip = json.loads(runner.invoke(main, ["info", str(store), "--json"]).output)["clips"][0]
+    last_frame, last_step = clip["stop_frame"] - 1, clip["stop_step"] - 1
+    assert f"#0: frames 0..{last_frame} (steps {clip['start_step']}..{last_step})\n" in res.output
     res = runner.invoke(main, ["info", str(store), "--json"])
     facts = json.loads(res.output)
     assert facts["num_envs"] == 4 and facts["num_frames"] == 21 and facts["format_version"] == "1.1"
