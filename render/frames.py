@@ -146,6 +146,16 @@ class FrameSource:
             global_shape=run.global_frame_shape,
         )
         geometry = compute_geometry(layout, **args)
+        n = self.plan.page_size
+        if geometry.slots and (geometry.columns > n or geometry.rows > n):
+            wide = geometry.columns > n
+            _warn(
+                self.warnings,
+                f"{'columns' if wide else 'rows'}={geometry.columns if wide else geometry.rows} "
+                f"for at most {n} envs a page: {geometry.slots - n} of the "
+                f"{geometry.columns}×{geometry.rows} slots stay empty; set fewer "
+                f"{'columns' if wide else 'rows'} for a smaller video",
+            )
         if geometry.factor < 1 and geometry.slots:
             th0, tw0 = nominal_tile(layout, run.env_frame_shape)
             _warn(

@@ -406,6 +406,18 @@ def test_tiles_shrunk_to_fit_the_size_limit_are_named_in_a_warning(store, tmp_pa
         render(store, Layout(columns=3, stop=2, **PLAIN), tmp_path / "full")
 
 
+def test_more_columns_or_rows_than_envs_are_named_in_a_warning(store, tmp_path):
+    lay = Layout(envs="0-2", columns=5, stop=2, **PLAIN)
+    with pytest.warns(UserWarning, match=r"columns=5 for at most 3 envs a page: 2 of the 5×1"):
+        res = render(store, lay, tmp_path / "wide")
+    assert res.width >= 5 * 96 and len(res.warnings) == 1  # as asked: the slots stay
+    with pytest.warns(UserWarning, match=r"rows=4 for at most 3 envs a page: 1 of the 1×4"):
+        render(store, lay.replace(columns=None, rows=4), tmp_path / "tall")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a last page with fewer envs is no mistake
+        render(store, Layout(columns=4, page_size=4, stop=2, **PLAIN), tmp_path / "pages")
+
+
 def test_output_folders_get_the_mode_mkdir_would_give(store, tmp_path):
     old = os.umask(0o022)
     try:
