@@ -59,6 +59,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
+import fcntl
 import mmap
 import os
 import sys
@@ -90,6 +92,12 @@ def _remove_orphans(folder: str) -> None:
     A ring file is unlinked once both processes have it mapped; a recording killed in the
     moment between (SIGKILL while its writer process starts) leaves its file in /dev/shm,
     which holds the ring's whole size in memory until reboot. The next recording removes it.
+
+    Its creator holds a shared ``flock`` on it while it has a name, and the kernel drops the
+    lock with the process: a file whose lock can be taken, and whose pid is not alive here
+    either, is an orphan. The pid alone would not do: a recorder in another PID namespace
+    sharing /dev/shm (``docker --ipc=host``, containers of one pod) has a pid this process
+    cannot see.
     """
     try:
         names = [n for n in os.listdir(folder) if n.startswith(_RING_PREFIX)]
@@ -101,11 +109,47 @@ def _remove_orphans(folder: str) -> None:
             continue  # not named by this scheme, or this process's own
         try:
             os.kill(int(pid_text), 0)
+            continue  # alive here
         except ProcessLookupError:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(folder, name))
+            pass
         except OSError:
-            pass  # alive, another user's process
+            continue  # alive, another user's process
+        path = os.path.join(folder, name)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # its creator holds it: alive in another PID namespace
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        finally:
+            os.close(fd)
+
+
+class SharedMemoryFullError(OSError):
+    """The shared folder (/dev/shm) has no room for the writer process's ring."""
+
+
+def _reserve(fd: int, nbytes: int, folder: str) -> None:
+    """Allocate the file's pages now: on a full tmpfs, an error here instead of SIGBUS at the
+    first write into the mapping (Docker gives containers a 64 MiB /dev/shm)."""
+    try:
+        os.posix_fallocate(fd, 0, nbytes)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.ENOMEM, errno.EFBIG):
+            return  # a filesystem without fallocate: pages come on first touch
+        st = os.statvfs(folder)
+        raise SharedMemoryFullError(
+            exc.errno,
+            f"{folder} has {st.f_bavail * st.f_frsize / 2**20:.0f} MiB free of "
+            f"{st.f_blocks * st.f_frsize / 2**20:.0f} MiB; the writer process's ring needs "
+            f"{nbytes / 2**20:.0f} MiB (a smaller max_queue_bytes, writer='thread', or a "
+            "larger /dev/shm, e.g. docker run --shm-size=2g)",
+        ) from None
 
 
 class HostMemory:
@@ -129,28 +173,38 @@ class HostMemory:
         self._tensor = None
         self.pinned = False
         self.path: str | None = None
+        self._lock_fd = -1
         if shared:
             folder = _shared_dir()
             _remove_orphans(folder)
             fd, self.path = tempfile.mkstemp(prefix=f"{_RING_PREFIX}{os.getpid()}-", dir=folder)
             try:
+                fcntl.flock(fd, fcntl.LOCK_SH)  # held while it has a name: see _remove_orphans
                 os.ftruncate(fd, self.nbytes)
+                _reserve(fd, self.nbytes, folder)
                 self._map = mmap.mmap(fd, self.nbytes)
-            finally:
+            except BaseException:
                 os.close(fd)
+                self.unlink()
+                raise
+            self._lock_fd = fd
         else:
             self._map = mmap.mmap(-1, self.nbytes)
-        self.array = np.frombuffer(self._map, np.uint8)
-        if pinned:
-            self._pin(device)
-        self.array.fill(0)  # touch every page now: RSS is flat from the first frame on
+        try:
+            self.array = np.frombuffer(self._map, np.uint8)
+            if pinned:
+                self._pin(device)
+            self.array.fill(0)  # touch every page now: RSS is flat from the first frame on
+        except BaseException:  # Ctrl-C in the fill (~0.3 s for 500 MB) leaves no file behind
+            self.release()
+            raise
 
     @classmethod
     def attach(cls, path: str, nbytes: int) -> HostMemory:
         """Map the shared buffer created by another process (the writer process's side)."""
         self = cls.__new__(cls)
         self.nbytes, self._registered, self._tensor = nbytes, 0, None
-        self.pinned, self.path = False, None
+        self.pinned, self.path, self._lock_fd = False, None, -1
         fd = os.open(path, os.O_RDWR)
         try:
             self._map = mmap.mmap(fd, nbytes)
@@ -201,6 +255,9 @@ class HostMemory:
             except FileNotFoundError:
                 pass
             self.path = None
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     def release(self) -> None:
         """Unregister page-locked memory and unlink. Views into it must not be used afterwards."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures.thread  # noqa: F401 - see _register_exit
+import functools
 import os
 import queue
 import threading
@@ -29,6 +30,7 @@ from envreel.schemas import RecorderError, RunSpec
 from envreel.schemas.writer import check_new_store
 
 from . import _frames as fr
+from ._cuda import SharedMemoryFullError
 from ._episodes import Episodes
 from ._fill import SlotFiller
 from ._hooks import ClipEvent, ClipHooks
@@ -761,10 +763,10 @@ class Recorder:
         }
         rgba = rgba_fields(spec, kinds, budget, value_range)
         cuda_dev = cuda_device(env_rgb, global_rgb)
-        ring, writer = open_writer(
+        opened = functools.partial(
+            open_writer,
             spec,
             self._target,
-            proc=self._take_process(),
             num_blocks=blocks_for(spec, budget, value_range, rgba),
             rgba=rgba,
             cuda_dev=cuda_dev,
@@ -773,6 +775,20 @@ class Recorder:
             autoreset=self._episodes.autoreset,
             dropped=lambda: self._dropped,
         )
+        proc = self._take_process()
+        try:
+            ring, writer = opened(proc=proc)
+        except SharedMemoryFullError as exc:  # nothing is created before the ring
+            proc.finish()
+            if self._writer_opts.writer == "process":
+                raise
+            warnings.warn(
+                f"envreel: {exc.strerror}; writing from a thread of this process instead",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            self._writer_mode = "thread"
+            ring, writer = opened(proc=None)
         if cuda_dev is not None:
             self._filler.make_copier(cuda_dev, ring.memory.pinned)
         self._inputs.fix_shapes(env_shape, gshape)

@@ -85,3 +85,93 @@ def test_ring_files_of_killed_recordings_are_removed_by_the_next_one(tmp_path, m
         assert not orphan.exists() and alive.exists() and mine.exists() and other.exists()
     finally:
         memory.unlink()
+
+
+def test_a_ring_whose_creator_holds_its_lock_is_kept(tmp_path, monkeypatch):
+    # A recorder in another PID namespace sharing /dev/shm (docker --ipc=host, one pod) has a
+    # pid this process cannot see; its ring's lock says it is alive, and is dropped with it.
+    import fcntl
+    import os
+
+    from envreel.capture import _cuda
+
+    monkeypatch.setattr(_cuda, "_shared_dir", lambda: str(tmp_path))
+    unseen_pid = 4_194_304 + 17  # above Linux's pid_max: no process here has it
+    ring = tmp_path / f"envreel-ring-{unseen_pid}-abcd1234"
+    ring.write_bytes(b"x" * 64)
+    fd = os.open(ring, os.O_RDONLY)  # its creator's open file, locked as HostMemory locks it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        _cuda.HostMemory(4096, pinned=False, shared=True).unlink()
+        assert ring.exists()
+    finally:
+        os.close(fd)  # the creator is gone
+    memory = _cuda.HostMemory(4096, pinned=False, shared=True)
+    try:
+        assert not ring.exists()
+        # and its own ring is locked while it has a name
+        probe = os.open(memory.path, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(probe)
+    finally:
+        memory.unlink()
+
+
+def test_no_ring_file_is_left_when_making_the_ring_is_interrupted(tmp_path, monkeypatch):
+    # Ctrl-C while the ring is reserved or its pages are touched (~0.3 s for 500 MB)
+    from envreel.capture import _cuda
+
+    monkeypatch.setattr(_cuda, "_shared_dir", lambda: str(tmp_path))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(_cuda, "_reserve", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            _cuda.HostMemory(4096, pinned=False, shared=True)
+    assert list(tmp_path.iterdir()) == []
+
+    class Untouchable(np.ndarray):
+        def fill(self, value):
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(_cuda.np, "frombuffer", lambda buf, dtype: np.zeros(8, dtype).view(Untouchable))
+        with pytest.raises(KeyboardInterrupt):
+            _cuda.HostMemory(4096, pinned=False, shared=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("writer", ["auto", "process"])
+def test_a_full_dev_shm_is_an_error_or_a_thread_writer_not_sigbus(tmp_path, monkeypatch, writer):
+    # Docker gives containers a 64 MiB /dev/shm; touching a larger ring's pages was SIGBUS
+    import errno
+    import os
+
+    from envreel.capture import _cuda
+
+    monkeypatch.setattr(_cuda, "_shared_dir", lambda: str(tmp_path / "shm"))
+    (tmp_path / "shm").mkdir()
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(_cuda.os, "posix_fallocate", full)
+    frames = np.zeros((4, 8, 8, 3), np.uint8)
+    rec = Recorder(tmp_path / "r.zarr", num_envs=4, fps=30, block_frames=4, writer=writer)
+    if writer == "process":  # asked for: refused before anything is written
+        with pytest.raises(_cuda.SharedMemoryFullError, match=r"shm has \d+ MiB free .* needs"):
+            rec.capture(frames)
+        assert not (tmp_path / "r.zarr").exists()
+    else:
+        with pytest.warns(RuntimeWarning, match="writing from a thread of this process instead"):
+            rec.capture(frames)
+        for _ in range(5):
+            rec.capture(frames)
+        rec.close()
+        assert rec.stats.frames_written == 6 and open_run(tmp_path / "r.zarr").num_frames == 6
+    assert list((tmp_path / "shm").iterdir()) == []
