@@ -286,6 +286,7 @@ class Recorder:
             global_frame_shape=global_frame_shape,
             **spec_kwargs,
         )
+        probe.check_new()
         statics = _check_statics(probe, {name: args[name] for name in _STATIC_KEYS})
         if env_frame_shape is not None:
             blocks_for(probe, writer_opts.max_queue_bytes, input_opts.value_range is not None)

@@ -61,6 +61,8 @@ MAX_CLIPS = 1_000_000
 MAX_SCALARS = 256
 
 SCALAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+ENV_SCALARS = ("reward", "terminated", "truncated", "episode", "episode_step", "stale")
+"""The per-env arrays every run has, read by these names: user scalars cannot take them."""
 COUNTERS = ("dropped_frames", "write_errors")
 """Counters every store carries (non-negative ints); writers may add more."""
 

@@ -26,7 +26,7 @@ from .spec import RunSpec
 
 __all__ = ["Run", "Clip", "Cameras", "open_run"]
 
-ENV_SCALARS = ("reward", "terminated", "truncated", "episode", "episode_step", "stale")
+ENV_SCALARS = F.ENV_SCALARS
 FRAME_VALUES = ("step", "sim_time", "wall_time", "clip")
 
 

@@ -203,6 +203,21 @@ class RunSpec:
             raise ValueError(f"scalar_names has duplicates: {names}")
         object.__setattr__(self, "scalar_names", names)
 
+    def check_new(self) -> None:
+        """What a store to be written must also meet (stores already written still open).
+
+        Raises:
+            ValueError: a scalar named like one of the run's own per-env arrays, which every
+                reader would return in its place.
+        """
+        taken = [n for n in self.scalar_names if n in F.ENV_SCALARS]
+        if taken:
+            raise ValueError(
+                f"scalar name {taken[0]!r} is taken by the run's own per-env array (every run "
+                f"has {', '.join(F.ENV_SCALARS)}): name the scalar otherwise, e.g. "
+                f"'{taken[0]}_shaped'"
+            )
+
     def _check_block_size(self) -> None:
         h, w = self.env_frame_shape
         shard = cast(int, self.envs_per_shard)  # filled in by StoreOptions

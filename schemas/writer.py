@@ -247,6 +247,7 @@ class RunWriter:
         """Create an empty run store. See ``create_run``."""
         if not isinstance(spec, RunSpec):
             raise TypeError(f"spec must be a RunSpec, got {type(spec).__name__}")
+        spec.check_new()
         statics = _check_statics(
             spec,
             env_origins=env_origins,

@@ -292,3 +292,19 @@ def test_env_frames_into_out(tmp_path):
         assert (buf[17:] == 7).all() and (buf[:, len(ids) :] == 7).all()
     with pytest.raises(ValueError, match=r"out must be a uint8 numpy array of shape \(3, 2"):
         run.env_frames([0, 1], 0, 3, out=np.zeros((3, 2, 12, 16, 3), np.float32))
+
+
+def test_a_scalar_named_like_a_runs_own_array_is_refused_but_old_stores_open(tmp_path, monkeypatch):
+    # every reader returns the run's own reward for "reward": the user's values were unreachable
+    from envreel.schemas import RunSpec
+
+    spec = small_spec(scalar_names=("speed", "reward"))
+    with pytest.raises(ValueError, match="scalar name 'reward' is taken by the run's own"):
+        create_run(tmp_path / "new.zarr", spec)
+    assert not (tmp_path / "new.zarr").exists()
+    # a store written before the check still opens (and reads its own reward, as it did)
+    monkeypatch.setattr(RunSpec, "check_new", lambda self: None)
+    write_run(tmp_path / "old.zarr", spec, block_sizes=(4,))
+    monkeypatch.undo()
+    run = open_run(tmp_path / "old.zarr")
+    assert run.scalar_names == ("speed", "reward") and run.scalar("reward").shape[0] == 4
