@@ -929,9 +929,9 @@ def _target(url: Any, overwrite: bool, storage_options: Any, statics: dict) -> T
     """Where the store goes; FileExistsError for an existing local store (no overwrite) or a
     local place holding other files."""
     path = local_path(url)
-    if path is not None and path.exists():
-        # refused now, before training starts: an existing store without overwrite, or a
-        # place holding other files (overwrite replaces only an envreel store)
+    if path is not None:
+        # refused now, before training starts: an existing store without overwrite, a place
+        # holding other files (overwrite replaces only an envreel store), a .zip
         check_new_store(path, overwrite=overwrite)
     # The writer process resolves relative paths against its own working directory, which
     # is the one at construction: pin it.

@@ -49,7 +49,7 @@ def open_store(url: StoreLike, *, read_only: bool, storage_options: dict | None 
         url = url[len("file://") :]
     if "://" not in url:
         path = Path(url).expanduser()
-        if path.suffix.lower() == ".zip" and (path.is_file() or read_only):
+        if path.suffix.lower() == ".zip" and not path.is_dir():  # a folder so named is a folder
             return _open_zip(path, url, read_only=read_only)
         if read_only and not (path / "zarr.json").is_file():
             if not path.exists():
@@ -72,7 +72,10 @@ def open_store(url: StoreLike, *, read_only: bool, storage_options: dict | None 
 def _open_zip(path: Path, url: str, *, read_only: bool) -> Store:
     """A zipped store: ``zarr.json`` at the zip's root, or in its one top-level folder."""
     if not read_only:
-        raise ValueError(f"{url}: a .zip store is read-only; record into a folder, then pack it")
+        raise ValueError(
+            f"{url}: a .zip store is read-only; record into a folder (e.g. run.zarr), then "
+            "envreel pack it"
+        )
     if not path.is_file():
         raise StoreFormatError(f"no store at {url}: the file does not exist")
     try:

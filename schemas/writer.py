@@ -515,6 +515,8 @@ def check_new_store(path: str | os.PathLike, *, overwrite: bool) -> None:
             files (which ``overwrite`` never deletes).
     """
     url = os.fspath(path)
+    if os.path.splitext(url)[1].lower() == ".zip" and not os.path.isdir(url):
+        open_store(url, read_only=False)  # refuses: a .zip store is read-only
     store = zarr.storage.LocalStore(url, read_only=True)
     empty = _check_replaceable(store, url, overwrite)
     if not overwrite and not empty:

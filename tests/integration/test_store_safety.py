@@ -241,3 +241,19 @@ def test_reader_during_writes_sees_committed_prefix(tmp_path):
     np.testing.assert_array_equal(
         run.env_frames([2], 24, 32)[:, 0], frames_for(24, 8, 4, 12, 16)[:, 2]
     )
+
+
+def test_a_zip_path_is_refused_for_recording_and_an_old_folder_so_named_opens(tmp_path):
+    # Recorder("run.zip") used to record into a folder named run.zip that no reader would open
+    from envreel.capture import Recorder
+
+    for make in (
+        lambda p: Recorder(p, num_envs=2, fps=30),
+        lambda p: create_run(p, small_spec()),
+    ):
+        with pytest.raises(ValueError, match=r"run\.zip: a \.zip store is read-only; record into"):
+            make(tmp_path / "run.zip")
+        assert not (tmp_path / "run.zip").exists()
+    write_run(tmp_path / "run.zarr", small_spec(), block_sizes=(4,))
+    shutil.move(tmp_path / "run.zarr", tmp_path / "old.zip")  # recorded before the check
+    assert open_run(tmp_path / "old.zip").num_frames == 4
