@@ -294,3 +294,30 @@ def test_count_done_refuses_bad_input_and_counts_nothing_of_it(tmp_path):
     assert rec.stats.steps == 4
     with pytest.raises(RuntimeError, match="closed"):
         rec.count_done([8], done[:1])
+
+
+def test_the_documented_buffered_loop_records_every_window(tmp_path):
+    # docs/recording.md: done flags buffered between windows and handed to count_done, asking
+    # wants(step); the same store as calling capture(None, ...) every step
+    n, steps = 3, 25
+    rng = np.random.default_rng(5)
+    done = rng.random((steps, n)) < 0.2
+    kw = dict(num_envs=n, fps=30, video_length=3, video_interval=10, block_frames=4)
+    with Recorder(tmp_path / "each.zarr", **kw) as rec:
+        for s in range(steps):
+            rec.capture(frames(s, n, 8, 8) if rec.wants(s) else None, step=s, terminated=done[s])
+    with Recorder(tmp_path / "buffered.zarr", **kw) as rec:
+        kept: list[int] = []
+        for s in range(steps):
+            if rec.wants(s):
+                if kept:
+                    rec.count_done(kept, done[kept])
+                    kept = []
+                rec.capture(frames(s, n, 8, 8), step=s, terminated=done[s])
+            else:
+                kept.append(s)
+    each, buffered = open_run(tmp_path / "each.zarr"), open_run(tmp_path / "buffered.zarr")
+    np.testing.assert_array_equal(buffered.frame_values("step"), [0, 1, 2, 10, 11, 12, 20, 21, 22])
+    for name in ("episode", "episode_step"):
+        np.testing.assert_array_equal(buffered.scalar(name), each.scalar(name))
+    np.testing.assert_array_equal(buffered.env_frames(), each.env_frames())
