@@ -248,10 +248,11 @@ class FrameSource:
         return BlockStream(self, [job for p in pages for job in self._jobs[p]])
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        """Every frame in order, (H, W, 3) uint8, each valid until the next."""
+        """Every frame in order, (H, W, 3) uint8, each an array of its own to keep
+        (``list(source)`` holds every frame; ``blocks()`` lends the composed blocks instead)."""
         with self.blocks() as stream:
             for block in stream:
-                yield from block
+                yield from block.copy()  # the stream reuses its blocks
 
     def frame(self, t: int) -> np.ndarray:
         """Output frame ``t`` (0 <= t < num_frames), (H, W, 3) uint8, a fresh array.

@@ -61,7 +61,7 @@ class ClipVideos:
     def video(self, event: Any) -> tuple[np.ndarray, float]:
         """(T, H, W, 3) uint8 frames of the clip, and their fps."""
         source = frames(open_run(event.url), self.clip_layout(event), prefetch=False)
-        return np.stack([f.copy() for f in source]), source.fps
+        return np.stack(list(source)), source.fps
 
     def __call__(self, event: Any) -> None:  # pragma: no cover - overridden
         raise NotImplementedError

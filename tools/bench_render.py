@@ -207,7 +207,7 @@ def _composed(store: str, layout: dict) -> tuple[list[np.ndarray], float]:
     from envreel.render import frames
 
     source = frames(store, layout, prefetch=False)
-    return [frame.copy() for frame in source], source.fps
+    return list(source), source.fps
 
 
 def child(args: argparse.Namespace) -> None:
