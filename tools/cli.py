@@ -10,7 +10,9 @@ import contextlib
 import dataclasses
 import functools
 import json
+import signal
 import sys
+import threading
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -45,13 +47,36 @@ def _version() -> str:
         return "0+unknown"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, SLURM, ``docker stop``), unwound like Ctrl-C: partial outputs are
+    removed on the way out."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """SIGTERM raises ``Terminated`` in the main thread while the command runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def library_errors(fn):
-    """Turn library errors into one-line messages and exit code 1, Ctrl-C into exit code 130,
-    and the library's warnings into ``warning: ...`` lines on stderr, each printed once."""
+    """Turn library errors into one-line messages and exit code 1, Ctrl-C into exit code 130
+    (SIGTERM into 143, cleaning up alike), and the library's warnings into ``warning: ...``
+    lines on stderr, each printed once."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, _sigterm_unwinds():
             warnings.simplefilter("always")
             try:
                 return fn(*args, **kwargs)
@@ -59,6 +84,9 @@ def library_errors(fn):
                 raise
             except click.ClickException:
                 raise
+            except Terminated:
+                click.echo("envreel: terminated", err=True)
+                sys.exit(143)
             except KeyboardInterrupt:
                 click.echo("envreel: interrupted", err=True)
                 sys.exit(130)

@@ -53,3 +53,28 @@ def test_sigint_stops_per_env_renders_with_exit_130(tmp_path):
     for name in names:  # what is there is whole
         frames, _ = decode_video(out / name)
         assert frames.shape[0] == T, name
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM to a child process")
+def test_sigterm_removes_the_partial_output_with_exit_143(tmp_path):
+    # timeout, SLURM and docker stop send SIGTERM: it used to leave a hidden partial file
+    store = make_store(tmp_path / "run.zarr", num_envs=N, frames=T, shape=(96, 128))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "envreel.tools.cli", "render", store, str(tmp_path / "o.mp4")]
+    cmd += ["--speed", "veryslow", "--crf", "0", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.name.startswith(".o.") for p in tmp_path.iterdir()):  # writing
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the render never started writing"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, stderr.decode()
+    assert "terminated" in stderr.decode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.zarr"]
