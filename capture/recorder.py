@@ -35,6 +35,7 @@ from ._episodes import Episodes
 from ._fill import SlotFiller
 from ._hooks import ClipEvent, ClipHooks
 from ._inputs import CheckedStep, Inputs
+from ._lock import StoreLock
 from ._open import (
     Target,
     blocks_for,
@@ -290,7 +291,13 @@ class Recorder:
         statics = _check_statics(probe, {name: args[name] for name in _STATIC_KEYS})
         if env_frame_shape is not None:
             blocks_for(probe, writer_opts.max_queue_bytes, input_opts.value_range is not None)
-        target = _target(url, writer_opts.overwrite, storage_options, statics)
+        path = local_path(url)
+        self._lock = StoreLock(path) if path is not None else None  # before any check of it
+        try:
+            target = _target(url, writer_opts.overwrite, storage_options, statics)
+        except BaseException:
+            self._release_lock()
+            raise
         self._setup(probe, spec_kwargs, target, writer_opts, input_opts, windows, env_frame_shape)
         self._proc = self._start_process(writer)
         self._hooks = None if on_clip is None else ClipHooks(on_clip, target.store_url)
@@ -581,6 +588,16 @@ class Recorder:
             return
         self._closed = True
         _OPEN.discard(self)
+        try:
+            self._close_writer(measure)
+        finally:
+            self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+    def _close_writer(self, measure: bool) -> None:
         w = self._writer
         if w is None:
             if self._inputs.env.shape is None:

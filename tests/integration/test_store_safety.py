@@ -257,3 +257,50 @@ def test_a_zip_path_is_refused_for_recording_and_an_old_folder_so_named_opens(tm
     write_run(tmp_path / "run.zarr", small_spec(), block_sizes=(4,))
     shutil.move(tmp_path / "run.zarr", tmp_path / "old.zip")  # recorded before the check
     assert open_run(tmp_path / "old.zip").num_frames == 4
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_second_recorder_on_a_store_being_recorded_is_refused(tmp_path, overwrite):
+    # a requeued job whose first copy still runs: both wrote into one store, both reported
+    # success, and the store held frames of both runs
+    import os
+    import subprocess
+    import sys
+
+    from envreel.capture import Recorder
+
+    path = tmp_path / "run.zarr"
+    first = Recorder(path, num_envs=2, fps=30, block_frames=4)
+    first.capture(np.zeros((2, 8, 8, 3), np.uint8))
+    lock = tmp_path / ".run.zarr.envreel-lock"
+    assert lock.read_text() == str(os.getpid())
+    with pytest.raises(
+        FileExistsError, match=rf"being recorded by another recorder \(pid {os.getpid()}"
+    ):
+        Recorder(path, num_envs=2, fps=30, overwrite=overwrite)
+    # from another process too (flock is per open file, so per process and per recorder)
+    code = (
+        "from envreel.capture import Recorder\n"
+        f"Recorder({str(path)!r}, num_envs=2, fps=30, overwrite={overwrite})\n"
+    )
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert other.returncode == 1 and "being recorded by another recorder" in other.stderr
+    first.capture(np.full((2, 8, 8, 3), 7, np.uint8))
+    first.close()
+    assert not lock.exists()
+    assert open_run(path).num_frames == 2 and open_run(path).env_frames()[1].min() == 7
+    with Recorder(path, num_envs=2, fps=30, overwrite=True) as again:  # closed: free again
+        again.capture(np.zeros((2, 8, 8, 3), np.uint8))
+    # a recording killed outright leaves its lock file, and never blocks the next one
+    code = (
+        "import os, numpy as np\n"
+        "from envreel.capture import Recorder\n"
+        f"r = Recorder({str(path)!r}, num_envs=2, fps=30, overwrite=True, writer='thread')\n"
+        "r.capture(np.zeros((2, 8, 8, 3), np.uint8))\n"
+        "os._exit(9)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 9
+    assert lock.exists()
+    with Recorder(path, num_envs=2, fps=30, overwrite=True) as again:
+        again.capture(np.zeros((2, 8, 8, 3), np.uint8))
+    assert not lock.exists()
