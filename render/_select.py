@@ -134,7 +134,8 @@ def time_window(run: Run, layout: Layout, messages: list[str] | None = None) -> 
         if s > hi or e > hi:
             bad = ("start", start) if s > hi else ("stop", stop)
             raise ValueError(
-                f"{bad[0]}={bad[1]} frames is past the end of {what} (frames 0..{hi - lo})"
+                f"{bad[0]}={bad[1]} frames is past the end of {what} (start and stop may be "
+                f"0..{hi - lo}, stop exclusive)"
             )
     else:
         name = "step" if layout.unit == "step" else "sim_time"
