@@ -40,9 +40,11 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+import warnings
 from dataclasses import asdict
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, cast
 
 from ._writer import WriterCounts
 
@@ -58,6 +60,9 @@ _BOOT = (
 
 WRITER_NICE = 10
 """Niceness added to the writer process (see ``child_main``)."""
+
+STALL_WARN_S = 60.0
+"""Seconds without a word from the writer process, while closing, before a warning."""
 
 
 class WriterError(Exception):
@@ -102,6 +107,7 @@ class WriterProcess:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._dispatcher: threading.Thread | None = None
         self._receiver: threading.Thread | None = None
+        self._last_heard = time.monotonic()
 
     @property
     def usable(self) -> bool:
@@ -166,14 +172,40 @@ class WriterProcess:
         self._queue.put(("clip_ended",))
 
     def finish(self, *, closing_error: str | None = None, timeout_s: float = 60) -> None:
-        """Write what is queued, close the store, and wait for the child to exit."""
+        """Write what is queued, close the store, and wait for the child to exit.
+
+        A child that answers nothing for ``STALL_WARN_S`` (a hung mount, a stopped process)
+        gets a warning, once, and is waited for still; Ctrl-C then stops it (the blocks it has
+        not written are lost) instead of leaving the interpreter waiting at exit.
+        """
         if self.started and self._receiver is not None:
             self._queue.put(("close", closing_error))
-            self._dispatcher.join()
-            self._receiver.join()
+            try:
+                self._wait_for_close()
+            except KeyboardInterrupt:
+                self._proc.kill()
+                self._died()
+                raise
         elif not self.started:
             self._proc.terminate()  # it has created nothing and has nothing to write
         self._abort(timeout_s)
+
+    def _wait_for_close(self) -> None:
+        receiver = cast(threading.Thread, self._receiver)
+        warned = False
+        while receiver.is_alive():
+            receiver.join(1.0)
+            silent = time.monotonic() - self._last_heard
+            if receiver.is_alive() and silent > STALL_WARN_S and not warned:
+                warned = True
+                warnings.warn(
+                    f"envreel: the writer process of {self.url} has answered nothing for "
+                    f"{silent:.0f} s while closing (a hung disk or mount?); still waiting: "
+                    "Ctrl-C stops it, losing the blocks it has not written",
+                    RuntimeWarning,
+                    stacklevel=5,
+                )
+        cast(threading.Thread, self._dispatcher).join()
 
     def _abort(self, timeout_s: float = 10) -> None:
         """Tell a child that never got (or lost) its store to exit, and reap it."""
@@ -222,6 +254,7 @@ class WriterProcess:
             except (OSError, EOFError):
                 self._died()
                 return
+            self._last_heard = time.monotonic()
             self._update(msg[-1])
             if msg[0] == "block":
                 self.ring.free.put(msg[1])

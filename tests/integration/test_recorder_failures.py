@@ -258,3 +258,36 @@ def test_killed_writer_process_never_hangs_the_caller(tmp_path, on_error):
     np.testing.assert_array_equal(
         run.env_frames(), np.stack([frames(t, N, H, W) for t in range(4)])
     )
+
+
+def test_a_writer_process_that_stops_answering_warns_and_ctrl_c_ends_close(tmp_path):
+    # a hung mount (here: SIGSTOP) held close() forever, and at exit Ctrl-C had to come twice
+    import subprocess
+    import sys
+
+    script = f"""
+import os, signal, threading, time, warnings
+import numpy as np
+from envreel.capture import Recorder, _process
+_process.STALL_WARN_S = 1.0
+rec = Recorder({str(tmp_path / "s.zarr")!r}, num_envs=2, fps=30, block_frames=4, writer="process")
+for _ in range(6):
+    rec.capture(np.zeros((2, 8, 8, 3), np.uint8))
+os.kill(rec._writer._proc.pid, signal.SIGSTOP)
+threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+t0 = time.monotonic()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    try:
+        rec.close()
+    except KeyboardInterrupt:
+        print("interrupted after", round(time.monotonic() - t0, 1))
+print("warned:", [str(w.message) for w in caught])
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("interrupted after") and float(lines[0].split()[-1]) < 10
+    assert "has answered nothing for" in lines[1] and "Ctrl-C stops it" in lines[1]
