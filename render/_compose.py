@@ -742,9 +742,12 @@ class _Markers:
         r = max(2, layout.font_size // 3)
         self.radius = r
         self.sprite = marker_sprite(r, parse_color(layout.marker_color))
+        # rank stores read as one: only the global view's rank's envs are in its simulation
+        self.shown = run.global_view_envs
         self._static: dict[int, list] = {}
 
     def _positions(self, envs: tuple[int, ...], pose: np.ndarray) -> list[tuple[int, int, int]]:
+        envs = tuple(e for e in envs if e in self.shown)
         pts = self.origins[list(envs)]
         pix, front = self.project(pts, pose, self.K)
         gh0, gw0 = self.size

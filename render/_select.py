@@ -432,6 +432,8 @@ def plan_render(
     envs = tuple(int(cand[i]) for i in order)
     if not envs:
         raise ValueError(f"the layout selects no env (envs={layout.envs!r})")
+    if layout.markers:
+        _warn_unmarked(run, envs, msgs)
     pages, page_size = _paginate(layout, envs)
     return Plan(
         envs=envs,
@@ -513,6 +515,20 @@ def _check_global_view(run: Run, layout: Layout) -> None:
         raise ValueError(
             f"markers=True needs {', '.join(missing)} in the store, and {run.url} has none; "
             "use markers=False"
+        )
+
+
+def _warn_unmarked(run: Run, envs: tuple[int, ...], msgs: list[str]) -> None:
+    """Names the selected envs that get no marker: rank stores read as one have one global view,
+    of one rank's simulation, and the other ranks' envs are not in it."""
+    shown = run.global_view_envs
+    unmarked = tuple(run.env_ids[e] for e in envs if e not in shown)
+    if unmarked:
+        _warn(
+            msgs,
+            f"markers: envs {_summarize_ids(unmarked)} get none; the global view shows the "
+            f"simulation of envs {_summarize_ids(tuple(run.env_ids[e] for e in shown))} "
+            "only (another rank's envs are in another simulation)",
         )
 
 

@@ -223,6 +223,12 @@ class RankedRun(Run):
             out[:, pos] = values
         return out
 
+    @property
+    def global_view_envs(self) -> range:
+        """The lead rank's envs: other ranks' envs are in other simulations, not in its view."""
+        k = self.runs.index(self._lead)
+        return range(int(self._starts[k]), int(self._starts[k + 1]))
+
     def global_frames(self, start=None, stop=None, *, stride=1, out=None) -> np.ndarray:
         """The lead rank's global view (see the module doc)."""
         if not self.has_global:

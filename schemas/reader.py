@@ -213,6 +213,12 @@ class Run:
         return self.spec.global_frame_shape is not None
 
     @property
+    def global_view_envs(self) -> range:
+        """Stored env indices of the envs the global view shows: the envs of its simulation
+        (every env of one store; of rank stores read as one, the global view's rank's)."""
+        return range(self.num_envs)
+
+    @property
     def block_frames(self) -> int:
         return self.spec.block_frames
 

@@ -23,7 +23,7 @@ from render_fixtures import (
     tile,
 )
 
-from envreel.render import Layout, contact_sheet, render, render_envs
+from envreel.render import FrameSource, Layout, contact_sheet, render, render_envs
 from envreel.render._compose import (
     LabelCache,
     colors,
@@ -152,6 +152,21 @@ def test_markers_name_global_ids(substore, plainstore, tmp_path):
     assert np.array_equal(plain, expected(plainstore))  # the reconstruction is faithful
     assert np.array_equal(sub, expected(substore))  # and the subset shows 256, 512, 768
     assert not np.array_equal(sub, plain)
+
+
+def test_rank_stores_mark_only_the_envs_of_the_global_views_rank(plainstore, tmp_path):
+    # rank 1 has the same origin grid in its own simulation, as under Isaac Lab multi-GPU: its
+    # envs 4-7 are not in rank 0's global view, and their labels were drawn over envs 0-3
+    rank1 = _store(tmp_path / "rank1.zarr", env_id_offset=4)
+    lay = Layout(global_view="only", markers=True, label=None)
+    alone = FrameSource(plainstore, lay).frame(0)
+    with pytest.warns(UserWarning, match=r"markers: envs 4-7 get none; .* envs 0-3 only"):
+        both = FrameSource([plainstore, rank1], lay)
+    assert np.array_equal(both.frame(0), alone)
+    with pytest.warns(UserWarning, match="markers: envs 5 get none"):
+        other = FrameSource([plainstore, rank1], lay.replace(envs="5"))
+    unmarked = FrameSource(plainstore, lay.replace(markers=False)).frame(0)
+    assert np.array_equal(other.frame(0), unmarked)
 
 
 def test_render_envs_names_files_by_global_id(substore, tmp_path):
