@@ -53,8 +53,9 @@ def validate(
     one per env, unique, non-negative, and only in format 1.1 or later); the commit record
     (counters, clips inside the committed frames); every expected array is present with the
     dtype, shape and standard codecs the layout gives, holding at least the committed frames; no
-    unexpected arrays or groups; with ``check_data``, every committed chunk decodes (checksums
-    included) and the clip column agrees with the clip table.
+    unexpected arrays or groups (a store of a newer minor version may add some: they are
+    ignored, as every reader of this major ignores them); with ``check_data``, every committed
+    chunk decodes (checksums included) and the clip column agrees with the clip table.
 
     Args:
         url: path or URL of the store.
@@ -94,20 +95,28 @@ def validate(
         problems += found
         if not found:
             present.append(path)
+    # A newer minor only adds (FORMAT.md, version policy): nodes this build does not know are
+    # then the newer format's, which readers of this major ignore, so validate ignores them too.
+    if parse_version(static["version"]) <= F.FORMAT_VERSION:
+        problems += _unexpected_nodes(store, expected)
+    if check_data and not problems:
+        problems += _check_data(url, store, spec, state, present)
+    return spec_problems + problems
+
+
+def _unexpected_nodes(store, expected: dict) -> list[Problem]:
     try:
         keys = _listing(store)
     except Exception as exc:  # noqa: BLE001 - e.g. http stores cannot list
-        keys = []
-        problems.append(Problem("(listing)", f"cannot list the store to find extra arrays: {exc}"))
+        return [Problem("(listing)", f"cannot list the store to find extra arrays: {exc}")]
+    problems = []
     for key in keys:
         if not key.endswith("zarr.json"):
             continue
         node = key[: -len("zarr.json")].rstrip("/")
         if node not in expected and node not in _GROUPS:
             problems.append(Problem(node, "unexpected node: not part of the envreel layout"))
-    if check_data and not problems:
-        problems += _check_data(url, store, spec, state, present)
-    return spec_problems + problems
+    return problems
 
 
 def _add(problems: list[Problem], exc: StoreFormatError) -> None:

@@ -21,6 +21,7 @@ from envreel.schemas import (
     StoreFormatError,
     create_run,
     open_run,
+    pack_run,
     validate,
 )
 
@@ -86,6 +87,27 @@ def test_newer_minor_version_opens(tmp_path):
     write_run(url, small_spec(), block_sizes=(4,))
     _edit_root(url, lambda a: a["envreel"].update(version="1.7"))
     assert open_run(url).num_frames == 4
+
+
+def test_newer_minor_version_validates_and_packs_with_what_it_adds(tmp_path):
+    # FORMAT.md: a minor version only adds, and readers of the same major ignore what they do
+    # not know; validate (so pack) reported the added array as an unexpected node
+    url = tmp_path / "v.zarr"
+    write_run(url, small_spec(), block_sizes=(4,))
+    root = zarr.open_group(url, mode="r+")
+    root.create_array("env/depth", shape=(4, 4), chunks=(4, 4), dtype="float32")[:] = 1.0
+    root.create_group("lidar").create_array("points", shape=(3,), dtype="i4")
+    _edit_root(url, lambda a: a["envreel"].update(version="1.7", added_in_1_7={"x": 1}))
+    assert validate(url) == []
+    packed = pack_run(url, tmp_path / "v.zip")
+    assert open_run(packed).num_frames == 4
+    # what this build knows is still checked
+    shutil.rmtree(url / "env/reward")
+    assert [(p.where, p.message) for p in validate(url)] == [("env/reward", "missing")]
+    # and at this build's version the same nodes are unexpected
+    _edit_root(url, lambda a: a["envreel"].update(version="1.1"))
+    found = {p.where for p in validate(url) if "unexpected node" in p.message}
+    assert found == {"env/depth", "lidar", "lidar/points"}
 
 
 def _break_array_meta(path, fn):
@@ -304,3 +326,30 @@ def test_a_second_recorder_on_a_store_being_recorded_is_refused(tmp_path, overwr
     with Recorder(path, num_envs=2, fps=30, overwrite=True) as again:
         again.capture(np.zeros((2, 8, 8, 3), np.uint8))
     assert not lock.exists()
+
+
+def test_a_creation_stopped_by_a_full_disk_names_the_store_and_the_rerun_replaces_it(tmp_path):
+    # the error named neither store nor place, and the debris blocked the rerun as "a store
+    # already exists" although it held nothing
+    import errno
+
+    from envreel.capture import Recorder
+
+    class FullDisk(LocalStore):
+        budget = 600
+
+        async def set(self, key, value):
+            if len(value) > self.budget:
+                raise OSError(errno.ENOSPC, "No space left on device", key)
+            self.budget -= len(value)
+            await super().set(key, value)
+
+    path = tmp_path / "run.zarr"
+    with pytest.raises(OSError, match=r"No space left on device while creating the store at"):
+        create_run(FullDisk(str(path)), small_spec())
+    assert (path / "zarr.json").exists()  # the debris
+    with Recorder(path, num_envs=small_spec().num_envs, fps=30) as rec:  # no overwrite needed
+        rec.capture(np.zeros((small_spec().num_envs, 8, 8, 3), np.uint8))
+    assert open_run(path).num_frames == 1
+    with pytest.raises(FileExistsError, match="a store already exists"):  # a real one stays
+        Recorder(path, num_envs=2, fps=30)
