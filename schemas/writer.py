@@ -257,16 +257,34 @@ class RunWriter:
             global_intrinsics=global_intrinsics,
         )
         store = open_store(url, read_only=False, storage_options=storage_options)
-        _check_replaceable(store, url, overwrite)
+        # the debris of a creation that failed (a full disk) holds nothing: replaced unasked
+        replace = _check_replaceable(store, url, overwrite) == "unfinished" or overwrite
         try:
-            root = zarr.open_group(store, mode="w" if overwrite else "w-", zarr_format=3)
+            root = zarr.open_group(store, mode="w" if replace else "w-", zarr_format=3)
         except (FileExistsError, zarr.errors.ContainsGroupError, zarr.errors.ContainsArrayError):
             raise FileExistsError(
                 f"a store already exists at {describe(url)}; pass overwrite=True to replace it"
             ) from None
+        try:
+            return cls._make(root, spec, statics, url, global_camera_pose is not None)
+        except OSError as exc:  # a full disk, a lost mount: name the store
+            raise OSError(
+                exc.errno, f"{exc.strerror or exc} while creating the store at {describe(url)}"
+            ) from exc
+
+    @classmethod
+    def _make(
+        cls,
+        root: Any,
+        spec: RunSpec,
+        statics: dict[str, np.ndarray],
+        url: StoreLike,
+        global_camera: bool,
+    ) -> RunWriter:
+        """The arrays and attributes of a new store in the empty group ``root``."""
         for grp in ("env", "env/scalars", "frame", "scene", "camera", "camera/env"):
             root.require_group(grp)
-        if spec.global_frame_shape is not None or global_camera_pose is not None:
+        if spec.global_frame_shape is not None or global_camera:
             root.require_group("global")
             root.require_group("camera/global")
         b = spec.block_frames
@@ -518,19 +536,19 @@ def check_new_store(path: str | os.PathLike, *, overwrite: bool) -> None:
     if os.path.splitext(url)[1].lower() == ".zip" and not os.path.isdir(url):
         open_store(url, read_only=False)  # refuses: a .zip store is read-only
     store = zarr.storage.LocalStore(url, read_only=True)
-    empty = _check_replaceable(store, url, overwrite)
-    if not overwrite and not empty:
+    if _check_replaceable(store, url, overwrite) == "store" and not overwrite:
         raise FileExistsError(
             f"a store already exists at {describe(url)}; pass overwrite=True to replace it"
         )
 
 
-def _check_replaceable(store: Any, url: StoreLike, overwrite: bool) -> bool:
+def _check_replaceable(store: Any, url: StoreLike, overwrite: bool) -> str:
     """Refuse a place that holds anything but an envreel store: ``overwrite`` replaces a store
     (zarr's mode "w" deletes everything under the path), never someone's other files.
 
     Returns:
-        Whether the place is empty (else it holds an envreel store, or one begun).
+        What the place holds: "empty", "unfinished" (what a creation that failed before the
+        store's attributes left: no data), or "store".
 
     Raises:
         FileExistsError: the place holds files and is not an envreel store.
@@ -538,11 +556,11 @@ def _check_replaceable(store: Any, url: StoreLike, overwrite: bool) -> bool:
     if isinstance(store, zarr.storage.LocalStore) and os.path.isfile(store.root):
         raise FileExistsError(f"{describe(url)} is a file; a store is a folder: choose a new path")
     if sync(store.is_empty("")):
-        return True
+        return "empty"
     try:
         doc = read_json(store, "zarr.json")
         if _half_made(store, doc):
-            return False  # a creation that died before its attributes: ours to replace
+            return "unfinished"
         check_root(doc)
     except StoreFormatError as exc:
         raise FileExistsError(
@@ -550,7 +568,7 @@ def _check_replaceable(store: Any, url: StoreLike, overwrite: bool) -> bool:
             + ("overwrite=True replaces only an envreel store: " if overwrite else "")
             + "choose a new path"
         ) from None
-    return False
+    return "store"
 
 
 _TOP = {"zarr.json", "env", "frame", "scene", "camera", "global"}
