@@ -5,16 +5,18 @@ holding its N envs with ``env_id_offset = rank × N``. ``open_run([...])`` of th
 :class:`RankedRun`: a :class:`~envreel.schemas.Run` whose envs are every rank's envs, in rank
 order, with their global ids, so a renderer lays out 4 ranks × 64 envs as one 256-env grid.
 
-The stores must belong together: same fps, frame size, block length and scalars, distinct env
-ids, and the same steps frame for frame (ranks step in lockstep; if one was cut short, the run
-is as long as the shortest). The global view, its pose and the per-frame values (step, time,
-clip) are those of the lowest rank that has a global view (env origins of different ranks are
-in different simulations, so the global view shows its own rank's envs).
+The stores must belong together: same world size, fps, frame size, block length and scalars,
+distinct env ids, and the same steps frame for frame (ranks step in lockstep; if one was cut
+short, the run is as long as the shortest). Ranks may be left out (a subset of ranks is
+rendered on purpose), with a warning naming them. The global view, its pose and the per-frame
+values (step, time, clip) are those of the lowest rank that has a global view (env origins of
+different ranks are in different simulations, so the global view shows its own rank's envs).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,27 +32,31 @@ __all__ = ["RankedRun", "open_ranks"]
 def open_ranks(runs: Sequence[Run]) -> RankedRun:
     """A :class:`RankedRun` of open rank stores (``open_run`` with a list calls this).
 
+    Warns:
+        UserWarning: the stores leave out ranks of ``0..world_size-1`` (named).
+
     Raises:
         ValueError: fewer than one store.
         StoreFormatError: the stores do not belong to one run (the message names the
-            mismatch: fps, frame size, block length, scalars, env ids, or steps).
+            mismatch: world size, fps, frame size, block length, scalars, env ids, or steps).
     """
     if not runs:
         raise ValueError("open_run needs at least one store")
     ordered = sorted(runs, key=lambda r: (r.rank, r.env_ids[0] if r.num_envs else 0))
     first = ordered[0]
-    for run in ordered[1:]:
-        for what, get in (
-            ("fps", lambda r: r.fps),
-            ("env frame size (height, width)", lambda r: r.env_frame_shape),
-            ("block length (frames)", lambda r: r.block_frames),
-            ("scalars", lambda r: r.scalar_names),
-        ):
-            if get(run) != get(first):
-                raise StoreFormatError(
-                    f"{run.url} does not belong with {first.url}: {what} {get(run)} vs "
-                    f"{get(first)}; rank stores of one run share it"
-                )
+    for what, get in (
+        ("world size", lambda r: r.world_size),
+        ("fps", lambda r: r.fps),
+        ("env frame size (height, width)", lambda r: r.env_frame_shape),
+        ("block length (frames)", lambda r: r.block_frames),
+        ("scalars", lambda r: r.scalar_names),
+    ):
+        if any(get(run) != get(first) for run in ordered[1:]):
+            each = ", ".join(f"{run.url} has {get(run)}" for run in ordered)
+            raise StoreFormatError(
+                f"the stores do not belong to one run, their {what} differs: {each}; rank "
+                "stores of one run share it"
+            )
     ids = [g for run in ordered for g in run.env_ids]
     if len(set(ids)) != len(ids):
         seen: dict[int, str] = {}
@@ -62,11 +68,32 @@ def open_ranks(runs: Sequence[Run]) -> RankedRun:
                         "give each rank's store once"
                     )
                 seen[g] = run.url
-    return RankedRun(ordered)
+    ranked = RankedRun(ordered)
+    _warn_missing_ranks(ordered)
+    return ranked
 
 
 def _ranks(runs: Sequence[Run]) -> list[int]:
     return [r.rank for r in runs]
+
+
+def _warn_missing_ranks(runs: Sequence[Run]) -> None:
+    """Names the ranks of 0..world_size-1 that no store holds (not an error: a subset of ranks is
+    often rendered on purpose, but a rank left out by a glob should not pass unseen)."""
+    given = sorted({r.rank for r in runs})
+    missing = sorted(set(range(runs[0].world_size)) - set(given))
+    if missing:
+        warnings.warn(
+            f"{_plural('rank', missing)} of this {runs[0].world_size}-rank run "
+            f"{'is' if len(missing) == 1 else 'are'} not given: the run holds the envs of "
+            f"{_plural('rank', given)} only",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _plural(word: str, items: Sequence[int]) -> str:
+    return f"{word}{'s' if len(items) > 1 else ''} {', '.join(map(str, items))}"
 
 
 class RankedRun(Run):
@@ -90,7 +117,7 @@ class RankedRun(Run):
             env_id_offset=0,
             envs_per_shard=self._lead.spec.envs_per_shard,
             rank=0,
-            world_size=max(r.world_size for r in self.runs),
+            world_size=self._lead.world_size,
             global_frame_shape=self._lead.global_frame_shape,
         )
         self._global_ids = ids

@@ -740,7 +740,8 @@ def open_run(url: StoreLike | Sequence[StoreLike], *, storage_options: dict | No
     Raises:
         StoreFormatError: not an envreel store, a newer major version, or inconsistent metadata;
             the message names the attribute or array. For several stores: stores that do not
-            belong to one run (mismatched fps, frame size, steps, or overlapping env ids).
+            belong to one run (mismatched world size, fps, frame size, steps, or overlapping env
+            ids). Ranks left out of ``0..world_size-1`` are named in a warning.
 
     Example:
         >>> run = open_run("runs/ant.zarr")               # doctest: +SKIP

@@ -70,6 +70,8 @@ def make_store(
     step0: int = 100,
     env_ids: tuple[int, ...] | None = None,
     env_id_offset: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> str:
     """Write a test store and return its path.
 
@@ -84,6 +86,7 @@ def make_store(
         step0: simulation step of frame 0 (steps advance by one per frame).
         env_ids, env_id_offset: the sim's env ids of the stored envs (``RunSpec``); frames,
             episodes and rewards follow the stored index either way.
+        rank, world_size: the rank store of a multi-GPU run (``RunSpec``).
     """
     h, w = shape
     spec = RunSpec(
@@ -95,6 +98,8 @@ def make_store(
         scalar_names=scalar_names,
         env_ids=env_ids,
         env_id_offset=env_id_offset,
+        rank=rank,
+        world_size=world_size,
     )
     kwargs = {}
     if cameras:

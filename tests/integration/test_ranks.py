@@ -74,15 +74,18 @@ def test_a_layout_selects_and_labels_global_ids_across_ranks(
 def test_stores_that_do_not_belong_together_are_one_clear_error(
     ranks: list[Path], tmp_path: Path
 ) -> None:
+    rank1 = dict(rank=1, world_size=2, env_id_offset=8)
     other_fps = make_store(
-        tmp_path / "fps.zarr", num_envs=4, frames=21, shape=(12, 16), fps=10.0, env_id_offset=8
+        tmp_path / "fps.zarr", num_envs=4, frames=21, shape=(12, 16), fps=10.0, **rank1
     )
-    with pytest.raises(StoreFormatError, match="fps 10.0 vs"):
+    with pytest.raises(
+        StoreFormatError, match=r"fps differs: .*rank0.zarr has .*fps.zarr has 10.0"
+    ):
         open_run([str(ranks[0]), other_fps])
     small = make_store(
-        tmp_path / "small.zarr", num_envs=4, frames=21, shape=(8, 8), fps=30.0, env_id_offset=8
+        tmp_path / "small.zarr", num_envs=4, frames=21, shape=(8, 8), fps=30.0, **rank1
     )
-    with pytest.raises(StoreFormatError, match=r"frame size \(height, width\)"):
+    with pytest.raises(StoreFormatError, match=r"frame size \(height, width\) differs"):
         open_run([str(ranks[0]), small])
     with pytest.raises(StoreFormatError, match="env id 0 is in both"):
         open_run([str(ranks[0]), str(ranks[0])])
@@ -92,6 +95,8 @@ def test_stores_that_do_not_belong_together_are_one_clear_error(
         frames=21,
         shape=(12, 16),
         fps=run_fps(ranks),
+        rank=1,
+        world_size=2,
         env_id_offset=8,
         step0=500,
         block_frames=open_run(ranks[0]).block_frames,

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,6 +130,39 @@ def test_rank_stores_of_different_lengths_cut_their_clips_to_the_shortest(
     assert (clip.start_step, clip.stop_step) == (100, 120)  # steps 100..119 stored
     info = run.info()
     assert info["clips"][0]["stop_frame"] == 20 and info["num_frames"] == 20
+
+
+def test_rank_stores_of_different_world_sizes_are_refused_naming_each(tmp_path: Path) -> None:
+    # a rank of a 2-rank run and one of a 3-rank run were read as one run of 3 ranks
+    r0 = make_store(tmp_path / "w2.zarr", num_envs=2, frames=8, world_size=2)
+    r1 = make_store(
+        tmp_path / "w3.zarr", num_envs=2, frames=8, rank=1, world_size=3, env_id_offset=2
+    )
+    with pytest.raises(
+        StoreFormatError, match=r"world size differs: \S*w2.zarr has 2, \S*w3.zarr has 3;"
+    ):
+        open_run([r1, r0])
+
+
+def test_rank_stores_that_leave_out_ranks_open_with_a_warning_naming_them(
+    tmp_path: Path,
+) -> None:
+    stores = [
+        make_store(
+            tmp_path / f"r{k}.zarr", num_envs=2, frames=8, rank=k, world_size=4, env_id_offset=2 * k
+        )
+        for k in range(4)
+    ]
+    with pytest.warns(
+        UserWarning, match=r"ranks 1, 3 of this 4-rank run are not given: .* ranks 0, 2 only"
+    ):
+        run = open_run([stores[0], stores[2]])
+    assert run.env_ids == (0, 1, 4, 5) and run.world_size == 4
+    with pytest.warns(UserWarning, match=r"rank 0 of this 4-rank run is not given"):
+        open_run(stores[1:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert open_run(stores).num_envs == 8
 
 
 # -- HTTP --------------------------------------------------------------------------------------
