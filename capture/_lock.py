@@ -14,6 +14,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from envreel.schemas._store import lock_path
+
 __all__ = ["StoreLock"]
 
 
@@ -25,9 +27,8 @@ class StoreLock:
     """
 
     def __init__(self, path: Path) -> None:
-        store = Path(os.path.abspath(path))
-        store.parent.mkdir(parents=True, exist_ok=True)
-        self.path = store.parent / f".{store.name}.envreel-lock"
+        self.path = lock_path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:

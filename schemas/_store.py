@@ -211,3 +211,32 @@ def compressors(codec: str, level: int) -> list:
         chain.append(zc.GzipCodec(level=level))
     chain.append(zc.Crc32cCodec())
     return chain
+
+
+def lock_path(store: str | os.PathLike) -> Path:
+    """The file a recorder locks (``flock``) while it records the local store ``store``:
+    ``.<store name>.envreel-lock`` in the store's folder."""
+    path = Path(os.path.abspath(os.path.expanduser(store)))
+    return path.parent / f".{path.name}.envreel-lock"
+
+
+def being_recorded(store: StoreLike) -> bool | None:
+    """Whether a recorder on this machine records the local store now (its lock is held);
+    None where that cannot be told (a URL, a zarr store object)."""
+    import fcntl
+
+    if isinstance(store, Store) or (isinstance(store, str) and "://" in store):
+        return None
+    try:
+        fd = os.open(lock_path(os.fspath(store)), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # drops the probe's own lock
+    return False

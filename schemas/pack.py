@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from zarr.storage import LocalStore
 from envreel._files import give_default_mode
 from envreel.errors import StoreFormatError
 
-from ._store import StoreLike, describe, open_store
+from ._store import StoreLike, being_recorded, describe, open_store
 from .reader import open_run
 from .validate import validate
 
@@ -71,9 +72,23 @@ def pack_run(
             )
     run = open_run(url, storage_options=storage_options)
     if not run.closed:
-        raise StoreFormatError(
-            f"{describe(url)} is still recording (or its recorder was killed): pack it after "
-            "the recorder closed, or copy the folder (readers use the committed frames)"
+        recording = being_recorded(url)
+        if recording is not False:
+            raise StoreFormatError(
+                f"{describe(url)} is "
+                + (
+                    "being recorded now"
+                    if recording
+                    else "still recording, or its recorder was killed"
+                )
+                + ": pack it after the recorder closed, or copy the folder (readers use the "
+                "committed frames)"
+            )
+        warnings.warn(
+            f"{describe(url)} was not closed: its recorder ended without closing it (killed?); "
+            f"packing the {run.num_frames} frames it committed",
+            UserWarning,
+            stacklevel=2,
         )
     problems = validate(url, storage_options=storage_options)
     if problems:

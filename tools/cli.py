@@ -222,6 +222,20 @@ def main(ctx: click.Context, quiet: bool) -> None:
 
 
 # ---- info and validate ------------------------------------------------------------------------
+def _open_state(runs: tuple[str, ...], facts: dict[str, Any]) -> str:
+    """How a store that is not closed came to be so, where this machine can tell."""
+    if facts["closed"]:
+        return ""
+    from envreel.schemas._store import being_recorded
+
+    recording = {being_recorded(run) for run in runs}
+    if recording == {False}:
+        return " (not closed: its recorder ended without closing it, e.g. killed)"
+    if True in recording:
+        return " (not closed: being recorded now)"
+    return " (not closed: recording or interrupted)"
+
+
 def _human_bytes(n: int) -> str:
     if n < 0:
         return "unknown"
@@ -270,10 +284,9 @@ def info(runs: tuple[str, ...], as_json: bool) -> None:
     g = facts["global_frame_shape"]
     lines = [
         f"run          {facts['url']}",
-        f"format       {facts['format']} {facts['format_version']}"
-        f"{'' if facts['closed'] else ' (not closed: recording or interrupted)'}",
-        f"envs         {facts['num_envs']} (frames {h}×{w})"
-        + (f", global view {g[0]}×{g[1]}" if g else ", no global view"),
+        f"format       {facts['format']} {facts['format_version']}{_open_state(runs, facts)}",
+        f"envs         {facts['num_envs']} (frames {w}×{h} px)"
+        + (f", global view {g[1]}×{g[0]} px" if g else ", no global view"),
         f"env ids      {_short_ids(facts['env_ids'], facts['num_envs'])}",
         f"frames       {facts['num_frames']} at {facts['fps']:g} fps = {facts['duration_s']:.1f} s"
         f" (step_dt {facts['step_dt']:g} s)",

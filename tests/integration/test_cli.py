@@ -49,7 +49,7 @@ def test_info_text_and_json(store):
     runner = CliRunner()
     res = runner.invoke(main, ["info", str(store)])
     assert res.exit_code == 0, res.output
-    assert "4 (frames 12×16)" in res.output and "21 at 30 fps" in res.output
+    assert "4 (frames 16×12 px)" in res.output and "21 at 30 fps" in res.output
     # last frames and steps, as inclusive as the env ids (a clip's stops are exclusive)
     clip = json.loads(runner.invoke(main, ["info", str(store), "--json"]).output)["clips"][0]
     last_frame, last_step = clip["stop_frame"] - 1, clip["stop_step"] - 1

@@ -353,3 +353,44 @@ def test_a_creation_stopped_by_a_full_disk_names_the_store_and_the_rerun_replace
     assert open_run(path).num_frames == 1
     with pytest.raises(FileExistsError, match="a store already exists"):  # a real one stays
         Recorder(path, num_envs=2, fps=30)
+
+
+def test_pack_and_info_tell_a_store_being_recorded_from_one_whose_recorder_was_killed(tmp_path):
+    # pack refused a killed recording's store for ever ("still recording"), though it validates
+    import subprocess
+    import sys
+    import warnings
+
+    from click.testing import CliRunner
+
+    from envreel.capture import Recorder
+    from envreel.schemas import pack_run
+    from envreel.tools.cli import main
+
+    path = tmp_path / "run.zarr"
+    live = Recorder(path, num_envs=2, fps=30, block_frames=2, writer="thread")
+    for _ in range(4):
+        live.capture(np.zeros((2, 8, 8, 3), np.uint8))
+    with pytest.raises(StoreFormatError, match="is being recorded now: pack it after"):
+        pack_run(path, tmp_path / "live.zip")
+    assert (
+        "(not closed: being recorded now)" in CliRunner().invoke(main, ["info", str(path)]).output
+    )
+    live.close()
+    killed = tmp_path / "killed.zarr"
+    code = (
+        "import os, time, numpy as np\n"
+        "from envreel.capture import Recorder\n"
+        f"r = Recorder({str(killed)!r}, num_envs=2, fps=30, block_frames=2, writer='thread')\n"
+        "for _ in range(4): r.capture(np.zeros((2, 8, 8, 3), np.uint8))\n"
+        "time.sleep(1.0)\n"  # the writer thread commits the two blocks
+        "os._exit(9)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 9
+    out = CliRunner().invoke(main, ["info", str(killed)]).output
+    assert "(not closed: its recorder ended without closing it, e.g. killed)" in out
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        packed = pack_run(killed, tmp_path / "killed.zip")
+    assert any("ended without closing it" in str(w.message) for w in caught)
+    assert open_run(packed).num_frames == open_run(killed).num_frames > 0
