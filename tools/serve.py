@@ -25,14 +25,13 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import BinaryIO, Self, TypeVar
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from envreel.errors import StoreFormatError
 
 __all__ = ["StoreServer", "run_names"]
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 _COPY = 1 << 20
 
 
@@ -117,15 +116,22 @@ class _Window:
 def run_names(paths: list[str | os.PathLike]) -> dict[str, Path]:
     """URL names for store paths: the folder name (``run.zarr``), or the zip's stem + ``.zarr``.
 
+    Any name a folder can have is served (spaces, non-ASCII letters): URLs carry it
+    percent-encoded (:meth:`StoreServer.url`), and requests are decoded.
+
     Raises:
-        ValueError: two stores would get the same name, or a name has unsafe characters.
+        ValueError: two stores would get the same name, or a path has no name of its own
+            (``.``, ``..``) or one with control characters.
     """
     names: dict[str, Path] = {}
     for p in paths:
         path = Path(p).expanduser()
         name = path.stem + ".zarr" if path.suffix.lower() == ".zip" else path.name
-        if not _NAME.match(name):
-            raise ValueError(f"cannot serve {p}: its name {name!r} must be letters, digits, ._-")
+        if name in ("", ".", "..") or not name.isprintable():
+            raise ValueError(
+                f"cannot serve {p}: its name {name!r} cannot name it in a URL; give the store's "
+                "own path (e.g. ../run.zarr), with no control characters"
+            )
         if name in names:
             raise ValueError(f"two stores would both be served as {name!r}: {names[name]}, {p}")
         names[name] = path
@@ -306,9 +312,10 @@ class StoreServer(LocalServer):
         self._sources = sources
 
     def url(self, name: str) -> str:
-        """The URL of the store served as ``name``."""
+        """The URL of the store served as ``name``, percent-encoded (``rün 1.zarr`` is
+        ``r%C3%BCn%201.zarr``)."""
         host, port = self.address
-        return f"http://{host}:{port}/{name}"
+        return f"http://{host}:{port}/{quote(name, safe='')}"
 
     def _release(self) -> None:
         for source in self._sources.values():

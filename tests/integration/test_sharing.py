@@ -196,6 +196,34 @@ def test_a_served_store_says_its_stored_size_is_unknown_not_zero(
     assert open_run(store).stored_bytes() > 0
 
 
+def test_stores_named_with_spaces_and_non_ascii_letters_are_served(
+    store: Path, tmp_path: Path
+) -> None:
+    # serve refused them ("must be letters, digits, ._-"), though every other command reads them
+    import shutil
+
+    import requests
+
+    folder = tmp_path / "sp ace" / "rün 1.zarr"
+    shutil.copytree(store, folder)
+    packed = pack_run(store, tmp_path / "ünï cødé%.zip")
+    names = run_names([folder, packed])
+    assert set(names) == {"rün 1.zarr", "ünï cødé%.zarr"}
+    with StoreServer(names) as server:
+        url = server.url("rün 1.zarr")
+        assert url.endswith("/r%C3%BCn%201.zarr")
+        assert validate(url) == []
+        np.testing.assert_array_equal(
+            open_run(url).env_frames([2]), open_run(store).env_frames([2])
+        )
+        zipped = server.url("ünï cødé%.zarr")
+        assert zipped.endswith("/%C3%BCn%C3%AF%20c%C3%B8d%C3%A9%25.zarr")
+        assert open_run(zipped).num_frames == open_run(store).num_frames
+        assert requests.get(server.url("rün 1.zarr") + "/zarr.json", timeout=5).ok
+    with pytest.raises(ValueError, match=r"cannot serve \.\.: its name '\.\.' cannot name it"):
+        run_names([".."])
+
+
 def test_envreel_serve_is_read_only_and_stays_inside_the_stores(served: StoreServer) -> None:
     import requests
 
