@@ -363,7 +363,7 @@ def describe_dtype(dtype: Any) -> str:
 _INT32_MAX = 2**31 - 1
 VALUE_KINDS = {  # ValueInput kind -> (accepted numpy dtype kinds, what they are, in words)
     "float": ("bfiu", "a real number"),
-    "bool": ("biu", "bool (or integer 0/1)"),
+    "bool": ("biu", "bool (or integer: nonzero is done)"),
     "int": ("iu", "an integer"),
 }
 

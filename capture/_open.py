@@ -7,6 +7,7 @@ creates the store itself, or a thread of this process writing through ``create_r
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,13 +82,18 @@ def blocks_for(
     fit = max_queue_bytes // per
     if fit < 2:
         h, w = spec.env_frame_shape
-        suggest = max(1, spec.block_frames * max_queue_bytes // (2 * per))
+        frames = spec.block_frames * max_queue_bytes // (2 * per)
+        while frames >= 1:  # the largest block that fits twice, if any does
+            smaller = dataclasses.replace(spec, block_frames=frames)
+            if 2 * block_nbytes(smaller, value_range=value_range, rgba=rgba) <= max_queue_bytes:
+                break
+            frames -= 1
         raise ValueError(
             f"max_queue_bytes={max_queue_bytes} ({max_queue_bytes / 2**20:.0f} "
             f"MiB) holds {fit} block(s) of block_frames={spec.block_frames} frames × "
             f"{spec.num_envs} envs × {h}×{w}×3 ({per / 1e6:.1f} MB each, with per-frame "
-            f"values); the recorder needs at least 2: pass max_queue_bytes >= {2 * per} or "
-            f"block_frames <= {suggest}"
+            f"values); the recorder needs at least 2: pass max_queue_bytes >= {2 * per}"
+            + (f" or block_frames <= {frames}" if frames >= 1 else "")
         )
     return int(min(fit, MAX_BLOCKS))
 

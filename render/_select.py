@@ -542,8 +542,8 @@ def _stride_and_fps(
         k = math.ceil(fps / fps_cap - 1e-9)
         _warn(
             msgs,
-            f"{fps:g} fps is above the {fps_cap:g} fps this format plays; keeping every {k}th "
-            f"frame at {fps / k:g} fps (same duration)",
+            f"{fps:g} fps is above the {fps_cap:g} fps this format plays; keeping one frame "
+            f"of every {k} at {fps / k:g} fps (same duration)",
         )
         stride, fps = stride * k, fps / k
     return stride, fps

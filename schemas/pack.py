@@ -60,7 +60,7 @@ def pack_run(
     """
     out = Path(zip_path).expanduser()
     if out.suffix.lower() != ".zip":
-        raise ValueError(f"zip_path must end in .zip, got {os.fspath(zip_path)!r}")
+        raise ValueError(f"the zip to write must end in .zip, got {os.fspath(zip_path)!r}")
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     if not out.parent.is_dir():
@@ -68,7 +68,7 @@ def pack_run(
     if isinstance(url, str | os.PathLike) and Path(url).is_dir():
         if out.resolve().is_relative_to(Path(url).resolve()):
             raise ValueError(
-                f"zip_path {str(out)!r} is inside the store it packs; write it beside the store"
+                f"the zip {str(out)!r} is inside the store it packs; write it beside the store"
             )
     run = open_run(url, storage_options=storage_options)
     if not run.closed:

@@ -77,6 +77,17 @@ def test_queue_error_suggests_a_fix():
         Recorder("memory://q.zarr", num_envs=64, fps=30, env_frame_shape=(256, 256))
     msg = str(info.value)
     assert "at least 2" in msg and "max_queue_bytes >=" in msg and "block_frames <= 21" in msg
+    # a budget that no block fits twice suggests only a larger budget (block_frames <= 1 did)
+    with pytest.raises(ValueError) as info:
+        Recorder(
+            "memory://q.zarr",
+            num_envs=64,
+            fps=30,
+            env_frame_shape=(256, 256),
+            max_queue_bytes=10 << 20,
+        )
+    msg = str(info.value)
+    assert "max_queue_bytes >=" in msg and "block_frames" not in msg.split("needs")[1]
 
 
 def test_default_queue_holds_five_blocks_of_64_envs_at_128():

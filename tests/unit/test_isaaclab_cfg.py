@@ -864,3 +864,18 @@ def test_fake_newton_views() -> None:
             views.env_view(np.array(bad), np.tile(np.eye(4), (len(bad), 1, 1)), k, (6, 8), 1.0)
     with pytest.raises(ValueError, match="poses"):
         views.env_view(np.array([0]), np.eye(4), k, (6, 8), 1.0)
+
+
+def test_isaaclab_md_lists_every_recorder_cfg_field() -> None:
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    from envreel.capture.isaaclab import RecorderCfg
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "isaaclab.md").read_text()
+    listed = set()
+    for cell in re.findall(r"^\| ((?:`\w+`(?:, )?)+) \|", doc, flags=re.M):
+        listed |= set(re.findall(r"`(\w+)`", cell))
+    missing = {f.name for f in dataclasses.fields(RecorderCfg)} - listed
+    assert not missing, f"docs/isaaclab.md's RecorderCfg table lacks {sorted(missing)}"
