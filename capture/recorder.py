@@ -390,10 +390,13 @@ class Recorder:
         w = self._writer
         c = w.counts if w else WriterCounts()
         pending = max(0, self._captured - c.frames_written - c.frames_lost)
+        gone = 0
+        if w is not None and w.error is not None and not w.alive:
+            gone, pending = pending, 0  # lost with the writer: dropped, never to be written
         return RecorderStats(
             steps=self._steps,
             frames_captured=self._captured,
-            frames_dropped=self._dropped + c.frames_lost,
+            frames_dropped=self._dropped + c.frames_lost + gone,
             frames_written=c.frames_written,
             blocks_written=c.blocks_written,
             write_errors=c.write_errors,
@@ -505,7 +508,8 @@ class Recorder:
             RecorderError: the writer failed and ``on_error="raise"``.
             RuntimeError: the recorder is closed.
         """
-        if not self._check_usable():
+        if not self._check_usable("capture()"):
+            self._steps += 1  # recording stopped (the writer died); the loop's steps still count
             return False
         if env_rgb is None:
             return self._count_only(step, global_rgb, terminated, truncated)
@@ -551,7 +555,7 @@ class Recorder:
         Example:
             >>> rec.count_done([100, 101, 102], done)  # done: (3, num_envs)  # doctest: +SKIP
         """
-        if not self._check_usable():
+        if not self._check_usable("count_done()"):
             return
         steps, flags = self._inputs.check_done_steps(steps, done)
         if not steps:
@@ -657,14 +661,14 @@ class Recorder:
 
     # -- the steps of capture() ------------------------------------------------------------------
 
-    def _check_usable(self) -> bool:
+    def _check_usable(self, call: str) -> bool:
         """Refuse a closed recorder; raise or warn what the writer reported since the last call.
 
         Returns:
             Whether this call records: False once the writer died under ``on_error="warn"``.
         """
         if self._closed:
-            raise RuntimeError(f"capture() on a closed Recorder ({self.url})")
+            raise RuntimeError(f"{call} on a closed Recorder ({self.url})")
         w = self._writer
         if w is not None:
             if w.error is not None and not w.alive:

@@ -253,6 +253,12 @@ def test_killed_writer_process_never_hangs_the_caller(tmp_path, on_error):
         assert "recording stops here, training goes on" in str(warning.message)
         assert len(kept) == 496 and not any(kept[-100:])
     within(30, rec.close)
+    stats = rec.stats  # every step counted; frames lost with the writer are dropped ones
+    if on_error == "warn":
+        assert stats.steps == 500
+    # the frames in its queue are lost with it (dropped, besides any not taken into the queue)
+    assert stats.frames_dropped >= stats.frames_captured - stats.frames_written
+    assert stats.queue_bytes == 0
     run = open_run(path)  # valid up to the last committed block
     assert run.num_frames == 4
     np.testing.assert_array_equal(

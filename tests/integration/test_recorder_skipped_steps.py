@@ -292,7 +292,7 @@ def test_count_done_refuses_bad_input_and_counts_nothing_of_it(tmp_path):
     assert run.scalar("episode")[:, 3].tolist() == [0, 1]
     assert run.scalar("episode_step")[:, 3].tolist() == [0, 3]
     assert rec.stats.steps == 4
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(RuntimeError, match=r"count_done\(\) on a closed Recorder"):
         rec.count_done([8], done[:1])
 
 
