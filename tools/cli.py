@@ -6,6 +6,7 @@ exit 2; progress bars go to stderr and hide with ``--quiet`` or when stderr is n
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -317,7 +318,11 @@ def info(runs: tuple[str, ...], as_json: bool) -> None:
             )
         )
     if facts["errors"]:
-        lines.append("errors       " + "\n             ".join(facts["errors"]))
+        counted = collections.Counter(facts["errors"])  # a full disk repeats one error per block
+        lines.append(
+            "errors       "
+            + "\n             ".join(f"{e} (×{n})" if n > 1 else e for e, n in counted.items())
+        )
     click.echo("\n".join(lines))
 
 

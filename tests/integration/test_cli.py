@@ -314,3 +314,14 @@ def test_gif_downsize_warning_is_printed_once_without_a_python_location(store, t
     assert len(lines) == 1, res.output
     assert lines[0].startswith("warning: GIF downsized from 1200×1200")
     assert "UserWarning" not in res.output and ".py:" not in res.output
+
+
+def test_info_counts_an_error_repeated_block_after_block(store, monkeypatch):
+    # a full disk repeats one error per block: 20 identical lines said less than one
+    from envreel.schemas.reader import Run
+
+    errors = ["OSError: [Errno 28] No space left on device"] * 20 + ["OSError: EIO"]
+    monkeypatch.setattr(Run, "errors", property(lambda self: errors))
+    out = CliRunner().invoke(main, ["info", str(store)]).output
+    assert "errors       OSError: [Errno 28] No space left on device (×20)\n" in out
+    assert "             OSError: EIO\n" in out
