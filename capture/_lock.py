@@ -28,7 +28,19 @@ class StoreLock:
 
     def __init__(self, path: Path) -> None:
         self.path = lock_path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise FileExistsError(
+                exc.errno,
+                f"cannot record into {str(path)!r}: {exc.filename} is a file, not a folder",
+            ) from None
+        except OSError as exc:  # a read-only disk, a folder of someone else's: said now
+            raise OSError(
+                exc.errno, f"cannot record into {str(path)!r}: {exc.strerror} ({exc.filename})"
+            ) from None
+        os.close(fd)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:

@@ -394,3 +394,12 @@ def test_pack_and_info_tell_a_store_being_recorded_from_one_whose_recorder_was_k
         packed = pack_run(killed, tmp_path / "killed.zip")
     assert any("ended without closing it" in str(w.message) for w in caught)
     assert open_run(packed).num_frames == open_run(killed).num_frames > 0
+
+
+def test_a_place_that_cannot_hold_a_store_is_named_when_the_recorder_is_made(tmp_path):
+    # found only at the first capture before, as a bare OSError naming an internal file
+    from envreel.capture import Recorder
+
+    (tmp_path / "afile").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match=r"run\.zarr': .*afile is a file, not a folder"):
+        Recorder(tmp_path / "afile" / "run.zarr", num_envs=2, fps=30)
