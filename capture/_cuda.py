@@ -70,6 +70,8 @@ from typing import Any
 
 import numpy as np
 
+from envreel.schemas._store import lock_held
+
 __all__ = ["CudaCopier", "HostMemory"]
 
 COPY_MODE_ENV = "ENVREEL_CUDA_COPY"  # "torch": no driver calls (a fallback and a comparison)
@@ -115,19 +117,9 @@ def _remove_orphans(folder: str) -> None:
         except OSError:
             continue  # alive, another user's process
         path = os.path.join(folder, name)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            continue  # its creator holds it: alive in another PID namespace
-        else:
+        if lock_held(path) is False:  # else its creator holds it: alive in another PID namespace
             with contextlib.suppress(OSError):
                 os.unlink(path)
-        finally:
-            os.close(fd)
 
 
 class SharedMemoryFullError(OSError):

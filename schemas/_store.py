@@ -223,20 +223,28 @@ def lock_path(store: str | os.PathLike) -> Path:
 def being_recorded(store: StoreLike) -> bool | None:
     """Whether a recorder on this machine records the local store now (its lock is held);
     None where that cannot be told (a URL, a zarr store object)."""
-    import fcntl
-
     if isinstance(store, Store) or (isinstance(store, str) and "://" in store):
         return None
+    return lock_held(lock_path(os.fspath(store)))
+
+
+def lock_held(path: str | os.PathLike) -> bool | None:
+    """Whether a process holds an ``flock`` on the file at ``path`` (the kernel drops it with the
+    process): False for no file, None where the file cannot be opened or probed."""
+    import fcntl
+
     try:
-        fd = os.open(lock_path(os.fspath(store)), os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return False
     except OSError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
+    except OSError:
+        return None
     finally:
         os.close(fd)  # drops the probe's own lock
     return False
