@@ -40,9 +40,7 @@ class StoreLock:
             raise OSError(
                 exc.errno, f"cannot record into {str(path)!r}: {exc.strerror} ({exc.filename})"
             ) from None
-        os.close(fd)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -60,6 +58,7 @@ class StoreLock:
             if same:
                 break
             os.close(fd)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd
