@@ -49,7 +49,7 @@ def open_store(url: StoreLike, *, read_only: bool, storage_options: dict | None 
         url = url[len("file://") :]
     if "://" not in url:
         path = Path(url).expanduser()
-        if path.suffix.lower() == ".zip" and not path.is_dir():  # a folder so named is a folder
+        if is_zip(path):
             return _open_zip(path, url, read_only=read_only)
         if read_only and not (path / "zarr.json").is_file():
             if not path.exists():
@@ -67,6 +67,12 @@ def open_store(url: StoreLike, *, read_only: bool, storage_options: dict | None 
     if read_only and url.split("://", 1)[0].lower() in ("http", "https"):
         _check_byte_ranges(store, url)
     return store
+
+
+def is_zip(path: Path) -> bool:
+    """Whether a local path is a zipped store (read-only): a ``.zip`` that is not a folder (a
+    folder so named, recorded before zips were refused for recording, is a folder)."""
+    return path.suffix.lower() == ".zip" and not path.is_dir()
 
 
 def _open_zip(path: Path, url: str, *, read_only: bool) -> Store:

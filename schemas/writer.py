@@ -20,6 +20,7 @@ import datetime as _dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -31,7 +32,7 @@ from envreel.errors import StoreFormatError
 from . import _format as F
 from ._chunkwrite import ChunkPlan, plan_for, write_block
 from ._inspect import check_root
-from ._store import StoreLike, compressors, describe, open_store, read_json
+from ._store import StoreLike, compressors, describe, is_zip, open_store, read_json
 from .spec import RunSpec
 
 __all__ = ["Block", "RunWriter", "create_run"]
@@ -533,7 +534,7 @@ def check_new_store(path: str | os.PathLike, *, overwrite: bool) -> None:
             files (which ``overwrite`` never deletes).
     """
     url = os.fspath(path)
-    if os.path.splitext(url)[1].lower() == ".zip" and not os.path.isdir(url):
+    if is_zip(Path(url).expanduser()):
         open_store(url, read_only=False)  # refuses: a .zip store is read-only
     store = zarr.storage.LocalStore(url, read_only=True)
     if _check_replaceable(store, url, overwrite) == "store" and not overwrite:
