@@ -254,16 +254,20 @@ class FrameSource:
             for block in stream:
                 yield from block.copy()  # the stream reuses its blocks
 
+    def check_frame(self, t: int) -> None:
+        """Raises TypeError/ValueError, naming ``t``, unless it is an output frame index."""
+        if isinstance(t, bool) or not isinstance(t, int | np.integer):
+            raise TypeError(f"t must be an int frame index, got {t!r}")
+        if not 0 <= t < self.num_frames:
+            raise ValueError(f"frame {t} is not in 0..{self.num_frames - 1}")
+
     def frame(self, t: int) -> np.ndarray:
         """Output frame ``t`` (0 <= t < num_frames), (H, W, 3) uint8, a fresh array.
 
         A short block from ``t`` on is composed and kept, so the next frames come from it (a
         viewer playing on) and a jump composes a few frames, not a whole store block.
         """
-        if isinstance(t, bool) or not isinstance(t, int | np.integer):
-            raise TypeError(f"t must be an int frame index, got {t!r}")
-        if not 0 <= t < self.num_frames:
-            raise ValueError(f"frame {t} is not in 0..{self.num_frames - 1}")
+        self.check_frame(t)
         page = int(np.searchsorted(self._offsets, t, side="right") - 1)
         o = int(t - self._offsets[page])
         cached = self._cached

@@ -202,8 +202,10 @@ class Viewer(LocalServer):
 
     def frame_png(self, layout_json: str, t: int) -> bytes:
         source = self._source(layout_json)
-        if not 0 <= t < source.num_frames:
-            raise _BadRequestError(f"frame {t} is not in 0..{source.num_frames - 1}")
+        try:
+            source.check_frame(t)
+        except ValueError as exc:
+            raise _BadRequestError(str(exc)) from None
         with self._lock:
             image = source.frame(t)
         from PIL import Image
