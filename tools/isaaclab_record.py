@@ -98,10 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 TASK_CAMERAS = {"Isaac-Cartpole": ((-6.0, 0.0, 2.5), (0.0, 0.0, 2.0))}
 """(eye, look-at) offsets of the env camera that frame a task's robot, by task name prefix:
-EnvCameraCfg's default (a robot near the ground) sees nothing of Cartpole, whose rail is 2 m up."""
-
-TASK_LOOKAT_HEIGHTS = {"Isaac-Cartpole": 2.0}
-"""``GlobalCameraCfg.lookat_height`` that frames a task's robots, by task name prefix."""
+EnvCameraCfg's default (a robot near the ground) sees nothing of Cartpole, whose rail is 2 m up.
+The look-at's height is also where the global view frames the robots."""
 
 
 def _for_task(table: dict, task: str) -> Any:
@@ -115,7 +113,8 @@ def global_camera_fields(args: argparse.Namespace) -> dict:
     GlobalCameraCfg's 1280×720 (on the CPU, most of a small run's time and bytes)."""
     height = args.lookat_height
     if height is None:
-        height = _for_task(TASK_LOOKAT_HEIGHTS, args.task) or 0.0
+        known = _for_task(TASK_CAMERAS, args.task)
+        height = known[1][2] if known is not None else 0.0
     return {"lookat_height": height, "width": args.global_width, "height": args.global_height}
 
 
