@@ -24,6 +24,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, cast
 
 from envreel.schemas import RecorderError, RunSpec
@@ -294,7 +295,7 @@ class Recorder:
         path = local_path(url)
         self._lock = StoreLock(path) if path is not None else None  # before any check of it
         try:
-            target = _target(url, writer_opts.overwrite, storage_options, statics)
+            target = _target(url, path, writer_opts.overwrite, storage_options, statics)
         except BaseException:
             self._release_lock()
             raise
@@ -946,10 +947,12 @@ def _spec_kwargs(args: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _target(url: Any, overwrite: bool, storage_options: Any, statics: dict) -> Target:
-    """Where the store goes; FileExistsError for an existing local store (no overwrite) or a
-    local place holding other files."""
-    path = local_path(url)
+def _target(
+    url: Any, path: Path | None, overwrite: bool, storage_options: Any, statics: dict
+) -> Target:
+    """Where the store goes (``path``: the local path of ``url``, if it has one);
+    FileExistsError for an existing local store (no overwrite) or a local place holding other
+    files."""
     if path is not None:
         # refused now, before training starts: an existing store without overwrite, a place
         # holding other files (overwrite replaces only an envreel store), a .zip
