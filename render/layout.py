@@ -640,6 +640,8 @@ class Layout:
                 args += [flag, format_env_spec(tuple(value))]
             elif isinstance(value, list):  # sizes: HEIGHTxWIDTH
                 args += [flag, "x".join(str(v) for v in value)]
+            elif isinstance(value, float) and value.is_integer():
+                args += [flag, str(int(value))]  # "--marker-height 2", as a person types it
             else:
                 args += [flag, str(value)]
         return args

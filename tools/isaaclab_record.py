@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -121,12 +122,12 @@ def global_camera_fields(args: argparse.Namespace) -> dict:
 def render_command(url: str, top: Any) -> str:
     """The ``envreel render`` command that shows what was recorded: the global view beside the
     grid, a marker where each env's robot is framed (``top``: the GlobalCameraCfg, or None)."""
-    command = f"envreel render {url} out.mp4"
+    from envreel.render import Layout
+
+    layout = Layout()
     if top is not None:
-        command += " --global-view right --markers"
-        if top.lookat_height:
-            command += f" --marker-height {top.lookat_height:g}"
-    return command
+        layout = Layout(global_view="right", markers=True, marker_height=top.lookat_height or 0.0)
+    return shlex.join(["envreel", "render", url, "out.mp4", *layout.command_args()])
 
 
 def camera_pose(task: str, eye: Sequence[float] | None, lookat: Sequence[float] | None) -> dict:

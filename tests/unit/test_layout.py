@@ -183,6 +183,16 @@ def test_dict_round_trip():
     assert Layout().to_dict(changed_only=True) == {}
 
 
+def test_command_args_write_whole_floats_as_a_person_types_them():
+    assert Layout(marker_height=2.0).command_args() == ["--marker-height", "2"]
+    assert Layout(marker_height=2.5).command_args() == ["--marker-height", "2.5"]
+    assert Layout(global_view="right", markers=True).command_args() == [
+        "--global-view",
+        "right",
+        "--markers",
+    ]
+
+
 def test_from_dict_unknown_key_and_dashes():
     with pytest.raises(ValueError, match="unknown layout field 'colums' \\(did you mean 'columns'"):
         Layout.from_dict({"colums": 3})
