@@ -8,10 +8,12 @@ check that needs the run happens here, before an output file is opened.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -207,11 +209,75 @@ def _scalar_names(run: Run) -> tuple[str, ...]:
     return BUILTIN_SCALARS + tuple(n for n in run.scalar_names if n not in BUILTIN_SCALARS)
 
 
-class ScalarReader:
-    """Reads (t, k) windows of a scalar; with ``skip_bad`` a corrupt chunk reads as NaN, warned."""
+class DamageLog:
+    """Damaged ``env/frames`` objects met with ``skip_bad``, one warning per object.
 
-    def __init__(self, run: Run, *, skip_bad: bool, messages: list[str]):
+    A shard holds many envs, and reading around its damage meets it once per env. The warning
+    names the object, the envs and frames it holds, and those shown as placeholder tiles. With
+    ``deferred`` (renders of one env each, sharing the log) nothing is warned until ``flush``,
+    which warns once per object with every env any of the renders skipped.
+
+    Args:
+        messages: a list that collects the warning texts.
+        deferred: collect until ``flush``. Defaults to False (warn at once).
+    """
+
+    def __init__(self, messages: list[str], *, deferred: bool = False):
+        self.messages, self.deferred = messages, deferred
+        self._lock = threading.Lock()  # per-env renders share one log across threads
+        self._found: dict[Any, tuple[Run, CorruptChunkError, set[int], int, int]] = {}
+        self._warned: set[Any] = set()
+
+    def add(
+        self, run: Run, where: Any, exc: CorruptChunkError, envs: list[int], a: int, b: int
+    ) -> None:
+        """Stored envs ``envs`` of ``run``, frames ``a..b-1``, of damaged object ``where``
+        (``(name, stored envs, frames)`` it holds, from ``Run._env_frames_object``, or any other
+        key) are shown as placeholder tiles."""
+        with self._lock:
+            if where in self._warned:
+                return
+            old = self._found.get(where)
+            if old is None:
+                self._found[where] = (run, exc, set(envs), a, b)
+            else:
+                _, first, seen, a0, b0 = old
+                self._found[where] = (run, first, seen | set(envs), min(a, a0), max(b, b0))
+            if self.deferred:
+                return
+        self.flush()
+
+    def flush(self) -> None:
+        """Warn about every object collected and not yet warned about."""
+        with self._lock:
+            found, self._found = self._found, {}
+            self._warned.update(found)
+        for where, (run, exc, envs, a, b) in found.items():
+            ids = run.env_ids
+            held = ""
+            if isinstance(where, tuple) and len(where) == 3 and isinstance(where[1], range):
+                name, held_envs, held_frames = where
+                held = (
+                    f" object {name} (it holds {_plural_ids([ids[e] for e in held_envs])}, "
+                    f"frames {held_frames.start}..{held_frames.stop - 1}) of"
+                )
+            shown = f"{_plural_ids([ids[e] for e in sorted(envs)])}, frames {a}..{b - 1}"
+            _warn(
+                self.messages,
+                f"skipping damaged{held} {exc.array!r}: {shown} shown as placeholder tiles "
+                f"(first error: {exc})",
+            )
+
+
+class ScalarReader:
+    """Reads (t, k) windows of a scalar; with ``skip_bad`` a corrupt chunk reads as NaN, warned.
+    Also warns about damaged frames (``warn_corrupt``, ``damage``)."""
+
+    def __init__(
+        self, run: Run, *, skip_bad: bool, messages: list[str], damage: DamageLog | None = None
+    ):
         self.run, self.skip_bad, self.messages = run, skip_bad, messages
+        self.damage = damage if damage is not None else DamageLog(messages)
         self._warned: set[tuple] = set()
 
     def warn_corrupt(self, exc: CorruptChunkError, what: str) -> None:
@@ -243,6 +309,21 @@ class ScalarReader:
                 except CorruptChunkError as e2:
                     self.warn_corrupt(e2, f"scalar {name!r}, frames {f0}..{f1 - 1}")
             return out
+
+
+def _plural_ids(ids: list[int], most: int = 12) -> str:
+    """ "env 3" or "envs 0..15, 18" (runs of consecutive ids collapsed; at most ``most``
+    items, then how many more)."""
+    parts: list[str] = []
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        parts.append(str(ids[i]) if j == i else f"{ids[i]}..{ids[j]}")
+        i = j + 1
+    more = f" and {len(parts) - most} more" if len(parts) > most else ""
+    return f"env{'s' if len(ids) > 1 else ''} {', '.join(parts[:most])}{more}"
 
 
 def _scan(a: int, b: int, step: int = _SCAN_FRAMES) -> Iterator[tuple[int, int]]:

@@ -30,6 +30,7 @@ from ._encode import (
     safe_filename,
     safe_join,
 )
+from ._select import DamageLog
 from .frames import FrameSource, as_layout, as_run
 from .layout import LabelTemplate, Layout
 
@@ -233,9 +234,16 @@ def _check_render_args(out: Any, **options: Any) -> dict[str, Any]:
 
 
 def _open_source(
-    run: Any, layout: Layout, kind: str, skip_bad: bool, gif_max_side: int, prefetch: bool
+    run: Any,
+    layout: Layout,
+    kind: str,
+    skip_bad: bool,
+    gif_max_side: int,
+    prefetch: bool,
+    damage: DamageLog | None = None,
 ) -> FrameSource:
-    """The frames of ``layout`` for an output of ``kind`` (GIFs: size and fps capped)."""
+    """The frames of ``layout`` for an output of ``kind`` (GIFs: size and fps capped);
+    ``damage``: a log of damaged frames shared with other renders."""
     gif = kind == "gif"
     source = FrameSource(
         run,
@@ -244,6 +252,7 @@ def _open_source(
         max_size=(gif_max_side, gif_max_side) if gif else None,
         fps_cap=GIF_MAX_FPS if gif else None,
         prefetch=prefetch,
+        _damage=damage,
     )
     if source.downsized_from is not None:
         w0, h0 = source.downsized_from
@@ -477,19 +486,34 @@ def _render_jobs(
     with a note naming the outputs finished before it (they are whole and kept).
     """
     cancel = threading.Event()
+    # each output reads one env: a damaged shard is warned about once, naming every env it
+    # took out, when the renders are over
+    damage = DamageLog([], deferred=True)
 
     def one(layout: Layout, out: Path) -> Path | None:
         """Renders one output: its path, or None when it was cancelled (nothing written)."""
         if cancel.is_set():
             return None
         kind = output_kind(out)
-        source = _open_source(opener(), layout, kind, skip_bad, GIF_MAX_SIDE, prefetch=False)
+        source = _open_source(
+            opener(), layout, kind, skip_bad, GIF_MAX_SIDE, prefetch=False, damage=damage
+        )
         bar = _Progress(source.num_frames, out.name, False)
         [(path, frames)] = _encode_pages(
             source, [out], kind, options, bar, prefetch=False, cancel=cancel
         )
         return path if frames >= 0 else None  # stopped midway: its file is removed
 
+    try:
+        return _run_jobs(jobs, one, cancel, workers)
+    finally:
+        damage.flush()
+
+
+def _run_jobs(
+    jobs: list[tuple[Layout, Path]], one: Any, cancel: threading.Event, workers: int
+) -> list[Path]:
+    """``one(layout, out)`` of every job on ``workers`` threads (see ``_render_jobs``)."""
     if workers == 1:
         done: list[Path | None] = []
         try:

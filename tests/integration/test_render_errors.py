@@ -237,7 +237,7 @@ def test_skip_bad_draws_a_placeholder_and_warns(store, tmp_path):
         render(store, Layout(label=None), tmp_path / "probe.mp4")
     bad_env = info.value.chunk[1]
     lay = Layout(columns=3, label=None, border=0)
-    with pytest.warns(UserWarning, match=r"corrupt chunk .*'env/frames'") as rec:
+    with pytest.warns(UserWarning, match=r"damaged object .*'env/frames'") as rec:
         res = render(store, lay, tmp_path / "frames", skip_bad=True)
     assert any(f"env {bad_env}" in str(w.message) for w in rec)
     assert any("env/frames" in m for m in res.warnings)
@@ -252,6 +252,68 @@ def test_skip_bad_draws_a_placeholder_and_warns(store, tmp_path):
                 assert np.array_equal(got, ph)
             else:
                 assert np.array_equal(got, env_frame(env, t, H, W)), (t, env)
+
+
+def _damage_warnings(rec) -> list[str]:
+    return [str(w.message) for w in rec if "env/frames" in str(w.message)]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "deleted"])
+def test_skip_bad_warns_once_per_damaged_shard_naming_its_envs(store, tmp_path, damage):
+    # a shard holds every env's chunk of a block: it warned once per env (6 lines here)
+    shard = Path(store) / "env/frames/c/1/0/0/0/0"
+    if damage == "truncated":
+        shard.write_bytes(shard.read_bytes()[:100])
+    else:
+        shard.unlink()
+    held = "object env/frames/c/1/0/0/0/0 (it holds envs 0..5, frames 8..15)"
+    lay = Layout(label=None)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        res = render(store, lay, tmp_path / "a.gif", skip_bad=True)
+    [msg] = _damage_warnings(rec)
+    assert msg.startswith(
+        f"skipping damaged {held} of 'env/frames': envs 0..5, frames 8..15 shown as "
+        "placeholder tiles (first error: env/frames chunk (1, 0, 0, 0, 0): "
+    ), msg
+    assert [m for m in res.warnings if "env/frames" in m] == [msg]
+    # one output per env: still one warning, naming every env the outputs skipped
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        render_envs(store, tmp_path / "each", lay, suffix=".gif", workers=3, skip_bad=True)
+    [msg] = _damage_warnings(rec)
+    assert msg.startswith(f"skipping damaged {held} of 'env/frames': envs 0..5, frames 8..15 ")
+
+
+def test_skip_bad_names_the_one_env_of_a_shard_that_cannot_be_read(store, tmp_path):
+    corrupt_chunk(store, "env/frames", (1, 0, 0, 0, 0))  # the bytes of env 2's chunk
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        render(store, Layout(label=None), tmp_path / "a.gif", skip_bad=True)
+    [msg] = _damage_warnings(rec)
+    assert msg.startswith(
+        "skipping damaged object env/frames/c/1/0/0/0/0 (it holds envs 0..5, frames 8..15) of "
+        "'env/frames': env 2, frames 8..15 shown as placeholder tiles (first error: "
+        "env/frames chunk (1, 2, 0, 0, 0): "
+    ), msg
+
+
+def test_cli_skip_bad_prints_one_line_per_damaged_shard(store, tmp_path):
+    from click.testing import CliRunner
+
+    from envreel.tools.cli import main
+
+    shard = Path(store) / "env/frames/c/0/0/0/0/0"
+    shard.write_bytes(shard.read_bytes()[:100])
+    for extra in ([], ["--per-env", "--per-env-format", "gif"]):
+        out = str(tmp_path / ("each" if extra else "a.gif"))
+        res = CliRunner().invoke(main, ["render", store, out, "--skip-bad", *extra])
+        assert res.exit_code == 0, res.output
+        lines = [ln for ln in res.output.splitlines() if "env/frames" in ln]
+        assert len(lines) == 1 and lines[0].startswith(
+            "warning: skipping damaged object env/frames/c/0/0/0/0/0 (it holds envs 0..5, "
+            "frames 0..7) of 'env/frames': envs 0..5, frames 0..7 shown as placeholder tiles"
+        ), res.output
 
 
 def test_deleted_and_truncated_chunks(store, tmp_path):
