@@ -91,7 +91,7 @@ def test_start_after_stop_is_refused_in_layout_and_dict(pristine, tmp_path):
         ("afile.txt/video.mp4", ValueError, "is not a folder"),
         ("video.avi", ValueError, r"unknown suffix '\.avi'; expected \.mp4, \.gif"),
         ("video.png", ValueError, r"unknown suffix '\.png'.*contact_sheet"),
-        ("full", ValueError, "exists and is not empty"),
+        ("full", FileExistsError, r"holds files that are not frames of an earlier render \(keep"),
         ("plainfile", ValueError, "PNG output folder '.*plainfile' is a file"),
         ("folder_as_file", ValueError, "is a folder"),
     ],
@@ -121,14 +121,86 @@ def test_output_folder_not_writable(pristine, tmp_path):
         render(pristine, Layout(), folder / "video.mp4")
 
 
-def test_existing_output_and_overwrite(pristine, tmp_path):
-    out = tmp_path / "v.mp4"
+@pytest.mark.parametrize("name", ["v.mp4", "v.gif", "sheet.png"])
+def test_an_existing_output_is_refused_unless_overwrite(pristine, tmp_path, name):
+    # render and contact_sheet replaced an existing file silently (overwrite=True by default),
+    # unlike pack, demo and the recorder
+    out = tmp_path / name
     out.write_bytes(b"old")
-    with pytest.raises(FileExistsError, match="overwrite=True"):
-        render(pristine, Layout(stop=2), out, overwrite=False)
-    assert out.read_bytes() == b"old"
-    render(pristine, Layout(stop=2), out)
-    assert out.stat().st_size > 3
+
+    def write(**kw):
+        if name == "sheet.png":
+            return contact_sheet(pristine, out, Layout(stop=2), **kw)
+        return render(pristine, Layout(stop=2), out, **kw)
+
+    with pytest.raises(FileExistsError, match=r"exists; pass overwrite=True \(--overwrite\)"):
+        write()
+    assert out.read_bytes() == b"old" and _listing(tmp_path) == [name]
+    write(overwrite=True)
+    assert out.stat().st_size > 3 and _listing(tmp_path) == [name]
+
+
+def test_a_png_folder_of_an_earlier_render_is_replaced_only_with_overwrite(pristine, tmp_path):
+    out = tmp_path / "frames"
+    render(pristine, Layout(label=None), out)  # T frames
+    with pytest.raises(FileExistsError, match="holds an earlier render's frames .*--overwrite"):
+        render(pristine, Layout(stop=3, label=None), out)
+    assert len(list(out.iterdir())) == T
+    render(pristine, Layout(stop=3, label=None), out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == [f"frame_{i:06d}.png" for i in range(3)]
+    (out / "notes.txt").write_text("mine")  # never removed, so the folder is refused
+    with pytest.raises(FileExistsError, match=r"not frames of an earlier render \(notes.txt\)"):
+        render(pristine, Layout(stop=2, label=None), out, overwrite=True)
+    assert len(list(out.iterdir())) == 4
+
+
+def test_per_env_render_refuses_or_removes_an_earlier_per_env_render(pristine, tmp_path):
+    # re-rendering fewer envs left the earlier render's other env files beside the new ones
+    each = tmp_path / "each"
+    render_envs(pristine, each, suffix=".gif", workers=2)
+    assert sorted(p.name for p in each.iterdir()) == [f"env_{e:04d}.gif" for e in range(N)]
+    (each / "notes.txt").write_text("mine")
+    (each / "env_final.gif").write_text("mine")  # not a name the template gives an env
+    (each / "env_0009.mp4").write_text("earlier")  # the same pattern in the other format
+    mtimes = {p.name: p.stat().st_mtime_ns for p in each.iterdir()}
+    with pytest.raises(FileExistsError) as info:
+        render_envs(pristine, each, Layout(envs="0,1"), suffix=".gif")
+    assert str(info.value) == (
+        f"{str(each)!r} holds per-env files of an earlier render (env_0000.gif, env_0001.gif, "
+        "env_0002.gif, env_0003.gif and 3 more); pass overwrite=True (--overwrite) to remove "
+        "them and render anew (other files stay), or choose a new folder"
+    )
+    assert {p.name: p.stat().st_mtime_ns for p in each.iterdir()} == mtimes
+    render_envs(pristine, each, Layout(envs="0,1"), suffix=".gif", overwrite=True)
+    assert sorted(p.name for p in each.iterdir()) == [
+        "env_0000.gif",
+        "env_0001.gif",
+        "env_final.gif",
+        "notes.txt",
+    ]
+
+
+def test_cli_render_and_sheet_refuse_an_existing_output_unless_overwrite(pristine, tmp_path):
+    from click.testing import CliRunner
+
+    from envreel.tools.cli import main
+
+    runner = CliRunner()
+    for args in (["render", pristine], ["sheet", pristine]):
+        out = str(tmp_path / ("v.gif" if args[0] == "render" else "s.png"))
+        assert runner.invoke(main, [*args, out]).exit_code == 0
+        before = Path(out).read_bytes()
+        res = runner.invoke(main, [*args, out, "--envs", "0"])
+        assert res.exit_code == 1 and "exists; pass overwrite=True (--overwrite)" in res.output
+        assert Path(out).read_bytes() == before
+        res = runner.invoke(main, [*args, out, "--envs", "0", "--overwrite"])
+        assert res.exit_code == 0 and Path(out).read_bytes() != before
+    each = str(tmp_path / "each")
+    assert runner.invoke(main, ["render", pristine, each, "--per-env", "--per-env-format", "gif"])
+    res = runner.invoke(main, ["render", pristine, each, "--per-env", "--envs", "0"])
+    assert res.exit_code == 1 and "holds per-env files of an earlier render" in res.output
+    res = runner.invoke(main, ["render", pristine, each, "--per-env", "--envs", "0", "--overwrite"])
+    assert res.exit_code == 0 and sorted(os.listdir(each)) == ["env_0000.mp4"]
 
 
 @pytest.mark.parametrize(

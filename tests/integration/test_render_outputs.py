@@ -635,7 +635,7 @@ def test_memory_does_not_grow_with_run_length(tmp_path):
         tracemalloc.start()
         stream.Prefetcher.__init__ = spy
         try:
-            render(p, Layout(columns=2), tmp_path / "len.mp4")
+            render(p, Layout(columns=2), tmp_path / "len.mp4", overwrite=True)
         finally:
             stream.Prefetcher.__init__ = original
             peaks.append(tracemalloc.get_traced_memory()[1])
