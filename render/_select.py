@@ -375,14 +375,22 @@ def _env_stats(
     stat: str,
     flags: tuple[str, ...],
     success: str | None,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Per env: the score reduced over [start, stop) and whether each flag was ever set."""
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per env: the score reduced over [start, stop), whether each flag was ever set, and
+    whether the score was ever +inf or -inf (``{"+inf": ..., "-inf": ...}``).
+
+    One rule under every ``stat``: NaN values (unknown: e.g. a skipped corrupt chunk) are
+    left out, ±inf are values like any other (the mean or sum of an env with +inf is +inf, its
+    max too; with both +inf and -inf its mean is undefined, NaN), and an env with no value
+    scores NaN.
+    """
     n = len(ids)
     total = np.zeros(n)
     count = np.zeros(n)
     best = np.full(n, -np.inf) if stat == "max" else np.full(n, np.inf)
     final = np.full(n, np.nan)
     anyflag = {f: np.zeros(n, bool) for f in flags}
+    infinite = {"+inf": np.zeros(n, bool), "-inf": np.zeros(n, bool)}
     lo, hi = int(starts.min()), int(stops.max())
     for a, b in _scan(lo, hi):
         frames = np.arange(a, b)[:, None]
@@ -392,7 +400,10 @@ def _env_stats(
         if score is not None:
             v = reader.read(score, a, b, ids).astype(np.float64)
             m = inside & ~np.isnan(v)
-            total += np.where(m, v, 0.0).sum(axis=0)
+            infinite["+inf"] |= (m & (v == np.inf)).any(axis=0)
+            infinite["-inf"] |= (m & (v == -np.inf)).any(axis=0)
+            with np.errstate(invalid="ignore"):  # +inf and -inf: NaN, the mean is undefined
+                total += np.where(m, v, 0.0).sum(axis=0)
             count += m.sum(axis=0)
             if stat == "max":
                 best = np.maximum(best, np.where(m, v, -np.inf).max(axis=0))
@@ -413,9 +424,36 @@ def _env_stats(
     elif stat in ("mean", "sum"):
         with np.errstate(invalid="ignore", divide="ignore"):
             scores = total / count if stat == "mean" else np.where(count > 0, total, np.nan)
-    else:
-        scores = np.where(np.isfinite(best), best, np.nan)
-    return scores, anyflag
+    else:  # an infinite max or min is a score; only an env without values has none
+        scores = np.where(count > 0, best, np.nan)
+    return scores, anyflag, infinite
+
+
+def _warn_nonfinite(
+    run: Run, layout: Layout, ids: np.ndarray, scores: np.ndarray, infinite, msgs: list[str]
+) -> None:
+    """Name the envs whose score scalar was ±inf, or whose score is NaN although they have
+    frames: most likely a bug in the env, which the ranking would otherwise hide."""
+    gid = run.env_ids
+    parts = [
+        f"{_plural_ids([gid[e] for e in ids[infinite[k]]])} reached {k}"
+        for k in ("+inf", "-inf")
+        if infinite[k].any()
+    ]
+    nan = np.isnan(scores)
+    if nan.any():
+        parts.append(
+            f"{_plural_ids([gid[e] for e in ids[nan]])} {'has' if nan.sum() == 1 else 'have'} "
+            "no score"
+        )
+    if parts:
+        _warn(
+            msgs,
+            f"the {layout.score_stat} of {layout.score!r} that ranks the envs is not finite: "
+            f"{'; '.join(parts)} (a bug in the env?). Under every score_stat +inf ranks "
+            "highest and -inf lowest, NaN values are left out, and an env with no score (NaN: "
+            "no values, or a mean of +inf and -inf) ranks after all others, in either order",
+        )
 
 
 def _sort_key(scores: np.ndarray, descending: bool) -> Callable[[int], tuple]:
@@ -658,7 +696,7 @@ def _filter_and_score(reader, layout, cand, starts, stops, window, *, need_score
     flags: tuple[str, ...] = ()
     if layout.only is not None:
         flags = ("terminated",) if layout.only == "succeeded" else (layout.only,)
-    scores, anyflag = _env_stats(
+    scores, anyflag, infinite = _env_stats(
         reader,
         cand,
         starts,
@@ -668,9 +706,12 @@ def _filter_and_score(reader, layout, cand, starts, stops, window, *, need_score
         flags=flags,
         success=success,
     )
+    keep = anyflag[flags[0]] if flags else np.ones(len(cand), bool)
+    if (_ranking(layout) or layout.order != "given") and keep.any():
+        inf_kept = {k: v[keep] for k, v in infinite.items()}
+        _warn_nonfinite(reader.run, layout, cand[keep], scores[keep], inf_kept, reader.messages)
     if not flags:
         return cand, starts, stops, scores
-    keep = anyflag[flags[0]]
     if not keep.any():
         what = {
             "terminated": "terminated",
