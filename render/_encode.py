@@ -112,13 +112,26 @@ def _probe_writable(folder: Path, what: str) -> None:
         raise ValueError(f"{what} {str(folder)!r} is not writable: {exc.strerror or exc}") from None
 
 
-def check_output(out: str | os.PathLike, kind: str, *, overwrite: bool = True) -> Path:
-    """Check, before anything is written, that ``out`` can be written as ``kind``.
+FRAME_FILE = re.compile(r"frame_\d{6}\.png")
+"""Names of the files of a folder of PNG frames."""
+
+
+def some_names(names: list[str], most: int = 4) -> str:
+    """``a, b, c, d and 3 more``: a few names of a list, for a message."""
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
+
+
+def check_output(out: str | os.PathLike, kind: str, *, overwrite: bool = False) -> Path:
+    """Check, before anything is written, that ``out`` can be written as ``kind``: a file that
+    exists is replaced only with ``overwrite``; a PNG folder may exist empty, or with
+    ``overwrite`` hold an earlier render's frames (``frame_000000.png``, ...) and nothing else.
 
     Raises:
-        ValueError: the folder is missing or not writable, or a PNG folder exists and is not
-            empty.
-        FileExistsError: the file exists and ``overwrite`` is False.
+        ValueError: the folder is missing or not writable, or the output is a folder where a
+            file is expected (or the other way round).
+        FileExistsError: the output exists and ``overwrite`` is False, or a PNG folder holds
+            other files than frames (which nothing replaces).
     """
     p = Path(out)
     if kind == "png":
@@ -128,16 +141,27 @@ def check_output(out: str | os.PathLike, kind: str, *, overwrite: bool = True) -
                 f"PNG output folder {str(p)!r} is a file; give a folder name (or a file name "
                 "ending in .mp4 or .gif)"
             )
-        if p.exists() and any(p.iterdir()):
-            raise ValueError(
-                f"PNG output folder {str(p)!r} exists and is not empty; choose a new folder"
+        found = sorted(e.name for e in p.iterdir()) if p.exists() else []
+        others = [n for n in found if not (FRAME_FILE.fullmatch(n) and (p / n).is_file())]
+        if others:
+            raise FileExistsError(
+                f"PNG output folder {str(p)!r} holds files that are not frames of an earlier "
+                f"render ({some_names(others)}); choose a new folder (overwrite replaces only "
+                "frame_NNNNNN.png files)"
+            )
+        if found and not overwrite:
+            raise FileExistsError(
+                f"PNG output folder {str(p)!r} holds an earlier render's frames "
+                f"({some_names(found)}); pass overwrite=True (--overwrite) to replace them"
             )
         return p
     _probe_writable(p.parent.resolve(), "output folder")
     if p.is_dir():
         raise ValueError(f"output {str(p)!r} is a folder; give a file name ending in .{kind}")
     if p.exists() and not overwrite:
-        raise FileExistsError(f"output {str(p)!r} exists; pass overwrite=True to replace it")
+        raise FileExistsError(
+            f"output {str(p)!r} exists; pass overwrite=True (--overwrite) to replace it"
+        )
     return p
 
 
@@ -553,7 +577,8 @@ class PngFolderWriter:
     """A folder of ``frame_000000.png``, ... (lossless), created when ``close()`` succeeds.
 
     Args:
-        path: the folder; it must not exist, or be empty.
+        path: the folder; it must not exist, or be empty, or hold only an earlier render's
+            frames (``check_output`` with ``overwrite``), which ``close()`` removes.
         compress_level: zlib level 0..9 (1 is fast). Defaults to 1.
     """
 
@@ -582,7 +607,11 @@ class PngFolderWriter:
 
     def close(self) -> Path:
         if self.path.exists():
-            self.path.rmdir()  # checked empty before rendering started
+            # checked before rendering started: empty, or an earlier render's frames only
+            for f in self.path.iterdir():
+                if FRAME_FILE.fullmatch(f.name):
+                    f.unlink()
+            self.path.rmdir()
         os.replace(self._tmp, self.path)
         return self.path
 

@@ -8,10 +8,12 @@ check that needs the run happens here, before an output file is opened.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -207,11 +209,75 @@ def _scalar_names(run: Run) -> tuple[str, ...]:
     return BUILTIN_SCALARS + tuple(n for n in run.scalar_names if n not in BUILTIN_SCALARS)
 
 
-class ScalarReader:
-    """Reads (t, k) windows of a scalar; with ``skip_bad`` a corrupt chunk reads as NaN, warned."""
+class DamageLog:
+    """Damaged ``env/frames`` objects met with ``skip_bad``, one warning per object.
 
-    def __init__(self, run: Run, *, skip_bad: bool, messages: list[str]):
+    A shard holds many envs, and reading around its damage meets it once per env. The warning
+    names the object, the envs and frames it holds, and those shown as placeholder tiles. With
+    ``deferred`` (renders of one env each, sharing the log) nothing is warned until ``flush``,
+    which warns once per object with every env any of the renders skipped.
+
+    Args:
+        messages: a list that collects the warning texts.
+        deferred: collect until ``flush``. Defaults to False (warn at once).
+    """
+
+    def __init__(self, messages: list[str], *, deferred: bool = False):
+        self.messages, self.deferred = messages, deferred
+        self._lock = threading.Lock()  # per-env renders share one log across threads
+        self._found: dict[Any, tuple[Run, CorruptChunkError, set[int], int, int]] = {}
+        self._warned: set[Any] = set()
+
+    def add(
+        self, run: Run, where: Any, exc: CorruptChunkError, envs: list[int], a: int, b: int
+    ) -> None:
+        """Stored envs ``envs`` of ``run``, frames ``a..b-1``, of damaged object ``where``
+        (``(name, stored envs, frames)`` it holds, from ``Run._env_frames_object``, or any other
+        key) are shown as placeholder tiles."""
+        with self._lock:
+            if where in self._warned:
+                return
+            old = self._found.get(where)
+            if old is None:
+                self._found[where] = (run, exc, set(envs), a, b)
+            else:
+                _, first, seen, a0, b0 = old
+                self._found[where] = (run, first, seen | set(envs), min(a, a0), max(b, b0))
+            if self.deferred:
+                return
+        self.flush()
+
+    def flush(self) -> None:
+        """Warn about every object collected and not yet warned about."""
+        with self._lock:
+            found, self._found = self._found, {}
+            self._warned.update(found)
+        for where, (run, exc, envs, a, b) in found.items():
+            ids = run.env_ids
+            held = ""
+            if isinstance(where, tuple) and len(where) == 3 and isinstance(where[1], range):
+                name, held_envs, held_frames = where
+                held = (
+                    f" object {name} (it holds {_plural_ids([ids[e] for e in held_envs])}, "
+                    f"frames {held_frames.start}..{held_frames.stop - 1}) of"
+                )
+            shown = f"{_plural_ids([ids[e] for e in sorted(envs)])}, frames {a}..{b - 1}"
+            _warn(
+                self.messages,
+                f"skipping damaged{held} {exc.array!r}: {shown} shown as placeholder tiles "
+                f"(first error: {exc})",
+            )
+
+
+class ScalarReader:
+    """Reads (t, k) windows of a scalar; with ``skip_bad`` a corrupt chunk reads as NaN, warned.
+    Also warns about damaged frames (``warn_corrupt``, ``damage``)."""
+
+    def __init__(
+        self, run: Run, *, skip_bad: bool, messages: list[str], damage: DamageLog | None = None
+    ):
         self.run, self.skip_bad, self.messages = run, skip_bad, messages
+        self.damage = damage if damage is not None else DamageLog(messages)
         self._warned: set[tuple] = set()
 
     def warn_corrupt(self, exc: CorruptChunkError, what: str) -> None:
@@ -243,6 +309,21 @@ class ScalarReader:
                 except CorruptChunkError as e2:
                     self.warn_corrupt(e2, f"scalar {name!r}, frames {f0}..{f1 - 1}")
             return out
+
+
+def _plural_ids(ids: list[int], most: int = 12) -> str:
+    """ "env 3" or "envs 0..15, 18" (runs of consecutive ids collapsed; at most ``most``
+    items, then how many more)."""
+    parts: list[str] = []
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        parts.append(str(ids[i]) if j == i else f"{ids[i]}..{ids[j]}")
+        i = j + 1
+    more = f" and {len(parts) - most} more" if len(parts) > most else ""
+    return f"env{'s' if len(ids) > 1 else ''} {', '.join(parts[:most])}{more}"
 
 
 def _scan(a: int, b: int, step: int = _SCAN_FRAMES) -> Iterator[tuple[int, int]]:
@@ -294,14 +375,22 @@ def _env_stats(
     stat: str,
     flags: tuple[str, ...],
     success: str | None,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Per env: the score reduced over [start, stop) and whether each flag was ever set."""
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per env: the score reduced over [start, stop), whether each flag was ever set, and
+    whether the score was ever +inf or -inf (``{"+inf": ..., "-inf": ...}``).
+
+    One rule under every ``stat``: NaN values (unknown: e.g. a skipped corrupt chunk) are
+    left out, ±inf are values like any other (the mean or sum of an env with +inf is +inf, its
+    max too; with both +inf and -inf its mean is undefined, NaN), and an env with no value
+    scores NaN.
+    """
     n = len(ids)
     total = np.zeros(n)
     count = np.zeros(n)
     best = np.full(n, -np.inf) if stat == "max" else np.full(n, np.inf)
     final = np.full(n, np.nan)
     anyflag = {f: np.zeros(n, bool) for f in flags}
+    infinite = {"+inf": np.zeros(n, bool), "-inf": np.zeros(n, bool)}
     lo, hi = int(starts.min()), int(stops.max())
     for a, b in _scan(lo, hi):
         frames = np.arange(a, b)[:, None]
@@ -311,7 +400,10 @@ def _env_stats(
         if score is not None:
             v = reader.read(score, a, b, ids).astype(np.float64)
             m = inside & ~np.isnan(v)
-            total += np.where(m, v, 0.0).sum(axis=0)
+            infinite["+inf"] |= (m & (v == np.inf)).any(axis=0)
+            infinite["-inf"] |= (m & (v == -np.inf)).any(axis=0)
+            with np.errstate(invalid="ignore"):  # +inf and -inf: NaN, the mean is undefined
+                total += np.where(m, v, 0.0).sum(axis=0)
             count += m.sum(axis=0)
             if stat == "max":
                 best = np.maximum(best, np.where(m, v, -np.inf).max(axis=0))
@@ -332,9 +424,36 @@ def _env_stats(
     elif stat in ("mean", "sum"):
         with np.errstate(invalid="ignore", divide="ignore"):
             scores = total / count if stat == "mean" else np.where(count > 0, total, np.nan)
-    else:
-        scores = np.where(np.isfinite(best), best, np.nan)
-    return scores, anyflag
+    else:  # an infinite max or min is a score; only an env without values has none
+        scores = np.where(count > 0, best, np.nan)
+    return scores, anyflag, infinite
+
+
+def _warn_nonfinite(
+    run: Run, layout: Layout, ids: np.ndarray, scores: np.ndarray, infinite, msgs: list[str]
+) -> None:
+    """Name the envs whose score scalar was ±inf, or whose score is NaN although they have
+    frames: most likely a bug in the env, which the ranking would otherwise hide."""
+    gid = run.env_ids
+    parts = [
+        f"{_plural_ids([gid[e] for e in ids[infinite[k]]])} reached {k}"
+        for k in ("+inf", "-inf")
+        if infinite[k].any()
+    ]
+    nan = np.isnan(scores)
+    if nan.any():
+        parts.append(
+            f"{_plural_ids([gid[e] for e in ids[nan]])} {'has' if nan.sum() == 1 else 'have'} "
+            "no score"
+        )
+    if parts:
+        _warn(
+            msgs,
+            f"the {layout.score_stat} of {layout.score!r} that ranks the envs is not finite: "
+            f"{'; '.join(parts)} (a bug in the env?). Under every score_stat +inf ranks "
+            "highest and -inf lowest, NaN values are left out, and an env with no score (NaN: "
+            "no values, or a mean of +inf and -inf) ranks after all others, in either order",
+        )
 
 
 def _sort_key(scores: np.ndarray, descending: bool) -> Callable[[int], tuple]:
@@ -577,7 +696,7 @@ def _filter_and_score(reader, layout, cand, starts, stops, window, *, need_score
     flags: tuple[str, ...] = ()
     if layout.only is not None:
         flags = ("terminated",) if layout.only == "succeeded" else (layout.only,)
-    scores, anyflag = _env_stats(
+    scores, anyflag, infinite = _env_stats(
         reader,
         cand,
         starts,
@@ -587,9 +706,12 @@ def _filter_and_score(reader, layout, cand, starts, stops, window, *, need_score
         flags=flags,
         success=success,
     )
+    keep = anyflag[flags[0]] if flags else np.ones(len(cand), bool)
+    if (_ranking(layout) or layout.order != "given") and keep.any():
+        inf_kept = {k: v[keep] for k, v in infinite.items()}
+        _warn_nonfinite(reader.run, layout, cand[keep], scores[keep], inf_kept, reader.messages)
     if not flags:
         return cand, starts, stops, scores
-    keep = anyflag[flags[0]]
     if not keep.any():
         what = {
             "terminated": "terminated",

@@ -17,6 +17,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -261,6 +262,7 @@ class BlockReader:
         h, w = self.run.env_frame_shape
         frames = np.zeros((rows, len(envs), h, w, 3), np.uint8)
         store_frames = np.arange(fa, fb, stride)
+        damaged: dict[Any, tuple[CorruptChunkError, list[int], int, int]] = {}
         for j, env in enumerate(envs):
             for blk in range(fa // bf, (fb - 1) // bf + 1):
                 sel = np.flatnonzero((store_frames >= blk * bf) & (store_frames < (blk + 1) * bf))
@@ -271,11 +273,11 @@ class BlockReader:
                     frames[sel, j] = self.run.env_frames([env], a, b, stride=stride)[:, 0]
                 except CorruptChunkError as exc:
                     bad[sel, j] = True
-                    self.scalars.warn_corrupt(
-                        exc,
-                        f"env {self.plan.global_id(env)}, frames {a}..{b - 1}: shown as a "
-                        "placeholder tile",
-                    )
+                    # a shard holds many envs: one warning for it, not one per env
+                    where = _object_of(self.run, env, a) or (exc.array, exc.chunk, env)
+                    damaged.setdefault(where, (exc, [], a, b))[1].append(env)
+        for where, (exc, bad_envs, a, b) in damaged.items():
+            self.scalars.damage.add(self.run, where, exc, bad_envs, a, b)
         return frames
 
     def global_frames(self, job: Job) -> tuple[np.ndarray | None, int, int]:
@@ -298,6 +300,13 @@ class BlockReader:
                 raise
             self.scalars.warn_corrupt(exc, f"global view, frames {fa}..{fb - 1}: placeholder")
             return None, fa, fb
+
+
+def _object_of(run: Any, env: int, frame: int) -> tuple[str, range, range] | None:
+    """(name, stored envs, frames) of the store object holding ``env``'s frame ``frame``, or
+    None for a store layer that does not say (one warning per chunk then)."""
+    find = getattr(run, "_env_frames_object", None)
+    return find(env, frame) if find is not None else None
 
 
 def _takes_out(read: Callable) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import threading
 import time
@@ -29,7 +30,9 @@ from ._encode import (
     output_kind,
     safe_filename,
     safe_join,
+    some_names,
 )
+from ._select import DamageLog
 from .frames import FrameSource, as_layout, as_run
 from .layout import LabelTemplate, Layout
 
@@ -153,7 +156,7 @@ def render(
     threads: int | None = None,
     skip_bad: bool = False,
     progress: bool | None = None,
-    overwrite: bool = True,
+    overwrite: bool = False,
     gif_max_side: int = GIF_MAX_SIDE,
     prefetch: bool = True,
 ) -> RenderResult:
@@ -178,17 +181,17 @@ def render(
         skip_bad: on a chunk that cannot be read, draw a placeholder tile (NaN for scalars) and
             warn, instead of raising. Defaults to False.
         progress: show a progress bar on stderr. Defaults to None (only when stderr is a TTY).
-        overwrite: replace an existing output file. Defaults to True.
-        gif_max_side: longest side of a GIF; larger layouts are scaled down with a warning.
-            Defaults to 1024.
+        overwrite: replace an existing output (PNG: a folder of an earlier render's frames
+            only). Defaults to False (FileExistsError).
+        gif_max_side: longest side of a GIF (larger: scaled down, warned). Defaults to 1024.
         prefetch: read the next block in a thread while encoding. Defaults to True.
 
     Returns:
         A ``RenderResult`` naming the outputs.
 
     Raises:
-        ValueError: a bad layout, env id, scalar name, time window, output suffix or folder,
-            found before anything is written.
+        ValueError: a bad layout, env id, scalar name, time window, output suffix or folder.
+        FileExistsError: the output exists and ``overwrite`` is False (both before writing).
         CorruptChunkError: a chunk cannot be read (``skip_bad=False``); names array and chunk.
         RenderError: the encoder failed; its message is included.
 
@@ -233,9 +236,16 @@ def _check_render_args(out: Any, **options: Any) -> dict[str, Any]:
 
 
 def _open_source(
-    run: Any, layout: Layout, kind: str, skip_bad: bool, gif_max_side: int, prefetch: bool
+    run: Any,
+    layout: Layout,
+    kind: str,
+    skip_bad: bool,
+    gif_max_side: int,
+    prefetch: bool,
+    damage: DamageLog | None = None,
 ) -> FrameSource:
-    """The frames of ``layout`` for an output of ``kind`` (GIFs: size and fps capped)."""
+    """The frames of ``layout`` for an output of ``kind`` (GIFs: size and fps capped);
+    ``damage``: a log of damaged frames shared with other renders."""
     gif = kind == "gif"
     source = FrameSource(
         run,
@@ -244,6 +254,7 @@ def _open_source(
         max_size=(gif_max_side, gif_max_side) if gif else None,
         fps_cap=GIF_MAX_FPS if gif else None,
         prefetch=prefetch,
+        _damage=damage,
     )
     if source.downsized_from is not None:
         w0, h0 = source.downsized_from
@@ -358,7 +369,7 @@ def render_envs(
     preset: str = "veryfast",
     threads: int | None = None,
     skip_bad: bool = False,
-    overwrite: bool = True,
+    overwrite: bool = False,
 ) -> list[Path]:
     """One video per selected env (``env_0007.mp4``, ... by global env id), rendered in parallel.
 
@@ -380,14 +391,18 @@ def render_envs(
             whatever the store says. Defaults to "env_{env:04d}".
         workers: envs rendered at once. Defaults to None (the number of CPUs, at most one per
             env).
-        crf, preset, skip_bad, overwrite: as for ``render``.
+        crf, preset, skip_bad: as for ``render``.
         threads: encoder threads per output, as for ``render``. Defaults to None (CPUs / workers).
+        overwrite: replace an earlier per-env render in ``out_dir``: remove, before rendering,
+            every .mp4 or .gif that ``name`` gives some env id, whichever envs it showed;
+            never other files. Defaults to False (FileExistsError naming such files).
 
     Returns:
         The output paths, in env order.
 
     Raises:
         ValueError: as for ``render``; also a bad suffix, name template or workers.
+        FileExistsError: ``out_dir`` holds an earlier per-env render; ``overwrite`` is False.
     """
     layout = as_layout(layout)
     if suffix not in (".mp4", ".gif"):
@@ -398,12 +413,15 @@ def render_envs(
     ):
         raise ValueError(f"workers must be an int >= 1 or None, got {workers!r}")
     out_dir = Path(out_dir)
-    check_output(out_dir if not out_dir.exists() else out_dir / f"probe{suffix}", suffix[1:])
+    # the folder's own checks (writable, not a file); the files are checked by name below
+    probe = out_dir if not out_dir.exists() else out_dir / f"probe{suffix}"
+    check_output(probe, suffix[1:], overwrite=True)
     if suffix == ".mp4":
         find_ffmpeg()
     run = as_run(run)
     plan = FrameSource(run, layout, skip_bad=skip_bad, prefetch=False).plan
-    paths = _env_paths(run, plan.global_ids, out_dir, name, suffix, overwrite)
+    paths = _env_paths(run, plan.global_ids, out_dir, name, suffix)
+    earlier = _earlier_outputs(run, out_dir, name, overwrite)
     workers = min(workers or os.cpu_count() or 1, len(plan.envs))
     if threads is None:
         threads = max(1, (os.cpu_count() or 1) // workers)
@@ -413,17 +431,24 @@ def render_envs(
         (layout.replace(envs=str(e), **_SINGLE), p)
         for e, p in zip(plan.global_ids, paths, strict=True)
     ]
+    opener = _opener(run, workers)
+    for p in earlier:  # every check passed: the earlier render goes, whole
+        p.unlink(missing_ok=True)
+    with _folder_for(out_dir):
+        return _render_jobs(jobs, opener, options, skip_bad=skip_bad, workers=workers)
+
+
+def _opener(run: Run, workers: int) -> Any:
+    """What each of ``workers`` renders calls for its run: ``run`` itself when there is one
+    worker or the stores are in memory, else a fresh open of the same stores."""
     urls = [r.url for r in run.runs] if hasattr(run, "runs") else [run.url]  # rank stores
     in_memory = any(
         u.startswith("memory://") or "://" not in u and not Path(u).exists() for u in urls
     )
     if workers == 1 or in_memory:
-        opener = lambda: run  # noqa: E731 - one run object, used by one render at a time
-    else:
-        source = urls[0] if len(urls) == 1 else urls
-        opener = lambda: as_run(source)  # noqa: E731 - each render reads its own open store
-    with _folder_for(out_dir):
-        return _render_jobs(jobs, opener, options, skip_bad=skip_bad, workers=workers)
+        return lambda: run  # one run object, used by one render at a time
+    source = urls[0] if len(urls) == 1 else urls
+    return lambda: as_run(source)  # each render reads its own open store
 
 
 @contextlib.contextmanager
@@ -442,7 +467,7 @@ def _folder_for(path: Path) -> Iterator[None]:
 
 
 def _env_paths(
-    run: Run, global_ids: tuple[int, ...], out_dir: Path, name: str, suffix: str, overwrite: bool
+    run: Run, global_ids: tuple[int, ...], out_dir: Path, name: str, suffix: str
 ) -> list[Path]:
     """The output of each env, from the name template; errors before anything is written."""
     template = LabelTemplate(name)
@@ -455,11 +480,35 @@ def _env_paths(
     ]
     if len(set(paths)) != len(paths):
         raise ValueError(f"name template {name!r} gives the same file name to several envs")
-    if not overwrite:
-        for p in paths:
-            if p.exists():
-                raise FileExistsError(f"{str(p)!r} exists; pass overwrite=True to replace it")
     return paths
+
+
+_ANY_ENV = 987654321
+"""An env id that stands for any in ``_earlier_outputs``' pattern."""
+
+
+def _earlier_outputs(run: Run, out_dir: Path, name: str, overwrite: bool) -> list[Path]:
+    """Files in ``out_dir`` that ``render_envs`` with template ``name`` writes for some env id
+    of this run's rank and name, as .mp4 or .gif: an earlier per-env render's outputs, which
+    would look like part of the new render beside it.
+
+    Raises:
+        FileExistsError: there are some and ``overwrite`` is False.
+    """
+    if not out_dir.is_dir():
+        return []
+    fields = {"env": _ANY_ENV, "rank": run.rank, "run": _run_name(run)}
+    text = re.escape(safe_filename(LabelTemplate(name).format(fields) + ".mp4")[: -len(".mp4")])
+    # the id as formatted, padded with "_" (a sanitised space) or zeros, or signed
+    pattern = re.compile(text.replace(str(_ANY_ENV), r"[_-]*\d+_*") + r"\.(mp4|gif)")
+    found = sorted(p for p in out_dir.iterdir() if pattern.fullmatch(p.name) and p.is_file())
+    if found and not overwrite:
+        raise FileExistsError(
+            f"{str(out_dir)!r} holds per-env files of an earlier render "
+            f"({some_names([p.name for p in found])}); pass overwrite=True (--overwrite) to "
+            "remove them and render anew (other files stay), or choose a new folder"
+        )
+    return found
 
 
 def _render_jobs(
@@ -477,19 +526,34 @@ def _render_jobs(
     with a note naming the outputs finished before it (they are whole and kept).
     """
     cancel = threading.Event()
+    # each output reads one env: a damaged shard is warned about once, naming every env it
+    # took out, when the renders are over
+    damage = DamageLog([], deferred=True)
 
     def one(layout: Layout, out: Path) -> Path | None:
         """Renders one output: its path, or None when it was cancelled (nothing written)."""
         if cancel.is_set():
             return None
         kind = output_kind(out)
-        source = _open_source(opener(), layout, kind, skip_bad, GIF_MAX_SIDE, prefetch=False)
+        source = _open_source(
+            opener(), layout, kind, skip_bad, GIF_MAX_SIDE, prefetch=False, damage=damage
+        )
         bar = _Progress(source.num_frames, out.name, False)
         [(path, frames)] = _encode_pages(
             source, [out], kind, options, bar, prefetch=False, cancel=cancel
         )
         return path if frames >= 0 else None  # stopped midway: its file is removed
 
+    try:
+        return _run_jobs(jobs, one, cancel, workers)
+    finally:
+        damage.flush()
+
+
+def _run_jobs(
+    jobs: list[tuple[Layout, Path]], one: Any, cancel: threading.Event, workers: int
+) -> list[Path]:
+    """``one(layout, out)`` of every job on ``workers`` threads (see ``_render_jobs``)."""
     if workers == 1:
         done: list[Path | None] = []
         try:
@@ -537,7 +601,7 @@ def contact_sheet(
     *,
     num_times: int = 8,
     skip_bad: bool = False,
-    overwrite: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """One PNG for a quick look: a row per selected env, a column per sampled time.
 
@@ -552,13 +616,15 @@ def contact_sheet(
         num_times: sampled times per env (columns), 1..256; a window of fewer frames gives a
             column per frame. Defaults to 8.
         skip_bad: placeholder tiles for unreadable chunks, with a warning. Defaults to False.
-        overwrite: replace an existing file. Defaults to True.
+        overwrite: replace an existing file; without it an existing ``out`` is an error,
+            before anything is read. Defaults to False.
 
     Returns:
         The path written.
 
     Raises:
         ValueError: as for ``render``; also a suffix other than .png or a bad num_times.
+        FileExistsError: ``out`` exists and ``overwrite`` is False.
     """
     from PIL import Image
 

@@ -27,7 +27,7 @@ import numpy as np
 from envreel.schemas import Run, open_run
 
 from ._compose import Composer, compute_geometry, nominal_tile
-from ._select import ScalarReader, _warn, plan_render
+from ._select import DamageLog, ScalarReader, _warn, plan_render
 from ._stream import BlockReader, Job, Prefetcher
 from .layout import Layout
 
@@ -111,6 +111,7 @@ class FrameSource:
         max_size: tuple[int, int] | None = None,
         fps_cap: float | None = None,
         prefetch: bool = True,
+        _damage: DamageLog | None = None,
     ) -> None:
         self.layout = layout = as_layout(layout)
         self.run = run = as_run(run)
@@ -119,7 +120,7 @@ class FrameSource:
             run, layout, skip_bad=skip_bad, fps_cap=fps_cap, messages=self.warnings
         )
         self.geometry = self._geometry(max_size)
-        scalars = ScalarReader(run, skip_bad=skip_bad, messages=self.warnings)
+        scalars = ScalarReader(run, skip_bad=skip_bad, messages=self.warnings, damage=_damage)
         fields = self.plan.label.fields if self.plan.label is not None else ()
         g = self.geometry
         self.reader = BlockReader(

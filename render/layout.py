@@ -324,7 +324,8 @@ class Layout:
     )
     score_stat: str = option(
         "mean",
-        "how the score scalar is reduced over each env's frames in the window (or its episode)",
+        "how the score scalar is reduced over each env's frames in the window (or its "
+        "episode); NaN values are left out, ±inf rank highest/lowest, envs without a score last",
         choices=SCORE_STATS,
     )
     order: str = option("given", "tile order: as given by envs, or by score", choices=ORDERS)

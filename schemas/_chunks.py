@@ -35,7 +35,7 @@ from envreel.errors import CorruptChunkError
 
 from . import _format as F
 
-__all__ = ["ChunkFormat", "chunk_format", "ChunkReader"]
+__all__ = ["ChunkFormat", "chunk_format", "ChunkReader", "shard_index_reader"]
 
 _EMPTY = 2**64 - 1
 """Shard index entry (offset and length) of an inner chunk that was never written."""
@@ -428,3 +428,62 @@ def _check_crc(data: np.ndarray, what: str) -> None:
     stored = int.from_bytes(data[-4:].tobytes(), "little")
     if google_crc32c.value(data[:-4]) != stored:
         raise ValueError(f"{what} fails its crc32c checksum")
+
+
+def shard_index_reader(store: Any, path: str, doc: Any) -> Any:
+    """A function ``(shard coords) -> (inner chunks, 2) offsets and lengths`` reading the index
+    of one shard of a sharded array (one ranged request of 16 bytes per inner chunk), for index
+    chains ``[bytes]`` or ``[bytes, crc32c]`` at either end of the shard (any zarr v3
+    writer's, envreel's included). None when the array is not sharded or its index chain is
+    another.
+
+    The function returns None for a missing shard and raises ``ValueError`` for a damaged
+    index.
+    """
+    codecs = doc.get("codecs") if isinstance(doc, dict) else None
+    first = codecs[0] if isinstance(codecs, list) and len(codecs) == 1 else None
+    conf = first.get("configuration") if isinstance(first, dict) else None
+    if not isinstance(conf, dict) or first.get("name") != "sharding_indexed":
+        return None
+    grid = (doc.get("chunk_grid") or {}).get("configuration") or {}
+    shard, inner = grid.get("chunk_shape"), conf.get("chunk_shape")
+    ok = isinstance(shard, list) and isinstance(inner, list) and len(shard) == len(inner)
+    if not ok or not all(isinstance(x, int) and x > 0 for x in (*shard, *inner)):
+        return None
+    count = int(np.prod([-(-s // i) for s, i in zip(shard, inner, strict=True)]))
+    chain = conf.get("index_codecs")
+    if not isinstance(chain, list) or not 1 <= len(chain) <= 2:
+        return None
+    head = chain[0] if isinstance(chain[0], dict) else {}
+    endian = (head.get("configuration") or {}).get("endian", "little")
+    if head.get("name") != "bytes" or endian not in ("little", "big"):
+        return None
+    crc = len(chain) == 2
+    if crc and (not isinstance(chain[1], dict) or chain[1].get("name") != "crc32c"):
+        return None
+    encoding = doc.get("chunk_key_encoding") or {"name": "default"}
+    name = encoding.get("name") if isinstance(encoding, dict) else None
+    sep = ((encoding.get("configuration") if name else None) or {}).get(
+        "separator", "/" if name == "default" else "."
+    )
+    if name not in ("default", "v2") or sep not in ("/", "."):
+        return None
+    at_end = conf.get("index_location", "end") == "end"
+    nbytes = 16 * count + 4 * crc
+    source = _Bytes(store)
+
+    def read(coords: tuple[int, ...]) -> np.ndarray | None:
+        key = sep.join(map(str, coords))
+        key = f"{path}/c{sep}{key}" if name == "default" else f"{path}/{key}"
+        raw = source.get(key, -nbytes) if at_end else source.get(key, 0, nbytes)
+        if raw is None:
+            return None
+        if len(raw) != nbytes:
+            raise ValueError(f"shard is {len(raw)} bytes, shorter than its {nbytes}-byte index")
+        if crc:
+            _check_crc(raw, "shard index")
+            raw = raw[:-4]
+        dtype = "<u8" if endian == "little" else ">u8"
+        return np.frombuffer(raw, dtype).astype(np.uint64).reshape(-1, 2)
+
+    return read

@@ -222,6 +222,15 @@ class RankedRun(Run):
                 out[:, pos] = self.runs[k].env_frames(local, start, stop, stride=stride)
         return out
 
+    def _env_frames_object(self, env: int, frame: int) -> tuple[str, range, range]:
+        """As :meth:`Run._env_frames_object`, the object of ``env``'s rank store (named with
+        the store), its envs as stored indices of the combined run."""
+        k = int(np.searchsorted(self._starts, env, side="right") - 1)
+        start = int(self._starts[k])
+        name, envs, frames = self.runs[k]._env_frames_object(env - start, frame)
+        frames = range(frames.start, min(frames.stop, self.num_frames))
+        return f"{self.runs[k].url}: {name}", range(envs.start + start, envs.stop + start), frames
+
     def scalar(
         self,
         name: str,

@@ -459,6 +459,15 @@ class Run:
                 chunk=chunk,
             ) from exc
 
+    def _env_frames_object(self, env: int, frame: int) -> tuple[str, range, range]:
+        """(name, stored envs, frames) of the ``env/frames`` object (shard) holding frame
+        ``frame`` of stored env ``env``: what one damaged object takes out of a render."""
+        per = cast(int, self.spec.envs_per_shard)  # RunSpec fills it in
+        blk, shard = frame // self.block_frames, env // per
+        envs = range(shard * per, min(self.num_envs, (shard + 1) * per))
+        frames = range(blk * self.block_frames, min(self.num_frames, (blk + 1) * self.block_frames))
+        return f"{F.ENV_FRAMES.path}/c/{blk}/{shard}/0/0/0", envs, frames
+
     def _find_bad_chunk(self, path: str, t0: int, t1: int, e0: int, e1: int) -> tuple | None:
         arr = self._array(path)
         b = self.block_frames

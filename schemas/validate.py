@@ -11,6 +11,7 @@ from zarr.core.sync import sync
 from envreel.errors import CorruptChunkError, StoreFormatError
 
 from . import _format as F
+from ._chunks import _EMPTY, shard_index_reader
 from ._inspect import (
     OPTIONAL,
     Problem,
@@ -55,7 +56,10 @@ def validate(
     dtype, shape and standard codecs the layout gives, holding at least the committed frames; no
     unexpected arrays or groups (a store of a newer minor version may add some: they are
     ignored, as every reader of this major ignores them); with ``check_data``, every committed
-    chunk decodes (checksums included) and the clip column agrees with the clip table.
+    chunk decodes (checksums included), every committed env's inner chunk of every
+    ``env/frames`` shard is in the shard's index (a shard whose index marks one never written
+    is well-formed and reads as black frames; the problem names the envs and frames), and the
+    clip column agrees with the clip table.
 
     Args:
         url: path or URL of the store.
@@ -100,7 +104,7 @@ def validate(
     if parse_version(static["version"]) <= F.FORMAT_VERSION:
         problems += _unexpected_nodes(store, expected)
     if check_data and not problems:
-        problems += _check_data(url, store, spec, state, present)
+        problems += _check_data(url, store, spec, state, present, docs)
     return spec_problems + problems
 
 
@@ -131,13 +135,76 @@ def _add(problems: list[Problem], exc: StoreFormatError) -> None:
         problems.append(p)
 
 
-def _check_data(url, store, spec, state, present) -> list[Problem]:
+def _shard_indexes(store, doc) -> Callable[[int, int], Any] | None:
+    """``(block, shard) -> index`` of ``env/frames``' shards (None for a missing shard), or None
+    when the array is not sharded or its index chain is not one ``_chunks`` reads."""
+    read = shard_index_reader(store, F.ENV_FRAMES.path, doc)
+    if read is None:
+        return None
+
+    def index(blk: int, shard: int) -> Any:
+        coords = (blk, shard, 0, 0, 0)
+        try:
+            return read(coords)
+        except Exception as exc:  # noqa: BLE001 - a damaged index is named like a read's
+            raise CorruptChunkError(
+                f"{F.ENV_FRAMES.path} chunk {coords}: cannot read the shard index: "
+                f"{type(exc).__name__}: {exc}",
+                array=F.ENV_FRAMES.path,
+                chunk=coords,
+            ) from exc
+
+    return index
+
+
+def _empty_inner_chunks(
+    run, shard_indexes, blk: int, t0: int, t1: int, problems: list[Problem]
+) -> None:
+    """Add to ``problems`` the committed env chunks of block ``blk`` that a shard's index marks
+    never written (one problem per shard).
+
+    Such a shard is well-formed (zarr and the reader read the chunk as the fill value: black
+    frames), but the writer writes every env's chunk of every block, so only a tool that
+    rewrote the index or a partial copy leaves one: damage, named by env and frames.
+    """
+    per = int(run.spec.envs_per_shard)
+    n = run.num_envs
+    for shard in range(-(-n // per)):
+        coords = (blk, shard, 0, 0, 0)
+        try:
+            index = shard_indexes(blk, shard)
+        except StoreFormatError as exc:
+            _add(problems, exc)
+            continue
+        if index is None:  # a missing shard: the block's read named it
+            continue
+        entries = index[: min(n, (shard + 1) * per) - shard * per]
+        empty = np.flatnonzero((entries[:, 0] == _EMPTY) & (entries[:, 1] == _EMPTY))
+        if not empty.size:
+            continue
+        envs = [shard * per + int(k) for k in empty]
+        ids = run.env_ids
+        named = ", ".join(
+            str(e) if ids[e] == e else f"{e} (env id {ids[e]})" for e in envs[:16]
+        ) + (f" and {len(envs) - 16} more" if len(envs) > 16 else "")
+        problems.append(
+            Problem(
+                F.ENV_FRAMES.path,
+                f"shard {coords}: the index marks the chunks of env(s) {named} as never "
+                f"written, although their frames [{t0}, {t1}) are committed (they would read "
+                "as black frames)",
+            )
+        )
+
+
+def _check_data(url, store, spec, state, present, docs) -> list[Problem]:
     from .reader import Run
 
     run = Run(store, str(url), {"version": ""}, spec, state)
     run._present = set(present)
     problems: list[Problem] = []
     b, n = spec.block_frames, run.num_frames
+    shard_indexes = _shard_indexes(store, docs.get(F.ENV_FRAMES.path))
     env_names = ("reward", "terminated", "truncated", "episode", "episode_step", "stale")
     for t0 in range(0, n, b):
         t1 = min(n, t0 + b)
@@ -153,6 +220,8 @@ def _check_data(url, store, spec, state, present) -> list[Problem]:
                 read(*args)
             except StoreFormatError as exc:
                 _add(problems, exc)
+        if shard_indexes is not None:
+            _empty_inner_chunks(run, shard_indexes, t0 // b, t0, t1, problems)
         if len(problems) > 100:
             problems.append(Problem("(data)", "stopped after 100 problems"))
             return problems

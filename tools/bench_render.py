@@ -241,6 +241,7 @@ def child(args: argparse.Namespace) -> None:
                 preset=args.preset,
                 threads=args.threads,
                 progress=False,
+                overwrite=True,
             )
         dt = time.perf_counter() - t
         n = res.frames[0]

@@ -503,6 +503,12 @@ def _check_label(layout, run) -> None:
     is_flag=True,
     help="Render corrupt chunks as placeholder tiles (with a warning) instead of failing.",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing OUT (a PNG folder: its frames; --per-env: every env file of an "
+    "earlier render in OUT, other files stay).",
+)
 @_layout_options
 @click.pass_context
 @library_errors
@@ -517,6 +523,7 @@ def render(
     per_env,
     per_env_format,
     skip_bad,
+    overwrite,
     **flags,
 ):
     """Render a run store in a layout chosen now: OUT.mp4, OUT.gif, a folder of PNGs.
@@ -556,6 +563,7 @@ def render(
                 crf=crf,
                 preset=x264_preset,
                 skip_bad=skip_bad,
+                overwrite=overwrite,
             )
         else:
             result = R.render(
@@ -566,6 +574,7 @@ def render(
                 preset=x264_preset,
                 skip_bad=skip_bad,
                 progress=_show_progress(ctx),
+                overwrite=overwrite,
             )
             paths = result.paths  # its warnings are printed once by library_errors
     for p in paths:
@@ -591,8 +600,9 @@ def render(
     help=_flag_help(spec(Layout, "scale")),
 )
 @click.option("--skip-bad", is_flag=True, help="Placeholder tiles for corrupt chunks.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUT.")
 @library_errors
-def sheet(runs, out, envs, times, scale, skip_bad):
+def sheet(runs, out, envs, times, scale, skip_bad, overwrite):
     """Write a contact sheet PNG: one row per env, one column per sampled time. Several
     stores (the ranks of a multi-GPU run) make one sheet.
 
@@ -609,7 +619,9 @@ def sheet(runs, out, envs, times, scale, skip_bad):
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     with _damage_hint(runs):
-        path = R.contact_sheet(_open(runs), out, layout, num_times=times, skip_bad=skip_bad)
+        path = R.contact_sheet(
+            _open(runs), out, layout, num_times=times, skip_bad=skip_bad, overwrite=overwrite
+        )
     click.echo(str(path))
 
 
@@ -747,7 +759,7 @@ def pack(run, out, overwrite):
     help="HEIGHTxWIDTH of the global camera, or 'none'.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing demo store in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier demo's outputs in --out.")
 @click.pass_context
 @library_errors
 def demo(ctx, out_dir, num_envs, steps, size, global_size, seed, overwrite):

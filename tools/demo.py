@@ -82,12 +82,12 @@ def run_demo(
         size: height and width of each env camera, pixels. Defaults to 128.
         global_size: (height, width) of the global camera, or None. Defaults to (360, 640).
         seed: random seed of the simulation. Defaults to 0.
-        overwrite: replace an existing ``run.zarr``. Defaults to False.
+        overwrite: replace the outputs of an earlier demo in ``out_dir``. Defaults to False.
         progress: show progress bars on stderr. Defaults to False.
         log: called with one-line status messages. Defaults to None.
 
     Raises:
-        FileExistsError: ``out_dir/run.zarr`` exists and ``overwrite`` is False (checked first).
+        FileExistsError: one of the outputs exists and ``overwrite`` is False (checked first).
         ImportError: Newton is not installed (the message has the install command).
     """
     from envreel.capture import Recorder
@@ -97,8 +97,13 @@ def run_demo(
     say = log or (lambda _m: None)
     out_dir = Path(out_dir)
     store = out_dir / "run.zarr"
-    if store.exists() and not overwrite:
-        raise FileExistsError(f"{store} exists; pass --overwrite (overwrite=True) to replace it")
+    outputs = [store, *(out_dir / n for n in ("grid.mp4", "grid.gif", "sheet.png"))]
+    found = [str(p) for p in outputs if p.exists()]
+    if found and not overwrite:
+        raise FileExistsError(
+            f"{', '.join(found)} exist{'s' if len(found) == 1 else ''}; pass --overwrite "
+            "(overwrite=True) to replace the demo's outputs"
+        )
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"--out {out_dir} is a file, expected a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -181,6 +186,7 @@ def run_demo(
         ),
         mp4,
         progress=progress,
+        overwrite=overwrite,
     )
     gif = out_dir / "grid.gif"
     render(
@@ -188,10 +194,15 @@ def run_demo(
         Layout(scale=0.5, label="{env}", font_size=9, fps=15, stride=2, max_width=640),
         gif,
         progress=progress,
+        overwrite=overwrite,
     )
     sheet = out_dir / "sheet.png"
     contact_sheet(
-        store, sheet, Layout(envs="0-7" if num_envs > 8 else "all", scale=0.75), num_times=8
+        store,
+        sheet,
+        Layout(envs="0-7" if num_envs > 8 else "all", scale=0.75),
+        num_times=8,
+        overwrite=overwrite,
     )
     render_s = time.perf_counter() - t2
 

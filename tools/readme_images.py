@@ -93,11 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, (fields, frame) in PICTURES.items():
         layout = Layout(**fields)
         if frame == "gif":
-            render(store, layout, out / name)
+            render(store, layout, out / name, overwrite=True)
         else:
             _frame(store, layout, int(frame), out / name)
         print(out / name, (out / name).stat().st_size, "bytes")
-    contact_sheet(store, out / "sheet.png", Layout(envs="0-3", scale=0.5), num_times=8)
+    contact_sheet(
+        store, out / "sheet.png", Layout(envs="0-3", scale=0.5), num_times=8, overwrite=True
+    )
     print(out / "sheet.png")
     _viewer_screenshot(store, out / "viewer.png")
     return 0

@@ -69,3 +69,15 @@ def test_demo_small(tmp_path):
     gif = Image.open(out / "grid.gif")
     assert gif.n_frames >= 10
     assert Image.open(out / "sheet.png").size[0] > 64
+
+
+def test_demo_refuses_an_earlier_demos_outputs_before_simulating(tmp_path):
+    # with run.zarr gone but grid.mp4 left, the demo simulated and then replaced grid.mp4
+    # silently; now every output is checked first, and --overwrite replaces them
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "grid.mp4").write_bytes(b"mine")
+    res = CliRunner().invoke(main, ["demo", "--out", str(out), "--steps", "2"])
+    assert res.exit_code == 1
+    assert f"{out / 'grid.mp4'} exists; pass --overwrite (overwrite=True)" in res.output
+    assert sorted(p.name for p in out.iterdir()) == ["grid.mp4"]

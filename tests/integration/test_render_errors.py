@@ -91,7 +91,7 @@ def test_start_after_stop_is_refused_in_layout_and_dict(pristine, tmp_path):
         ("afile.txt/video.mp4", ValueError, "is not a folder"),
         ("video.avi", ValueError, r"unknown suffix '\.avi'; expected \.mp4, \.gif"),
         ("video.png", ValueError, r"unknown suffix '\.png'.*contact_sheet"),
-        ("full", ValueError, "exists and is not empty"),
+        ("full", FileExistsError, r"holds files that are not frames of an earlier render \(keep"),
         ("plainfile", ValueError, "PNG output folder '.*plainfile' is a file"),
         ("folder_as_file", ValueError, "is a folder"),
     ],
@@ -121,14 +121,86 @@ def test_output_folder_not_writable(pristine, tmp_path):
         render(pristine, Layout(), folder / "video.mp4")
 
 
-def test_existing_output_and_overwrite(pristine, tmp_path):
-    out = tmp_path / "v.mp4"
+@pytest.mark.parametrize("name", ["v.mp4", "v.gif", "sheet.png"])
+def test_an_existing_output_is_refused_unless_overwrite(pristine, tmp_path, name):
+    # render and contact_sheet replaced an existing file silently (overwrite=True by default),
+    # unlike pack, demo and the recorder
+    out = tmp_path / name
     out.write_bytes(b"old")
-    with pytest.raises(FileExistsError, match="overwrite=True"):
-        render(pristine, Layout(stop=2), out, overwrite=False)
-    assert out.read_bytes() == b"old"
-    render(pristine, Layout(stop=2), out)
-    assert out.stat().st_size > 3
+
+    def write(**kw):
+        if name == "sheet.png":
+            return contact_sheet(pristine, out, Layout(stop=2), **kw)
+        return render(pristine, Layout(stop=2), out, **kw)
+
+    with pytest.raises(FileExistsError, match=r"exists; pass overwrite=True \(--overwrite\)"):
+        write()
+    assert out.read_bytes() == b"old" and _listing(tmp_path) == [name]
+    write(overwrite=True)
+    assert out.stat().st_size > 3 and _listing(tmp_path) == [name]
+
+
+def test_a_png_folder_of_an_earlier_render_is_replaced_only_with_overwrite(pristine, tmp_path):
+    out = tmp_path / "frames"
+    render(pristine, Layout(label=None), out)  # T frames
+    with pytest.raises(FileExistsError, match="holds an earlier render's frames .*--overwrite"):
+        render(pristine, Layout(stop=3, label=None), out)
+    assert len(list(out.iterdir())) == T
+    render(pristine, Layout(stop=3, label=None), out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == [f"frame_{i:06d}.png" for i in range(3)]
+    (out / "notes.txt").write_text("mine")  # never removed, so the folder is refused
+    with pytest.raises(FileExistsError, match=r"not frames of an earlier render \(notes.txt\)"):
+        render(pristine, Layout(stop=2, label=None), out, overwrite=True)
+    assert len(list(out.iterdir())) == 4
+
+
+def test_per_env_render_refuses_or_removes_an_earlier_per_env_render(pristine, tmp_path):
+    # re-rendering fewer envs left the earlier render's other env files beside the new ones
+    each = tmp_path / "each"
+    render_envs(pristine, each, suffix=".gif", workers=2)
+    assert sorted(p.name for p in each.iterdir()) == [f"env_{e:04d}.gif" for e in range(N)]
+    (each / "notes.txt").write_text("mine")
+    (each / "env_final.gif").write_text("mine")  # not a name the template gives an env
+    (each / "env_0009.mp4").write_text("earlier")  # the same pattern in the other format
+    mtimes = {p.name: p.stat().st_mtime_ns for p in each.iterdir()}
+    with pytest.raises(FileExistsError) as info:
+        render_envs(pristine, each, Layout(envs="0,1"), suffix=".gif")
+    assert str(info.value) == (
+        f"{str(each)!r} holds per-env files of an earlier render (env_0000.gif, env_0001.gif, "
+        "env_0002.gif, env_0003.gif and 3 more); pass overwrite=True (--overwrite) to remove "
+        "them and render anew (other files stay), or choose a new folder"
+    )
+    assert {p.name: p.stat().st_mtime_ns for p in each.iterdir()} == mtimes
+    render_envs(pristine, each, Layout(envs="0,1"), suffix=".gif", overwrite=True)
+    assert sorted(p.name for p in each.iterdir()) == [
+        "env_0000.gif",
+        "env_0001.gif",
+        "env_final.gif",
+        "notes.txt",
+    ]
+
+
+def test_cli_render_and_sheet_refuse_an_existing_output_unless_overwrite(pristine, tmp_path):
+    from click.testing import CliRunner
+
+    from envreel.tools.cli import main
+
+    runner = CliRunner()
+    for args in (["render", pristine], ["sheet", pristine]):
+        out = str(tmp_path / ("v.gif" if args[0] == "render" else "s.png"))
+        assert runner.invoke(main, [*args, out]).exit_code == 0
+        before = Path(out).read_bytes()
+        res = runner.invoke(main, [*args, out, "--envs", "0"])
+        assert res.exit_code == 1 and "exists; pass overwrite=True (--overwrite)" in res.output
+        assert Path(out).read_bytes() == before
+        res = runner.invoke(main, [*args, out, "--envs", "0", "--overwrite"])
+        assert res.exit_code == 0 and Path(out).read_bytes() != before
+    each = str(tmp_path / "each")
+    assert runner.invoke(main, ["render", pristine, each, "--per-env", "--per-env-format", "gif"])
+    res = runner.invoke(main, ["render", pristine, each, "--per-env", "--envs", "0"])
+    assert res.exit_code == 1 and "holds per-env files of an earlier render" in res.output
+    res = runner.invoke(main, ["render", pristine, each, "--per-env", "--envs", "0", "--overwrite"])
+    assert res.exit_code == 0 and sorted(os.listdir(each)) == ["env_0000.mp4"]
 
 
 @pytest.mark.parametrize(
@@ -237,7 +309,7 @@ def test_skip_bad_draws_a_placeholder_and_warns(store, tmp_path):
         render(store, Layout(label=None), tmp_path / "probe.mp4")
     bad_env = info.value.chunk[1]
     lay = Layout(columns=3, label=None, border=0)
-    with pytest.warns(UserWarning, match=r"corrupt chunk .*'env/frames'") as rec:
+    with pytest.warns(UserWarning, match=r"damaged object .*'env/frames'") as rec:
         res = render(store, lay, tmp_path / "frames", skip_bad=True)
     assert any(f"env {bad_env}" in str(w.message) for w in rec)
     assert any("env/frames" in m for m in res.warnings)
@@ -252,6 +324,68 @@ def test_skip_bad_draws_a_placeholder_and_warns(store, tmp_path):
                 assert np.array_equal(got, ph)
             else:
                 assert np.array_equal(got, env_frame(env, t, H, W)), (t, env)
+
+
+def _damage_warnings(rec) -> list[str]:
+    return [str(w.message) for w in rec if "env/frames" in str(w.message)]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "deleted"])
+def test_skip_bad_warns_once_per_damaged_shard_naming_its_envs(store, tmp_path, damage):
+    # a shard holds every env's chunk of a block: it warned once per env (6 lines here)
+    shard = Path(store) / "env/frames/c/1/0/0/0/0"
+    if damage == "truncated":
+        shard.write_bytes(shard.read_bytes()[:100])
+    else:
+        shard.unlink()
+    held = "object env/frames/c/1/0/0/0/0 (it holds envs 0..5, frames 8..15)"
+    lay = Layout(label=None)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        res = render(store, lay, tmp_path / "a.gif", skip_bad=True)
+    [msg] = _damage_warnings(rec)
+    assert msg.startswith(
+        f"skipping damaged {held} of 'env/frames': envs 0..5, frames 8..15 shown as "
+        "placeholder tiles (first error: env/frames chunk (1, 0, 0, 0, 0): "
+    ), msg
+    assert [m for m in res.warnings if "env/frames" in m] == [msg]
+    # one output per env: still one warning, naming every env the outputs skipped
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        render_envs(store, tmp_path / "each", lay, suffix=".gif", workers=3, skip_bad=True)
+    [msg] = _damage_warnings(rec)
+    assert msg.startswith(f"skipping damaged {held} of 'env/frames': envs 0..5, frames 8..15 ")
+
+
+def test_skip_bad_names_the_one_env_of_a_shard_that_cannot_be_read(store, tmp_path):
+    corrupt_chunk(store, "env/frames", (1, 0, 0, 0, 0))  # the bytes of env 2's chunk
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        render(store, Layout(label=None), tmp_path / "a.gif", skip_bad=True)
+    [msg] = _damage_warnings(rec)
+    assert msg.startswith(
+        "skipping damaged object env/frames/c/1/0/0/0/0 (it holds envs 0..5, frames 8..15) of "
+        "'env/frames': env 2, frames 8..15 shown as placeholder tiles (first error: "
+        "env/frames chunk (1, 2, 0, 0, 0): "
+    ), msg
+
+
+def test_cli_skip_bad_prints_one_line_per_damaged_shard(store, tmp_path):
+    from click.testing import CliRunner
+
+    from envreel.tools.cli import main
+
+    shard = Path(store) / "env/frames/c/0/0/0/0/0"
+    shard.write_bytes(shard.read_bytes()[:100])
+    for extra in ([], ["--per-env", "--per-env-format", "gif"]):
+        out = str(tmp_path / ("each" if extra else "a.gif"))
+        res = CliRunner().invoke(main, ["render", store, out, "--skip-bad", *extra])
+        assert res.exit_code == 0, res.output
+        lines = [ln for ln in res.output.splitlines() if "env/frames" in ln]
+        assert len(lines) == 1 and lines[0].startswith(
+            "warning: skipping damaged object env/frames/c/0/0/0/0/0 (it holds envs 0..5, "
+            "frames 0..7) of 'env/frames': envs 0..5, frames 0..7 shown as placeholder tiles"
+        ), res.output
 
 
 def test_deleted_and_truncated_chunks(store, tmp_path):

@@ -635,7 +635,7 @@ def test_memory_does_not_grow_with_run_length(tmp_path):
         tracemalloc.start()
         stream.Prefetcher.__init__ = spy
         try:
-            render(p, Layout(columns=2), tmp_path / "len.mp4")
+            render(p, Layout(columns=2), tmp_path / "len.mp4", overwrite=True)
         finally:
             stream.Prefetcher.__init__ = original
             peaks.append(tracemalloc.get_traced_memory()[1])
@@ -676,3 +676,93 @@ def test_job_length_is_bounded_by_raw_frames_shown_small(store):
     assert reader.max_rows * env_bytes <= 2 * budget
     assert all(len(j) <= reader.max_rows for j in reader.jobs(0))
     assert sum(len(j) for j in reader.jobs(0)) == T
+
+
+# ---- ranking with non-finite scores -----------------------------------------------------------
+INF, NAN = np.inf, np.nan
+NONFINITE_REWARDS = {  # env: (every frame's reward, {frame: another value})
+    0: (1.0, {}),
+    1: (2.0, {}),
+    2: (0.5, {3: INF}),  # a bug in the env: mean, sum and max +inf
+    3: (0.0, {5: -INF}),
+    4: (NAN, {}),  # no value at all: no score
+    5: (3.0, {2: INF, 4: -INF}),  # mean and sum undefined, max +inf, min -inf
+}
+# the score of each env under each stat, and the descending order it gives: ±inf are the
+# highest/lowest scores and NaN ranks after every env with a score, under every stat
+NONFINITE_RANKS = {
+    "mean": ([1, 2, INF, -INF, NAN, NAN], (2, 1, 0, 3, 4, 5)),
+    "sum": ([16, 32, INF, -INF, NAN, NAN], (2, 1, 0, 3, 4, 5)),
+    "max": ([1, 2, INF, 0, NAN, INF], (2, 5, 1, 0, 3, 4)),
+    "min": ([1, 2, 0.5, -INF, NAN, -INF], (1, 0, 2, 3, 5, 4)),
+    "final": ([1, 2, 0.5, 0, NAN, 3], (5, 1, 0, 2, 3, 4)),
+}
+
+
+@pytest.fixture(scope="module")
+def nonfinite_store(tmp_path_factory):
+    from store_helpers import fill_block
+
+    from envreel.schemas import RunSpec, create_run
+
+    spec = RunSpec(num_envs=6, env_frame_shape=(8, 8), fps=10, block_frames=16)
+    url = tmp_path_factory.mktemp("nonfinite") / "run.zarr"
+    writer = create_run(url, spec)
+    block = fill_block(spec, 0, 16)
+    for env, (value, others) in NONFINITE_REWARDS.items():
+        block.reward[:, env] = value
+        for frame, v in others.items():
+            block.reward[frame, env] = v
+    writer.append(block)
+    writer.close()
+    return url
+
+
+@pytest.mark.filterwarnings("ignore:the .* that ranks the envs is not finite")
+@pytest.mark.parametrize("stat", sorted(NONFINITE_RANKS))
+def test_non_finite_scores_rank_by_one_rule_under_every_stat(nonfinite_store, stat):
+    # +inf ranked first under mean but last under max (made NaN), and -inf alike under min
+    from envreel.render._select import plan_render
+
+    want_scores, want_order = NONFINITE_RANKS[stat]
+    msgs: list[str] = []
+    with pytest.warns(UserWarning, match="not finite"):
+        plan = plan_render(
+            open_run(nonfinite_store), Layout(order="descending", score_stat=stat), messages=msgs
+        )
+    assert plan.envs == want_order
+    np.testing.assert_array_equal(plan.scores, [want_scores[e] for e in want_order])
+    ascending = plan_render(
+        open_run(nonfinite_store), Layout(order="ascending", score_stat=stat), messages=[]
+    )
+    ranked = [e for e in want_order if not np.isnan(want_scores[e])]
+    unranked = [e for e in want_order if np.isnan(want_scores[e])]
+    assert [e for e in ascending.envs if e in ranked] == sorted(
+        ranked, key=lambda e: want_scores[e]
+    )
+    assert list(ascending.envs[len(ranked) :]) == unranked  # NaN last either way
+    for k in (1, 2, len(ranked)):  # NaN is never among the best or the worst
+        top = plan_render(open_run(nonfinite_store), Layout(top_k=k, score_stat=stat), messages=[])
+        bottom = plan_render(
+            open_run(nonfinite_store), Layout(bottom_k=k, score_stat=stat), messages=[]
+        )
+        assert set(top.envs) == set(want_order[:k])
+        assert set(bottom.envs) == set(ascending.envs[:k])
+        assert not any(np.isnan(want_scores[e]) for e in top.envs + bottom.envs)
+    no_score = {"mean": "envs 4..5 have", "sum": "envs 4..5 have"}.get(stat, "env 4 has")
+    assert msgs == [
+        f"the {stat} of 'reward' that ranks the envs is not finite: envs 2, 5 reached +inf; "
+        f"envs 3, 5 reached -inf; {no_score} no score (a bug in the env?). Under every "
+        "score_stat +inf ranks highest and -inf lowest, NaN values are left out, and an env "
+        "with no score (NaN: no values, or a mean of +inf and -inf) ranks after all others, in "
+        "either order"
+    ]
+
+
+def test_finite_scores_warn_nothing(nonfinite_store, tmp_path):
+    from envreel.render._select import plan_render
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan = plan_render(open_run(nonfinite_store), Layout(envs="0,1", top_k=1), messages=[])
+    assert plan.envs == (1,)

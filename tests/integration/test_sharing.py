@@ -42,7 +42,7 @@ def local_gif(store: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 def _render_bytes(run: object, tmp_path: Path) -> bytes:
     out = tmp_path / "remote.gif"
-    render(run, Layout(global_view="right"), out)
+    render(run, Layout(global_view="right"), out, overwrite=True)  # one scratch file for all
     return out.read_bytes()
 
 

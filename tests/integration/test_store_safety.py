@@ -403,3 +403,75 @@ def test_a_place_that_cannot_hold_a_store_is_named_when_the_recorder_is_made(tmp
     (tmp_path / "afile").write_bytes(b"x")
     with pytest.raises(FileExistsError, match=r"run\.zarr': .*afile is a file, not a folder"):
         Recorder(tmp_path / "afile" / "run.zarr", num_envs=2, fps=30)
+
+
+def _mark_inner_chunks_empty(shard, entries):
+    """Rewrite a shard's index (crc32c recomputed) so inner chunks ``entries`` read as never
+    written: a well-formed shard that a buggy tool or a partial copy could leave."""
+    import google_crc32c
+
+    data = bytearray(shard.read_bytes())
+    per = (len(data) - 4) // 16  # an upper bound; the index is the last 16 * per + 4 bytes
+    for n_entries in range(1, per + 1):
+        raw = bytes(data[-(16 * n_entries + 4) : -4])
+        if google_crc32c.value(raw) == int.from_bytes(data[-4:], "little"):
+            break
+    index = np.frombuffer(raw, "<u8").reshape(n_entries, 2).copy()
+    index[list(entries)] = 2**64 - 1
+    raw = index.tobytes()
+    data[-(16 * n_entries + 4) :] = raw + google_crc32c.value(raw).to_bytes(4, "little")
+    shard.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("envs_per_shard", "shard", "entries", "named"),
+    [(None, "1/0", [2], "env(s) 2 "), (2, "1/1", [0, 1], "env(s) 2, 3 ")],
+)
+def test_validate_names_envs_whose_chunks_a_shard_index_marks_never_written(
+    tmp_path, envs_per_shard, shard, entries, named
+):
+    # such a shard is well-formed and reads as black frames: validate passed it
+    url = tmp_path / "e.zarr"
+    write_run(url, small_spec(envs_per_shard=envs_per_shard), block_sizes=(8, 8, 5))
+    _mark_inner_chunks_empty(url / f"env/frames/c/{shard}/0/0/0", entries)
+    assert open_run(url).env_frames([2], 8, 16).max() == 0  # what a render showed
+    problems = validate(url)
+    assert [(p.where, p.message) for p in problems] == [
+        (
+            "env/frames",
+            f"shard (1, {shard[-1]}, 0, 0, 0): the index marks the chunks of {named}as never "
+            "written, although their frames [8, 16) are committed (they would read as black "
+            "frames)",
+        )
+    ]
+    assert validate(url, check_data=False) == []  # --quick reads no shard
+
+
+def test_validate_names_never_written_chunks_in_a_layout_zarr_reads(tmp_path):
+    # env/frames rewritten by another tool with gzip inside the shards: read through zarr, not
+    # envreel's direct reader, so the shard indexes are read on their own
+    url = tmp_path / "g.zarr"
+    write_run(url, small_spec(), block_sizes=(8, 8, 5))
+    old = zarr.open_array(url / "env/frames", mode="r")
+    data = old[:]
+    zarr.create_array(
+        LocalStore(url),
+        name="env/frames",
+        shape=old.shape,
+        dtype=old.dtype,
+        chunks=(8, 1, *old.shape[2:]),
+        shards=old.shards,
+        compressors=zarr.codecs.GzipCodec(),
+        overwrite=True,
+        config={"write_empty_chunks": True},
+    )[:] = data
+    assert validate(url) == []
+    _mark_inner_chunks_empty(url / "env/frames/c/2/0/0/0/0", [0])
+    problems = validate(url)
+    assert [(p.where, p.message) for p in problems] == [
+        (
+            "env/frames",
+            "shard (2, 0, 0, 0, 0): the index marks the chunks of env(s) 0 as never written, "
+            "although their frames [16, 21) are committed (they would read as black frames)",
+        )
+    ]
