@@ -93,6 +93,9 @@ class RecorderStats:
         queue_capacity_bytes: bytes of the ring (<= ``max_queue_bytes``).
         blocked_s: seconds ``capture()`` waited for a free buffer (``on_full="block"``).
         writer_busy_s: seconds the writer spent appending blocks (compressing and writing).
+        inf_values: reward and scalar values stored as +-inf: beyond float32's range (about
+            +-3.4e38, the dtype they are stored in) or infinite as given. Warned about once;
+            also in the store's ``inf_values`` counter.
     """
 
     steps: int
@@ -108,6 +111,7 @@ class RecorderStats:
     queue_capacity_bytes: int
     blocked_s: float
     writer_busy_s: float
+    inf_values: int = 0
 
 
 class Recorder:
@@ -408,6 +412,7 @@ class Recorder:
             queue_capacity_bytes=self._ring.nbytes if self._ring else 0,
             blocked_s=self._blocked_s,
             writer_busy_s=c.busy_s,
+            inf_values=c.inf_values,
         )
 
     def start_clip(self) -> None:

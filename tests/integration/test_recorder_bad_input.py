@@ -6,6 +6,8 @@ Each case runs twice: as the first capture (the store must not even be created) 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from recorder_helpers import frames
@@ -271,3 +273,43 @@ def test_torch_bad_inputs():
         )
     assert rec.stats.steps == 0
     rec.close()
+
+
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_values_beyond_float32_are_counted_and_warned_once(tmp_path, writer):
+    # Rewards and scalars are stored as float32: 1e39 becomes inf. The writer counts every such
+    # value and the recorder warns once, naming the first; numpy's own cast warning is not shown.
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "r.zarr"
+    rec = Recorder(path, num_envs=N, fps=30, block_frames=4, writer=writer, scalar_names=("speed",))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for t in range(10):
+            reward = np.arange(N, dtype=np.float64)
+            speed = torch.zeros(N, dtype=torch.float64)
+            if t == 5:
+                reward[1] = 1e39
+            if t == 6:
+                reward[2] = -1e39
+                speed[0] = 3e300
+            rec.capture(good(t), reward=reward, scalars={"speed": speed})
+        rec.close()
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1, messages
+    for fragment in ("reward at env 1, step 5", "stored as inf", "3 such value(s) in this block"):
+        assert fragment in messages[0], messages[0]
+    assert rec.stats.inf_values == 3
+    run = open_run(path)
+    assert run.counters["inf_values"] == 3
+    reward = run.scalar("reward")
+    assert reward[5, 1] == np.inf and reward[6, 2] == -np.inf
+    assert np.isfinite(np.delete(reward.ravel(), [5 * N + 1, 6 * N + 2])).all()
+    np.testing.assert_array_equal(run.scalar("speed")[6], [np.inf, 0, 0])
+    assert validate(str(path)) == []
+
+
+def test_finite_values_count_no_inf(tmp_path):
+    with Recorder(tmp_path / "r.zarr", num_envs=N, fps=30, writer="thread") as rec:
+        rec.capture(good(0), reward=np.full(N, 3e38))
+    assert rec.stats.inf_values == 0
+    assert "inf_values" not in open_run(tmp_path / "r.zarr").counters
