@@ -18,6 +18,7 @@ import concurrent.futures.thread  # noqa: F401 - see _register_exit
 import functools
 import os
 import queue
+import sys
 import threading
 import time
 import warnings
@@ -646,7 +647,7 @@ class Recorder:
             if self._writer_opts.on_error == "raise" and not self._error_reported:
                 self._error_reported = True
                 raise RecorderError(msg) from w.close_error
-            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            _warn_caller(msg)
 
     def __enter__(self) -> Recorder:
         return self
@@ -887,7 +888,7 @@ class Recorder:
     def _emit_warning(self, w: WriterThread) -> None:
         msg, w.pending_warning = w.pending_warning, None
         if msg is not None:
-            warnings.warn(msg, RuntimeWarning, stacklevel=4)
+            _warn_caller(msg)
 
     def _measure_stored(self) -> int:
         try:
@@ -897,6 +898,19 @@ class Recorder:
             return int(run.stored_bytes())
         except Exception:  # noqa: BLE001 - a size we cannot list is reported as -1
             return -1
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _warn_caller(message: str) -> None:
+    """A RuntimeWarning pointing at the first frame outside envreel.capture: the user's
+    ``capture()``, ``close()`` or ``with`` block, however deep inside the recorder it is raised
+    (so warning filters on the training loop apply to it)."""
+    level, frame = 2, cast(Any, sys._getframe(1))
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, RuntimeWarning, stacklevel=level)
 
 
 def _check_url(url: Any) -> None:
