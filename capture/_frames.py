@@ -64,6 +64,17 @@ def describe(x: Any) -> str:
     return f"{type(x).__name__} {x!r}"[:200]
 
 
+def refuse_masked(name: str, x: Any) -> None:
+    """TypeError for a numpy masked array: its mask would be dropped in silence."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a numpy masked array ({int(np.ma.count_masked(x))} masked of "
+            f"{x.size}); envreel stores plain values and would drop the mask: pass "
+            f"{name}.filled(value) to store a value where masked, or np.asarray({name}) to "
+            "store the values under the mask"
+        )
+
+
 try:
     from numpy.lib.array_utils import byte_bounds as _byte_bounds
 except ImportError:  # numpy < 2
@@ -162,7 +173,7 @@ class ImageInput:
             if kind != CUDA_PIXELS or x is self._last_cuda:
                 return kind, x
         if isinstance(x, np.ndarray):
-            key = (np.ndarray, x.shape, x.dtype, x.strides)
+            key = (type(x), x.shape, x.dtype, x.strides)
             last = self._last
             # Same object, same layout (a shape or dtype can be reassigned in place): same plan.
             if last is not None and last[0] is x and last[1] == key:
@@ -170,6 +181,7 @@ class ImageInput:
             if key == self._key:
                 kind = self._kind
             else:
+                refuse_masked(self.name, x)  # its type is in the key: checked once per kind
                 kind = self._classify(x.shape, x.dtype, None)
                 if kind == NP_COPY and x.shape[-1] == 3 and x.strides[-2:] != (3, 1):
                     kind = NP_WORDS if self._wordable(x) else NP_COPY
@@ -414,8 +426,9 @@ class ValueInput:
                 x = x.float()
             return False, self._in_range(x.numpy())
         arr = x if isinstance(x, np.ndarray) else np.asarray(x)
-        key = (arr.shape, arr.dtype)
+        key = (type(arr), arr.shape, arr.dtype)
         if key != self._key:
+            refuse_masked(self.name, arr)
             if arr.shape != (n,):
                 raise ValueError(
                     f"{self.name} must have shape ({n},) (one value per env), got {arr.shape}"
@@ -468,6 +481,7 @@ def check_pose(name: str, x: Any, shape: tuple[int, ...]) -> tuple[bool, Any]:
         if x.device.type == "cuda":
             return True, x
         return False, x.detach().double().numpy()
+    refuse_masked(name, x)
     arr = np.asarray(x)
     if arr.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
@@ -487,6 +501,7 @@ def check_static(name: str, x: Any, shapes: tuple[tuple[int, ...], ...]) -> np.n
         x = x.detach().cpu().double().numpy()
     elif hasattr(x, "torch") and is_torch(getattr(x, "torch", None)):  # Isaac Lab ProxyArray
         x = x.torch.detach().cpu().double().numpy()
+    refuse_masked(name, x)
     try:
         arr = np.array(x, dtype=np.float64)
     except (TypeError, ValueError):

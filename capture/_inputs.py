@@ -198,6 +198,7 @@ class Inputs:
             if done.device.type == "cuda":
                 return checked, (True, done)
             return checked, (False, done.detach().numpy())
+        fr.refuse_masked("done", done)
         arr = done if isinstance(done, np.ndarray) else np.asarray(done)
         if arr.shape != shape:
             raise ValueError(f"{what}, got shape {arr.shape}")

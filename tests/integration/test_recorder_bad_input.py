@@ -120,6 +120,48 @@ CASES = [
     ("step negative", dict(step=-1), ValueError, ["step must be >= 0", "-1"], {}),
     ("sim_time NaN", dict(sim_time=float("nan")), ValueError, ["sim_time", "nan"], {}),
     (
+        "masked frames",
+        dict(env_rgb=np.ma.masked_array(good(0), mask=good(0) > 200)),
+        TypeError,
+        ["env_rgb is a numpy masked array", "env_rgb.filled(value)"],
+        {},
+    ),
+    (
+        "masked frames, nothing masked",
+        dict(env_rgb=np.ma.masked_array(good(0))),
+        TypeError,
+        ["env_rgb is a numpy masked array (0 masked of 720)"],
+        {},
+    ),
+    (
+        "masked reward",
+        dict(reward=np.ma.masked_array(np.ones(N), mask=[0, 1, 0])),
+        TypeError,
+        ["reward is a numpy masked array (1 masked of 3)", "reward.filled(value)"],
+        {},
+    ),
+    (
+        "masked terminated",
+        dict(terminated=np.ma.masked_array(np.ones(N, bool), mask=[0, 1, 0])),
+        TypeError,
+        ["terminated is a numpy masked array"],
+        {},
+    ),
+    (
+        "masked scalar",
+        dict(scalars={"speed": np.ma.masked_array(np.ones(N), mask=[1, 0, 0])}),
+        TypeError,
+        ["scalars['speed'] is a numpy masked array"],
+        dict(scalar_names=("speed",)),
+    ),
+    (
+        "masked pose",
+        dict(env_camera_poses=np.ma.masked_array(np.tile(np.eye(4), (N, 1, 1)))),
+        TypeError,
+        ["env_camera_poses is a numpy masked array"],
+        dict(env_pose_per_frame=True),
+    ),
+    (
         "poses without per-frame",
         dict(env_camera_poses=np.tile(np.eye(4), (N, 1, 1))),
         ValueError,
@@ -201,6 +243,20 @@ def _check_case(tmp_path, bad, exc, fragments, opts, first, *, writer):
     np.testing.assert_array_equal(run.frame_values("step"), steps)
     np.testing.assert_array_equal(run.env_frames(), np.stack([good(t) for t in steps]))
     assert validate(str(path)) == []
+
+
+def test_masked_array_after_a_plain_one_of_the_same_shape_is_refused(tmp_path):
+    # The checks are cached per input kind: a masked array of the plain one's shape and dtype
+    # is another kind, not a cache hit whose mask is dropped.
+    with Recorder(tmp_path / "r.zarr", num_envs=N, fps=30, writer="thread") as rec:
+        rec.capture(good(0), reward=np.ones(N))
+        with pytest.raises(TypeError, match="env_rgb is a numpy masked array"):
+            rec.capture(np.ma.masked_array(good(1), mask=good(1) > 200), reward=np.ones(N))
+        with pytest.raises(TypeError, match="reward is a numpy masked array"):
+            rec.capture(good(1), reward=np.ma.masked_array(np.full(N, 2.0), mask=[0, 1, 0]))
+        rec.capture(good(1), reward=np.full(N, 3.0))
+    run = open_run(tmp_path / "r.zarr")
+    np.testing.assert_array_equal(run.scalar("reward"), [[1.0] * N, [3.0] * N])
 
 
 def test_changed_shape_mid_run(tmp_path):

@@ -39,6 +39,11 @@ BAD = [
     (dict(env_origins=np.full((N, 3), np.nan)), ValueError, "env_origins must be finite"),
     (dict(env_intrinsics=np.eye(4)), ValueError, "(4, 3, 3) or (3, 3)"),
     (
+        dict(env_origins=np.ma.masked_array(np.zeros((N, 3)), mask=np.eye(N, 3))),
+        TypeError,
+        "env_origins is a numpy masked array (3 masked of 12)",
+    ),
+    (
         dict(env_pose_per_frame=True, env_camera_poses=np.tile(np.eye(4), (N, 1, 1))),
         ValueError,
         "pass them to capture()",
