@@ -50,9 +50,59 @@ CUDA_PIXELS = "cuda-pixels"  # uint8 CUDA frames, 4 bytes a pixel (RGBA or its [
 CUDA_FLOAT = "cuda-float"  # float CUDA tensor: converted on the device, then copied
 
 
+_TORCH_TYPES: dict[type, bool] = {}  # type -> it or a base class is torch's
+
+
 def is_torch(x: Any) -> bool:
-    """Whether ``x`` is a torch object, without importing torch."""
-    return type(x).__module__.startswith("torch")
+    """Whether ``x`` is a torch object (or of a subclass of one), without importing torch."""
+    t = type(x)
+    known = _TORCH_TYPES.get(t)
+    if known is None:
+        known = _TORCH_TYPES[t] = any(
+            c.__module__ == "torch" or c.__module__.startswith("torch.") for c in t.__mro__
+        )
+    return known
+
+
+def plain_tensor(name: str, x: Any, expected: str) -> Any:
+    """``x`` as a dense torch.Tensor on the CPU or a CUDA device, without autograd.
+
+    The slow path of torch input, run when an input's kind is first seen (and for subclasses
+    and tensors that require grad, which are converted here each call: a view, no copy).
+
+    Raises:
+        TypeError: not a tensor, a sparse or other non-strided layout, or a subclass whose data
+            lives in other tensors (a wrapper subclass).
+        ValueError: a device other than the CPU or CUDA (meta, mps, ...).
+    """
+    torch = _torch()
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be {expected}, got {describe(x)}")
+    if x.layout != torch.strided:
+        raise TypeError(
+            f"{name} is a {x.layout} tensor; envreel copies dense (strided) tensors: pass "
+            f"{name}.to_dense()"
+        )
+    dev = x.device
+    if dev.type not in ("cpu", "cuda"):
+        what = " (a meta tensor has a shape but no values)" if dev.type == "meta" else ""
+        raise ValueError(
+            f"{name} is on the {dev} device{what}; envreel records tensors on the CPU or a "
+            "CUDA device"
+        )
+    t = type(x)
+    if t is not torch.Tensor:
+        if t.__torch_dispatch__ is not torch.Tensor.__torch_dispatch__:
+            raise TypeError(
+                f"{name} is a {t.__name__}, a tensor subclass that keeps its values elsewhere; "
+                "pass a plain torch.Tensor of its values"
+            )
+        x = x.as_subclass(torch.Tensor)  # e.g. nn.Parameter: the same memory, plain methods
+    if x.requires_grad:
+        x = x.detach()
+    if x.is_neg() or x.is_conj():
+        x = x.resolve_neg().resolve_conj()  # lazy views whose bytes are not their values
+    return x
 
 
 def describe(x: Any) -> str:
@@ -194,15 +244,14 @@ class ImageInput:
             return out
         if is_torch(x):
             torch = _torch()
-            if not isinstance(x, torch.Tensor):
-                raise TypeError(
-                    f"{self.name} must be a numpy array or torch tensor, got {describe(x)}"
-                )
+            if type(x) is not torch.Tensor or x.requires_grad:
+                x = plain_tensor(self.name, x, f"a numpy array or torch tensor {self.expected}")
             dev = x.device
-            key = (torch.Tensor, x.shape, x.dtype, dev, x.stride())
+            key = (torch.Tensor, x.shape, x.dtype, dev, x.stride(), x.layout)
             if key == self._key:
                 kind = self._kind
             else:
+                x = plain_tensor(self.name, x, f"a numpy array or torch tensor {self.expected}")
                 kind = self._classify(tuple(x.shape), x.dtype, dev)
                 if dev.type == "cuda":
                     if self.device is None:
@@ -220,9 +269,10 @@ class ImageInput:
                     if not _pixels_readable(x):
                         return CUDA, x  # the last pixel's 4th byte lies outside the storage
                     self._last_cuda = x
-                self._cuda_type, self._cuda_key, self._cuda_kind = type(x), key[1:], kind
+                # as the fast path at the top compares it (the layout is strided by now)
+                self._cuda_key = (x.shape, x.dtype, dev, x.stride())
+                self._cuda_type, self._cuda_kind = type(x), kind
                 return kind, x
-            x = x.detach()
             if x.dtype == torch.bfloat16:
                 x = x.float()
             arr = x.numpy()
@@ -354,7 +404,9 @@ class ImageInput:
         """
         x3 = x if x.shape[-1] == 3 else x[..., :3]
         if kind in (CUDA, CUDA_PIXELS):
-            return x3, None
+            return x3, None  # uint8: never requires grad
+        if x3.requires_grad:  # the fast path hands the caller's tensor over as it is
+            x3 = x3.detach()  # no autograd graph for the conversion, nor kept by the ring
         torch = _torch()
         lo, hi = self.value_range
         xf = x3.float()
@@ -405,11 +457,12 @@ class ValueInput:
         n = self.num_envs
         if is_torch(x):
             torch = _torch()
-            if not isinstance(x, torch.Tensor):
-                raise TypeError(f"{self.name} must be an array of shape ({n},), got {describe(x)}")
+            if type(x) is not torch.Tensor or x.requires_grad:
+                x = plain_tensor(self.name, x, f"an array of shape ({n},)")
             dev = x.device
-            key = (x.shape, x.dtype, dev)
+            key = (x.shape, x.dtype, dev, x.layout)
             if key != self._key:
+                x = plain_tensor(self.name, x, f"an array of shape ({n},)")
                 if tuple(x.shape) != (n,):
                     raise ValueError(
                         f"{self.name} must have shape ({n},) (one value per env), got "
@@ -419,9 +472,9 @@ class ValueInput:
                     raise TypeError(f"{self.name} must be {self._what}, got {x.dtype}")
                 self._key = key
             if dev.type == "cuda":
-                self._cuda_type, self._cuda_key = type(x), key
+                # as the fast path at the top compares it (the layout is strided by now)
+                self._cuda_type, self._cuda_key = torch.Tensor, (x.shape, x.dtype, dev)
                 return True, x
-            x = x.detach()
             if x.dtype == torch.bfloat16:
                 x = x.float()
             return False, self._in_range(x.numpy())
@@ -473,14 +526,14 @@ def check_step(step: Any, last: int | None) -> int:
 def check_pose(name: str, x: Any, shape: tuple[int, ...]) -> tuple[bool, Any]:
     """A per-frame camera pose (camera-to-world 4×4 matrices) of ``shape``; not checked for NaN."""
     if is_torch(x):
-        torch = _torch()
-        if not isinstance(x, torch.Tensor) or tuple(x.shape) != shape:
+        x = plain_tensor(name, x, f"an array of shape {shape}")
+        if tuple(x.shape) != shape:
             raise ValueError(f"{name} must have shape {shape}, got {describe(x)}")
         if not x.dtype.is_floating_point:
             raise TypeError(f"{name} must be floating point, got {x.dtype}")
         if x.device.type == "cuda":
             return True, x
-        return False, x.detach().double().numpy()
+        return False, x.double().numpy()
     refuse_masked(name, x)
     arr = np.asarray(x)
     if arr.shape != shape:
@@ -497,10 +550,10 @@ def check_static(name: str, x: Any, shapes: tuple[tuple[int, ...], ...]) -> np.n
     """
     if x is None:
         return None
+    if hasattr(x, "torch") and is_torch(getattr(x, "torch", None)):  # Isaac Lab ProxyArray
+        x = x.torch
     if is_torch(x):
-        x = x.detach().cpu().double().numpy()
-    elif hasattr(x, "torch") and is_torch(getattr(x, "torch", None)):  # Isaac Lab ProxyArray
-        x = x.torch.detach().cpu().double().numpy()
+        x = plain_tensor(name, x, f"a numeric array of shape {shapes[0]}").cpu().double().numpy()
     refuse_masked(name, x)
     try:
         arr = np.array(x, dtype=np.float64)

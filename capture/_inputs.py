@@ -190,14 +190,14 @@ class Inputs:
         kinds, dtypes = fr.VALUE_KINDS["bool"]  # ValueInput's rule for done flags
         what = f"done must be {dtypes} of shape {shape} (steps × envs)"
         if fr.is_torch(done):
-            torch = fr._torch()
-            if not isinstance(done, torch.Tensor) or tuple(done.shape) != shape:
+            done = fr.plain_tensor("done", done, f"{dtypes} of shape {shape}")
+            if tuple(done.shape) != shape:
                 raise ValueError(f"{what}, got {fr.describe(done)}")
             if done.dtype.is_complex or (done.dtype.is_floating_point and "f" not in kinds):
                 raise TypeError(f"{what}, got {done.dtype}")
             if done.device.type == "cuda":
                 return checked, (True, done)
-            return checked, (False, done.detach().numpy())
+            return checked, (False, done.numpy())
         fr.refuse_masked("done", done)
         arr = done if isinstance(done, np.ndarray) else np.asarray(done)
         if arr.shape != shape:

@@ -178,6 +178,136 @@ CASES = [
 ]
 
 
+def _wrapper_subclass(torch, inner):
+    """A tensor subclass that keeps its values in another tensor (as DTensor does)."""
+
+    class Wrapped(torch.Tensor):
+        @staticmethod
+        def __new__(cls, inner):
+            return torch.Tensor._make_wrapper_subclass(
+                cls, inner.shape, dtype=inner.dtype, device=inner.device
+            )
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        @classmethod
+        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+            raise NotImplementedError(func)
+
+    return Wrapped(inner)
+
+
+# (id, torch -> kwargs of the bad capture, error type, message fragments, recorder options)
+TORCH_CASES = [
+    (
+        "meta frames",
+        lambda torch: dict(env_rgb=torch.empty((N, H, W, 3), dtype=torch.uint8, device="meta")),
+        ValueError,
+        ["env_rgb is on the meta device", "CPU or a CUDA device"],
+        {},
+    ),
+    (
+        "sparse frames",
+        lambda torch: dict(env_rgb=torch.from_numpy(good(0)).to_sparse()),
+        TypeError,
+        ["env_rgb is a torch.sparse_coo tensor", "env_rgb.to_dense()"],
+        {},
+    ),
+    (
+        "wrapper subclass frames",
+        lambda torch: dict(env_rgb=_wrapper_subclass(torch, torch.from_numpy(good(0)))),
+        TypeError,
+        ["env_rgb is a Wrapped, a tensor subclass", "plain torch.Tensor"],
+        {},
+    ),
+    (
+        "meta reward",
+        lambda torch: dict(reward=torch.empty(N, device="meta")),
+        ValueError,
+        ["reward is on the meta device"],
+        {},
+    ),
+    (
+        "sparse terminated",
+        lambda torch: dict(terminated=torch.ones(N, dtype=torch.bool).to_sparse()),
+        TypeError,
+        ["terminated is a torch.sparse_coo tensor"],
+        {},
+    ),
+    (
+        "meta scalar",
+        lambda torch: dict(scalars={"speed": torch.empty(N, device="meta")}),
+        ValueError,
+        ["scalars['speed'] is on the meta device"],
+        dict(scalar_names=("speed",)),
+    ),
+    (
+        "meta pose",
+        lambda torch: dict(env_camera_poses=torch.empty((N, 4, 4), device="meta")),
+        ValueError,
+        ["env_camera_poses is on the meta device"],
+        dict(env_pose_per_frame=True),
+    ),
+]
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["first-capture", "mid-run"])
+@pytest.mark.parametrize(
+    ("make", "exc", "fragments", "opts"),
+    [c[1:] for c in TORCH_CASES],
+    ids=[c[0] for c in TORCH_CASES],
+)
+def test_bad_torch_capture(tmp_path, make, exc, fragments, opts, first):
+    torch = pytest.importorskip("torch")
+    _check_case(tmp_path, make(torch), exc, fragments, opts, first, writer="thread")
+
+
+def test_torch_subclasses_and_grad_tensors_are_recorded_as_their_values(tmp_path):
+    torch = pytest.importorskip("torch")
+
+    class Tagged(torch.Tensor):  # a plain subclass, as libraries tag tensors
+        pass
+
+    path = tmp_path / "r.zarr"
+    rec = Recorder(
+        path, num_envs=N, fps=30, writer="thread", value_range=(0.0, 1.0), scalar_names=("v",)
+    )
+    rec.capture(
+        torch.from_numpy(good(0)).as_subclass(Tagged),
+        reward=torch.tensor([1.0, 2.0, 3.0]).as_subclass(Tagged),
+        terminated=torch.tensor([True, False, True]).as_subclass(Tagged),
+    )
+    weights = torch.nn.Parameter(torch.from_numpy(good(1)).float() / 255)
+    rec.capture(
+        weights,
+        reward=torch.tensor([4.0, 5.0, 6.0], requires_grad=True) * 1,
+        scalars={"v": torch.tensor([7.0, 8.0, 9.0], requires_grad=True)},
+    )
+    rec.close()
+    run = open_run(path)
+    np.testing.assert_array_equal(run.env_frames(), np.stack([good(0), good(1)]))
+    np.testing.assert_array_equal(run.scalar("reward"), [[1, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(run.scalar("terminated")[0], [True, False, True])
+    np.testing.assert_array_equal(run.scalar("v")[1], [7, 8, 9])
+    assert weights.grad is None
+
+
+def test_count_done_refuses_meta_and_sparse_flags(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "r.zarr"
+    opts = dict(num_envs=N, fps=30, writer="thread", video_length=1, video_interval=3)
+    with Recorder(path, **opts) as rec:
+        rec.capture(good(0))
+        with pytest.raises(ValueError, match="done is on the meta device"):
+            rec.count_done([1, 2], torch.empty((2, N), dtype=torch.bool, device="meta"))
+        with pytest.raises(TypeError, match=r"done is a torch.sparse_coo tensor.*to_dense"):
+            rec.count_done([1, 2], torch.ones((2, N), dtype=torch.bool).to_sparse())
+        rec.count_done([1, 2], torch.tensor([[False, True, False], [False, False, False]]))
+        rec.capture(good(3))
+    np.testing.assert_array_equal(open_run(path).scalar("episode")[1], [0, 1, 0])
+
+
 def _poses(opts):
     return (
         {"env_camera_poses": np.tile(np.eye(4), (N, 1, 1))}

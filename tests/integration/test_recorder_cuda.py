@@ -386,3 +386,24 @@ def test_reused_buffers_windows_and_stale_done(tmp_path):
     np.testing.assert_array_equal(run.scalar("stale"), dones[kept])
     # a stale done frame keeps the finished episode's index: the count of done flags before it
     np.testing.assert_array_equal(run.scalar("episode"), (np.cumsum(dones, 0) - dones)[kept])
+
+
+def test_same_kind_of_cuda_input_takes_the_fast_path(monkeypatch):
+    # A CUDA tensor of the kind the last call passed skips every check after one comparison:
+    # the second call classifies nothing and converts nothing.
+    from envreel.capture import _frames as fr
+
+    dev = _dev()
+    env = fr.ImageInput("env_rgb", lead=(N,), shape=None, value_range=None)
+    reward = fr.ValueInput("reward", kind="float", num_envs=N)
+    x = torch.zeros((N, H, W, 3), dtype=torch.uint8, device=dev)
+    r = torch.zeros(N, device=dev)
+    assert env.check(x) == (fr.CUDA, x) and reward.check(r) == (True, r)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the slow path ran")
+
+    monkeypatch.setattr(fr.ImageInput, "_classify", refuse)
+    monkeypatch.setattr(fr, "plain_tensor", refuse)
+    assert env.check(x)[1] is x
+    assert reward.check(r)[1] is r

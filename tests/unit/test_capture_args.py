@@ -108,6 +108,19 @@ def test_constructor_without_capture_creates_nothing_when_shape_unknown(tmp_path
     assert not (tmp_path / "r.zarr").exists()
 
 
+def test_torch_statics_that_hold_no_values_are_refused(tmp_path):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="env_origins is on the meta device"):
+        Recorder(
+            tmp_path / "r.zarr", num_envs=N, fps=30, env_origins=torch.empty((N, 3), device="meta")
+        )
+    with pytest.raises(TypeError, match=r"global_camera_pose is a torch.sparse_coo tensor"):
+        Recorder(
+            tmp_path / "r.zarr", num_envs=N, fps=30, global_camera_pose=torch.eye(4).to_sparse()
+        )
+    assert not (tmp_path / "r.zarr").exists()
+
+
 def test_torch_statics_are_accepted():
     torch = pytest.importorskip("torch")
     rec = Recorder(
