@@ -165,6 +165,26 @@ def _torch():
     return torch
 
 
+class CudaDevice:
+    """The CUDA device of a recorder's inputs, fixed by the first CUDA input it is given: the
+    copies are ordered on that device's stream, so a tensor on another device could be read
+    before the work that writes it is done. Shared by every input's checks."""
+
+    def __init__(self) -> None:
+        self.device: Any = None
+
+    def check(self, name: str, device: Any) -> None:
+        """ValueError when ``device`` (a CUDA device) is not the recorder's."""
+        if self.device is None:
+            self.device = device
+        elif device != self.device:
+            raise ValueError(
+                f"{name} is on {device}, but this recorder's CUDA inputs are on {self.device} "
+                "(the first CUDA input it was given); one recorder records one device: move "
+                f"{name} there, or use a recorder per device"
+            )
+
+
 class ImageInput:
     """Checks one image input (env or global frames) and copies it into slots.
 
@@ -173,6 +193,7 @@ class ImageInput:
         lead: leading dims before (H, W, C): (num_envs,) for env frames, () for global.
         shape: (height, width) expected, or None to fix it at the first input.
         value_range: (lo, hi) of float input, or None (float input is then an error).
+        cuda: the recorder's CUDA device record. Defaults to None (one of its own).
     """
 
     def __init__(
@@ -182,6 +203,7 @@ class ImageInput:
         lead: tuple[int, ...],
         shape: tuple[int, int] | None,
         value_range: tuple[float, float] | None,
+        cuda: CudaDevice | None = None,
     ) -> None:
         self.name = name
         self.lead = lead
@@ -193,7 +215,7 @@ class ImageInput:
         # and working out its copy plan (memory bounds, the word view) costs ~0.1 ms.
         self._last: tuple[Any, tuple, tuple[str, Any]] | None = None
         self._scratch: np.ndarray | None = None  # float32 (lead..., H, W, 3), host floats
-        self.device: Any = None  # torch.device of CUDA input, fixed by the first one
+        self.cuda = CudaDevice() if cuda is None else cuda
         self._last_cuda: Any = None  # the last CUDA_PIXELS tensor whose storage was checked
         # The type, (shape, dtype, device, strides) and plan kind of the last CUDA input that
         # passed: a caller that hands the same kind of tensor every step skips the rest.
@@ -254,13 +276,7 @@ class ImageInput:
                 x = plain_tensor(self.name, x, f"a numpy array or torch tensor {self.expected}")
                 kind = self._classify(tuple(x.shape), x.dtype, dev)
                 if dev.type == "cuda":
-                    if self.device is None:
-                        self.device = dev
-                    elif dev != self.device:
-                        raise ValueError(
-                            f"{self.name} is on {dev}, but this recorder's CUDA inputs are on "
-                            f"{self.device}; one recorder records one device"
-                        )
+                    self.cuda.check(self.name, dev)
                 if kind == CUDA and _pixel_strides(x.shape, x.stride()):
                     kind = CUDA_PIXELS
                 self._key, self._kind = key, kind
@@ -439,10 +455,14 @@ class ValueInput:
         name: argument name for messages.
         kind: "float", "bool" or "int": which dtypes are accepted.
         num_envs: N.
+        cuda: the recorder's CUDA device record. Defaults to None (one of its own).
     """
 
-    def __init__(self, name: str, *, kind: str, num_envs: int) -> None:
+    def __init__(
+        self, name: str, *, kind: str, num_envs: int, cuda: CudaDevice | None = None
+    ) -> None:
         self.name = name
+        self.cuda = CudaDevice() if cuda is None else cuda
         self.num_envs = num_envs
         self._kinds, self._what = VALUE_KINDS[kind]
         self._int32 = kind == "int"  # stored as int32: bigger values would wrap silently
@@ -470,6 +490,8 @@ class ValueInput:
                     )
                 if x.dtype.is_complex or (x.dtype.is_floating_point and "f" not in self._kinds):
                     raise TypeError(f"{self.name} must be {self._what}, got {x.dtype}")
+                if dev.type == "cuda":
+                    self.cuda.check(self.name, dev)
                 self._key = key
             if dev.type == "cuda":
                 # as the fast path at the top compares it (the layout is strided by now)
@@ -523,8 +545,11 @@ def check_step(step: Any, last: int | None) -> int:
     return step
 
 
-def check_pose(name: str, x: Any, shape: tuple[int, ...]) -> tuple[bool, Any]:
-    """A per-frame camera pose (camera-to-world 4×4 matrices) of ``shape``; not checked for NaN."""
+def check_pose(
+    name: str, x: Any, shape: tuple[int, ...], cuda: CudaDevice | None = None
+) -> tuple[bool, Any]:
+    """A per-frame camera pose (camera-to-world 4×4 matrices) of ``shape``; not checked for NaN.
+    ``cuda``: the recorder's CUDA device record, which a CUDA pose must match."""
     if is_torch(x):
         x = plain_tensor(name, x, f"an array of shape {shape}")
         if tuple(x.shape) != shape:
@@ -532,6 +557,8 @@ def check_pose(name: str, x: Any, shape: tuple[int, ...]) -> tuple[bool, Any]:
         if not x.dtype.is_floating_point:
             raise TypeError(f"{name} must be floating point, got {x.dtype}")
         if x.device.type == "cuda":
+            if cuda is not None:
+                cuda.check(name, x.device)
             return True, x
         return False, x.double().numpy()
     refuse_masked(name, x)

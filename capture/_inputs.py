@@ -88,24 +88,31 @@ class Inputs:
         self.step_dt = step_dt
         self.fixed = False  # shapes fixed: the store exists
         self.last_step: int | None = None
+        self.cuda = fr.CudaDevice()  # every CUDA input must be on the first one's device
         self.env = fr.ImageInput(
-            "env_rgb", lead=(num_envs,), shape=env_frame_shape, value_range=value_range
+            "env_rgb",
+            lead=(num_envs,),
+            shape=env_frame_shape,
+            value_range=value_range,
+            cuda=self.cuda,
         )
         self.global_shape = global_frame_shape
         self.glob: fr.ImageInput | None = None
         if global_frame_shape is not None:
             self.glob = self._global_input(global_frame_shape)
         self.values = {
-            name: fr.ValueInput(name, kind=kind, num_envs=num_envs)
+            name: fr.ValueInput(name, kind=kind, num_envs=num_envs, cuda=self.cuda)
             for name, kind in _VALUE_KINDS.items()
         }
         self.scalars = {
-            s: fr.ValueInput(f"scalars[{s!r}]", kind="float", num_envs=num_envs)
+            s: fr.ValueInput(f"scalars[{s!r}]", kind="float", num_envs=num_envs, cuda=self.cuda)
             for s in scalar_names
         }
 
     def _global_input(self, shape: tuple[int, int] | None) -> fr.ImageInput:
-        return fr.ImageInput("global_rgb", lead=(), shape=shape, value_range=self.value_range)
+        return fr.ImageInput(
+            "global_rgb", lead=(), shape=shape, value_range=self.value_range, cuda=self.cuda
+        )
 
     def fix_shapes(self, env_shape: tuple[int, int], global_shape: tuple[int, int] | None) -> None:
         """The store was created with these shapes: later calls must match them."""
@@ -196,6 +203,7 @@ class Inputs:
             if done.dtype.is_complex or (done.dtype.is_floating_point and "f" not in kinds):
                 raise TypeError(f"{what}, got {done.dtype}")
             if done.device.type == "cuda":
+                self.cuda.check("done", done.device)
                 return checked, (True, done)
             return checked, (False, done.numpy())
         fr.refuse_masked("done", done)
@@ -256,7 +264,7 @@ class Inputs:
             )
         if poses is None:
             raise ValueError("env_camera_poses (N, 4, 4) is required: env_pose_per_frame=True")
-        return fr.check_pose("env_camera_poses", poses, (self.num_envs, 4, 4))
+        return fr.check_pose("env_camera_poses", poses, (self.num_envs, 4, 4), self.cuda)
 
     def _check_global_pose(self, pose: Any) -> tuple[bool, Any] | None:
         if pose is None and not self.global_pose_per_frame:
@@ -269,4 +277,4 @@ class Inputs:
             )
         if pose is None:
             raise ValueError("global_camera_pose (4, 4) is required: global_pose_per_frame=True")
-        return fr.check_pose("global_camera_pose", pose, (4, 4))
+        return fr.check_pose("global_camera_pose", pose, (4, 4), self.cuda)
