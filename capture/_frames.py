@@ -22,6 +22,7 @@ torch is imported only when an input's type lives in the ``torch`` module.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -484,10 +485,7 @@ class ValueInput:
             if key != self._key:
                 x = plain_tensor(self.name, x, f"an array of shape ({n},)")
                 if tuple(x.shape) != (n,):
-                    raise ValueError(
-                        f"{self.name} must have shape ({n},) (one value per env), got "
-                        f"{tuple(x.shape)}"
-                    )
+                    raise self._shape_error(tuple(x.shape))
                 if x.dtype.is_complex or (x.dtype.is_floating_point and "f" not in self._kinds):
                     raise TypeError(f"{self.name} must be {self._what}, got {x.dtype}")
                 if dev.type == "cuda":
@@ -505,13 +503,22 @@ class ValueInput:
         if key != self._key:
             refuse_masked(self.name, arr)
             if arr.shape != (n,):
-                raise ValueError(
-                    f"{self.name} must have shape ({n},) (one value per env), got {arr.shape}"
-                )
+                raise self._shape_error(arr.shape)
             if arr.dtype.kind not in self._kinds:
                 raise TypeError(f"{self.name} must be {self._what}, got {arr.dtype}")
             self._key = key
         return False, self._in_range(arr)
+
+    def _shape_error(self, shape: tuple[int, ...]) -> ValueError:
+        n = self.num_envs
+        hint = ""
+        if shape == ():
+            hint = ": a single value; pass one per env"
+        elif int(np.prod(shape)) == n:
+            hint = f": {n} values, but pass them flat, e.g. {self.name}.reshape(-1)"
+        return ValueError(
+            f"{self.name} must have shape ({n},) (one value per env), got {shape}{hint}"
+        )
 
     def _in_range(self, arr: np.ndarray) -> np.ndarray:
         if self._int32 and arr.size:
@@ -529,8 +536,8 @@ def check_step(step: Any, last: int | None) -> int:
     if step is None:
         return 0 if last is None else last + 1
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        if is_torch(step) and getattr(step, "ndim", None) == 0 and not step.is_floating_point():
-            step = int(step)  # a 0-d tensor; on CUDA this synchronises: pass an int
+        if _integer_0d(step):
+            step = int(step)  # a 0-d tensor on CUDA synchronises here: pass an int
         else:
             raise TypeError(f"step must be an int, got {step!r} ({type(step).__name__})")
     step = int(step)
@@ -543,6 +550,40 @@ def check_step(step: Any, last: int | None) -> int:
     if last is not None and step <= last:
         raise ValueError(f"step must increase from call to call: got {step} after {last}")
     return step
+
+
+def _integer_0d(x: Any) -> bool:
+    """A 0-d integer numpy array or torch tensor (not bool)."""
+    if isinstance(x, np.ndarray):
+        return x.ndim == 0 and x.dtype.kind in "iu"
+    return (
+        is_torch(x)
+        and getattr(x, "ndim", None) == 0
+        and not (x.is_floating_point() or x.is_complex() or x.dtype == _torch().bool)
+    )
+
+
+def check_sim_time(sim_time: Any) -> float:
+    """Simulated seconds: a finite real number (a Python or numpy scalar, or a 0-d array or
+    tensor; a CUDA one synchronises here: pass a float)."""
+    value = sim_time
+    if not isinstance(value, bool) and getattr(value, "ndim", None) == 0:
+        if isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
+            value = value.item()
+        elif is_torch(value) and not (value.is_complex() or value.dtype == _torch().bool):
+            value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"sim_time must be a number of seconds (an int or float), got {sim_time!r} "
+            f"({type(sim_time).__name__})"
+        )
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond float64
+        value = math.inf
+    if not math.isfinite(value):
+        raise ValueError(f"sim_time must be a finite number of seconds, got {sim_time!r:.60}")
+    return value
 
 
 def check_pose(

@@ -7,8 +7,6 @@ its copy needs (a host array, or a CUDA tensor). A call whose inputs are rejecte
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,7 +141,7 @@ class Inputs:
         env = self.env.check(env_rgb)
         glob = None if global_rgb is None and self.glob is None else self._check_global(global_rgb)
         step = fr.check_step(step, self.last_step)
-        sim_time = step * self.step_dt if sim_time is None else self._check_sim_time(sim_time)
+        sim_time = step * self.step_dt if sim_time is None else fr.check_sim_time(sim_time)
         stale_done = isinstance(stale, str)
         if stale_done:
             if stale != STALE_DONE:
@@ -230,16 +228,6 @@ class Inputs:
                 )
             self.glob = self._global_input(None)
         return self.glob.check(global_rgb)
-
-    @staticmethod
-    def _check_sim_time(sim_time: Any) -> float:
-        if (
-            isinstance(sim_time, bool)
-            or not isinstance(sim_time, numbers.Real)
-            or not math.isfinite(sim_time)
-        ):
-            raise ValueError(f"sim_time must be a finite number of seconds, got {sim_time!r}")
-        return sim_time
 
     def _check_scalars(self, scalars: Any) -> dict[str, tuple[bool, Any]]:
         if not scalars:

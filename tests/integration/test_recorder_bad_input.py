@@ -7,6 +7,7 @@ Each case runs twice: as the first capture (the store must not even be created) 
 from __future__ import annotations
 
 import warnings
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -86,7 +87,28 @@ CASES = [
         ["reward", "shape (3,)", "(5,)"],
         {},
     ),
-    ("reward 2-d", dict(reward=np.zeros((N, 1))), ValueError, ["reward", "(3, 1)"], {}),
+    (
+        "reward (N, 1)",
+        dict(reward=np.zeros((N, 1))),
+        ValueError,
+        ["reward", "got (3, 1): 3 values", "reward.reshape(-1)"],
+        {},
+    ),
+    ("reward 2-d", dict(reward=np.zeros((N, 2))), ValueError, ["reward", "got (3, 2)"], {}),
+    (
+        "reward scalar",
+        dict(reward=1.0),
+        ValueError,
+        ["reward must have shape (3,)", "got (): a single value"],
+        {},
+    ),
+    (
+        "terminated 0-d",
+        dict(terminated=np.array(True)),
+        ValueError,
+        ["terminated must have shape (3,)", "a single value"],
+        {},
+    ),
     ("reward strings", dict(reward=np.array(["a"] * N)), TypeError, ["reward", "real number"], {}),
     (
         "terminated floats",
@@ -119,6 +141,28 @@ CASES = [
     ("step float", dict(step=1.5), TypeError, ["step must be an int", "1.5"], {}),
     ("step negative", dict(step=-1), ValueError, ["step must be >= 0", "-1"], {}),
     ("sim_time NaN", dict(sim_time=float("nan")), ValueError, ["sim_time", "nan"], {}),
+    (
+        "sim_time beyond float64",
+        dict(sim_time=10**400),
+        ValueError,
+        ["sim_time must be a finite number of seconds, got 1000"],
+        {},
+    ),
+    (
+        "sim_time Decimal",
+        dict(sim_time=Decimal("0.5")),
+        TypeError,
+        ["sim_time must be a number of seconds (an int or float), got Decimal('0.5')"],
+        {},
+    ),
+    (
+        "sim_time 1-d",
+        dict(sim_time=np.array([0.5])),
+        TypeError,
+        ["sim_time must be a number of seconds", "array([0.5])"],
+        {},
+    ),
+    ("step 0-d float", dict(step=np.array(5.0)), TypeError, ["step must be an int"], {}),
     (
         "masked frames",
         dict(env_rgb=np.ma.masked_array(good(0), mask=good(0) > 200)),
@@ -387,6 +431,22 @@ def test_masked_array_after_a_plain_one_of_the_same_shape_is_refused(tmp_path):
         rec.capture(good(1), reward=np.full(N, 3.0))
     run = open_run(tmp_path / "r.zarr")
     np.testing.assert_array_equal(run.scalar("reward"), [[1.0] * N, [3.0] * N])
+
+
+def test_numpy_and_torch_scalars_for_step_and_sim_time_are_stored_as_given(tmp_path):
+    torch = pytest.importorskip("torch")
+    calls = [
+        dict(step=np.int64(3), sim_time=np.float32(0.25)),
+        dict(step=np.array(5, np.uint32), sim_time=np.array(0.5)),
+        dict(step=torch.tensor(7), sim_time=torch.tensor(0.75, dtype=torch.float64)),
+        dict(step=np.uint64(9), sim_time=4),
+    ]
+    with Recorder(tmp_path / "r.zarr", num_envs=N, fps=30, writer="thread") as rec:
+        for t, kwargs in enumerate(calls):
+            rec.capture(good(t), **kwargs)
+    run = open_run(tmp_path / "r.zarr")
+    np.testing.assert_array_equal(run.frame_values("step"), [3, 5, 7, 9])
+    np.testing.assert_array_equal(run.frame_values("sim_time"), [0.25, 0.5, 0.75, 4.0])
 
 
 def test_changed_shape_mid_run(tmp_path):
