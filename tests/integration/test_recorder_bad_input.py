@@ -540,9 +540,10 @@ def test_values_beyond_float32_are_counted_and_warned_once(tmp_path, writer):
                 speed[0] = 3e300
             rec.capture(good(t), reward=reward, scalars={"speed": speed})
         rec.close()
-    messages = [str(w.message) for w in caught]
+    ours = [w for w in caught if "envreel" in str(w.message)]  # numpy warns of its cast too
+    messages = [str(w.message) for w in ours]
     assert len(messages) == 1, messages
-    assert caught[0].filename == __file__  # the loop's capture() or close(), not envreel
+    assert ours[0].filename == __file__  # the loop's capture() or close(), not envreel
     for fragment in ("reward at env 1, step 5", "stored as inf", "3 such value(s) in this block"):
         assert fragment in messages[0], messages[0]
     assert rec.stats.inf_values == 3
