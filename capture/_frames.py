@@ -505,7 +505,10 @@ class ValueInput:
             if arr.shape != (n,):
                 raise self._shape_error(arr.shape)
             if arr.dtype.kind not in self._kinds:
-                raise TypeError(f"{self.name} must be {self._what}, got {arr.dtype}")
+                what = arr.dtype
+                if arr.dtype.kind == "O":  # numpy found no numeric dtype for the values
+                    what = f"object values {_first_odd(arr)!r} (no numeric dtype holds them)"
+                raise TypeError(f"{self.name} must be {self._what}, got {what}")
             self._key = key
         return False, self._in_range(arr)
 
@@ -529,6 +532,17 @@ class ValueInput:
                     f"in [{lo}, {hi}]"
                 )
         return arr
+
+
+def _first_odd(arr: np.ndarray) -> Any:
+    """The first value of an object array that is not a plain bool, int or float (else its
+    first value): an int beyond 64 bits, None, a string."""
+    for v in arr.flat:
+        if not isinstance(v, bool | int | float) or (
+            isinstance(v, int) and not -(2**63) <= v < 2**64
+        ):
+            return v
+    return arr.flat[0] if arr.size else None
 
 
 def check_step(step: Any, last: int | None) -> int:

@@ -111,6 +111,20 @@ CASES = [
     ),
     ("reward strings", dict(reward=np.array(["a"] * N)), TypeError, ["reward", "real number"], {}),
     (
+        "reward int beyond 64 bits",
+        dict(reward=[10**20, 1, 2]),
+        TypeError,
+        ["reward must be a real number, got object values 100000000000000000000"],
+        {},
+    ),
+    (
+        "terminated with None",
+        dict(terminated=[True, None, False]),
+        TypeError,
+        ["terminated must be bool", "got object values None"],
+        {},
+    ),
+    (
         "terminated floats",
         dict(terminated=np.zeros(N, np.float32)),
         TypeError,
