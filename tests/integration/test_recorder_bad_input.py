@@ -575,3 +575,62 @@ def test_finite_values_count_no_inf(tmp_path):
         rec.capture(good(0), reward=np.full(N, 3e38))
     assert rec.stats.inf_values == 0
     assert "inf_values" not in open_run(tmp_path / "r.zarr").counters
+
+
+def _readonly(x):
+    x = x.copy()
+    x.flags.writeable = False
+    return x
+
+
+# (id, frame t -> the same frame as another kind of input): every one is stored as frame t
+FRAME_KINDS = [
+    ("negative strides", lambda f: np.ascontiguousarray(f[:, ::-1, ::-1])[:, ::-1, ::-1]),
+    ("reversed envs", lambda f: np.ascontiguousarray(f[::-1])[::-1]),
+    ("bgr view of rgb", lambda f: np.ascontiguousarray(f[..., ::-1])[..., ::-1]),
+    ("transposed view", lambda f: np.ascontiguousarray(f.transpose(0, 2, 1, 3)).swapaxes(1, 2)),
+    ("read-only", _readonly),
+    ("read-only rgba view", lambda f: _readonly(np.concatenate([f, f[..., :1]], -1))[..., :3]),
+    ("broadcast env", lambda f: np.broadcast_to(f[:1], f.shape)),
+    ("memmap", "memmap"),  # made in the test: a file under tmp_path
+]
+
+
+@pytest.mark.parametrize("make", [k[1] for k in FRAME_KINDS], ids=[k[0] for k in FRAME_KINDS])
+def test_every_accepted_numpy_frame_kind_is_stored_as_given(tmp_path, make):
+    with Recorder(tmp_path / "r.zarr", num_envs=N, fps=30, writer="thread") as rec:
+        want = []
+        for t in range(3):
+            if make == "memmap":
+                x = np.lib.format.open_memmap(tmp_path / f"{t}.npy", "w+", np.uint8, good(t).shape)
+                x[:] = good(t)
+            else:
+                x = make(good(t))
+            want.append(np.array(x))
+            rec.capture(x)
+    np.testing.assert_array_equal(open_run(tmp_path / "r.zarr").env_frames(), np.stack(want))
+
+
+def test_every_accepted_torch_and_value_kind_is_stored_as_given(tmp_path):
+    torch = pytest.importorskip("torch")
+    t0, t1 = torch.from_numpy(good(0)), torch.from_numpy(good(1))
+    f0 = t0.float() / 255
+    path = tmp_path / "r.zarr"
+    rec = Recorder(path, num_envs=N, fps=30, writer="thread", value_range=(0.0, 1.0))
+    calls = [  # (frames, values, the frames stored)
+        (f0.half(), dict(reward=[1, 2, 3], terminated=(0, 1, 0)), (f0.half().float() * 255)),
+        (f0.bfloat16(), dict(reward=np.array([1, 0, 1], bool)), f0.bfloat16().float() * 255),
+        (t1.flip(1).flip(1), dict(reward=torch.tensor([4, 5, 6], dtype=torch.uint16)), t1),
+        (t0.expand(N, H, W, 3), dict(stale=torch.tensor([1, 0, 1], dtype=torch.uint8)), t0),
+        (t1.to(torch.float64) / 255, dict(episode_step=[7, 8, 9]), t1.double()),
+    ]
+    for frames_in, values, _ in calls:
+        rec.capture(frames_in, **values)
+    rec.close()
+    run = open_run(path)
+    want = np.stack([np.rint(np.asarray(w, np.float64)).astype(np.uint8) for *_, w in calls])
+    np.testing.assert_array_equal(run.env_frames(), want)
+    np.testing.assert_array_equal(run.scalar("reward")[:3], [[1, 2, 3], [1, 0, 1], [4, 5, 6]])
+    np.testing.assert_array_equal(run.scalar("terminated")[0], [False, True, False])
+    np.testing.assert_array_equal(run.scalar("stale")[3], [True, False, True])
+    np.testing.assert_array_equal(run.scalar("episode_step")[4], [7, 8, 9])
