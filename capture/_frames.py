@@ -502,6 +502,11 @@ class ValueInput:
         key = (type(arr), arr.shape, arr.dtype)
         if key != self._key:
             refuse_masked(self.name, arr)
+            if arr.ndim == 0 and arr.dtype.kind in "OUSV":  # not numbers: a str, dict, generator
+                raise TypeError(
+                    f"{self.name} must be an array of shape ({n},) (one value per env), got "
+                    f"{describe(x)}"
+                )
             if arr.shape != (n,):
                 raise self._shape_error(arr.shape)
             if arr.dtype.kind not in self._kinds:

@@ -103,6 +103,20 @@ CASES = [
         {},
     ),
     (
+        "reward generator",
+        dict(reward=(r for r in (1.0, 2.0, 3.0))),
+        TypeError,
+        ["reward must be an array of shape (3,) (one value per env), got generator"],
+        {},
+    ),
+    (
+        "reward str",
+        dict(reward="1 2 3"),
+        TypeError,
+        ["reward must be an array of shape (3,) (one value per env), got str '1 2 3'"],
+        {},
+    ),
+    (
         "terminated 0-d",
         dict(terminated=np.array(True)),
         ValueError,
