@@ -535,6 +535,8 @@ class CudaCopier:
         self, drv: _Driver | None, dst: Any, src: Any, stream: Any, *, on_side: bool
     ) -> None:
         """Copy ``src`` to the host view ``dst`` on ``stream`` (the current or the side one)."""
+        if src.requires_grad:  # a value tensor, handed over as it is by the checks' fast path:
+            src = src.detach()  # torch's copy would record it and the ring view keep the graph
         if drv is not None and (
             src.dtype == dst.dtype and src.is_contiguous() and dst.is_contiguous()
         ):

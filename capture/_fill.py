@@ -145,5 +145,8 @@ def _put_value(s: Slots, i: int, key: str, v: tuple[bool, Any], pairs: list) -> 
     """A checked (is_cuda, value): CUDA values join the batch, host values are stored now."""
     if v[0]:
         pairs.append((s, key, i, v[1]))
-    else:
-        s.arrays[key][i] = v[1]
+        return
+    # float64 into a float32 field: a value beyond float32's range becomes inf here (numpy
+    # warns about the cast; np.errstate would cost ~1.2 µs a call), which the writer counts and
+    # the recorder reports once (BlockSink._count_inf).
+    s.arrays[key][i] = v[1]

@@ -22,6 +22,7 @@ torch is imported only when an input's type lives in the ``torch`` module.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -50,9 +51,59 @@ CUDA_PIXELS = "cuda-pixels"  # uint8 CUDA frames, 4 bytes a pixel (RGBA or its [
 CUDA_FLOAT = "cuda-float"  # float CUDA tensor: converted on the device, then copied
 
 
+_TORCH_TYPES: dict[type, bool] = {}  # type -> it or a base class is torch's
+
+
 def is_torch(x: Any) -> bool:
-    """Whether ``x`` is a torch object, without importing torch."""
-    return type(x).__module__.startswith("torch")
+    """Whether ``x`` is a torch object (or of a subclass of one), without importing torch."""
+    t = type(x)
+    known = _TORCH_TYPES.get(t)
+    if known is None:
+        known = _TORCH_TYPES[t] = any(
+            c.__module__ == "torch" or c.__module__.startswith("torch.") for c in t.__mro__
+        )
+    return known
+
+
+def plain_tensor(name: str, x: Any, expected: str) -> Any:
+    """``x`` as a dense torch.Tensor on the CPU or a CUDA device, without autograd.
+
+    The slow path of torch input, run when an input's kind is first seen (and for subclasses
+    and tensors that require grad, which are converted here each call: a view, no copy).
+
+    Raises:
+        TypeError: not a tensor, a sparse or other non-strided layout, or a subclass whose data
+            lives in other tensors (a wrapper subclass).
+        ValueError: a device other than the CPU or CUDA (meta, mps, ...).
+    """
+    torch = _torch()
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be {expected}, got {describe(x)}")
+    if x.layout != torch.strided:
+        raise TypeError(
+            f"{name} is a {x.layout} tensor; envreel copies dense (strided) tensors: pass "
+            f"{name}.to_dense()"
+        )
+    dev = x.device
+    if dev.type not in ("cpu", "cuda"):
+        what = " (a meta tensor has a shape but no values)" if dev.type == "meta" else ""
+        raise ValueError(
+            f"{name} is on the {dev} device{what}; envreel records tensors on the CPU or a "
+            "CUDA device"
+        )
+    t = type(x)
+    if t is not torch.Tensor:
+        if t.__torch_dispatch__ is not torch.Tensor.__torch_dispatch__:
+            raise TypeError(
+                f"{name} is a {t.__name__}, a tensor subclass that keeps its values elsewhere; "
+                "pass a plain torch.Tensor of its values"
+            )
+        x = x.as_subclass(torch.Tensor)  # e.g. nn.Parameter: the same memory, plain methods
+    if x.requires_grad:
+        x = x.detach()
+    if x.is_neg() or x.is_conj():
+        x = x.resolve_neg().resolve_conj()  # lazy views whose bytes are not their values
+    return x
 
 
 def describe(x: Any) -> str:
@@ -62,6 +113,17 @@ def describe(x: Any) -> str:
     if isinstance(x, np.ndarray):
         return f"numpy array of shape {x.shape}, {x.dtype}"
     return f"{type(x).__name__} {x!r}"[:200]
+
+
+def refuse_masked(name: str, x: Any) -> None:
+    """TypeError for a numpy masked array: its mask would be dropped in silence."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a numpy masked array ({int(np.ma.count_masked(x))} masked of "
+            f"{x.size}); envreel stores plain values and would drop the mask: pass "
+            f"{name}.filled(value) to store a value where masked, or np.asarray({name}) to "
+            "store the values under the mask"
+        )
 
 
 try:
@@ -104,6 +166,26 @@ def _torch():
     return torch
 
 
+class CudaDevice:
+    """The CUDA device of a recorder's inputs, fixed by the first CUDA input it is given: the
+    copies are ordered on that device's stream, so a tensor on another device could be read
+    before the work that writes it is done. Shared by every input's checks."""
+
+    def __init__(self) -> None:
+        self.device: Any = None
+
+    def check(self, name: str, device: Any) -> None:
+        """ValueError when ``device`` (a CUDA device) is not the recorder's."""
+        if self.device is None:
+            self.device = device
+        elif device != self.device:
+            raise ValueError(
+                f"{name} is on {device}, but this recorder's CUDA inputs are on {self.device} "
+                "(the first CUDA input it was given); one recorder records one device: move "
+                f"{name} there, or use a recorder per device"
+            )
+
+
 class ImageInput:
     """Checks one image input (env or global frames) and copies it into slots.
 
@@ -112,6 +194,7 @@ class ImageInput:
         lead: leading dims before (H, W, C): (num_envs,) for env frames, () for global.
         shape: (height, width) expected, or None to fix it at the first input.
         value_range: (lo, hi) of float input, or None (float input is then an error).
+        cuda: the recorder's CUDA device record. Defaults to None (one of its own).
     """
 
     def __init__(
@@ -121,6 +204,7 @@ class ImageInput:
         lead: tuple[int, ...],
         shape: tuple[int, int] | None,
         value_range: tuple[float, float] | None,
+        cuda: CudaDevice | None = None,
     ) -> None:
         self.name = name
         self.lead = lead
@@ -132,7 +216,7 @@ class ImageInput:
         # and working out its copy plan (memory bounds, the word view) costs ~0.1 ms.
         self._last: tuple[Any, tuple, tuple[str, Any]] | None = None
         self._scratch: np.ndarray | None = None  # float32 (lead..., H, W, 3), host floats
-        self.device: Any = None  # torch.device of CUDA input, fixed by the first one
+        self.cuda = CudaDevice() if cuda is None else cuda
         self._last_cuda: Any = None  # the last CUDA_PIXELS tensor whose storage was checked
         # The type, (shape, dtype, device, strides) and plan kind of the last CUDA input that
         # passed: a caller that hands the same kind of tensor every step skips the rest.
@@ -162,7 +246,7 @@ class ImageInput:
             if kind != CUDA_PIXELS or x is self._last_cuda:
                 return kind, x
         if isinstance(x, np.ndarray):
-            key = (np.ndarray, x.shape, x.dtype, x.strides)
+            key = (type(x), x.shape, x.dtype, x.strides)
             last = self._last
             # Same object, same layout (a shape or dtype can be reassigned in place): same plan.
             if last is not None and last[0] is x and last[1] == key:
@@ -170,6 +254,7 @@ class ImageInput:
             if key == self._key:
                 kind = self._kind
             else:
+                refuse_masked(self.name, x)  # its type is in the key: checked once per kind
                 kind = self._classify(x.shape, x.dtype, None)
                 if kind == NP_COPY and x.shape[-1] == 3 and x.strides[-2:] != (3, 1):
                     kind = NP_WORDS if self._wordable(x) else NP_COPY
@@ -182,24 +267,17 @@ class ImageInput:
             return out
         if is_torch(x):
             torch = _torch()
-            if not isinstance(x, torch.Tensor):
-                raise TypeError(
-                    f"{self.name} must be a numpy array or torch tensor, got {describe(x)}"
-                )
+            if type(x) is not torch.Tensor or x.requires_grad:
+                x = plain_tensor(self.name, x, f"a numpy array or torch tensor {self.expected}")
             dev = x.device
-            key = (torch.Tensor, x.shape, x.dtype, dev, x.stride())
+            key = (torch.Tensor, x.shape, x.dtype, dev, x.stride(), x.layout)
             if key == self._key:
                 kind = self._kind
             else:
+                x = plain_tensor(self.name, x, f"a numpy array or torch tensor {self.expected}")
                 kind = self._classify(tuple(x.shape), x.dtype, dev)
                 if dev.type == "cuda":
-                    if self.device is None:
-                        self.device = dev
-                    elif dev != self.device:
-                        raise ValueError(
-                            f"{self.name} is on {dev}, but this recorder's CUDA inputs are on "
-                            f"{self.device}; one recorder records one device"
-                        )
+                    self.cuda.check(self.name, dev)
                 if kind == CUDA and _pixel_strides(x.shape, x.stride()):
                     kind = CUDA_PIXELS
                 self._key, self._kind = key, kind
@@ -208,9 +286,10 @@ class ImageInput:
                     if not _pixels_readable(x):
                         return CUDA, x  # the last pixel's 4th byte lies outside the storage
                     self._last_cuda = x
-                self._cuda_type, self._cuda_key, self._cuda_kind = type(x), key[1:], kind
+                # as the fast path at the top compares it (the layout is strided by now)
+                self._cuda_key = (x.shape, x.dtype, dev, x.stride())
+                self._cuda_type, self._cuda_kind = type(x), kind
                 return kind, x
-            x = x.detach()
             if x.dtype == torch.bfloat16:
                 x = x.float()
             arr = x.numpy()
@@ -342,7 +421,9 @@ class ImageInput:
         """
         x3 = x if x.shape[-1] == 3 else x[..., :3]
         if kind in (CUDA, CUDA_PIXELS):
-            return x3, None
+            return x3, None  # uint8: never requires grad
+        if x3.requires_grad:  # the fast path hands the caller's tensor over as it is
+            x3 = x3.detach()  # no autograd graph for the conversion, nor kept by the ring
         torch = _torch()
         lo, hi = self.value_range
         xf = x3.float()
@@ -375,10 +456,14 @@ class ValueInput:
         name: argument name for messages.
         kind: "float", "bool" or "int": which dtypes are accepted.
         num_envs: N.
+        cuda: the recorder's CUDA device record. Defaults to None (one of its own).
     """
 
-    def __init__(self, name: str, *, kind: str, num_envs: int) -> None:
+    def __init__(
+        self, name: str, *, kind: str, num_envs: int, cuda: CudaDevice | None = None
+    ) -> None:
         self.name = name
+        self.cuda = CudaDevice() if cuda is None else cuda
         self.num_envs = num_envs
         self._kinds, self._what = VALUE_KINDS[kind]
         self._int32 = kind == "int"  # stored as int32: bigger values would wrap silently
@@ -393,37 +478,55 @@ class ValueInput:
         n = self.num_envs
         if is_torch(x):
             torch = _torch()
-            if not isinstance(x, torch.Tensor):
-                raise TypeError(f"{self.name} must be an array of shape ({n},), got {describe(x)}")
+            if type(x) is not torch.Tensor or x.requires_grad:
+                x = plain_tensor(self.name, x, f"an array of shape ({n},)")
             dev = x.device
-            key = (x.shape, x.dtype, dev)
+            key = (x.shape, x.dtype, dev, x.layout)
             if key != self._key:
+                x = plain_tensor(self.name, x, f"an array of shape ({n},)")
                 if tuple(x.shape) != (n,):
-                    raise ValueError(
-                        f"{self.name} must have shape ({n},) (one value per env), got "
-                        f"{tuple(x.shape)}"
-                    )
+                    raise self._shape_error(tuple(x.shape))
                 if x.dtype.is_complex or (x.dtype.is_floating_point and "f" not in self._kinds):
                     raise TypeError(f"{self.name} must be {self._what}, got {x.dtype}")
+                if dev.type == "cuda":
+                    self.cuda.check(self.name, dev)
                 self._key = key
             if dev.type == "cuda":
-                self._cuda_type, self._cuda_key = type(x), key
+                # as the fast path at the top compares it (the layout is strided by now)
+                self._cuda_type, self._cuda_key = torch.Tensor, (x.shape, x.dtype, dev)
                 return True, x
-            x = x.detach()
             if x.dtype == torch.bfloat16:
                 x = x.float()
             return False, self._in_range(x.numpy())
         arr = x if isinstance(x, np.ndarray) else np.asarray(x)
-        key = (arr.shape, arr.dtype)
+        key = (type(arr), arr.shape, arr.dtype)
         if key != self._key:
-            if arr.shape != (n,):
-                raise ValueError(
-                    f"{self.name} must have shape ({n},) (one value per env), got {arr.shape}"
+            refuse_masked(self.name, arr)
+            if arr.ndim == 0 and arr.dtype.kind in "OUSV":  # not numbers: a str, dict, generator
+                raise TypeError(
+                    f"{self.name} must be an array of shape ({n},) (one value per env), got "
+                    f"{describe(x)}"
                 )
+            if arr.shape != (n,):
+                raise self._shape_error(arr.shape)
             if arr.dtype.kind not in self._kinds:
-                raise TypeError(f"{self.name} must be {self._what}, got {arr.dtype}")
+                what = arr.dtype
+                if arr.dtype.kind == "O":  # numpy found no numeric dtype for the values
+                    what = f"object values {_first_odd(arr)!r} (no numeric dtype holds them)"
+                raise TypeError(f"{self.name} must be {self._what}, got {what}")
             self._key = key
         return False, self._in_range(arr)
+
+    def _shape_error(self, shape: tuple[int, ...]) -> ValueError:
+        n = self.num_envs
+        hint = ""
+        if shape == ():
+            hint = ": a single value; pass one per env"
+        elif int(np.prod(shape)) == n:
+            hint = f": {n} values, but pass them flat, e.g. {self.name}.reshape(-1)"
+        return ValueError(
+            f"{self.name} must have shape ({n},) (one value per env), got {shape}{hint}"
+        )
 
     def _in_range(self, arr: np.ndarray) -> np.ndarray:
         if self._int32 and arr.size:
@@ -436,13 +539,24 @@ class ValueInput:
         return arr
 
 
+def _first_odd(arr: np.ndarray) -> Any:
+    """The first value of an object array that is not a plain bool, int or float (else its
+    first value): an int beyond 64 bits, None, a string."""
+    for v in arr.flat:
+        if not isinstance(v, bool | int | float) or (
+            isinstance(v, int) and not -(2**63) <= v < 2**64
+        ):
+            return v
+    return arr.flat[0] if arr.size else None
+
+
 def check_step(step: Any, last: int | None) -> int:
     """A step number: a non-negative int greater than the last one."""
     if step is None:
         return 0 if last is None else last + 1
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        if is_torch(step) and getattr(step, "ndim", None) == 0 and not step.is_floating_point():
-            step = int(step)  # a 0-d tensor; on CUDA this synchronises: pass an int
+        if _integer_0d(step):
+            step = int(step)  # a 0-d tensor on CUDA synchronises here: pass an int
         else:
             raise TypeError(f"step must be an int, got {step!r} ({type(step).__name__})")
     step = int(step)
@@ -457,17 +571,57 @@ def check_step(step: Any, last: int | None) -> int:
     return step
 
 
-def check_pose(name: str, x: Any, shape: tuple[int, ...]) -> tuple[bool, Any]:
-    """A per-frame camera pose (camera-to-world 4×4 matrices) of ``shape``; not checked for NaN."""
+def _integer_0d(x: Any) -> bool:
+    """A 0-d integer numpy array or torch tensor (not bool)."""
+    if isinstance(x, np.ndarray):
+        return x.ndim == 0 and x.dtype.kind in "iu"
+    return (
+        is_torch(x)
+        and getattr(x, "ndim", None) == 0
+        and not (x.is_floating_point() or x.is_complex() or x.dtype == _torch().bool)
+    )
+
+
+def check_sim_time(sim_time: Any) -> float:
+    """Simulated seconds: a finite real number (a Python or numpy scalar, or a 0-d array or
+    tensor; a CUDA one synchronises here: pass a float)."""
+    value = sim_time
+    if not isinstance(value, bool) and getattr(value, "ndim", None) == 0:
+        if isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
+            value = value.item()
+        elif is_torch(value) and not (value.is_complex() or value.dtype == _torch().bool):
+            value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"sim_time must be a number of seconds (an int or float), got {sim_time!r} "
+            f"({type(sim_time).__name__})"
+        )
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond float64
+        value = math.inf
+    if not math.isfinite(value):
+        raise ValueError(f"sim_time must be a finite number of seconds, got {sim_time!r:.60}")
+    return value
+
+
+def check_pose(
+    name: str, x: Any, shape: tuple[int, ...], cuda: CudaDevice | None = None
+) -> tuple[bool, Any]:
+    """A per-frame camera pose (camera-to-world 4×4 matrices) of ``shape``; not checked for NaN.
+    ``cuda``: the recorder's CUDA device record, which a CUDA pose must match."""
     if is_torch(x):
-        torch = _torch()
-        if not isinstance(x, torch.Tensor) or tuple(x.shape) != shape:
+        x = plain_tensor(name, x, f"an array of shape {shape}")
+        if tuple(x.shape) != shape:
             raise ValueError(f"{name} must have shape {shape}, got {describe(x)}")
         if not x.dtype.is_floating_point:
             raise TypeError(f"{name} must be floating point, got {x.dtype}")
         if x.device.type == "cuda":
+            if cuda is not None:
+                cuda.check(name, x.device)
             return True, x
-        return False, x.detach().double().numpy()
+        return False, x.double().numpy()
+    refuse_masked(name, x)
     arr = np.asarray(x)
     if arr.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
@@ -483,10 +637,11 @@ def check_static(name: str, x: Any, shapes: tuple[tuple[int, ...], ...]) -> np.n
     """
     if x is None:
         return None
+    if hasattr(x, "torch") and is_torch(getattr(x, "torch", None)):  # Isaac Lab ProxyArray
+        x = x.torch
     if is_torch(x):
-        x = x.detach().cpu().double().numpy()
-    elif hasattr(x, "torch") and is_torch(getattr(x, "torch", None)):  # Isaac Lab ProxyArray
-        x = x.torch.detach().cpu().double().numpy()
+        x = plain_tensor(name, x, f"a numeric array of shape {shapes[0]}").cpu().double().numpy()
+    refuse_masked(name, x)
     try:
         arr = np.array(x, dtype=np.float64)
     except (TypeError, ValueError):

@@ -7,8 +7,6 @@ its copy needs (a host array, or a CUDA tensor). A call whose inputs are rejecte
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,24 +86,31 @@ class Inputs:
         self.step_dt = step_dt
         self.fixed = False  # shapes fixed: the store exists
         self.last_step: int | None = None
+        self.cuda = fr.CudaDevice()  # every CUDA input must be on the first one's device
         self.env = fr.ImageInput(
-            "env_rgb", lead=(num_envs,), shape=env_frame_shape, value_range=value_range
+            "env_rgb",
+            lead=(num_envs,),
+            shape=env_frame_shape,
+            value_range=value_range,
+            cuda=self.cuda,
         )
         self.global_shape = global_frame_shape
         self.glob: fr.ImageInput | None = None
         if global_frame_shape is not None:
             self.glob = self._global_input(global_frame_shape)
         self.values = {
-            name: fr.ValueInput(name, kind=kind, num_envs=num_envs)
+            name: fr.ValueInput(name, kind=kind, num_envs=num_envs, cuda=self.cuda)
             for name, kind in _VALUE_KINDS.items()
         }
         self.scalars = {
-            s: fr.ValueInput(f"scalars[{s!r}]", kind="float", num_envs=num_envs)
+            s: fr.ValueInput(f"scalars[{s!r}]", kind="float", num_envs=num_envs, cuda=self.cuda)
             for s in scalar_names
         }
 
     def _global_input(self, shape: tuple[int, int] | None) -> fr.ImageInput:
-        return fr.ImageInput("global_rgb", lead=(), shape=shape, value_range=self.value_range)
+        return fr.ImageInput(
+            "global_rgb", lead=(), shape=shape, value_range=self.value_range, cuda=self.cuda
+        )
 
     def fix_shapes(self, env_shape: tuple[int, int], global_shape: tuple[int, int] | None) -> None:
         """The store was created with these shapes: later calls must match them."""
@@ -136,7 +141,7 @@ class Inputs:
         env = self.env.check(env_rgb)
         glob = None if global_rgb is None and self.glob is None else self._check_global(global_rgb)
         step = fr.check_step(step, self.last_step)
-        sim_time = step * self.step_dt if sim_time is None else self._check_sim_time(sim_time)
+        sim_time = step * self.step_dt if sim_time is None else fr.check_sim_time(sim_time)
         stale_done = isinstance(stale, str)
         if stale_done:
             if stale != STALE_DONE:
@@ -190,14 +195,16 @@ class Inputs:
         kinds, dtypes = fr.VALUE_KINDS["bool"]  # ValueInput's rule for done flags
         what = f"done must be {dtypes} of shape {shape} (steps × envs)"
         if fr.is_torch(done):
-            torch = fr._torch()
-            if not isinstance(done, torch.Tensor) or tuple(done.shape) != shape:
+            done = fr.plain_tensor("done", done, f"{dtypes} of shape {shape}")
+            if tuple(done.shape) != shape:
                 raise ValueError(f"{what}, got {fr.describe(done)}")
             if done.dtype.is_complex or (done.dtype.is_floating_point and "f" not in kinds):
                 raise TypeError(f"{what}, got {done.dtype}")
             if done.device.type == "cuda":
+                self.cuda.check("done", done.device)
                 return checked, (True, done)
-            return checked, (False, done.detach().numpy())
+            return checked, (False, done.numpy())
+        fr.refuse_masked("done", done)
         arr = done if isinstance(done, np.ndarray) else np.asarray(done)
         if arr.shape != shape:
             raise ValueError(f"{what}, got shape {arr.shape}")
@@ -222,16 +229,6 @@ class Inputs:
             self.glob = self._global_input(None)
         return self.glob.check(global_rgb)
 
-    @staticmethod
-    def _check_sim_time(sim_time: Any) -> float:
-        if (
-            isinstance(sim_time, bool)
-            or not isinstance(sim_time, numbers.Real)
-            or not math.isfinite(sim_time)
-        ):
-            raise ValueError(f"sim_time must be a finite number of seconds, got {sim_time!r}")
-        return sim_time
-
     def _check_scalars(self, scalars: Any) -> dict[str, tuple[bool, Any]]:
         if not scalars:
             return {}
@@ -255,7 +252,7 @@ class Inputs:
             )
         if poses is None:
             raise ValueError("env_camera_poses (N, 4, 4) is required: env_pose_per_frame=True")
-        return fr.check_pose("env_camera_poses", poses, (self.num_envs, 4, 4))
+        return fr.check_pose("env_camera_poses", poses, (self.num_envs, 4, 4), self.cuda)
 
     def _check_global_pose(self, pose: Any) -> tuple[bool, Any] | None:
         if pose is None and not self.global_pose_per_frame:
@@ -268,4 +265,4 @@ class Inputs:
             )
         if pose is None:
             raise ValueError("global_camera_pose (4, 4) is required: global_pose_per_frame=True")
-        return fr.check_pose("global_camera_pose", pose, (4, 4))
+        return fr.check_pose("global_camera_pose", pose, (4, 4), self.cuda)

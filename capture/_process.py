@@ -267,8 +267,11 @@ class WriterProcess:
         if stats["error_message"] and self.error is None:
             self.error_message = stats["error_message"]
             self.error = WriterError(stats["error_message"])
-        if stats["warning"]:
-            self.pending_warning = stats["warning"]
+        if stats["warning"]:  # after one not shown yet, if any
+            pending = self.pending_warning
+            self.pending_warning = (
+                stats["warning"] if pending is None else f"{pending}\n{stats['warning']}"
+            )
         if stats["close_error"]:
             self.close_error = WriterError(stats["close_error"])
 

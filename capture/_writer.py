@@ -58,6 +58,7 @@ class WriterCounts:
     blocks_written: int = 0
     write_errors: int = 0
     invalid_frames: int = 0  # float CUDA frames outside value_range (warn mode: clamped)
+    inf_values: int = 0  # reward and scalar values stored as +-inf (float32; see _count_inf)
     busy_s: float = 0.0  # seconds spent appending blocks (compressing and writing)
 
 
@@ -274,6 +275,7 @@ class BlockSink:
         self.error_message: str | None = None
         self.close_error: BaseException | None = None
         self._warned = False
+        self._inf_warned = False
         self.pending_warning: str | None = None
         # Clips committed whole (a later clip began, or the store closed), in order; appended
         # by the writing side, read by the recorder's clip hooks (``on_clip``).
@@ -286,6 +288,8 @@ class BlockSink:
         }
         if self.counts.invalid_frames:
             c["invalid_frames"] = self.counts.invalid_frames
+        if self.counts.inf_values:
+            c["inf_values"] = self.counts.inf_values
         return c
 
     def write(self, arrays: dict[str, np.ndarray], length: int, clip_ended: bool = False) -> None:
@@ -325,6 +329,7 @@ class BlockSink:
         spec = self.writer.spec
         if self.value_range is not None:
             self._check_ranges(a)
+        self._count_inf(a, spec.scalar_names)
         explicit = a["explicit_episode_step"]
         stale = a["stale"]
         if a["stale_done"].any():
@@ -373,6 +378,38 @@ class BlockSink:
                 self.counts.invalid_frames += int((~ok).sum())
                 self._warn(msg)
 
+    def _count_inf(self, a: dict[str, np.ndarray], scalar_names: tuple[str, ...]) -> None:
+        """Count the reward and scalar values that are +-inf in the ring (float32, as stored);
+        warn once, naming the first.
+
+        The caller's values became float32 when they were copied into the ring (on the host, or
+        by the asynchronous device-to-host copy for CUDA input): a value beyond float32's range
+        became +-inf there. Checked here, where the block is read anyway, so the caller pays
+        nothing and never waits on the device; an inf the caller passed looks the same.
+        """
+        first, total = None, 0
+        for name, key in [("reward", "reward")] + [
+            (f"scalars[{s!r}]", f"scalar:{s}") for s in scalar_names
+        ]:
+            inf = np.isinf(a[key])
+            n = int(np.count_nonzero(inf))
+            total += n
+            if n and first is None:
+                t, env = np.argwhere(inf)[0]
+                first = (name, int(env), int(a["step"][t]), float(a[key][t, env]))
+        self.counts.inf_values += total
+        if first is None or self._inf_warned:
+            return
+        self._inf_warned = True
+        name, env, step, value = first
+        self._pend(
+            f"envreel recorder ({self.writer.url}): {name} at env {env}, step {step} is stored "
+            f"as {value:g}: rewards and scalars are stored as float32, which holds at most "
+            f"+-{float(np.finfo(np.float32).max):.8g} (an inf given stays inf); {total} such "
+            "value(s) in this block; recording goes on, stats.inf_values and the store's "
+            "inf_values counter count them all (further such warnings suppressed)"
+        )
+
     def _failed(self, exc: BaseException, length: int) -> None:
         self.counts.frames_lost += length
         self.counts.write_errors += 1
@@ -392,10 +429,15 @@ class BlockSink:
         # the warning points at the training loop and warning filters apply there.
         if not self._warned:
             self._warned = True
-            self.pending_warning = (
+            self._pend(
                 f"envreel recorder ({self.writer.url}): {message}; recording goes on, errors "
                 "are counted in the store (further warnings suppressed)"
             )
+
+    def _pend(self, message: str) -> None:
+        """Queue a warning for the caller's thread, after any not yet shown."""
+        pending = self.pending_warning
+        self.pending_warning = message if pending is None else f"{pending}\n{message}"
 
     def close(self, closing_error: str | None) -> None:
         """Mark the store closed with the final counters (failures kept in ``close_error``)."""

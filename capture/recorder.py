@@ -18,6 +18,7 @@ import concurrent.futures.thread  # noqa: F401 - see _register_exit
 import functools
 import os
 import queue
+import sys
 import threading
 import time
 import warnings
@@ -93,6 +94,9 @@ class RecorderStats:
         queue_capacity_bytes: bytes of the ring (<= ``max_queue_bytes``).
         blocked_s: seconds ``capture()`` waited for a free buffer (``on_full="block"``).
         writer_busy_s: seconds the writer spent appending blocks (compressing and writing).
+        inf_values: reward and scalar values stored as +-inf: beyond float32's range (about
+            +-3.4e38, the dtype they are stored in) or infinite as given. Warned about once;
+            also in the store's ``inf_values`` counter.
     """
 
     steps: int
@@ -108,6 +112,7 @@ class RecorderStats:
     queue_capacity_bytes: int
     blocked_s: float
     writer_busy_s: float
+    inf_values: int = 0
 
 
 class Recorder:
@@ -408,6 +413,7 @@ class Recorder:
             queue_capacity_bytes=self._ring.nbytes if self._ring else 0,
             blocked_s=self._blocked_s,
             writer_busy_s=c.busy_s,
+            inf_values=c.inf_values,
         )
 
     def start_clip(self) -> None:
@@ -641,7 +647,7 @@ class Recorder:
             if self._writer_opts.on_error == "raise" and not self._error_reported:
                 self._error_reported = True
                 raise RecorderError(msg) from w.close_error
-            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            _warn_caller(msg)
 
     def __enter__(self) -> Recorder:
         return self
@@ -882,7 +888,7 @@ class Recorder:
     def _emit_warning(self, w: WriterThread) -> None:
         msg, w.pending_warning = w.pending_warning, None
         if msg is not None:
-            warnings.warn(msg, RuntimeWarning, stacklevel=4)
+            _warn_caller(msg)
 
     def _measure_stored(self) -> int:
         try:
@@ -892,6 +898,19 @@ class Recorder:
             return int(run.stored_bytes())
         except Exception:  # noqa: BLE001 - a size we cannot list is reported as -1
             return -1
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _warn_caller(message: str) -> None:
+    """A RuntimeWarning pointing at the first frame outside envreel.capture: the user's
+    ``capture()``, ``close()`` or ``with`` block, however deep inside the recorder it is raised
+    (so warning filters on the training loop apply to it)."""
+    level, frame = 2, cast(Any, sys._getframe(1))
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, RuntimeWarning, stacklevel=level)
 
 
 def _check_url(url: Any) -> None:

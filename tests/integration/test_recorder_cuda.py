@@ -386,3 +386,54 @@ def test_reused_buffers_windows_and_stale_done(tmp_path):
     np.testing.assert_array_equal(run.scalar("stale"), dones[kept])
     # a stale done frame keeps the finished episode's index: the count of done flags before it
     np.testing.assert_array_equal(run.scalar("episode"), (np.cumsum(dones, 0) - dones)[kept])
+
+
+def test_same_kind_of_cuda_input_takes_the_fast_path(monkeypatch):
+    # A CUDA tensor of the kind the last call passed skips every check after one comparison:
+    # the second call classifies nothing and converts nothing.
+    from envreel.capture import _frames as fr
+
+    dev = _dev()
+    env = fr.ImageInput("env_rgb", lead=(N,), shape=None, value_range=None)
+    reward = fr.ValueInput("reward", kind="float", num_envs=N)
+    x = torch.zeros((N, H, W, 3), dtype=torch.uint8, device=dev)
+    r = torch.zeros(N, device=dev)
+    assert env.check(x) == (fr.CUDA, x) and reward.check(r) == (True, r)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the slow path ran")
+
+    monkeypatch.setattr(fr.ImageInput, "_classify", refuse)
+    monkeypatch.setattr(fr, "plain_tensor", refuse)
+    assert env.check(x)[1] is x
+    assert reward.check(r)[1] is r
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_inputs_on_another_cuda_device_are_refused(tmp_path):
+    # The copies are ordered on the first CUDA input's device: a value on another one could be
+    # read before the work that writes it is done, so every CUDA input must be on one device.
+    d0, d1 = torch.device("cuda", 0), torch.device("cuda", 1)
+    good = torch.from_numpy(frames(0, N, H, W)).to(d0)
+    path = tmp_path / "r.zarr"
+    rec = Recorder(path, num_envs=N, fps=30, scalar_names=("speed",), global_frame_shape=(GH, GW))
+    glob = torch.from_numpy(global_frame(0, GH, GW))
+    cases = [
+        (dict(reward=torch.ones(N, device=d1)), "reward is on cuda:1"),
+        (dict(terminated=torch.zeros(N, dtype=torch.bool, device=d1)), "terminated is on cuda:1"),
+        (dict(scalars={"speed": torch.ones(N, device=d1)}), "scalars['speed'] is on cuda:1"),
+    ]
+    for kwargs, fragment in cases:
+        with pytest.raises(ValueError, match="recorder's CUDA inputs are on cuda:0") as info:
+            rec.capture(good, glob.to(d0), **kwargs)
+        assert fragment in str(info.value)
+    with pytest.raises(ValueError, match="global_rgb is on cuda:1"):
+        rec.capture(good, glob.to(d1))
+    rec.capture(good, glob.to(d0), reward=torch.ones(N, device=d0))
+    with pytest.raises(ValueError, match="done is on cuda:1"):
+        rec.count_done([1], torch.zeros((1, N), dtype=torch.bool, device=d1))
+    rec.close()
+    run = open_run(path)
+    assert run.num_frames == 1
+    np.testing.assert_array_equal(run.env_frames()[0], frames(0, N, H, W))
+    np.testing.assert_array_equal(run.scalar("reward")[0], np.ones(N))

@@ -279,6 +279,8 @@ def test_count_done_refuses_bad_input_and_counts_nothing_of_it(tmp_path):
         rec.count_done([2, 3], done.astype(np.float32))
     with pytest.raises(TypeError, match="step must be an int"):
         rec.count_done([2, 3.5], done)
+    with pytest.raises(TypeError, match=r"done is a numpy masked array \(1 masked of 10\)"):
+        rec.count_done([2, 3], np.ma.masked_array(done, mask=done))
     with pytest.raises(TypeError, match="steps must be a sequence of step numbers, got 2"):
         rec.count_done(2, done[:1])
     rec.count_done([], np.zeros((0, N), bool))  # nothing to count

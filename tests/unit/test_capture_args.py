@@ -39,6 +39,11 @@ BAD = [
     (dict(env_origins=np.full((N, 3), np.nan)), ValueError, "env_origins must be finite"),
     (dict(env_intrinsics=np.eye(4)), ValueError, "(4, 3, 3) or (3, 3)"),
     (
+        dict(env_origins=np.ma.masked_array(np.zeros((N, 3)), mask=np.eye(N, 3))),
+        TypeError,
+        "env_origins is a numpy masked array (3 masked of 12)",
+    ),
+    (
         dict(env_pose_per_frame=True, env_camera_poses=np.tile(np.eye(4), (N, 1, 1))),
         ValueError,
         "pass them to capture()",
@@ -100,6 +105,19 @@ def test_default_queue_holds_five_blocks_of_64_envs_at_128():
 
 def test_constructor_without_capture_creates_nothing_when_shape_unknown(tmp_path):
     Recorder(tmp_path / "r.zarr", num_envs=N, fps=30).close()
+    assert not (tmp_path / "r.zarr").exists()
+
+
+def test_torch_statics_that_hold_no_values_are_refused(tmp_path):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="env_origins is on the meta device"):
+        Recorder(
+            tmp_path / "r.zarr", num_envs=N, fps=30, env_origins=torch.empty((N, 3), device="meta")
+        )
+    with pytest.raises(TypeError, match=r"global_camera_pose is a torch.sparse_coo tensor"):
+        Recorder(
+            tmp_path / "r.zarr", num_envs=N, fps=30, global_camera_pose=torch.eye(4).to_sparse()
+        )
     assert not (tmp_path / "r.zarr").exists()
 
 

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from envreel.capture import _frames as fr
+from envreel.capture._inputs import Inputs
 
 
 def test_is_torch_does_not_import_torch():
@@ -83,6 +84,29 @@ def test_value_input_checks_are_cached_but_shape_changes_are_caught():
     assert v.check([1, 2, 3])[1].tolist() == [1, 2, 3]
     with pytest.raises(ValueError, match=r"reward must have shape \(3,\)"):
         v.check(np.zeros(4))
+
+
+def test_cuda_device_is_fixed_by_the_first_cuda_input_for_every_input():
+    torch = pytest.importorskip("torch")
+    cuda = fr.CudaDevice()
+    cuda.check("env_rgb", torch.device("cuda", 0))
+    cuda.check("reward", torch.device("cuda", 0))
+    with pytest.raises(ValueError, match=r"reward is on cuda:1, .* inputs are on cuda:0"):
+        cuda.check("reward", torch.device("cuda", 1))
+    # a recorder's checks share one record
+    inputs = Inputs(
+        3,
+        env_frame_shape=None,
+        global_frame_shape=(4, 4),
+        value_range=None,
+        scalar_names=("speed",),
+        env_pose_per_frame=False,
+        global_pose_per_frame=False,
+        step_dt=0.1,
+    )
+    records = {inputs.env.cuda, inputs.glob.cuda, inputs.scalars["speed"].cuda}
+    records |= {v.cuda for v in inputs.values.values()}
+    assert records == {inputs.cuda}
 
 
 def test_check_step():
