@@ -100,7 +100,7 @@ def validate(
     if parse_version(static["version"]) <= F.FORMAT_VERSION:
         problems += _unexpected_nodes(store, expected)
     if check_data and not problems:
-        problems += _check_data(url, store, spec, state, present)
+        problems += _check_data(url, store, spec, state, present, docs)
     return spec_problems + problems
 
 
@@ -131,11 +131,14 @@ def _add(problems: list[Problem], exc: StoreFormatError) -> None:
         problems.append(p)
 
 
-def _check_data(url, store, spec, state, present) -> list[Problem]:
+def _check_data(url, store, spec, state, present, docs) -> list[Problem]:
     from .reader import Run
 
     run = Run(store, str(url), {"version": ""}, spec, state)
     run._present = set(present)
+    # with the arrays' documents the reads take the direct chunk reader (checksums and decode
+    # as through zarr), not zarr's ~0.4 ms a chunk: 4,096 envs × 48 blocks took 45 s that way
+    run._docs = docs
     problems: list[Problem] = []
     b, n = spec.block_frames, run.num_frames
     env_names = ("reward", "terminated", "truncated", "episode", "episode_step", "stale")
