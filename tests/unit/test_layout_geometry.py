@@ -145,6 +145,27 @@ def test_geometry_limit_scales_down_and_keeps_even():
     assert g.tile_width == g.tile_height < 128
 
 
+def test_automatic_grid_that_does_not_fit_takes_one_that_does_at_full_tile_size():
+    # 4,096 tiles of 32²: the exact 64×64 grid is 2,174 px high at gap 2, over 2,160; 86×48
+    # fits 3840×2160 at 32 px, where 64×64 was shrunk to 31 px tiles (and every tile resized)
+    g = compute_geometry(Layout(), num_tiles=4096, env_shape=(32, 32))
+    assert (g.columns, g.rows, g.tile_height, g.tile_width, g.factor) == (86, 48, 32, 32, 1.0)
+    assert (g.width, g.height) == (2922, 1630) and len(g.tiles) == 86 * 48
+    assert g.tiles[86] == (34, 0) and g.tiles[-1] == (47 * 34, 85 * 34)
+    # small: 16 tiles of 10² under 80×30: 6×3 (nearest 16:9 of those that fit), not 4×4 at 7 px
+    g = compute_geometry(
+        Layout(gap=0, max_width=80, max_height=30), num_tiles=16, env_shape=(10, 10)
+    )
+    assert (g.columns, g.rows, g.tile_height, g.width, g.height) == (6, 3, 10, 60, 30)
+    # given columns are kept (and shrunk); where no grid fits, the automatic one shrinks as before
+    g = compute_geometry(Layout(columns=64), num_tiles=4096, env_shape=(32, 32))
+    assert (g.columns, g.rows, g.tile_height) == (64, 64, 31)
+    g = compute_geometry(
+        Layout(global_view="right"), num_tiles=4096, env_shape=(32, 32), global_shape=(1080, 1920)
+    )
+    assert (g.columns, g.rows, g.tile_height, g.width, g.height) == (64, 64, 20, 3732, 1344)
+
+
 def test_geometry_global_views():
     lay = Layout(columns=4, gap=2, global_view="left")
     g = compute_geometry(lay, num_tiles=16, env_shape=(64, 64), global_shape=(100, 200))
