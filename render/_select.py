@@ -75,6 +75,24 @@ class Plan:
         # its env's track and ``index`` scans, 8 million steps a frame for 4,096 envs
         return {e: i for i, e in reversed(list(enumerate(self.envs)))}
 
+    @cached_property
+    def _stored_of(self) -> dict[int, int]:
+        return {g: e for e, g in reversed(list(zip(self.envs, self.global_ids, strict=True)))}
+
+    def stored(self, env_id: int) -> int:
+        """The stored env index of global env id ``env_id`` (one this plan shows).
+
+        Raises:
+            ValueError: the plan does not show ``env_id``.
+        """
+        stored = self._stored_of.get(env_id)
+        if stored is None:
+            raise ValueError(
+                f"env {env_id} is not shown by this layout (it shows "
+                f"{_summarize_ids(tuple(sorted(self.global_ids)))})"
+            )
+        return stored
+
     def global_id(self, env: int) -> int:
         """The global env id of stored env ``env`` (one of ``envs``)."""
         return self._global_of[env]

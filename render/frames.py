@@ -315,10 +315,7 @@ class FrameSource:
         return self.composer.compose_at({self._stored(env): f for env, f in store_frames.items()})
 
     def _stored(self, env: int) -> int:
-        for stored, g in zip(self.plan.envs, self.plan.global_ids, strict=True):
-            if g == env:
-                return stored
-        raise ValueError(f"env {env} is not shown by this layout (it shows {list(self.envs)})")
+        return self.plan.stored(env)
 
     def command(self, run: str, out: str) -> str:
         """The ``envreel render`` command line that renders this layout of ``run`` to ``out``."""

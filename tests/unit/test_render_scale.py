@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from envreel.render._select import Plan
 
 
@@ -37,3 +39,11 @@ def test_per_env_lookups_do_not_scan_the_envs():
         plan.track(e), plan.score_of(e), plan.global_id(e)
     assert time.perf_counter() - t < 0.3
     assert plan.page_frames(0) == n
+    t = time.perf_counter()
+    for e in plan.envs:  # what a contact sheet asks for each of its envs
+        assert plan.stored(e + 1000) == e
+    assert time.perf_counter() - t < 0.3
+    with pytest.raises(
+        ValueError, match=r"env 5 is not shown by this layout \(it shows 1000-20999\)"
+    ):
+        plan.stored(5)
