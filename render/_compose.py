@@ -205,10 +205,10 @@ def compute_geometry(
             if h <= max_h and w <= max_w:
                 return _build_geometry(layout, 1.0, (th0, tw0), (c, r), global_shape)
     f = min(max_h / g.height, max_w / g.width)
-    for _ in range(200):
-        g = build(f)
-        if g.height <= max_h and g.width <= max_w:
-            return g
+    for _ in range(200):  # sizes only: a geometry's tile positions are 32,768 for a big sheet
+        *_, h, w = _canvas(layout, f, (th0, tw0), (cols, rows), global_shape)
+        if h <= max_h and w <= max_w:
+            return build(f)
         f *= 0.98
     raise ValueError(
         f"the layout ({num_tiles} tiles of {th0}×{tw0}, global view {view!r}) cannot fit "

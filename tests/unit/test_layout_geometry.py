@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -181,6 +182,14 @@ def test_geometry_global_views():
     assert (g.height, g.width, g.slots) == (100, 200, 0)
     with pytest.raises(ValueError, match="needs a run with a global camera"):
         compute_geometry(lay, num_tiles=4, env_shape=(8, 8))
+
+
+def test_geometry_that_cannot_fit_says_so_at_once():
+    # 200 scale factors are tried: by size alone, not by placing 32,768 tiles each time (1.7 s)
+    t = time.perf_counter()
+    with pytest.raises(ValueError, match="32768 tiles of 32×32.*cannot fit 3840×2160"):
+        compute_geometry(Layout(columns=8, rows=4096), num_tiles=8 * 4096, env_shape=(32, 32))
+    assert time.perf_counter() - t < 0.5
 
 
 def test_geometry_cannot_fit():
