@@ -789,6 +789,7 @@ class Recorder:
         budget, value_range = self._writer_opts.max_queue_bytes, self._value_range is not None
         if self._auto_block:
             spec = auto_block_frames(spec, budget, value_range)
+            blocks_for(spec, budget, value_range)  # a budget no block fits twice: the error
             if spec.block_frames < 8:
                 _warn_short_blocks(spec, budget)
         kinds: dict[str, str | None] = {
