@@ -140,6 +140,11 @@ def _check_data(url, store, spec, state, present, docs) -> list[Problem]:
     # as through zarr), not zarr's ~0.4 ms a chunk: 4,096 envs × 48 blocks took 45 s that way
     run._docs = docs
     problems: list[Problem] = []
+    for path in present:  # what zarr refuses to open (the direct reads never ask it) is a problem
+        try:
+            run._array(path)
+        except StoreFormatError as exc:
+            _add(problems, exc)
     b, n = spec.block_frames, run.num_frames
     env_names = ("reward", "terminated", "truncated", "episode", "episode_step", "stale")
     for t0 in range(0, n, b):
