@@ -19,7 +19,15 @@ from envreel.schemas import RunSpec, create_run
 from . import _frames as fr
 from ._writer import Ring, WriterThread, block_nbytes
 
-__all__ = ["Target", "blocks_for", "open_writer", "writer_mode", "is_store", "local_path"]
+__all__ = [
+    "Target",
+    "auto_block_frames",
+    "blocks_for",
+    "open_writer",
+    "writer_mode",
+    "is_store",
+    "local_path",
+]
 
 MAX_BLOCKS = 64  # more buffers than this add nothing but memory for tiny frames
 
@@ -72,6 +80,21 @@ def writer_mode(writer: str, url: Any) -> str:
             "memory:// store lives in this process; use writer='thread' (or 'auto')"
         )
     return writer
+
+
+BLOCK_CHOICES = (32, 16, 8, 4, 2, 1)
+"""Block lengths ``block_frames=None`` picks from, longest first."""
+
+
+def auto_block_frames(spec: RunSpec, max_queue_bytes: int, value_range: bool) -> RunSpec:
+    """``spec`` with the longest block of ``BLOCK_CHOICES`` that ``max_queue_bytes`` holds
+    twice (``blocks_for``'s minimum), or with 1 frame when none is (``blocks_for`` then says
+    what budget it takes)."""
+    for b in BLOCK_CHOICES:
+        shorter = dataclasses.replace(spec, block_frames=b)
+        if 2 * block_nbytes(shorter, value_range=value_range) <= max_queue_bytes:
+            return shorter
+    return dataclasses.replace(spec, block_frames=1)
 
 
 def blocks_for(

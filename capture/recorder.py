@@ -40,6 +40,7 @@ from ._inputs import CheckedStep, Inputs
 from ._lock import StoreLock
 from ._open import (
     Target,
+    auto_block_frames,
     blocks_for,
     cuda_device,
     is_store,
@@ -188,7 +189,9 @@ class Recorder:
         codec_level: compression level: zstd -131072..22, blosc-lz4 and gzip 0..9. Defaults to
             3.
         block_frames: frames per block: the unit of compression, commit and chunking.
-            Defaults to 32.
+            Defaults to None: 32, or where ``max_queue_bytes`` holds fewer than 2 blocks of 32
+            frames (many envs, large frames: 1,024 × 64² with a 720p global view), the longest
+            of 16, 8, 4, 2, 1 it holds twice, with a warning below 8.
         max_queue_bytes: host memory for the ring of block buffers, allocated once at the first
             capture (page-locked for CUDA input); it must hold at least 2 blocks. Defaults to
             512 MiB (``DEFAULT_MAX_QUEUE_BYTES``).
@@ -263,7 +266,7 @@ class Recorder:
         global_pose_per_frame: bool = False,
         codec: str = "zstd",
         codec_level: int = 3,
-        block_frames: int = 32,
+        block_frames: int | None = None,
         max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         on_full: str = "block",
         on_error: str = "warn",
@@ -295,8 +298,12 @@ class Recorder:
         )
         probe.check_new()
         statics = _check_statics(probe, {name: args[name] for name in _STATIC_KEYS})
+        self._auto_block = block_frames is None
         if env_frame_shape is not None:
-            blocks_for(probe, writer_opts.max_queue_bytes, input_opts.value_range is not None)
+            budget, floats = writer_opts.max_queue_bytes, input_opts.value_range is not None
+            if self._auto_block:
+                probe = auto_block_frames(probe, budget, floats)
+            blocks_for(probe, budget, floats)
         path = local_path(url)
         self._lock = StoreLock(path) if path is not None else None  # before any check of it
         try:
@@ -786,6 +793,11 @@ class Recorder:
             gshape = tuple(global_rgb.shape[-3:-1])
         spec = RunSpec(env_frame_shape=env_shape, global_frame_shape=gshape, **self._spec_kwargs)
         budget, value_range = self._writer_opts.max_queue_bytes, self._value_range is not None
+        if self._auto_block:
+            spec = auto_block_frames(spec, budget, value_range)
+            blocks_for(spec, budget, value_range)  # a budget no block fits twice: the error
+            if spec.block_frames < 8:
+                _warn_short_blocks(spec, budget)
         kinds: dict[str, str | None] = {
             "env_frames": checked.env[0] if checked else None,
             "global_frames": checked.glob[0] if checked and checked.glob else None,
@@ -960,9 +972,23 @@ def _spec_kwargs(args: dict[str, Any]) -> dict[str, Any]:
         )
     return dict(
         {key: args[key] for key in _SPEC_KEYS},
+        block_frames=32 if args["block_frames"] is None else args["block_frames"],
         scalar_names=tuple(scalar_names),
         source={} if args["source"] is None else args["source"],
         metadata={} if args["metadata"] is None else args["metadata"],
+    )
+
+
+def _warn_short_blocks(spec: RunSpec, max_queue_bytes: int) -> None:
+    h, w = spec.env_frame_shape
+    warnings.warn(
+        f"envreel: a step of {spec.num_envs} envs × {h}×{w} frames"
+        + (" and the global view" if spec.global_frame_shape else "")
+        + f" is so large that max_queue_bytes={max_queue_bytes} ({max_queue_bytes / 2**20:.0f} "
+        f"MiB) holds 2 blocks of only {spec.block_frames} frame(s), which compress worse and "
+        "leave the writer little slack: raise max_queue_bytes, or pass block_frames to choose",
+        RuntimeWarning,
+        stacklevel=4,
     )
 
 

@@ -8,8 +8,10 @@ slice assignments. Drawing text with Pillow for every tile of every frame costs 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -85,28 +87,43 @@ def grid_shape(
         return columns, math.ceil(n / columns)
     if rows:
         return math.ceil(n / rows), rows
+    return next(grid_candidates(n, aspect=aspect, tile_shape=tile_shape, gap=gap))
+
+
+def grid_candidates(
+    n: int,
+    *,
+    aspect: float = 16 / 9,
+    tile_shape: tuple[int, int] = (1, 1),
+    gap: int = 0,
+    limit: tuple[int, int] | None = None,
+) -> Iterator[tuple[int, int]]:
+    """(columns, rows) of the automatic grids for ``n`` tiles, best first (``grid_shape``'s
+    choice is the first); with ``limit`` (height, width), only grids within it at full tile size.
+    """
+    n = max(1, int(n))
     th, tw = tile_shape
 
+    def size(c: int, r: int) -> tuple[int, int]:
+        return r * th + (r - 1) * gap, c * tw + (c - 1) * gap
+
     def miss(c: int, r: int) -> float:  # how far the grid's shape is from the aspect
-        w = c * tw + (c - 1) * gap
-        h = r * th + (r - 1) * gap
+        h, w = size(c, r)
         return abs(math.log(w / h / aspect))
 
     # an exact grid is accepted as far from the aspect as a square is (at least 16:9 vs 1:1)
     near = max(abs(math.log(aspect)), math.log(16 / 9)) + 1e-9
-    exact = [(miss(c, n // c), c, n // c) for c in range(1, n + 1) if n % c == 0]
-    fit = min(exact)
-    if fit[0] <= near:
-        return fit[1], fit[2]
-    best = None
+    ranked = []
     for c in range(1, n + 1):
         r = math.ceil(n / c)
         if c > 1 and math.ceil(n / (c - 1)) == r:
             continue  # same rows with fewer columns is never better
-        cost = (miss(c, r), c * r - n)
-        if best is None or cost < best[0]:
-            best = (cost, c, r)
-    return best[1], best[2]
+        if limit is not None and (size(c, r)[0] > limit[0] or size(c, r)[1] > limit[1]):
+            continue
+        m, empty = miss(c, r), c * r - n
+        ranked.append((not (empty == 0 and m <= near), m, empty, c, r))
+    for *_, c, r in sorted(ranked):
+        yield c, r
 
 
 def _even_floor(v: int) -> int:
@@ -172,11 +189,26 @@ def compute_geometry(
     g = build(1.0)
     if g.height <= max_h and g.width <= max_w:
         return g
+    if view != "only" and not layout.columns and not layout.rows:
+        # The automatic grid does not fit at full tile size: another grid may (4,096 tiles of
+        # 32² as 64×64 need 2,174 px of height at gap 2; 86×48 fit 3840×2160), sharper than
+        # tiles shrunk to fit, and without resizing every tile of every frame.
+        grids = grid_candidates(
+            num_tiles,
+            aspect=layout.aspect,
+            tile_shape=(th0, tw0),
+            gap=layout.gap,
+            limit=(max_h, max_w),
+        )
+        for c, r in itertools.islice(grids, 256):
+            *_, h, w = _canvas(layout, 1.0, (th0, tw0), (c, r), global_shape)
+            if h <= max_h and w <= max_w:
+                return _build_geometry(layout, 1.0, (th0, tw0), (c, r), global_shape)
     f = min(max_h / g.height, max_w / g.width)
-    for _ in range(200):
-        g = build(f)
-        if g.height <= max_h and g.width <= max_w:
-            return g
+    for _ in range(200):  # sizes only: a geometry's tile positions are 32,768 for a big sheet
+        *_, h, w = _canvas(layout, f, (th0, tw0), (cols, rows), global_shape)
+        if h <= max_h and w <= max_w:
+            return build(f)
         f *= 0.98
     raise ValueError(
         f"the layout ({num_tiles} tiles of {th0}×{tw0}, global view {view!r}) cannot fit "
@@ -194,19 +226,13 @@ def _build_geometry(
 ) -> Geometry:
     """The geometry with tiles, gaps (and a given global size) scaled by ``f``."""
     cols, rows = grid
-    th, tw = max(1, math.floor(tile0[0] * f)), max(1, math.floor(tile0[1] * f))
-    gap = math.floor(layout.gap * f)
-    grid_h = rows * th + max(0, rows - 1) * gap
-    grid_w = cols * tw + max(0, cols - 1) * gap
-    tiles = tuple((r * (th + gap), c * (tw + gap)) for r in range(rows) for c in range(cols))
-    grect, H, W = None, grid_h, grid_w
-    if layout.global_view != "none":
-        gsize = _global_size(layout, f, global_shape, grid_h, grid_w)  # type: ignore[arg-type]
-        tiles, grect, H, W = _place_global(layout, gsize, tiles, gap, grid_h, grid_w)
-    H, W = max(H, 1), max(W, 1)
+    th, tw, gap, (dy, dx), grect, H, W = _canvas(layout, f, tile0, grid, global_shape)
+    tiles = tuple(
+        (dy + r * (th + gap), dx + c * (tw + gap)) for r in range(rows) for c in range(cols)
+    )
     return Geometry(
-        height=H + H % 2,
-        width=W + W % 2,
+        height=H,
+        width=W,
         tile_height=th,
         tile_width=tw,
         columns=cols,
@@ -215,6 +241,29 @@ def _build_geometry(
         global_rect=grect,
         factor=f,
     )
+
+
+def _canvas(
+    layout: Layout,
+    f: float,
+    tile0: tuple[int, int],
+    grid: tuple[int, int],
+    global_shape: tuple[int, int] | None,
+) -> tuple:
+    """(tile height, tile width, gap, grid offset, global rect, canvas height, canvas width)
+    with tiles, gaps (and a given global size) scaled by ``f``: the geometry without a position
+    per tile, so that grids can be tried for size cheaply."""
+    cols, rows = grid
+    th, tw = max(1, math.floor(tile0[0] * f)), max(1, math.floor(tile0[1] * f))
+    gap = math.floor(layout.gap * f)
+    grid_h = rows * th + max(0, rows - 1) * gap
+    grid_w = cols * tw + max(0, cols - 1) * gap
+    offset, grect, H, W = (0, 0), None, grid_h, grid_w
+    if layout.global_view != "none":
+        gsize = _global_size(layout, f, global_shape, grid_h, grid_w)  # type: ignore[arg-type]
+        offset, grect, H, W = _place_global(layout, gsize, gap, grid_h, grid_w)
+    H, W = max(H, 1), max(W, 1)
+    return th, tw, gap, offset, grect, H + H % 2, W + W % 2
 
 
 def _global_size(
@@ -238,28 +287,26 @@ def _global_size(
     return max(1, math.floor(gh0 * f)), max(1, math.floor(gw0 * f))  # only
 
 
-def _place_global(layout: Layout, gsize, tiles, gap: int, grid_h: int, grid_w: int):
-    """(tiles moved aside, global rect, canvas height, canvas width) for the global view."""
+def _place_global(layout: Layout, gsize, gap: int, grid_h: int, grid_w: int):
+    """(offset of the grid, global rect, canvas height, canvas width) for the global view."""
     view = layout.global_view
     gh, gw = gsize
     if view == "only":
-        return tiles, (0, 0, gh, gw), gh, gw
+        return (0, 0), (0, 0, gh, gw), gh, gw
     if view == "left":
-        tiles = tuple((y, x + gw + gap) for y, x in tiles)
-        return tiles, (0, 0, gh, gw), max(gh, grid_h), gw + gap + grid_w
+        return (0, gw + gap), (0, 0, gh, gw), max(gh, grid_h), gw + gap + grid_w
     if view == "right":
-        return tiles, (0, grid_w + gap, gh, gw), max(gh, grid_h), grid_w + gap + gw
+        return (0, 0), (0, grid_w + gap, gh, gw), max(gh, grid_h), grid_w + gap + gw
     if view == "top":
-        tiles = tuple((y + gh + gap, x) for y, x in tiles)
-        return tiles, (0, 0, gh, gw), gh + gap + grid_h, max(gw, grid_w)
+        return (gh + gap, 0), (0, 0, gh, gw), gh + gap + grid_h, max(gw, grid_w)
     if view == "bottom":
-        return tiles, (grid_h + gap, 0, gh, gw), grid_h + gap + gh, max(gw, grid_w)
+        return (0, 0), (grid_h + gap, 0, gh, gw), grid_h + gap + gh, max(gw, grid_w)
     # inset, inside the grid's corner, a gap away from its edges
     gh, gw = min(gh, grid_h), min(gw, grid_w)
     m = gap if gh + 2 * gap <= grid_h and gw + 2 * gap <= grid_w else 0
     y = m if layout.inset_corner.startswith("top") else grid_h - gh - m
     x = m if layout.inset_corner.endswith("left") else grid_w - gw - m
-    return tiles, (y, x, gh, gw), grid_h, grid_w
+    return (0, 0), (y, x, gh, gw), grid_h, grid_w
 
 
 # ------------------------------------------------------------------------------------------------

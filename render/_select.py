@@ -71,6 +71,30 @@ class Plan:
     def _global_of(self) -> dict[int, int]:
         return dict(zip(self.envs, self.global_ids, strict=True))
 
+    @cached_property
+    def _position(self) -> dict[int, int]:
+        # first position of each env, as ``envs.index`` gives: a dict, since each tile asks for
+        # its env's track and ``index`` scans, 8 million steps a frame for 4,096 envs
+        return {e: i for i, e in reversed(list(enumerate(self.envs)))}
+
+    @cached_property
+    def _stored_of(self) -> dict[int, int]:
+        return {g: e for e, g in reversed(list(zip(self.envs, self.global_ids, strict=True)))}
+
+    def stored(self, env_id: int) -> int:
+        """The stored env index of global env id ``env_id`` (one this plan shows).
+
+        Raises:
+            ValueError: the plan does not show ``env_id``.
+        """
+        stored = self._stored_of.get(env_id)
+        if stored is None:
+            raise ValueError(
+                f"env {env_id} is not shown by this layout (it shows "
+                f"{_summarize_ids(tuple(sorted(self.global_ids)))})"
+            )
+        return stored
+
     def global_id(self, env: int) -> int:
         """The global env id of stored env ``env`` (one of ``envs``)."""
         return self._global_of[env]
@@ -79,11 +103,11 @@ class Plan:
         """The score of stored env ``env`` (NaN when scores were not computed)."""
         if self.scores is None:
             return math.nan
-        return self.scores[self.envs.index(env)]
+        return self.scores[self._position[env]]
 
     def track(self, env: int) -> tuple[int, int]:
         """(start, stop) store frames of ``env``."""
-        i = self.envs.index(env)
+        i = self._position[env]
         return self.starts[i], self.stops[i]
 
     def env_length(self, env: int) -> int:

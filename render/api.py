@@ -21,7 +21,7 @@ import numpy as np
 from envreel._options import check_options, option
 from envreel.schemas import Run
 
-from ._compose import compute_geometry
+from ._compose import compute_geometry, nominal_tile
 from ._encode import (
     check_encoder_options,
     check_output,
@@ -654,11 +654,27 @@ def _sheet_canvas(run: Run, plain: Layout, num_times: int, skip_bad: bool) -> np
     num_times = max(len(v) for v in picks.values())  # no more columns than distinct frames
     # The sheet's tile size and gap, as if it were one grid of envs × times; each column is then
     # one frame of a one-column layout of those tiles, every env at its own sampled time.
-    sheet = compute_geometry(
-        plain.replace(columns=num_times, rows=len(envs)),
-        num_tiles=num_times * len(envs),
-        env_shape=run.env_frame_shape,
-    )
+    try:
+        sheet = compute_geometry(
+            plain.replace(columns=num_times, rows=len(envs)),
+            num_tiles=num_times * len(envs),
+            env_shape=run.env_frame_shape,
+        )
+    except ValueError:  # its words are a grid's ("page_size"): say what a sheet can change
+        raise ValueError(
+            f"a contact sheet has a row per env: {len(envs)} envs × {num_times} times cannot "
+            f"fit {plain.max_width}×{plain.max_height} (width×height) even with 1-pixel tiles; "
+            "select fewer envs (envs, e.g. '0-63', or top_k) or raise max_height"
+        ) from None
+    if sheet.factor < 1:
+        th0, tw0 = nominal_tile(plain, run.env_frame_shape)
+        warnings.warn(
+            f"contact sheet tiles shown at {sheet.tile_width}×{sheet.tile_height} instead of "
+            f"{tw0}×{th0} to fit {plain.max_width}×{plain.max_height} (a row per env: "
+            f"{len(envs)} envs × {num_times} times); select fewer envs for larger tiles",
+            UserWarning,
+            stacklevel=3,
+        )
     gap = (sheet.tiles[1][1] - sheet.tile_width) if num_times > 1 else 0
     column = FrameSource(
         run,

@@ -34,8 +34,9 @@ from .layout import Layout
 __all__ = ["FrameSource", "Tile", "frames"]
 
 RANDOM_ROWS = 8
-"""Frames composed at once for random access (``FrameSource.frame``): a jump costs this many
-composed frames (a store block is 32 frames: 4x less work than composing its whole block)."""
+"""Frames composed at once for random access (``FrameSource.frame``) while frames are asked for
+in order (a viewer playing); a jump composes the frame asked for alone, since a frame of 4,096
+tiles costs ~0.3 s to compose and a scrubbing viewer shows only that one."""
 
 
 class Tile(NamedTuple):
@@ -278,26 +279,29 @@ class FrameSource:
         return block[o - job.o0].copy()
 
     def _compose_from(self, page: int, o: int, last: Job | None) -> None:
-        """Composes output frames [o, o + RANDOM_ROWS) of ``page`` into the kept block.
+        """Composes output frames from ``o`` of ``page`` into the kept block: ``RANDOM_ROWS``
+        of them when ``o`` follows the last block composed, else ``o`` alone.
 
         The composer carries state from frame to frame of a page: a border stays drawn for
         ``border_hold`` frames after a done flag, and in episode mode an env whose episode
         ended shows its last frame, dimmed. Unless ``o`` follows the last block composed, that
         state is rebuilt first: the ``border_hold`` frames before ``o`` are composed (in episode
-        mode, the page from its start).
+        mode, the page from its start; nothing when no border is held past its frame).
         """
         n = self.plan.page_frames(page)
         sequential = last is not None and last.page == page and last.o1 == o
         if not sequential:
             warm = 0 if self.plan.episode_mode else max(0, o - self.layout.border_hold - 1)
-            if self.layout.border <= 0 and not self.plan.episode_mode:
+            if (self.layout.border <= 0 or self.layout.border_hold == 0) and (
+                not self.plan.episode_mode
+            ):
                 warm = o
             for a in range(warm, o, RANDOM_ROWS):
                 self._fill(Job(page, a, min(o, a + RANDOM_ROWS)))
             if warm == o and o > 0:
                 self.composer.held.clear()
                 self.composer.carry.clear()
-        self._fill(Job(page, o, min(n, o + RANDOM_ROWS)))
+        self._fill(Job(page, o, min(n, o + (RANDOM_ROWS if sequential else 1))))
 
     def _fill(self, job: Job) -> None:
         if self._buffer is None:
@@ -312,10 +316,7 @@ class FrameSource:
         return self.composer.compose_at({self._stored(env): f for env, f in store_frames.items()})
 
     def _stored(self, env: int) -> int:
-        for stored, g in zip(self.plan.envs, self.plan.global_ids, strict=True):
-            if g == env:
-                return stored
-        raise ValueError(f"env {env} is not shown by this layout (it shows {list(self.envs)})")
+        return self.plan.stored(env)
 
     def command(self, run: str, out: str) -> str:
         """The ``envreel render`` command line that renders this layout of ``run`` to ``out``."""

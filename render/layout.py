@@ -449,7 +449,8 @@ class Layout:
     # ---- output size
     max_width: int = option(3840, "largest output width", minimum=2, maximum=16384)
     # Larger layouts are scaled down (tiles, gaps and the global view alike), keeping width and
-    # height even.
+    # height even; an automatic grid (no columns or rows) first takes the grid nearest aspect
+    # that fits at full tile size, when one does.
     max_height: int = option(2160, "largest output height", minimum=2, maximum=16384)
 
     def __post_init__(self) -> None:

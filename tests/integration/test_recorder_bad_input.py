@@ -523,10 +523,18 @@ def test_global_view_presence_is_fixed(tmp_path):
     assert open_run(tmp_path / "b.zarr").num_frames == 1
 
 
-def test_max_queue_bytes_too_small_for_lazy_shape_raises_at_first_capture(tmp_path):
-    rec = Recorder(tmp_path / "r.zarr", num_envs=N, fps=30, max_queue_bytes=10_000)
-    with pytest.raises(ValueError, match=r"max_queue_bytes=10000 .*holds 0 block.*at least 2"):
-        rec.capture(good(0))
+@pytest.mark.parametrize(("budget", "block_frames"), [(10_000, 32), (100, None)])
+def test_max_queue_bytes_too_small_for_lazy_shape_raises_at_first_capture(
+    tmp_path, budget, block_frames
+):
+    # block_frames=None takes shorter blocks (1 frame at the least) before giving up
+    rec = Recorder(
+        tmp_path / "r.zarr", num_envs=N, fps=30, max_queue_bytes=budget, block_frames=block_frames
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the error alone, no warning about short blocks first
+        with pytest.raises(ValueError, match=rf"max_queue_bytes={budget} .*holds 0 block.*least 2"):
+            rec.capture(good(0))
     assert not (tmp_path / "r.zarr").exists()
 
 

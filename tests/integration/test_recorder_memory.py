@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import warnings
 
 import numpy as np
 import pytest
@@ -175,3 +176,48 @@ def test_a_full_dev_shm_is_an_error_or_a_thread_writer_not_sigbus(tmp_path, monk
         rec.close()
         assert rec.stats.frames_written == 6 and open_run(tmp_path / "r.zarr").num_frames == 6
     assert list((tmp_path / "shm").iterdir()) == []
+
+
+def _budget_for(n: int, h: int, w: int, block_frames: int) -> int:
+    """Bytes of 2 blocks of ``block_frames`` frames (the least a ring holds), plus a little."""
+    from envreel.capture._writer import block_nbytes
+    from envreel.schemas import RunSpec
+
+    spec = RunSpec(num_envs=n, env_frame_shape=(h, w), fps=30, block_frames=block_frames)
+    return 2 * block_nbytes(spec, value_range=False) + 1000
+
+
+@pytest.mark.parametrize(("fits", "warns"), [(16, False), (4, True)])
+def test_many_envs_get_shorter_blocks_where_the_budget_holds_no_two_of_32(tmp_path, fits, warns):
+    """4,096 envs × 32² and a 1080p global view is 19 MB a step: 2 blocks of 32 do not fit the
+    default 512 MiB, which raised at the first capture unless block_frames was given."""
+    n, h, w, steps = 4096, 4, 4, 40
+    frames = np.random.default_rng(0).integers(0, 256, (steps, n, h, w, 3), dtype=np.uint8)
+    budget = _budget_for(n, h, w, fits)
+    assert budget < _budget_for(n, h, w, 2 * fits)
+    rec = Recorder(tmp_path / "r.zarr", num_envs=n, fps=30, max_queue_bytes=budget)
+    with (
+        pytest.warns(RuntimeWarning, match=rf"holds 2 blocks of only {fits} frame")
+        if warns
+        else (warnings.catch_warnings())
+    ):
+        if not warns:
+            warnings.simplefilter("error")
+        rec.capture(frames[0], reward=np.full(n, 0.5, np.float32))
+    for t in range(1, steps):
+        rec.capture(frames[t], reward=np.full(n, 0.5, np.float32))
+    rec.close()
+    assert rec.stats.frames_written == steps and rec.stats.frames_dropped == 0
+    run = open_run(tmp_path / "r.zarr")
+    assert run.spec.block_frames == fits and run.num_frames == steps
+    np.testing.assert_array_equal(run.env_frames([0, 4095], 0, steps), frames[:, [0, 4095]])
+    # given, block_frames is kept: the same budget is then an error naming both ways out
+    with pytest.raises(ValueError, match=rf"block_frames <= {fits}\b"):
+        Recorder(
+            tmp_path / "s.zarr",
+            num_envs=n,
+            fps=30,
+            max_queue_bytes=budget,
+            block_frames=2 * fits,
+            env_frame_shape=(h, w),
+        )

@@ -111,3 +111,32 @@ def test_show_plays_the_layout_inline(store, tmp_path) -> None:
         decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(decoded) == video.frames == 20
     assert decoded[0].shape == (video.height, video.width, 3)
+
+
+def _count_composed(source, monkeypatch) -> list[tuple[int, int]]:
+    """The (first, stop) output frames of each block ``source`` composes from now on."""
+    composed: list[tuple[int, int]] = []
+    fill = source.composer.fill
+    monkeypatch.setattr(
+        source.composer,
+        "fill",
+        lambda job, out: composed.append((job.o0, job.o1)) or fill(job, out),
+    )
+    return composed
+
+
+def test_a_jump_composes_the_frame_asked_for_alone(store, monkeypatch) -> None:
+    """A frame of 4,096 tiles takes ~0.3 s to compose: a scrubbing viewer must not pay for 8,
+    nor for the frame before it when no border is held past its flag."""
+    source = frames(store, Layout(columns=3, border=2))  # border_hold 0: nothing carries over
+    composed = _count_composed(source, monkeypatch)
+    streamed = np.stack(list(frames(store, Layout(columns=3, border=2))))
+    for t in (40, 41, 42, 10, 69):
+        np.testing.assert_array_equal(source.frame(t), streamed[t])
+    # the jumps to 40, 10 and 69 compose one frame; 41 follows on: the next 8 (42 comes from them)
+    assert composed == [(40, 41), (41, 49), (10, 11), (69, 70)]
+    # a held border is rebuilt from the frames before the jump
+    held = frames(store, Layout(columns=3, border=2, border_hold=3))
+    composed = _count_composed(held, monkeypatch)
+    held.frame(40)
+    assert composed == [(36, 40), (40, 41)]

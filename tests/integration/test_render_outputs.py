@@ -496,6 +496,20 @@ def test_contact_sheet_in_episode_mode_starts_each_row_at_its_episode(store, tmp
             assert np.array_equal(tile(img, g, row * 3 + col), env_frame(env, int(f), H, W))
 
 
+def test_contact_sheet_of_more_envs_than_fit_is_refused_or_warned(tmp_path):
+    """A sheet has a row per env: 4,096 envs cannot fit 2160 px; the grid's words ("tiles",
+    "page_size") do not say what to change. Tiles shrunk to fit are warned about."""
+    many = make_store(tmp_path / "many.zarr", num_envs=300, frames=8, shape=(4, 4))
+    lay = Layout(max_height=200, label=None)
+    with pytest.raises(ValueError, match=r"a row per env: 300 envs × 2 times cannot fit") as info:
+        contact_sheet(many, tmp_path / "no.png", lay, num_times=2)
+    assert "page_size" not in str(info.value) and "select fewer envs" in str(info.value)
+    assert not (tmp_path / "no.png").exists()
+    with pytest.warns(UserWarning, match=r"tiles shown at 3×3 instead of 4×4 .*40 envs × 2"):
+        p = contact_sheet(many, tmp_path / "yes.png", lay.replace(envs="0-39"), num_times=2)
+    assert Image.open(p).size[1] <= 200
+
+
 # ---- per-env videos ----------------------------------------------------------------------------
 def test_render_envs_parallel(store, tmp_path):
     lay = Layout(envs="1,4", stop=12, **PLAIN)

@@ -262,3 +262,26 @@ def test_a_refused_layout_in_a_store_reads_through_zarr(tmp_path):
     run = open_run(url)
     assert run._chunk_reader("env/reward") is None
     np.testing.assert_array_equal(run.scalar("reward", 0, 21), fill_reward(0, 21, 4))
+
+
+def test_validate_reads_through_the_direct_reader(tmp_path, monkeypatch):
+    """validate decodes every chunk the way open_run's reads do: through zarr it cost ~0.4 ms a
+    chunk, 45 s for a 4,096-env store of 48 blocks (11 s this way)."""
+    from envreel.schemas import validate
+
+    url = tmp_path / "v.zarr"
+    write_run(url, small_spec(num_envs=64, env_frame_shape=(4, 4)), block_sizes=(8, 8, 5))
+    through_zarr = []
+    real = zarr.Array.get_basic_selection
+    monkeypatch.setattr(
+        zarr.Array,
+        "get_basic_selection",
+        lambda self, *a, **kw: through_zarr.append(self.path) or real(self, *a, **kw),
+    )
+    assert validate(url) == []
+    assert set(through_zarr) & {"env/frames", "global/frames", *PER_FRAME} == set()
+    shard = url / "env/frames/c/2/0/0/0/0"
+    flip_byte(shard, _chunk_middle(shard, 5, n=64))
+    problems = validate(url)
+    assert [(p.where, "crc32c" in p.message) for p in problems] == [("env/frames", True)]
+    assert "chunk (2, 5, 0, 0, 0)" in problems[0].message

@@ -53,7 +53,7 @@ BAD = [
     (dict(quat_order="xyz"), ValueError, "quat_order"),
     (dict(source={"x": object()}), ValueError, "JSON values"),
     (
-        dict(env_frame_shape=(256, 256), num_envs=64),
+        dict(env_frame_shape=(256, 256), num_envs=64, block_frames=32),
         ValueError,
         "max_queue_bytes=536870912 (512 MiB) holds 1 block(s) of block_frames=32 frames × 64 envs",
     ),
@@ -79,7 +79,9 @@ def test_bad_url():
 
 def test_queue_error_suggests_a_fix():
     with pytest.raises(ValueError) as info:
-        Recorder("memory://q.zarr", num_envs=64, fps=30, env_frame_shape=(256, 256))
+        Recorder(
+            "memory://q.zarr", num_envs=64, fps=30, env_frame_shape=(256, 256), block_frames=32
+        )
     msg = str(info.value)
     assert "at least 2" in msg and "max_queue_bytes >=" in msg and "block_frames <= 21" in msg
     # a budget that no block fits twice suggests only a larger budget (block_frames <= 1 did)
@@ -90,7 +92,7 @@ def test_queue_error_suggests_a_fix():
             fps=30,
             env_frame_shape=(256, 256),
             max_queue_bytes=10 << 20,
-        )
+        )  # without block_frames too: no block fits twice
     msg = str(info.value)
     assert "max_queue_bytes >=" in msg and "block_frames" not in msg.split("needs")[1]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -145,6 +146,27 @@ def test_geometry_limit_scales_down_and_keeps_even():
     assert g.tile_width == g.tile_height < 128
 
 
+def test_automatic_grid_that_does_not_fit_takes_one_that_does_at_full_tile_size():
+    # 4,096 tiles of 32²: the exact 64×64 grid is 2,174 px high at gap 2, over 2,160; 86×48
+    # fits 3840×2160 at 32 px, where 64×64 was shrunk to 31 px tiles (and every tile resized)
+    g = compute_geometry(Layout(), num_tiles=4096, env_shape=(32, 32))
+    assert (g.columns, g.rows, g.tile_height, g.tile_width, g.factor) == (86, 48, 32, 32, 1.0)
+    assert (g.width, g.height) == (2922, 1630) and len(g.tiles) == 86 * 48
+    assert g.tiles[86] == (34, 0) and g.tiles[-1] == (47 * 34, 85 * 34)
+    # small: 16 tiles of 10² under 80×30: 6×3 (nearest 16:9 of those that fit), not 4×4 at 7 px
+    g = compute_geometry(
+        Layout(gap=0, max_width=80, max_height=30), num_tiles=16, env_shape=(10, 10)
+    )
+    assert (g.columns, g.rows, g.tile_height, g.width, g.height) == (6, 3, 10, 60, 30)
+    # given columns are kept (and shrunk); where no grid fits, the automatic one shrinks as before
+    g = compute_geometry(Layout(columns=64), num_tiles=4096, env_shape=(32, 32))
+    assert (g.columns, g.rows, g.tile_height) == (64, 64, 31)
+    g = compute_geometry(
+        Layout(global_view="right"), num_tiles=4096, env_shape=(32, 32), global_shape=(1080, 1920)
+    )
+    assert (g.columns, g.rows, g.tile_height, g.width, g.height) == (64, 64, 20, 3732, 1344)
+
+
 def test_geometry_global_views():
     lay = Layout(columns=4, gap=2, global_view="left")
     g = compute_geometry(lay, num_tiles=16, env_shape=(64, 64), global_shape=(100, 200))
@@ -160,6 +182,14 @@ def test_geometry_global_views():
     assert (g.height, g.width, g.slots) == (100, 200, 0)
     with pytest.raises(ValueError, match="needs a run with a global camera"):
         compute_geometry(lay, num_tiles=4, env_shape=(8, 8))
+
+
+def test_geometry_that_cannot_fit_says_so_at_once():
+    # 200 scale factors are tried: by size alone, not by placing 32,768 tiles each time (1.7 s)
+    t = time.perf_counter()
+    with pytest.raises(ValueError, match="32768 tiles of 32×32.*cannot fit 3840×2160"):
+        compute_geometry(Layout(columns=8, rows=4096), num_tiles=8 * 4096, env_shape=(32, 32))
+    assert time.perf_counter() - t < 0.5
 
 
 def test_geometry_cannot_fit():
