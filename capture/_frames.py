@@ -222,7 +222,12 @@ class ImageInput:
         # passed: a caller that hands the same kind of tensor every step skips the rest.
         self._cuda_type: type | None = None
         self._cuda_key: tuple | None = None
+        self._cuda_strides: tuple | None = None
         self._cuda_kind = CUDA
+
+    def forget_cuda(self) -> None:
+        """Forget the CUDA inputs that passed: the next one is checked in full."""
+        self._key = self._kind = self._last_cuda = self._cuda_type = self._cuda_key = None
 
     @property
     def expected(self) -> str:
@@ -241,7 +246,11 @@ class ImageInput:
         if not self.lead and getattr(x, "ndim", 0) == 4 and x.shape[0] == 1:
             x = x[0]  # a single camera's (1, H, W, C) output, as Isaac Lab gives it
         ck = self._cuda_key
-        if type(x) is self._cuda_type and (x.shape, x.dtype, x.device, x.stride()) == ck:
+        if (
+            type(x) is self._cuda_type
+            and (x.shape, x.dtype, x.device, x.layout) == ck
+            and x.stride() == self._cuda_strides  # after the layout: a sparse tensor has none
+        ):
             kind = self._cuda_kind
             if kind != CUDA_PIXELS or x is self._last_cuda:
                 return kind, x
@@ -287,7 +296,8 @@ class ImageInput:
                         return CUDA, x  # the last pixel's 4th byte lies outside the storage
                     self._last_cuda = x
                 # as the fast path at the top compares it (the layout is strided by now)
-                self._cuda_key = (x.shape, x.dtype, dev, x.stride())
+                self._cuda_key = (x.shape, x.dtype, dev, x.layout)
+                self._cuda_strides = x.stride()
                 self._cuda_type, self._cuda_kind = type(x), kind
                 return kind, x
             if x.dtype == torch.bfloat16:
@@ -473,7 +483,7 @@ class ValueInput:
 
     def check(self, x: Any) -> tuple[bool, Any]:
         """Validate; return (is_cuda, numpy array or CUDA tensor)."""
-        if type(x) is self._cuda_type and (x.shape, x.dtype, x.device) == self._cuda_key:
+        if type(x) is self._cuda_type and (x.shape, x.dtype, x.device, x.layout) == self._cuda_key:
             return True, x  # the same kind of CUDA tensor as last time: nothing new to check
         n = self.num_envs
         if is_torch(x):
@@ -493,7 +503,7 @@ class ValueInput:
                 self._key = key
             if dev.type == "cuda":
                 # as the fast path at the top compares it (the layout is strided by now)
-                self._cuda_type, self._cuda_key = torch.Tensor, (x.shape, x.dtype, dev)
+                self._cuda_type, self._cuda_key = torch.Tensor, (x.shape, x.dtype, dev, x.layout)
                 return True, x
             if x.dtype == torch.bfloat16:
                 x = x.float()
@@ -516,6 +526,10 @@ class ValueInput:
                 raise TypeError(f"{self.name} must be {self._what}, got {what}")
             self._key = key
         return False, self._in_range(arr)
+
+    def forget_cuda(self) -> None:
+        """Forget the CUDA inputs that passed: the next one is checked in full."""
+        self._key = self._cuda_type = self._cuda_key = None
 
     def _shape_error(self, shape: tuple[int, ...]) -> ValueError:
         n = self.num_envs

@@ -138,39 +138,47 @@ class Inputs:
         global_camera_pose: Any,
     ) -> CheckedStep:
         """A ``CheckedStep`` of one ``capture()`` call (arguments as ``capture()``'s)."""
-        env = self.env.check(env_rgb)
-        glob = None if global_rgb is None and self.glob is None else self._check_global(global_rgb)
-        step = fr.check_step(step, self.last_step)
-        sim_time = step * self.step_dt if sim_time is None else fr.check_sim_time(sim_time)
-        stale_done = isinstance(stale, str)
-        if stale_done:
-            if stale != STALE_DONE:
-                raise ValueError(
-                    f"stale must be an array of shape ({self.num_envs},) or {STALE_DONE!r} "
-                    f"(the envs done in this step), got {stale!r}"
-                )
-            stale = None
-        values = {}
-        for name, value in zip(
-            VALUE_NAMES, (reward, terminated, truncated, stale, episode_step), strict=True
-        ):
-            if value is not None:
-                values[name] = self.values[name].check(value)
-        return CheckedStep(
-            step,
-            sim_time,
-            env,
-            glob,
-            values,
-            self._check_scalars(scalars) if scalars else {},
-            None
-            if env_camera_poses is None and not self.env_pose_per_frame
-            else self._check_env_pose(env_camera_poses),
-            None
-            if global_camera_pose is None and not self.global_pose_per_frame
-            else self._check_global_pose(global_camera_pose),
-            stale_done,
-        )
+        fresh = self.cuda.device is None  # no CUDA input accepted yet
+        try:
+            env = self.env.check(env_rgb)
+            glob = (
+                None if global_rgb is None and self.glob is None else self._check_global(global_rgb)
+            )
+            step = fr.check_step(step, self.last_step)
+            sim_time = step * self.step_dt if sim_time is None else fr.check_sim_time(sim_time)
+            stale_done = isinstance(stale, str)
+            if stale_done:
+                if stale != STALE_DONE:
+                    raise ValueError(
+                        f"stale must be an array of shape ({self.num_envs},) or {STALE_DONE!r} "
+                        f"(the envs done in this step), got {stale!r}"
+                    )
+                stale = None
+            values = {}
+            for name, value in zip(
+                VALUE_NAMES, (reward, terminated, truncated, stale, episode_step), strict=True
+            ):
+                if value is not None:
+                    values[name] = self.values[name].check(value)
+            return CheckedStep(
+                step,
+                sim_time,
+                env,
+                glob,
+                values,
+                self._check_scalars(scalars) if scalars else {},
+                None
+                if env_camera_poses is None and not self.env_pose_per_frame
+                else self._check_env_pose(env_camera_poses),
+                None
+                if global_camera_pose is None and not self.global_pose_per_frame
+                else self._check_global_pose(global_camera_pose),
+                stale_done,
+            )
+        except BaseException:
+            if fresh:  # a rejected call leaves no trace: nor the device its CUDA inputs named
+                self._forget_cuda()
+            raise
 
     def check_flags(self, step: Any, terminated: Any, truncated: Any) -> tuple[int, Any, Any]:
         """(step, terminated, truncated) of a call without frames."""
@@ -211,6 +219,14 @@ class Inputs:
         if arr.dtype.kind not in kinds:
             raise TypeError(f"{what}, got {arr.dtype}")
         return checked, (False, arr)
+
+    def _forget_cuda(self) -> None:
+        """Unfix the CUDA device, and the inputs' records of CUDA tensors that passed (their
+        fast paths compare no device with the recorder's)."""
+        self.cuda.device = None
+        inputs = [self.env, *self.values.values(), *self.scalars.values()]
+        for inp in inputs + ([self.glob] if self.glob is not None else []):
+            inp.forget_cuda()
 
     def _check_global(self, global_rgb: Any) -> tuple[str, Any] | None:
         if global_rgb is None:

@@ -276,6 +276,7 @@ class BlockSink:
         self.close_error: BaseException | None = None
         self._warned = False
         self._inf_warned = False
+        self._step_warned = False
         self.pending_warning: str | None = None
         # Clips committed whole (a later clip began, or the store closed), in order; appended
         # by the writing side, read by the recorder's clip hooks (``on_clip``).
@@ -338,7 +339,9 @@ class BlockSink:
             a["ep_snapshot"], a["ep_gaps"], a["step"], a["terminated"], a["truncated"], stale
         )
         if explicit.any():
-            episode_step[explicit] = a["episode_step"][explicit]
+            given = a["episode_step"][explicit]
+            ok = self._check_episode_steps(a, explicit, given)
+            episode_step[explicit] = np.where(ok, given, episode_step[explicit])
         return Block(
             env_frames=a["env_frames"],
             step=a["step"],
@@ -377,6 +380,38 @@ class BlockSink:
                 # warn: the frames were clamped (NaN -> lo) on the device; keep them, count them.
                 self.counts.invalid_frames += int((~ok).sum())
                 self._warn(msg)
+
+    def _check_episode_steps(
+        self, a: dict[str, np.ndarray], explicit: np.ndarray, given: np.ndarray
+    ) -> np.ndarray:
+        """Which explicit episode steps (``given``: the ring's int32 rows of the frames in
+        ``explicit``) are valid, i.e. non-negative.
+
+        A host ``episode_step`` was range-checked before it was copied; a CUDA one is checked
+        here, after the asynchronous copy (checking it on the device would make the caller wait):
+        a negative value, or one beyond int32 that the copy into the int32 ring wrapped, shows as
+        negative. ``on_error="raise"`` fails the block, as a bad host value fails its call;
+        "warn" stores the step derived from the done flags instead and warns once.
+        """
+        ok = given >= 0
+        if ok.all():
+            return ok
+        t, env = np.argwhere(~ok)[0]
+        step = int(a["step"][np.flatnonzero(explicit)[t]])
+        msg = (
+            f"episode_step at env {int(env)}, step {step} is {int(given[t, env])} as stored in "
+            f"int32: episode steps must be in [0, {2**31 - 1}] (a CUDA value beyond int32 wraps "
+            f"when copied); {int((~ok).sum())} such value(s) in this block"
+        )
+        if self.on_error == "raise":
+            raise ValueError(msg)
+        if not self._step_warned:
+            self._step_warned = True
+            self._pend(
+                f"envreel recorder ({self.writer.url}): {msg}; stored as derived from the done "
+                "flags instead (further such warnings suppressed)"
+            )
+        return ok
 
     def _count_inf(self, a: dict[str, np.ndarray], scalar_names: tuple[str, ...]) -> None:
         """Count the reward and scalar values that are +-inf in the ring (float32, as stored);

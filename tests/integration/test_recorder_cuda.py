@@ -204,6 +204,50 @@ def test_cuda_episode_step_and_numpy_flags_mixed(tmp_path):
     np.testing.assert_array_equal(run.scalar("episode"), want)
 
 
+def test_cuda_episode_step_outside_int32_is_reported(tmp_path):
+    # A CUDA episode_step is checked after its copy (the caller never waits on the device):
+    # int64 values beyond int32 wrap in the int32 ring and show as negative, as negatives do.
+    dev = _dev()
+    rgb = torch.zeros((N, H, W, 3), dtype=torch.uint8, device=dev)
+    good = torch.arange(N, dtype=torch.int64, device=dev)
+    bad = good.clone()
+    bad[2], bad[4] = 2**31 + 5, -3
+    rec = Recorder(tmp_path / "raise.zarr", num_envs=N, fps=30, block_frames=2, on_error="raise")
+    rec.capture(rgb, episode_step=good)
+    rec.capture(rgb, episode_step=bad)
+    with pytest.raises(RecorderError, match=r"episode_step at env 2, step 1 is -2147483643 .*"):
+        for _ in range(200):
+            rec.capture(rgb, episode_step=good)
+            torch.cuda.synchronize()
+        rec.close()
+    rec.close()
+    assert open_run(tmp_path / "raise.zarr").num_frames == 0  # that block was not written
+
+    done = np.zeros(N, bool)
+    with pytest.warns(RuntimeWarning, match=r"2 such value\(s\) .*derived from the done flags"):
+        with Recorder(tmp_path / "warn.zarr", num_envs=N, fps=30, block_frames=2) as rec:
+            rec.capture(rgb, episode_step=good, terminated=done)
+            rec.capture(rgb, episode_step=bad, terminated=done)
+    steps = open_run(tmp_path / "warn.zarr").scalar("episode_step")
+    want = np.arange(N)
+    want[2], want[4] = 1, 1  # derived: one step after the run's first frame
+    np.testing.assert_array_equal(steps, [np.arange(N), want])
+
+
+def test_cuda_sparse_value_after_dense_ones_is_refused(tmp_path):
+    dev = _dev()
+    rgb = torch.zeros((N, H, W, 3), dtype=torch.uint8, device=dev)
+    reward = torch.ones(N, device=dev)
+    with Recorder(tmp_path / "s.zarr", num_envs=N, fps=30) as rec:
+        rec.capture(rgb, reward=reward)  # the dense kinds pass; the next call takes the fast path
+        with pytest.raises(TypeError, match="reward is a torch.sparse_coo tensor"):
+            rec.capture(rgb, reward=reward.to_sparse())
+        with pytest.raises(TypeError, match="env_rgb is a torch.sparse_coo tensor"):
+            rec.capture(rgb.to_sparse(), reward=reward)
+        rec.capture(rgb, reward=reward)
+    assert open_run(tmp_path / "s.zarr").num_frames == 2
+
+
 def test_driver_errors_are_named(copy_mode):
     from types import SimpleNamespace
 
@@ -407,6 +451,19 @@ def test_same_kind_of_cuda_input_takes_the_fast_path(monkeypatch):
     monkeypatch.setattr(fr, "plain_tensor", refuse)
     assert env.check(x)[1] is x
     assert reward.check(r)[1] is r
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_a_refused_first_capture_leaves_the_cuda_device_open(tmp_path):
+    d0, d1 = torch.device("cuda", 0), torch.device("cuda", 1)
+    good = torch.from_numpy(frames(0, N, H, W))
+    with Recorder(tmp_path / "r.zarr", num_envs=N, fps=30) as rec:
+        with pytest.raises(ValueError, match="reward must have shape"):
+            rec.capture(good.to(d1), reward=torch.ones(N + 1, device=d1))
+        rec.capture(good.to(d0), reward=torch.ones(N, device=d0))
+        with pytest.raises(ValueError, match="reward is on cuda:1"):
+            rec.capture(good.to(d0), reward=torch.ones(N, device=d1))
+    np.testing.assert_array_equal(open_run(tmp_path / "r.zarr").env_frames()[0], good.numpy())
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")

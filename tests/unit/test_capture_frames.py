@@ -109,6 +109,48 @@ def test_cuda_device_is_fixed_by_the_first_cuda_input_for_every_input():
     assert records == {inputs.cuda}
 
 
+def test_a_rejected_call_does_not_fix_the_cuda_device(monkeypatch):
+    # The first capture's env frames are on cuda:1 but its reward is bad: the call is refused
+    # and leaves no trace, so the next call may put everything on cuda:0.
+    torch = pytest.importorskip("torch")
+    inputs = Inputs(
+        3,
+        env_frame_shape=(2, 2),
+        global_frame_shape=None,
+        value_range=None,
+        scalar_names=(),
+        env_pose_per_frame=False,
+        global_pose_per_frame=False,
+        step_dt=0.1,
+    )
+    frames = np.zeros((3, 2, 2, 3), np.uint8)
+
+    def env_on(index):
+        def check(x):
+            inputs.cuda.check("env_rgb", torch.device("cuda", index))
+            return fr.NP_COPY, x
+
+        return check
+
+    monkeypatch.setattr(inputs.env, "check", env_on(1))
+    inputs.values["terminated"].check(np.zeros(3, bool))  # a record the refusal must drop
+    args = dict(global_rgb=None, step=None, sim_time=None, terminated=None, truncated=None)
+    args |= dict(stale=None, episode_step=None, scalars=None)
+    args |= dict(env_camera_poses=None, global_camera_pose=None)
+    with pytest.raises(ValueError, match="reward must have shape"):
+        inputs.check(frames, reward=np.zeros(4), **args)
+    assert inputs.cuda.device is None
+    assert inputs.values["terminated"]._key is None
+    monkeypatch.setattr(inputs.env, "check", env_on(0))
+    inputs.check(frames, reward=np.zeros(3), **args)
+    assert inputs.cuda.device == torch.device("cuda", 0)
+    # once a call was accepted, a refused one keeps the device
+    monkeypatch.setattr(inputs.env, "check", env_on(0))
+    with pytest.raises(ValueError, match="reward must have shape"):
+        inputs.check(frames, reward=np.zeros(4), **args)
+    assert inputs.cuda.device == torch.device("cuda", 0)
+
+
 def test_check_step():
     assert fr.check_step(None, None) == 0
     assert fr.check_step(None, 7) == 8
