@@ -97,16 +97,21 @@ def check_number(
     return out
 
 
-def compact_ids(ids: Sequence[int]) -> str:
-    """Ids as runs of consecutive ids, ``"0-15"`` or ``"0,256,512,768"`` (the ``--envs`` form)."""
+def id_runs(ids: Sequence[int], sep: str = "-") -> list[str]:
+    """Runs of consecutive ids, each ``"3"`` or ``"0-15"`` (``sep`` between first and last)."""
     parts, i = [], 0
     while i < len(ids):
         j = i
         while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
             j += 1
-        parts.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
+        parts.append(str(ids[i]) if i == j else f"{ids[i]}{sep}{ids[j]}")
         i = j + 1
-    return ",".join(parts)
+    return parts
+
+
+def compact_ids(ids: Sequence[int]) -> str:
+    """Ids as runs of consecutive ids, ``"0-15"`` or ``"0,256,512,768"`` (the ``--envs`` form)."""
+    return ",".join(id_runs(ids))
 
 
 def first_duplicate(values: Iterable[T]) -> T | None:

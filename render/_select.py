@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from envreel._checks import id_runs
 from envreel.schemas import CorruptChunkError, Run
 
 from .layout import LabelTemplate, Layout, format_env_spec
@@ -338,14 +339,7 @@ class ScalarReader:
 def _plural_ids(ids: list[int], most: int = 12) -> str:
     """ "env 3" or "envs 0..15, 18" (runs of consecutive ids collapsed; at most ``most``
     items, then how many more)."""
-    parts: list[str] = []
-    i = 0
-    while i < len(ids):
-        j = i
-        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
-            j += 1
-        parts.append(str(ids[i]) if j == i else f"{ids[i]}..{ids[j]}")
-        i = j + 1
+    parts = id_runs(ids, "..")
     more = f" and {len(parts) - most} more" if len(parts) > most else ""
     return f"env{'s' if len(ids) > 1 else ''} {', '.join(parts[:most])}{more}"
 
