@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from render_fixtures import corrupt_chunk, env_frame, make_store, read_pngs, tile
+from store_helpers import mark_inner_chunks_empty
 
 from envreel.render import Layout, RenderError, contact_sheet, render, render_envs
 from envreel.render._compose import compute_geometry, placeholder_tile
@@ -368,6 +369,33 @@ def test_skip_bad_names_the_one_env_of_a_shard_that_cannot_be_read(store, tmp_pa
         "'env/frames': env 2, frames 8..15 shown as placeholder tiles (first error: "
         "env/frames chunk (1, 2, 0, 0, 0): "
     ), msg
+
+
+def test_a_chunk_a_shard_index_marks_never_written_is_damage_not_black_tiles(store, tmp_path):
+    # validate named it, but render read zarr's fill value and drew env 2 black for frames 8..15
+    mark_inner_chunks_empty(Path(store) / "env/frames/c/1/0/0/0/0", [2])
+    with pytest.raises(CorruptChunkError, match="marks this env's chunk never written") as info:
+        render(store, Layout(label=None), tmp_path / "a.gif")
+    assert (info.value.array, info.value.chunk) == ("env/frames", (1, 2, 0, 0, 0))
+    assert not list(tmp_path.glob("*.gif")) and not list(tmp_path.glob(".*"))
+    lay = Layout(columns=3, label=None, border=0)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        render(store, lay, tmp_path / "frames", skip_bad=True)
+    [msg] = _damage_warnings(rec)
+    assert msg.startswith(
+        "skipping damaged object env/frames/c/1/0/0/0/0 (it holds envs 0..5, frames 8..15) of "
+        "'env/frames': env 2, frames 8..15 shown as placeholder tiles (first error: "
+        "env/frames chunk (1, 2, 0, 0, 0): the index of shard (1, 0, 0, 0, 0) marks this env's "
+        "chunk never written, although its frames [8, 16) are committed"
+    ), msg
+    frames = read_pngs(tmp_path / "frames")
+    g = compute_geometry(lay, num_tiles=N, env_shape=(H, W))
+    for t in range(T):
+        for env in range(N):
+            want = placeholder_tile((H, W)) if env == 2 and B <= t < 2 * B else None
+            want = env_frame(env, t, H, W) if want is None else want
+            assert np.array_equal(tile(frames[t], g, env), want), (t, env)
 
 
 def test_cli_skip_bad_prints_one_line_per_damaged_shard(store, tmp_path):
