@@ -31,6 +31,7 @@ from ._encode import (
     safe_filename,
     safe_join,
     some_names,
+    write_png,
 )
 from ._select import DamageLog
 from .frames import FrameSource, as_layout, as_run
@@ -616,18 +617,17 @@ def contact_sheet(
         num_times: sampled times per env (columns), 1..256; a window of fewer frames gives a
             column per frame. Defaults to 8.
         skip_bad: placeholder tiles for unreadable chunks, with a warning. Defaults to False.
-        overwrite: replace an existing file; without it an existing ``out`` is an error,
-            before anything is read. Defaults to False.
+        overwrite: replace an existing file (when the new one is complete); without it an
+            existing ``out`` is an error, before anything is read. Defaults to False.
 
     Returns:
-        The path written.
+        The path written (through a temporary name: an error or an interrupt leaves no
+        partial PNG).
 
     Raises:
         ValueError: as for ``render``; also a suffix other than .png or a bad num_times.
         FileExistsError: ``out`` exists and ``overwrite`` is False.
     """
-    from PIL import Image
-
     layout = as_layout(layout)
     SheetOptions(num_times=num_times)
     p = Path(out)
@@ -639,8 +639,7 @@ def contact_sheet(
         layout = layout.replace(label="{env} s{step}")
     plain = layout.replace(global_view="none", markers=False, page_size=None)
     canvas = _sheet_canvas(run, plain, num_times, skip_bad)
-    Image.fromarray(canvas).save(p)
-    return p
+    return write_png(p, canvas)  # whole or absent, as every output
 
 
 def _sheet_canvas(run: Run, plain: Layout, num_times: int, skip_bad: bool) -> np.ndarray:

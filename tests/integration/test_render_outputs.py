@@ -483,6 +483,41 @@ def test_contact_sheet(store, tmp_path):
             assert np.array_equal(tile(img, g, row * 5 + f), env_frame(env, f, H, W))
 
 
+@pytest.mark.parametrize("failure", [OSError("No space left on device"), KeyboardInterrupt()])
+def test_a_contact_sheet_that_fails_midway_leaves_no_partial_png(
+    store, tmp_path, monkeypatch, failure
+):
+    # the PNG was written in place: a full disk or Ctrl-C left a truncated sheet (and with
+    # overwrite, destroyed the previous one), unlike mp4/GIF outputs
+    from PIL import Image as PilImage
+    from PIL import PngImagePlugin  # registers the PNG writer in Image.SAVE
+
+    real = PngImagePlugin._save
+    calls = []
+
+    def fail_midway(im, fp, filename):
+        calls.append(filename)
+        real(im, fp, filename)
+        fp.truncate(fp.tell() // 2)  # half of the file is on disk when the error comes
+        raise failure
+
+    lay = Layout(envs="0,3")
+    old = contact_sheet(store, tmp_path / "old.png", lay, num_times=2)
+    old_bytes = old.read_bytes()
+    monkeypatch.setitem(PilImage.SAVE, "PNG", fail_midway)
+    with pytest.raises(type(failure)):
+        contact_sheet(store, tmp_path / "new.png", lay, num_times=3)
+    with pytest.raises(type(failure)):
+        contact_sheet(store, tmp_path / "old.png", lay, num_times=3, overwrite=True)
+    assert len(calls) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.png"]  # no temp file either
+    assert old.read_bytes() == old_bytes  # the earlier sheet is kept whole
+    monkeypatch.setitem(PilImage.SAVE, "PNG", real)
+    p = contact_sheet(store, tmp_path / "old.png", lay, num_times=3, overwrite=True)
+    assert p.read_bytes() == contact_sheet(store, tmp_path / "n.png", lay, num_times=3).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["n.png", "old.png"]
+
+
 def test_contact_sheet_in_episode_mode_starts_each_row_at_its_episode(store, tmp_path):
     lay = Layout(envs="0,4", episode=1, label=None, border=0, gap=0)
     p = contact_sheet(store, tmp_path / "ep.png", lay, num_times=3)
