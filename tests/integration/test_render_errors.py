@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -179,6 +180,41 @@ def test_per_env_render_refuses_or_removes_an_earlier_per_env_render(pristine, t
         "env_final.gif",
         "notes.txt",
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "decoys"),
+    [
+        ("env_{env:b}", "env_0.gif", ["env_2.gif", "env_b.gif"]),
+        ("e{env:#x}", "e0x0.gif", ["e0x.gif", "e0xg.gif", "e5.gif"]),
+        ("{run} {env:+04d}", "run_000.gif", ["run__000.gif", "run_00x.gif"]),
+        ("v{env:0<3}", "v000.gif", ["v0001.gif", "v05.gif"]),
+        ("{env:a^5x}", "aa0aa.gif", ["aa0a.gif", "aaga.gif"]),
+    ],
+)
+def test_per_env_render_finds_earlier_outputs_of_a_name_with_a_format_spec(
+    pristine, tmp_path, name, first, decoys
+):
+    # the template was matched by formatting the env id 987654321: a binary, hex, signed or
+    # left-aligned id never showed those digits, so an earlier render's files went unseen
+    each = tmp_path / "each"
+    render_envs(pristine, each, Layout(envs="0-5"), suffix=".gif", name=name, workers=2)
+    earlier = sorted(p.name for p in each.iterdir())
+    assert len(earlier) == N and first in earlier
+    for d in [*decoys, "notes.txt"]:  # names the template gives no env id: never touched
+        (each / d).write_text("mine")
+    with pytest.raises(FileExistsError, match="holds per-env files of an earlier render") as info:
+        render_envs(pristine, each, Layout(envs="0,1"), suffix=".gif", name=name)
+    assert f"({earlier[0]}, {earlier[1]}, {earlier[2]}, {earlier[3]} and 2 more)" in str(info.value)
+    new = render_envs(pristine, each, Layout(envs="2"), suffix=".gif", name=name, overwrite=True)
+    assert sorted(p.name for p in each.iterdir()) == sorted([new[0].name, *decoys, "notes.txt"])
+
+
+def test_per_env_name_whose_env_spec_is_not_an_integer_one_is_refused(pristine, tmp_path):
+    for spec in (".1f", "e", "%", "c"):
+        with pytest.raises(ValueError, match=rf"name template 'e{{env:{re.escape(spec)}}}': "):
+            render_envs(pristine, tmp_path / "each", name=f"e{{env:{spec}}}", suffix=".gif")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_render_and_sheet_refuse_an_existing_output_unless_overwrite(pristine, tmp_path):
