@@ -803,9 +803,47 @@ def test_non_finite_scores_rank_by_one_rule_under_every_stat(nonfinite_store, st
         f"the {stat} of 'reward' that ranks the envs is not finite: envs 2, 5 reached +inf; "
         f"envs 3, 5 reached -inf; {no_score} no score (a bug in the env?). Under every "
         "score_stat +inf ranks highest and -inf lowest, NaN values are left out, and an env "
-        "with no score (NaN: no values, or a mean of +inf and -inf) ranks after all others, in "
-        "either order"
+        "with no score (NaN: no values, or a mean of +inf and -inf) is never in top_k or "
+        "bottom_k and sorts after all others, in either order"
     ]
+    # more than the envs with a score: those are all shown, and the others are left out, named
+    # (they filled the best and the worst k before, after the scored envs, with no word)
+    for lay in (
+        Layout(top_k=6, score_stat=stat),
+        Layout(bottom_k=len(ranked) + 1, score_stat=stat),
+    ):
+        msgs = []
+        with pytest.warns(UserWarning, match="with a score: .* left out"):
+            plan = plan_render(open_run(nonfinite_store), lay, messages=msgs)
+        assert set(plan.envs) == set(ranked)
+        what = "top_k=6" if lay.top_k else f"bottom_k={len(ranked) + 1}"
+        left = {"mean": "2 without one (envs 4..5) are", "sum": "2 without one (envs 4..5) are"}
+        assert msgs[-1] == (
+            f"{what} ranks the envs with a score: {left.get(stat, '1 without one (env 4) is')} "
+            f"left out, so {len(ranked)} are shown"
+        )
+
+
+@pytest.mark.filterwarnings("ignore:the .* that ranks the envs is not finite")
+def test_top_k_of_envs_without_any_score_is_refused(nonfinite_store):
+    # every reward of env 4 is NaN (and env 5's mean is +inf - inf): top_k=1 of them showed an
+    # env chosen by nothing
+    from envreel.render._select import plan_render
+
+    for lay in (Layout(envs="4,5", top_k=1), Layout(envs="4", bottom_k=3)):
+        with pytest.raises(ValueError) as info:
+            plan_render(open_run(nonfinite_store), lay, messages=[])
+        k = "top_k=1" if lay.top_k else "bottom_k=3"
+        assert str(info.value) == (
+            f"{k}: no env of envs={lay.envs!r} has a score (the mean of 'reward' over its frames "
+            f"is NaN for all {len(lay.env_ids)}: no values, or a mean of +inf and -inf); "
+            "nothing to rank"
+        )
+    # sorting alone keeps them: they are selected by envs, not chosen by the score
+    plan = plan_render(
+        open_run(nonfinite_store), Layout(envs="4,5", order="descending"), messages=[]
+    )
+    assert plan.envs == (4, 5)
 
 
 def test_finite_scores_warn_nothing(nonfinite_store, tmp_path):
