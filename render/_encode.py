@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -28,6 +29,8 @@ from envreel.errors import RenderError
 
 __all__ = [
     "find_ffmpeg",
+    "write_png",
+    "write_whole",
     "Mp4Writer",
     "GifWriter",
     "PngFolderWriter",
@@ -617,6 +620,33 @@ class PngFolderWriter:
 
     def abort(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def write_whole(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Write a file as every writer writes: ``write(tmp)`` fills a hidden temporary name next
+    to ``path``, which is renamed into place when it returns, so an error or an interrupt
+    leaves neither a partial file nor the temporary one (and an existing ``path`` stays as it
+    was).
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    tmp = _partial(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_png(path: str | Path, image: np.ndarray) -> Path:
+    """Write one (H, W, 3) uint8 image as a PNG through ``write_whole``; returns ``path``."""
+    from PIL import Image
+
+    return write_whole(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
 
 
 def open_writer(

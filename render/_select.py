@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -470,7 +470,8 @@ def _warn_nonfinite(
             f"the {layout.score_stat} of {layout.score!r} that ranks the envs is not finite: "
             f"{'; '.join(parts)} (a bug in the env?). Under every score_stat +inf ranks "
             "highest and -inf lowest, NaN values are left out, and an env with no score (NaN: "
-            "no values, or a mean of +inf and -inf) ranks after all others, in either order",
+            "no values, or a mean of +inf and -inf) is never in top_k or bottom_k and sorts "
+            "after all others, in either order",
         )
 
 
@@ -565,7 +566,7 @@ def plan_render(
         cand, starts, stops, scores = _filter_and_score(
             reader, layout, cand, starts, stops, window, need_score=need_score, success=success
         )
-    order = _tile_order(layout, len(cand), scores)
+    order = _tile_order(layout, run, cand, scores, msgs)
     envs = tuple(int(cand[i]) for i in order)
     if not envs:
         raise ValueError(f"the layout selects no env (envs={layout.envs!r})")
@@ -743,13 +744,36 @@ def _filter_and_score(reader, layout, cand, starts, stops, window, *, need_score
     return cand[keep], starts[keep], stops[keep], scores[keep]
 
 
-def _tile_order(layout: Layout, n: int, scores) -> list[int]:
-    """Indices of the candidates to show, in tile order (top/bottom k, then order)."""
-    order = list(range(n))
+def _tile_order(layout: Layout, run: Run, cand: np.ndarray, scores, msgs: list[str]) -> list[int]:
+    """Indices of the candidates to show, in tile order (top/bottom k, then order).
+
+    ``top_k`` and ``bottom_k`` choose among the envs with a score only: an env without one
+    (NaN) is neither among the best nor the worst. When that leaves fewer than k, a warning
+    names the envs left out; when it leaves none, nothing can be ranked (ValueError).
+    """
+    order = list(range(len(cand)))
     if _ranking(layout):
         top = layout.top_k is not None
-        k = layout.top_k if top else layout.bottom_k
-        ranked = sorted(order, key=_sort_key(scores, descending=top))
+        k = cast(int, layout.top_k if top else layout.bottom_k)
+        what = f"{'top_k' if top else 'bottom_k'}={k}"
+        scored = [i for i in order if not np.isnan(scores[i])]
+        unscored = [i for i in order if np.isnan(scores[i])]
+        if not scored:
+            raise ValueError(
+                f"{what}: no env of envs={layout.envs!r} has a score (the "
+                f"{layout.score_stat} of {layout.score!r} over its frames is NaN for all "
+                f"{len(order)}: no values, or a mean of +inf and -inf); nothing to rank"
+            )
+        if unscored and len(scored) < k:
+            gid = run.env_ids
+            _warn(
+                msgs,
+                f"{what} ranks the envs with a score: {len(unscored)} without one "
+                f"({_plural_ids([gid[cand[i]] for i in unscored])}) "
+                f"{'is' if len(unscored) == 1 else 'are'} left out, so {len(scored)} "
+                f"{'is' if len(scored) == 1 else 'are'} shown",
+            )
+        ranked = sorted(scored, key=_sort_key(scores, descending=top))
         chosen = set(ranked[:k])
         order = [i for i in order if i in chosen]
     if layout.order != "given":

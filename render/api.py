@@ -31,6 +31,7 @@ from ._encode import (
     safe_filename,
     safe_join,
     some_names,
+    write_png,
 )
 from ._select import DamageLog
 from .frames import FrameSource, as_layout, as_run
@@ -385,8 +386,9 @@ def render_envs(
         out_dir: folder for the outputs; created if its parent exists.
         layout: the layout, as for ``render``. Defaults to None.
         suffix: ``".mp4"`` or ``".gif"``. Defaults to ".mp4".
-        name: file name template; fields ``env`` (the global env id), ``rank`` and ``run``
-            (the store's ``metadata["name"]``, else its folder name); attribute and item access
+        name: file name template; fields ``env`` (the global env id, with an integer format
+            spec if any: ``{env:04d}``, ``{env:x}``, ``{env:>6}``), ``rank`` and ``run`` (the
+            store's ``metadata["name"]``, else its folder name); attribute and item access
             are refused and the result is sanitised to one file name inside ``out_dir``,
             whatever the store says. Defaults to "env_{env:04d}".
         workers: envs rendered at once. Defaults to None (the number of CPUs, at most one per
@@ -401,7 +403,7 @@ def render_envs(
         The output paths, in env order.
 
     Raises:
-        ValueError: as for ``render``; also a bad suffix, name template or workers.
+        ValueError: as for ``render``; also a bad suffix, workers or name (``{env:.1f}``).
         FileExistsError: ``out_dir`` holds an earlier per-env render; ``overwrite`` is False.
     """
     layout = as_layout(layout)
@@ -472,6 +474,7 @@ def _env_paths(
     """The output of each env, from the name template; errors before anything is written."""
     template = LabelTemplate(name)
     template.check({"env": 0, "rank": 0, "run": "run"})
+    _NamePattern(name, {"rank": run.rank, "run": _run_name(run)})  # {env} as an integer
     paths = [
         safe_join(
             out_dir, template.format({"env": e, "rank": run.rank, "run": _run_name(run)}) + suffix
@@ -483,8 +486,114 @@ def _env_paths(
     return paths
 
 
-_ANY_ENV = 987654321
-"""An env id that stands for any in ``_earlier_outputs``' pattern."""
+_SPEC = re.compile(
+    r"(?:(?P<fill>.)?(?P<align>[<>=^]))?(?P<sign>[-+ ])?z?(?P<alt>#)?0?\d*[,_]?(?:\.\d+)?"
+    r"(?P<type>[bcdeEfFgGnosxX%])?",
+    re.DOTALL,
+)
+"""Python's format spec: ``[[fill]align][sign][z][#][0][width][grouping][.precision][type]``."""
+_ID_TYPES = {None: 10, "d": 10, "n": 10, "x": 16, "X": 16, "o": 8, "b": 2}
+"""Integer presentation types a name template may give ``{env}``, and their bases."""
+_FIELD_MARK = "ENVREELENVFIELD{}Q"
+"""Stands for the k-th ``{env}`` field in ``_NamePattern``'s regex (letters: kept as is when
+the name is sanitised)."""
+
+
+class _NamePattern:
+    """Which file names ``render_envs``' name template gives some env id, exactly.
+
+    The template is formatted with the ``{env}`` fields left as marks and sanitised as output
+    names are; each mark becomes a group that captures what the field left in a name. The id
+    is read back from a group by the field's format spec (its base, ``#`` prefix, fill and
+    grouping) and the name is formatted again from it: a file matches only if that gives its
+    name exactly, so no other file is ever taken for an earlier output.
+
+    Raises:
+        ValueError: a format spec of ``{env}`` is not an integer one (``04d``, ``x``, ``#o``,
+            ``,``, ...): a float or character form of an id cannot be read back.
+    """
+
+    def __init__(self, name: str, fields: Mapping[str, Any]):
+        self.template = LabelTemplate(name)
+        self.fields = dict(fields)
+        self.specs: list[re.Match] = []
+        text = []
+        for literal, key, spec in self.template._parts:
+            text.append(literal)
+            if key is None:
+                continue
+            if key != "env":
+                text.append(format(self.fields[key], spec))
+                continue
+            parsed = _SPEC.fullmatch(spec)
+            if parsed is None or parsed["type"] not in _ID_TYPES:
+                raise ValueError(
+                    f"name template {name!r}: {{env:{spec}}} does not write the env id as an "
+                    "integer; use an integer format spec such as {env:04d}, {env:x} or {env:>6} "
+                    "(earlier outputs are found by reading the id back from file names)"
+                )
+            text.append(_FIELD_MARK.format(len(self.specs)))
+            self.specs.append(parsed)
+        marked = safe_filename("".join(text), max_length=10_000)
+        pattern = re.escape(marked)
+        seen: dict[str, int] = {}
+        for k, parsed in enumerate(self.specs):
+            mark = _FIELD_MARK.format(k)
+            # the same spec twice writes the same text twice
+            group = f"(?P=f{seen[parsed[0]]})" if parsed[0] in seen else f"(?P<f{k}>.+?)"
+            seen.setdefault(parsed[0], k)
+            pattern = pattern.replace(mark, group, 1)
+        self.regex = re.compile(pattern + r"\.(mp4|gif)")
+
+    def name_of(self, env: int, suffix: str) -> str:
+        """The file name ``render_envs`` gives ``env`` (as ``_env_paths`` makes it)."""
+        return safe_filename(self.template.format({**self.fields, "env": env}) + suffix)
+
+    def matches(self, file_name: str) -> bool:
+        """Whether the template gives ``file_name`` to some env id, as .mp4 or .gif."""
+        found = self.regex.fullmatch(file_name)
+        if found is None:
+            return False
+        suffix = "." + found.groups()[-1]
+        if not self.specs:
+            return self.name_of(0, suffix) == file_name
+        for k, parsed in enumerate(self.specs):
+            text = found.groupdict().get(f"f{k}")
+            for env in _read_ids(text, parsed) if text is not None else ():
+                if self.name_of(env, suffix) == file_name:
+                    return True
+        return False
+
+
+def _read_ids(text: str, spec: re.Match) -> set[int]:
+    """The env ids a field of format spec ``spec`` may have written as ``text`` (sanitised):
+    one, or with a digit for fill (``{env:0<4}``) every split of fill and digits."""
+    base = _ID_TYPES[spec["type"]]
+    if spec["alt"] and base != 10:  # "0x", "0X", "0o", "0b" before the digits
+        prefix = "0" + ("X" if spec["type"] == "X" else spec["type"])
+        text = text.replace(prefix, "", 1)
+    cores = [text]
+    fill = spec["fill"]
+    if fill and fill not in "_-." and safe_filename(fill) == fill:
+        # a fill that names keep (a letter or digit) pads on the sides the align gives; the id
+        # may begin or end with that character too, so each split is a candidate (an id has at
+        # most a few dozen digits)
+        align = spec["align"]
+        lead = len(text) - len(text.lstrip(fill)) if align in ">=^" else 0
+        trail = len(text) - len(text.rstrip(fill)) if align in "<^" else 0
+        cores = [
+            text[i : len(text) - j]
+            for i in range(max(0, lead - 32), lead + 1)
+            for j in range(max(0, trail - 32), trail + 1)
+            if i + j < len(text)
+        ]
+    ids = set()
+    for core in cores:
+        # the sign, the grouping and fills that names hold as "_" (or as "-" or ".")
+        digits = re.sub(r"[_.\-]", "", core)
+        with contextlib.suppress(ValueError):
+            ids.add(int(digits, base))
+    return ids
 
 
 def _earlier_outputs(run: Run, out_dir: Path, name: str, overwrite: bool) -> list[Path]:
@@ -493,15 +602,13 @@ def _earlier_outputs(run: Run, out_dir: Path, name: str, overwrite: bool) -> lis
     would look like part of the new render beside it.
 
     Raises:
+        ValueError: the template formats ``{env}`` in a way the id cannot be read back from.
         FileExistsError: there are some and ``overwrite`` is False.
     """
+    pattern = _NamePattern(name, {"rank": run.rank, "run": _run_name(run)})
     if not out_dir.is_dir():
         return []
-    fields = {"env": _ANY_ENV, "rank": run.rank, "run": _run_name(run)}
-    text = re.escape(safe_filename(LabelTemplate(name).format(fields) + ".mp4")[: -len(".mp4")])
-    # the id as formatted, padded with "_" (a sanitised space) or zeros, or signed
-    pattern = re.compile(text.replace(str(_ANY_ENV), r"[_-]*\d+_*") + r"\.(mp4|gif)")
-    found = sorted(p for p in out_dir.iterdir() if pattern.fullmatch(p.name) and p.is_file())
+    found = sorted(p for p in out_dir.iterdir() if pattern.matches(p.name) and p.is_file())
     if found and not overwrite:
         raise FileExistsError(
             f"{str(out_dir)!r} holds per-env files of an earlier render "
@@ -616,18 +723,17 @@ def contact_sheet(
         num_times: sampled times per env (columns), 1..256; a window of fewer frames gives a
             column per frame. Defaults to 8.
         skip_bad: placeholder tiles for unreadable chunks, with a warning. Defaults to False.
-        overwrite: replace an existing file; without it an existing ``out`` is an error,
-            before anything is read. Defaults to False.
+        overwrite: replace an existing file (when the new one is complete); without it an
+            existing ``out`` is an error, before anything is read. Defaults to False.
 
     Returns:
-        The path written.
+        The path written (through a temporary name: an error or an interrupt leaves no
+        partial PNG).
 
     Raises:
         ValueError: as for ``render``; also a suffix other than .png or a bad num_times.
         FileExistsError: ``out`` exists and ``overwrite`` is False.
     """
-    from PIL import Image
-
     layout = as_layout(layout)
     SheetOptions(num_times=num_times)
     p = Path(out)
@@ -639,8 +745,7 @@ def contact_sheet(
         layout = layout.replace(label="{env} s{step}")
     plain = layout.replace(global_view="none", markers=False, page_size=None)
     canvas = _sheet_canvas(run, plain, num_times, skip_bad)
-    Image.fromarray(canvas).save(p)
-    return p
+    return write_png(p, canvas)  # whole or absent, as every output
 
 
 def _sheet_canvas(run: Run, plain: Layout, num_times: int, skip_bad: bool) -> np.ndarray:

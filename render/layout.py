@@ -312,10 +312,16 @@ class Layout:
     # "succeeded": terminated while the success_scalar scalar is > 0.5 (a run without that
     # scalar is refused). In episode mode, within the chosen episode.
     top_k: int | None = option(
-        None, "keep the k envs with the highest score", kind="int", minimum=1
+        None,
+        "keep the k envs with the highest score (of those with one; the others are left out)",
+        kind="int",
+        minimum=1,
     )
     bottom_k: int | None = option(
-        None, "keep the k envs with the lowest score", kind="int", minimum=1
+        None,
+        "keep the k envs with the lowest score (of those with one; the others are left out)",
+        kind="int",
+        minimum=1,
     )
     score: str = option(
         "reward",
@@ -325,7 +331,8 @@ class Layout:
     score_stat: str = option(
         "mean",
         "how the score scalar is reduced over each env's frames in the window (or its "
-        "episode); NaN values are left out, ±inf rank highest/lowest, envs without a score last",
+        "episode); NaN values are left out, ±inf rank highest/lowest, envs without a score are "
+        "never in top_k/bottom_k and sort last",
         choices=SCORE_STATS,
     )
     order: str = option("given", "tile order: as given by envs, or by score", choices=ORDERS)

@@ -17,6 +17,7 @@ from typing import Any
 
 from envreel.schemas import Run
 
+from ._encode import check_output, write_whole
 from .api import render
 from .layout import Layout
 
@@ -46,11 +47,20 @@ class Video:
             f'height="{self.height}" src="{html.escape(src)}"></video>'
         )
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Writes the mp4 to ``path``."""
-        out = Path(path)
-        out.write_bytes(self.data)
-        return out
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Writes the mp4 to ``path``, like every output: through a temporary name, renamed
+        when complete.
+
+        Args:
+            path: the file to write.
+            overwrite: replace an existing file; without it an existing ``path`` is an error.
+                Defaults to False.
+
+        Raises:
+            FileExistsError: ``path`` exists and ``overwrite`` is False.
+        """
+        out = check_output(Path(path), "mp4", overwrite=overwrite)
+        return write_whole(out, lambda tmp: tmp.write_bytes(self.data))
 
     def __repr__(self) -> str:
         return (

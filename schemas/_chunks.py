@@ -7,10 +7,12 @@ writer produces (``chunk_format`` recognises it exactly) with one request per ru
 chunks, checks each chunk's crc32c and decodes it with numcodecs' zstd (which releases the GIL)
 straight into the caller's memory. Any other layout or codec chain is left to zarr.
 
-What is read is the same as through zarr: only the requested envs' inner chunks (and each
-shard's index), a missing inner chunk of a shard reads as the fill value 0, and every other
-problem (a missing object, a bad checksum, a chunk that does not decode to exactly its size) is a
-``CorruptChunkError`` naming the array and the chunk.
+What is read is what zarr reads: only the requested envs' inner chunks (and each shard's
+index). Every problem (a missing object, a bad checksum, a chunk that does not decode to exactly
+its size, an inner chunk the shard's index marks never written) is a ``CorruptChunkError`` naming
+the array and the chunk. zarr reads that last one as the fill value 0 (black frames), but the
+writer writes every env's chunk of every block, so it is damage (a rewritten index, a partial
+copy), not frames.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from envreel.errors import CorruptChunkError
 
 from . import _format as F
 
-__all__ = ["ChunkFormat", "chunk_format", "ChunkReader", "shard_index_reader"]
+__all__ = ["ChunkFormat", "chunk_format", "ChunkReader", "shard_index_reader", "never_written"]
 
 _EMPTY = 2**64 - 1
 """Shard index entry (offset and length) of an inner chunk that was never written."""
@@ -276,8 +278,8 @@ class ChunkReader:
         ``out`` of shape (t, ...) or (t, e1 - e0, ...), ``committed`` frames being final.
 
         Raises:
-            CorruptChunkError: a chunk is missing, fails its checksum or does not decode to its
-                size.
+            CorruptChunkError: a chunk is missing, fails its checksum, does not decode to its
+                size, or its shard's index marks it never written.
         """
         b = self.fmt.chunk[0]
         t = len(range(start, stop, stride))
@@ -293,8 +295,7 @@ class ChunkReader:
             if envs is None:
                 self._plain(blk, sel, out[r0:r1])
             else:
-                final = lo + b <= committed  # a partly written block may still be rewritten
-                self._sharded(blk, sel, envs, out[r0:r1], final)
+                self._sharded(blk, sel, envs, out[r0:r1], committed)
         return out
 
     def _plain(self, blk: int, sel: slice, dst: np.ndarray) -> None:
@@ -311,9 +312,10 @@ class ChunkReader:
         self._decode_into(data, sel, dst, coords)
 
     def _sharded(
-        self, blk: int, sel: slice, envs: tuple[int, int], dst: np.ndarray, final: bool
+        self, blk: int, sel: slice, envs: tuple[int, int], dst: np.ndarray, committed: int
     ) -> None:
         e0, e1 = envs
+        final = (blk + 1) * self.fmt.chunk[0] <= committed  # a partly written block may change
         s_per = self.per_shard
         rest = (0,) * (len(self.fmt.chunk) - 2)
         for shard in range(e0 // s_per, (e1 - 1) // s_per + 1):
@@ -325,10 +327,10 @@ class ChunkReader:
             while i < len(entries):
                 coords = (blk, a + i, *rest)
                 off, n = int(entries[i, 0]), int(entries[i, 1])
-                if off == _EMPTY and n == _EMPTY:  # never written: zarr's fill value
-                    dst[:, a + i - e0] = 0
-                    i += 1
-                    continue
+                if off == _EMPTY and n == _EMPTY:  # zarr would read the fill value: black frames
+                    b = self.fmt.chunk[0]
+                    t1 = min(committed, (blk + 1) * b)
+                    raise never_written(self.path, coords, (blk, shard, *rest), blk * b, t1)
                 # one request for a run of chunks stored back to back
                 j, end = i + 1, off + n
                 while (
@@ -420,6 +422,18 @@ class ChunkReader:
             array=self.path,
             chunk=coords,
         )
+
+
+def never_written(path: str, coords: tuple, shard: tuple, t0: int, t1: int) -> CorruptChunkError:
+    """The error for inner chunk ``coords`` (block, env, ...) of the shard at ``shard`` whose
+    index marks it never written while its frames ``[t0, t1)`` are committed."""
+    return CorruptChunkError(
+        f"{path} chunk {coords}: the index of shard {shard} marks this env's chunk never written, "
+        f"although its frames [{t0}, {t1}) are committed (the writer writes every env's chunk of "
+        "every block: the index was rewritten or the shard copied in part)",
+        array=path,
+        chunk=coords,
+    )
 
 
 def _check_crc(data: np.ndarray, what: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from envreel._checks import compact_ids
 from envreel.errors import CorruptChunkError, StoreFormatError
 
 from . import _format as F
-from ._chunks import ChunkReader, chunk_format
+from ._chunks import _EMPTY, ChunkReader, chunk_format, never_written, shard_index_reader
 from ._inspect import OPTIONAL, array_docs, check_array_doc, check_root, expected_arrays
 from ._store import StoreLike, describe, open_store, read_json
 from .spec import RunSpec
@@ -27,6 +28,9 @@ from .spec import RunSpec
 __all__ = ["Run", "Clip", "Cameras", "open_run"]
 
 ENV_SCALARS = F.ENV_SCALARS
+_UNSET: Any = object()
+_SHARD_INDEXES = 256
+"""Shard indexes of ``env/frames`` a Run keeps for reads through zarr (16 bytes per env each)."""
 FRAME_VALUES = ("step", "sim_time", "wall_time", "clip")
 
 
@@ -177,6 +181,8 @@ class Run:
         self._verified: set[tuple[str, tuple[int, ...]]] = set()
         self._docs: dict[str, Any] = {}
         self._readers: dict[str, ChunkReader | None] = {}
+        self._shard_indexes: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+        self._index_read: Any = _UNSET  # env/frames' shard_index_reader, once looked up
         self._global_ids: tuple[int, ...] | None = None
         # the layout's array table, built once: _per_frame runs on every read
         self._layout = expected_arrays(spec)
@@ -303,6 +309,8 @@ class Run:
         self._group = None
         self._docs = docs
         self._readers.clear()
+        self._shard_indexes.clear()
+        self._index_read = _UNSET
         return self
 
     # ---- arrays ---------------------------------------------------------------------------------
@@ -422,6 +430,68 @@ class Run:
                     )
                 self._verified.add((path, coords))
 
+    def _require_inner_chunks(self, index: tuple) -> None:
+        """Raise CorruptChunkError for an inner chunk of ``env/frames[index]`` that its shard's
+        index marks never written, for reads through zarr (which reads it as the fill value:
+        black frames). The direct reader checks the index it reads anyway.
+
+        Costs one ranged read of a shard's index (16 bytes per inner chunk) per shard read,
+        kept for shards of complete blocks (as the direct reader keeps them).
+        """
+        path = F.ENV_FRAMES.path
+        if self._index_read is _UNSET:
+            self._index_read = shard_index_reader(self._store, path, self._docs.get(path))
+        read = self._index_read
+        if read is None or not index or not isinstance(index[0], slice):
+            return
+        doc = self._docs[path]
+        shard = tuple(doc["chunk_grid"]["configuration"]["chunk_shape"])
+        inner = tuple(doc["codecs"][0]["configuration"]["chunk_shape"])
+        grid = tuple(-(-s // i) for s, i in zip(shard, inner, strict=True))
+        t0, t1, _ = index[0].indices(self.num_frames)
+        sel = index[1] if len(index) > 1 and isinstance(index[1], slice) else slice(None)
+        e0, e1, _ = sel.indices(self.num_envs)
+        if t1 <= t0 or e1 <= e0:
+            return
+        for st in range(t0 // shard[0], (t1 - 1) // shard[0] + 1):
+            for se in range(e0 // shard[1], (e1 - 1) // shard[1] + 1):
+                coords = (st, se) + (0,) * (len(shard) - 2)
+                entries = self._shard_indexes.get(coords)
+                if entries is None:
+                    try:
+                        entries = read(coords)
+                    except Exception as exc:  # noqa: BLE001 - a damaged index names the shard
+                        raise CorruptChunkError(
+                            f"{path} chunk {coords}: cannot read the shard index: "
+                            f"{type(exc).__name__}: {exc}",
+                            array=path,
+                            chunk=coords,
+                        ) from exc
+                    if entries is None:  # a missing shard: _require_chunks named it
+                        continue
+                    if (st + 1) * shard[0] <= self.num_frames:
+                        self._shard_indexes[coords] = entries
+                        if len(self._shard_indexes) > _SHARD_INDEXES:
+                            self._shard_indexes.popitem(last=False)
+                cells = entries.reshape(*grid, 2)
+                lo_t, lo_e = st * shard[0], se * shard[1]
+                ta, tb = max(t0, lo_t) - lo_t, min(t1, lo_t + shard[0]) - lo_t
+                ea, eb = max(e0, lo_e) - lo_e, min(e1, lo_e + shard[1]) - lo_e
+                part = cells[
+                    ta // inner[0] : (tb - 1) // inner[0] + 1,
+                    ea // inner[1] : (eb - 1) // inner[1] + 1,
+                ]
+                empty = np.argwhere((part == _EMPTY).all(axis=-1))
+                if empty.size:
+                    it, ie = (int(v) for v in empty[0][:2])
+                    ct = st * grid[0] + ta // inner[0] + it
+                    ce = se * grid[1] + ea // inner[1] + ie
+                    chunk = (ct, ce) + tuple(int(v) for v in empty[0][2:])
+                    f0 = ct * inner[0]
+                    raise never_written(
+                        path, chunk, coords, f0, min(self.num_frames, f0 + inner[0])
+                    )
+
     def _per_frame(self, path: str) -> bool:
         spec = self._layout.get(path)
         return spec is not None and spec.per_frame
@@ -442,6 +512,8 @@ class Run:
                     shape = (envs[1] - envs[0], *shape[1:])
                 out = np.empty((len(range(start, stop, stride)), *shape), direct.fmt.dtype)
             return direct.read(start, stop, stride, out, envs=envs, committed=self.num_frames)
+        if path == F.ENV_FRAMES.path:
+            self._require_inner_chunks(index)
         arr = self._array(path)
         try:
             if out is not None:

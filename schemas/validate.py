@@ -58,8 +58,8 @@ def validate(
     ignored, as every reader of this major ignores them); with ``check_data``, every committed
     chunk decodes (checksums included), every committed env's inner chunk of every
     ``env/frames`` shard is in the shard's index (a shard whose index marks one never written
-    is well-formed and reads as black frames; the problem names the envs and frames), and the
-    clip column agrees with the clip table.
+    is well-formed, and plain zarr reads it as black frames; the problem names the envs and
+    frames), and the clip column agrees with the clip table.
 
     Args:
         url: path or URL of the store.
@@ -159,16 +159,18 @@ def _shard_indexes(store, doc) -> Callable[[int, int], Any] | None:
 
 def _empty_inner_chunks(
     run, shard_indexes, blk: int, t0: int, t1: int, problems: list[Problem]
-) -> None:
+) -> set[int]:
     """Add to ``problems`` the committed env chunks of block ``blk`` that a shard's index marks
-    never written (one problem per shard).
+    never written (one problem per shard), and return those envs.
 
-    Such a shard is well-formed (zarr and the reader read the chunk as the fill value: black
-    frames), but the writer writes every env's chunk of every block, so only a tool that
-    rewrote the index or a partial copy leaves one: damage, named by env and frames.
+    Such a shard is well-formed (plain zarr reads the chunk as the fill value: black frames;
+    envreel's reader refuses it), but the writer writes every env's chunk of every block, so
+    only a tool that rewrote the index or a partial copy leaves one: damage, named by env and
+    frames.
     """
     per = int(run.spec.envs_per_shard)
     n = run.num_envs
+    found: set[int] = set()
     for shard in range(-(-n // per)):
         coords = (blk, shard, 0, 0, 0)
         try:
@@ -183,6 +185,7 @@ def _empty_inner_chunks(
         if not empty.size:
             continue
         envs = [shard * per + int(k) for k in empty]
+        found.update(envs)
         ids = run.env_ids
         named = ", ".join(
             str(e) if ids[e] == e else f"{e} (env id {ids[e]})" for e in envs[:16]
@@ -191,10 +194,11 @@ def _empty_inner_chunks(
             Problem(
                 F.ENV_FRAMES.path,
                 f"shard {coords}: the index marks the chunks of env(s) {named} as never "
-                f"written, although their frames [{t0}, {t1}) are committed (they would read "
-                "as black frames)",
+                f"written, although their frames [{t0}, {t1}) are committed (plain zarr reads "
+                "them as black frames)",
             )
         )
+    return found
 
 
 def _check_data(url, store, spec, state, present, docs) -> list[Problem]:
@@ -216,7 +220,12 @@ def _check_data(url, store, spec, state, present, docs) -> list[Problem]:
     env_names = ("reward", "terminated", "truncated", "episode", "episode_step", "stale")
     for t0 in range(0, n, b):
         t1 = min(n, t0 + b)
-        reads: list[tuple[Callable[..., Any], tuple]] = [(run.env_frames, (None, t0, t1))]
+        # the envs whose chunks are never written, named once per shard; the others are read
+        empty: set[int] = set()
+        if shard_indexes is not None:
+            empty = _empty_inner_chunks(run, shard_indexes, t0 // b, t0, t1, problems)
+        envs = [e for e in range(run.num_envs) if e not in empty] if empty else None
+        reads: list[tuple[Callable[..., Any], tuple]] = [(run.env_frames, (envs, t0, t1))]
         reads += [
             (run.frame_values, (nm, t0, t1)) for nm in ("step", "sim_time", "wall_time", "clip")
         ]
@@ -228,8 +237,6 @@ def _check_data(url, store, spec, state, present, docs) -> list[Problem]:
                 read(*args)
             except StoreFormatError as exc:
                 _add(problems, exc)
-        if shard_indexes is not None:
-            _empty_inner_chunks(run, shard_indexes, t0 // b, t0, t1, problems)
         if len(problems) > 100:
             problems.append(Problem("(data)", "stopped after 100 problems"))
             return problems

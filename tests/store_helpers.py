@@ -150,3 +150,21 @@ def counted_subset_read(url, spec: RunSpec, envs=SUBSET_ENVS):
     got = run.env_frames(envs, 0, 2 * b)
     want = frames_for(0, 2 * b, n, h, w)[:, envs]
     return got, want, [(k, c) for k, c in counting.reads if k.startswith("env/frames/c/")]
+
+
+def mark_inner_chunks_empty(shard, entries):
+    """Rewrite a shard's index (crc32c recomputed) so that it marks inner chunks ``entries``
+    never written: a well-formed shard that a buggy tool or a partial copy could leave."""
+    import google_crc32c
+
+    data = bytearray(shard.read_bytes())
+    per = (len(data) - 4) // 16  # an upper bound; the index is the last 16 * per + 4 bytes
+    for n_entries in range(1, per + 1):
+        raw = bytes(data[-(16 * n_entries + 4) : -4])
+        if google_crc32c.value(raw) == int.from_bytes(data[-4:], "little"):
+            break
+    index = np.frombuffer(raw, "<u8").reshape(n_entries, 2).copy()
+    index[list(entries)] = 2**64 - 1
+    raw = index.tobytes()
+    data[-(16 * n_entries + 4) :] = raw + google_crc32c.value(raw).to_bytes(4, "little")
+    shard.write_bytes(bytes(data))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from render_fixtures import corrupt_chunk, env_frame, make_store, read_pngs, tile
+from store_helpers import mark_inner_chunks_empty
 
 from envreel.render import Layout, RenderError, contact_sheet, render, render_envs
 from envreel.render._compose import compute_geometry, placeholder_tile
@@ -178,6 +180,41 @@ def test_per_env_render_refuses_or_removes_an_earlier_per_env_render(pristine, t
         "env_final.gif",
         "notes.txt",
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "decoys"),
+    [
+        ("env_{env:b}", "env_0.gif", ["env_2.gif", "env_b.gif"]),
+        ("e{env:#x}", "e0x0.gif", ["e0x.gif", "e0xg.gif", "e5.gif"]),
+        ("{run} {env:+04d}", "run_000.gif", ["run__000.gif", "run_00x.gif"]),
+        ("v{env:0<3}", "v000.gif", ["v0001.gif", "v05.gif"]),
+        ("{env:a^5x}", "aa0aa.gif", ["aa0a.gif", "aaga.gif"]),
+    ],
+)
+def test_per_env_render_finds_earlier_outputs_of_a_name_with_a_format_spec(
+    pristine, tmp_path, name, first, decoys
+):
+    # the template was matched by formatting the env id 987654321: a binary, hex, signed or
+    # left-aligned id never showed those digits, so an earlier render's files went unseen
+    each = tmp_path / "each"
+    render_envs(pristine, each, Layout(envs="0-5"), suffix=".gif", name=name, workers=2)
+    earlier = sorted(p.name for p in each.iterdir())
+    assert len(earlier) == N and first in earlier
+    for d in [*decoys, "notes.txt"]:  # names the template gives no env id: never touched
+        (each / d).write_text("mine")
+    with pytest.raises(FileExistsError, match="holds per-env files of an earlier render") as info:
+        render_envs(pristine, each, Layout(envs="0,1"), suffix=".gif", name=name)
+    assert f"({earlier[0]}, {earlier[1]}, {earlier[2]}, {earlier[3]} and 2 more)" in str(info.value)
+    new = render_envs(pristine, each, Layout(envs="2"), suffix=".gif", name=name, overwrite=True)
+    assert sorted(p.name for p in each.iterdir()) == sorted([new[0].name, *decoys, "notes.txt"])
+
+
+def test_per_env_name_whose_env_spec_is_not_an_integer_one_is_refused(pristine, tmp_path):
+    for spec in (".1f", "e", "%", "c"):
+        with pytest.raises(ValueError, match=rf"name template 'e{{env:{re.escape(spec)}}}': "):
+            render_envs(pristine, tmp_path / "each", name=f"e{{env:{spec}}}", suffix=".gif")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_render_and_sheet_refuse_an_existing_output_unless_overwrite(pristine, tmp_path):
@@ -368,6 +405,33 @@ def test_skip_bad_names_the_one_env_of_a_shard_that_cannot_be_read(store, tmp_pa
         "'env/frames': env 2, frames 8..15 shown as placeholder tiles (first error: "
         "env/frames chunk (1, 2, 0, 0, 0): "
     ), msg
+
+
+def test_a_chunk_a_shard_index_marks_never_written_is_damage_not_black_tiles(store, tmp_path):
+    # validate named it, but render read zarr's fill value and drew env 2 black for frames 8..15
+    mark_inner_chunks_empty(Path(store) / "env/frames/c/1/0/0/0/0", [2])
+    with pytest.raises(CorruptChunkError, match="marks this env's chunk never written") as info:
+        render(store, Layout(label=None), tmp_path / "a.gif")
+    assert (info.value.array, info.value.chunk) == ("env/frames", (1, 2, 0, 0, 0))
+    assert not list(tmp_path.glob("*.gif")) and not list(tmp_path.glob(".*"))
+    lay = Layout(columns=3, label=None, border=0)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        render(store, lay, tmp_path / "frames", skip_bad=True)
+    [msg] = _damage_warnings(rec)
+    assert msg.startswith(
+        "skipping damaged object env/frames/c/1/0/0/0/0 (it holds envs 0..5, frames 8..15) of "
+        "'env/frames': env 2, frames 8..15 shown as placeholder tiles (first error: "
+        "env/frames chunk (1, 2, 0, 0, 0): the index of shard (1, 0, 0, 0, 0) marks this env's "
+        "chunk never written, although its frames [8, 16) are committed"
+    ), msg
+    frames = read_pngs(tmp_path / "frames")
+    g = compute_geometry(lay, num_tiles=N, env_shape=(H, W))
+    for t in range(T):
+        for env in range(N):
+            want = placeholder_tile((H, W)) if env == 2 and B <= t < 2 * B else None
+            want = env_frame(env, t, H, W) if want is None else want
+            assert np.array_equal(tile(frames[t], g, env), want), (t, env)
 
 
 def test_cli_skip_bad_prints_one_line_per_damaged_shard(store, tmp_path):

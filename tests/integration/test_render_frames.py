@@ -113,6 +113,21 @@ def test_show_plays_the_layout_inline(store, tmp_path) -> None:
     assert decoded[0].shape == (video.height, video.width, 3)
 
 
+def test_a_shown_video_saves_like_every_output(store, tmp_path) -> None:
+    # Video.save wrote in place and replaced an existing file silently
+    from envreel.render import show
+
+    video = show(store, Layout(envs="0-1", stop=4))
+    saved = video.save(tmp_path / "saved.mp4")
+    assert saved == tmp_path / "saved.mp4" and saved.read_bytes() == video.data
+    saved.write_bytes(b"earlier")
+    with pytest.raises(FileExistsError, match=r"saved\.mp4' exists; pass overwrite=True"):
+        video.save(saved)
+    assert saved.read_bytes() == b"earlier"
+    assert video.save(saved, overwrite=True).read_bytes() == video.data
+    assert [p.name for p in tmp_path.iterdir()] == ["saved.mp4"]  # no temporary file left
+
+
 def _count_composed(source, monkeypatch) -> list[tuple[int, int]]:
     """The (first, stop) output frames of each block ``source`` composes from now on."""
     composed: list[tuple[int, int]] = []

@@ -483,6 +483,41 @@ def test_contact_sheet(store, tmp_path):
             assert np.array_equal(tile(img, g, row * 5 + f), env_frame(env, f, H, W))
 
 
+@pytest.mark.parametrize("failure", [OSError("No space left on device"), KeyboardInterrupt()])
+def test_a_contact_sheet_that_fails_midway_leaves_no_partial_png(
+    store, tmp_path, monkeypatch, failure
+):
+    # the PNG was written in place: a full disk or Ctrl-C left a truncated sheet (and with
+    # overwrite, destroyed the previous one), unlike mp4/GIF outputs
+    from PIL import Image as PilImage
+    from PIL import PngImagePlugin  # registers the PNG writer in Image.SAVE
+
+    real = PngImagePlugin._save
+    calls = []
+
+    def fail_midway(im, fp, filename):
+        calls.append(filename)
+        real(im, fp, filename)
+        fp.truncate(fp.tell() // 2)  # half of the file is on disk when the error comes
+        raise failure
+
+    lay = Layout(envs="0,3")
+    old = contact_sheet(store, tmp_path / "old.png", lay, num_times=2)
+    old_bytes = old.read_bytes()
+    monkeypatch.setitem(PilImage.SAVE, "PNG", fail_midway)
+    with pytest.raises(type(failure)):
+        contact_sheet(store, tmp_path / "new.png", lay, num_times=3)
+    with pytest.raises(type(failure)):
+        contact_sheet(store, tmp_path / "old.png", lay, num_times=3, overwrite=True)
+    assert len(calls) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.png"]  # no temp file either
+    assert old.read_bytes() == old_bytes  # the earlier sheet is kept whole
+    monkeypatch.setitem(PilImage.SAVE, "PNG", real)
+    p = contact_sheet(store, tmp_path / "old.png", lay, num_times=3, overwrite=True)
+    assert p.read_bytes() == contact_sheet(store, tmp_path / "n.png", lay, num_times=3).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["n.png", "old.png"]
+
+
 def test_contact_sheet_in_episode_mode_starts_each_row_at_its_episode(store, tmp_path):
     lay = Layout(envs="0,4", episode=1, label=None, border=0, gap=0)
     p = contact_sheet(store, tmp_path / "ep.png", lay, num_times=3)
@@ -768,9 +803,47 @@ def test_non_finite_scores_rank_by_one_rule_under_every_stat(nonfinite_store, st
         f"the {stat} of 'reward' that ranks the envs is not finite: envs 2, 5 reached +inf; "
         f"envs 3, 5 reached -inf; {no_score} no score (a bug in the env?). Under every "
         "score_stat +inf ranks highest and -inf lowest, NaN values are left out, and an env "
-        "with no score (NaN: no values, or a mean of +inf and -inf) ranks after all others, in "
-        "either order"
+        "with no score (NaN: no values, or a mean of +inf and -inf) is never in top_k or "
+        "bottom_k and sorts after all others, in either order"
     ]
+    # more than the envs with a score: those are all shown, and the others are left out, named
+    # (they filled the best and the worst k before, after the scored envs, with no word)
+    for lay in (
+        Layout(top_k=6, score_stat=stat),
+        Layout(bottom_k=len(ranked) + 1, score_stat=stat),
+    ):
+        msgs = []
+        with pytest.warns(UserWarning, match="with a score: .* left out"):
+            plan = plan_render(open_run(nonfinite_store), lay, messages=msgs)
+        assert set(plan.envs) == set(ranked)
+        what = "top_k=6" if lay.top_k else f"bottom_k={len(ranked) + 1}"
+        left = {"mean": "2 without one (envs 4..5) are", "sum": "2 without one (envs 4..5) are"}
+        assert msgs[-1] == (
+            f"{what} ranks the envs with a score: {left.get(stat, '1 without one (env 4) is')} "
+            f"left out, so {len(ranked)} are shown"
+        )
+
+
+@pytest.mark.filterwarnings("ignore:the .* that ranks the envs is not finite")
+def test_top_k_of_envs_without_any_score_is_refused(nonfinite_store):
+    # every reward of env 4 is NaN (and env 5's mean is +inf - inf): top_k=1 of them showed an
+    # env chosen by nothing
+    from envreel.render._select import plan_render
+
+    for lay in (Layout(envs="4,5", top_k=1), Layout(envs="4", bottom_k=3)):
+        with pytest.raises(ValueError) as info:
+            plan_render(open_run(nonfinite_store), lay, messages=[])
+        k = "top_k=1" if lay.top_k else "bottom_k=3"
+        assert str(info.value) == (
+            f"{k}: no env of envs={lay.envs!r} has a score (the mean of 'reward' over its frames "
+            f"is NaN for all {len(lay.env_ids)}: no values, or a mean of +inf and -inf); "
+            "nothing to rank"
+        )
+    # sorting alone keeps them: they are selected by envs, not chosen by the score
+    plan = plan_render(
+        open_run(nonfinite_store), Layout(envs="4,5", order="descending"), messages=[]
+    )
+    assert plan.envs == (4, 5)
 
 
 def test_finite_scores_warn_nothing(nonfinite_store, tmp_path):

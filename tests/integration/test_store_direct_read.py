@@ -120,15 +120,22 @@ def _rewrite_index(shard, n, fn):
     shard.write_bytes(raw[: -(n * 16 + 4)] + bytes(CRC32C().encode(index.astype("<u8").tobytes())))
 
 
-def test_an_inner_chunk_never_written_reads_as_zeros_like_zarr(tmp_path):
-    """An empty shard index entry (zarr leaves a chunk of fill values unwritten) is zeros."""
+def test_an_inner_chunk_never_written_is_a_corrupt_chunk_not_zeros(tmp_path):
+    """An empty shard index entry reads as zeros in zarr; the writer writes every env's chunk,
+    so the reader names it as damage (it returned the zeros, a render showed black frames)."""
     url = tmp_path / "z.zarr"
     write_run(url, small_spec(), block_sizes=(8, 8))
     _rewrite_index(url / "env/frames/c/0/0/0/0/0", 4, lambda ix: ix.__setitem__(2, 2**64 - 1))
+    assert (_zarr_env_frames(url, [2], 0, 8, 1) == 0).all()
     run = open_run(url)
-    got = run.env_frames(None, 0, 16)
-    np.testing.assert_array_equal(got, _zarr_env_frames(url, range(4), 0, 16, 1))
-    assert (got[:8, 2] == 0).all() and got[8:, 2].any() and got[:8, 1].any()
+    with pytest.raises(CorruptChunkError, match=r"never written, although its frames \[0, 8\)"):
+        run.env_frames(None, 0, 16)
+    with pytest.raises(CorruptChunkError) as info:
+        run.env_frames([2], 3, 5)
+    assert info.value.chunk == (0, 2, 0, 0, 0)
+    want = _zarr_env_frames(url, range(4), 0, 16, 1)
+    np.testing.assert_array_equal(run.env_frames([0, 1, 3], 0, 16), want[:, [0, 1, 3]])
+    np.testing.assert_array_equal(run.env_frames([2], 8, 16), want[8:, [2]])
 
 
 def test_subset_reads_only_those_envs_chunks_with_zstd(tmp_path):

@@ -11,12 +11,14 @@ from store_helpers import (
     counted_subset_read,
     fill_block,
     frames_for,
+    mark_inner_chunks_empty,
     small_spec,
     write_run,
 )
 from zarr.storage import LocalStore
 
 from envreel.schemas import (
+    CorruptChunkError,
     RunSpec,
     StoreFormatError,
     create_run,
@@ -405,24 +407,6 @@ def test_a_place_that_cannot_hold_a_store_is_named_when_the_recorder_is_made(tmp
         Recorder(tmp_path / "afile" / "run.zarr", num_envs=2, fps=30)
 
 
-def _mark_inner_chunks_empty(shard, entries):
-    """Rewrite a shard's index (crc32c recomputed) so inner chunks ``entries`` read as never
-    written: a well-formed shard that a buggy tool or a partial copy could leave."""
-    import google_crc32c
-
-    data = bytearray(shard.read_bytes())
-    per = (len(data) - 4) // 16  # an upper bound; the index is the last 16 * per + 4 bytes
-    for n_entries in range(1, per + 1):
-        raw = bytes(data[-(16 * n_entries + 4) : -4])
-        if google_crc32c.value(raw) == int.from_bytes(data[-4:], "little"):
-            break
-    index = np.frombuffer(raw, "<u8").reshape(n_entries, 2).copy()
-    index[list(entries)] = 2**64 - 1
-    raw = index.tobytes()
-    data[-(16 * n_entries + 4) :] = raw + google_crc32c.value(raw).to_bytes(4, "little")
-    shard.write_bytes(bytes(data))
-
-
 @pytest.mark.parametrize(
     ("envs_per_shard", "shard", "entries", "named"),
     [(None, "1/0", [2], "env(s) 2 "), (2, "1/1", [0, 1], "env(s) 2, 3 ")],
@@ -430,18 +414,29 @@ def _mark_inner_chunks_empty(shard, entries):
 def test_validate_names_envs_whose_chunks_a_shard_index_marks_never_written(
     tmp_path, envs_per_shard, shard, entries, named
 ):
-    # such a shard is well-formed and reads as black frames: validate passed it
+    # such a shard is well-formed and reads as black frames in zarr: validate passed it, and
+    # the reader read it as black frames too (a render showed them)
     url = tmp_path / "e.zarr"
     write_run(url, small_spec(envs_per_shard=envs_per_shard), block_sizes=(8, 8, 5))
-    _mark_inner_chunks_empty(url / f"env/frames/c/{shard}/0/0/0", entries)
-    assert open_run(url).env_frames([2], 8, 16).max() == 0  # what a render showed
+    want = zarr.open_array(url / "env/frames", mode="r")[:]
+    mark_inner_chunks_empty(url / f"env/frames/c/{shard}/0/0/0", entries)
+    run = open_run(url)
+    with pytest.raises(CorruptChunkError) as info:
+        run.env_frames([0, 1, 2], 0, 21)
+    assert info.value.array == "env/frames" and info.value.chunk == (1, 2, 0, 0, 0)
+    assert str(info.value).startswith(
+        f"env/frames chunk (1, 2, 0, 0, 0): the index of shard (1, {shard[-1]}, 0, 0, 0) marks "
+        "this env's chunk never written, although its frames [8, 16) are committed"
+    )
+    np.testing.assert_array_equal(run.env_frames([0, 1], 0, 21), want[:, :2])  # the others read
+    np.testing.assert_array_equal(run.env_frames([2], 16, 21), want[16:, 2:3])
     problems = validate(url)
     assert [(p.where, p.message) for p in problems] == [
         (
             "env/frames",
             f"shard (1, {shard[-1]}, 0, 0, 0): the index marks the chunks of {named}as never "
-            "written, although their frames [8, 16) are committed (they would read as black "
-            "frames)",
+            "written, although their frames [8, 16) are committed (plain zarr reads them as "
+            "black frames)",
         )
     ]
     assert validate(url, check_data=False) == []  # --quick reads no shard
@@ -466,12 +461,28 @@ def test_validate_names_never_written_chunks_in_a_layout_zarr_reads(tmp_path):
         config={"write_empty_chunks": True},
     )[:] = data
     assert validate(url) == []
-    _mark_inner_chunks_empty(url / "env/frames/c/2/0/0/0/0", [0])
+    mark_inner_chunks_empty(url / "env/frames/c/2/0/0/0/0", [0])
     problems = validate(url)
     assert [(p.where, p.message) for p in problems] == [
         (
             "env/frames",
             "shard (2, 0, 0, 0, 0): the index marks the chunks of env(s) 0 as never written, "
-            "although their frames [16, 21) are committed (they would read as black frames)",
+            "although their frames [16, 21) are committed (plain zarr reads them as black "
+            "frames)",
         )
     ]
+    # zarr reads the chunk as black frames; the reader refuses it as it does through its own
+    # direct reads (before, both returned the zeros)
+    assert zarr.open_array(url / "env/frames", mode="r")[16:21, 0].max() == 0
+    run = open_run(url)
+    assert run._chunk_reader("env/frames") is None  # read through zarr
+    with pytest.raises(CorruptChunkError) as info:
+        run.env_frames([1, 0], 14, 18)
+    assert info.value.chunk == (2, 0, 0, 0, 0)
+    assert str(info.value) == (
+        "env/frames chunk (2, 0, 0, 0, 0): the index of shard (2, 0, 0, 0, 0) marks this env's "
+        "chunk never written, although its frames [16, 21) are committed (the writer writes "
+        "every env's chunk of every block: the index was rewritten or the shard copied in part)"
+    )
+    np.testing.assert_array_equal(run.env_frames([1, 2], 14, 21), data[14:21, 1:3])
+    np.testing.assert_array_equal(run.env_frames([0], 0, 16), data[:16, :1])
