@@ -773,6 +773,8 @@ def _tile_order(layout: Layout, run: Run, cand: np.ndarray, scores, msgs: list[s
                 f"{'is' if len(unscored) == 1 else 'are'} left out, so {len(scored)} "
                 f"{'is' if len(scored) == 1 else 'are'} shown",
             )
+        elif len(order) < k:
+            _warn(msgs, f"{what}, but only {len(order)} env(s) are selected: all are shown")
         ranked = sorted(scored, key=_sort_key(scores, descending=top))
         chosen = set(ranked[:k])
         order = [i for i in order if i in chosen]

@@ -846,6 +846,20 @@ def test_top_k_of_envs_without_any_score_is_refused(nonfinite_store):
     assert plan.envs == (4, 5)
 
 
+def test_top_k_beyond_the_selected_envs_shows_them_all_and_says_so(nonfinite_store):
+    from envreel.render._select import plan_render
+
+    msgs: list[str] = []
+    with pytest.warns(UserWarning) as caught:
+        plan = plan_render(open_run(nonfinite_store), Layout(envs="0,1", top_k=16), messages=msgs)
+    assert sorted(plan.envs) == [0, 1]
+    assert (
+        [str(w.message) for w in caught]
+        == msgs
+        == ["top_k=16, but only 2 env(s) are selected: all are shown"]
+    )
+
+
 def test_finite_scores_warn_nothing(nonfinite_store, tmp_path):
     from envreel.render._select import plan_render
 
