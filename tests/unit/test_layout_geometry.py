@@ -246,3 +246,80 @@ def test_resizer_filter_preserves_constant_images(src, dst, value):
     r = Resizer((src, src + 1), (dst, dst + 2))
     out = r(np.full((1, src, src + 1, 3), value, np.uint8))
     assert np.all(out == value)
+
+
+def _pillow_each(images: np.ndarray, dst: tuple[int, int]) -> np.ndarray:
+    """The reference: one Pillow ``BILINEAR`` resize per image, as the Resizer once did."""
+    from PIL import Image
+
+    dh, dw = dst
+    flat = images.reshape(-1, *images.shape[-3:])
+    out = [np.asarray(Image.fromarray(i).resize((dw, dh), Image.Resampling.BILINEAR)) for i in flat]
+    return np.stack(out).reshape(*images.shape[:-3], dh, dw, 3)
+
+
+RESIZES = [
+    ((32, 32), (20, 20)),  # 4,096 envs beside a global view
+    ((32, 32), (21, 19)),
+    ((7, 13), (5, 4)),  # odd sizes, both shrink
+    ((13, 7), (2, 6)),  # the height shrinks far more than the width: Pillow 13 goes height first
+    ((31, 8), (2, 9)),  # height shrinks, width grows: height first
+    ((9, 17), (20, 5)),  # height grows, width shrinks
+    ((8, 12), (13, 30)),  # non-integer enlarge
+    ((5, 5), (12, 7)),
+    ((20, 5), (1, 1)),  # one output pixel
+    ((1, 1), (3, 2)),
+    ((3, 64), (3, 20)),  # width alone
+    ((64, 3), (21, 3)),  # height alone
+]
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 40])
+@pytest.mark.parametrize(("src", "dst"), RESIZES)
+def test_resizer_filter_equals_pillow_per_image(src, dst, n):
+    rng = np.random.default_rng(n)
+    images = rng.integers(0, 256, (n, *src, 3), dtype=np.uint8)
+    r = Resizer(src, dst)
+    r.group = 3  # several groups, the last one short
+    assert r.mode == "filter"
+    assert np.array_equal(r(images), _pillow_each(images, dst))
+    assert r.pass_order() in (("w", "h"), ("h", "w"))  # grouped, not one call per image
+    lead = rng.integers(0, 256, (2, n, *src, 3), dtype=np.uint8)  # (rows, envs, H, W, 3)
+    assert np.array_equal(Resizer(src, dst)(lead), _pillow_each(lead, dst))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    src=st.tuples(st.integers(1, 40), st.integers(1, 40)),
+    dst=st.tuples(st.integers(1, 40), st.integers(1, 40)),
+    n=st.integers(1, 6),
+    group=st.integers(1, 4),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_resizer_filter_equals_pillow_per_image_any_size(src, dst, n, group, seed):
+    r = Resizer(src, dst)
+    assume(r.mode == "filter")
+    r.group = group
+    images = np.random.default_rng(seed).integers(0, 256, (n, *src, 3), dtype=np.uint8)
+    assert np.array_equal(r(images), _pillow_each(images, dst))
+
+
+def test_resizer_shrinks_many_tiles_in_a_few_pillow_calls(monkeypatch):
+    from PIL import Image
+
+    calls = []
+    resize = Image.Image.resize
+    monkeypatch.setattr(
+        Image.Image, "resize", lambda im, *a, **k: calls.append(1) or resize(im, *a, **k)
+    )
+    tiles = np.random.default_rng(0).integers(0, 256, (2, 4096, 32, 32, 3), dtype=np.uint8)
+    r = Resizer((32, 32), (20, 20))
+    out = r(tiles)
+    first = len(calls)
+    calls.clear()
+    assert np.array_equal(r(tiles), out)
+    assert len(calls) == 26  # 2 per group of 682 tiles (2 MiB); was 8,192: one per tile
+    assert r.group == (2 << 20) // (32 * 32 * 3) == 682
+    # the first call also found the pass order: 6 images one by one, then each order at most
+    assert 26 < first <= 26 + 6 + 2 * 2
+    assert np.array_equal(out[1, 4095], _pillow_each(tiles[1, 4095], (20, 20)))
