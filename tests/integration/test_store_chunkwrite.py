@@ -197,3 +197,102 @@ def test_rgba_blocks_gather_as_words_like_channel_copies(monkeypatch, frames):
     codec = numcodecs.Zstd()
     got = [np.frombuffer(codec.decode(c[:-4]), np.uint8).reshape(8, 6, 7, 3) for c in words]
     np.testing.assert_array_equal(np.stack(got), want)
+
+
+def _files(root) -> set[str]:
+    return {os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs}
+
+
+def test_local_objects_written_in_short_pieces_are_the_same(tmp_path, monkeypatch):
+    """Objects are written group by group in calls of at most ``_WRITE_BYTES``; a writev that
+    takes fewer bytes than given is resumed where it stopped: the files are the same."""
+    spec = small_spec(num_envs=6, envs_per_shard=4)
+    whole = tmp_path / "whole.zarr"
+    write_run(whole, spec, block_sizes=(8, 8, 5))
+    real = os.writev
+    calls = []
+
+    def short(fd, bufs):  # takes at most 300 bytes, mostly ending inside a chunk
+        calls.append(sum(len(b) for b in bufs))
+        return real(fd, [b"".join(bytes(b) for b in bufs)[:300]])
+
+    monkeypatch.setattr(_chunkwrite, "_WRITE_BYTES", 500)  # smaller than a chunk here
+    monkeypatch.setattr(_chunkwrite.os, "writev", short)
+    pieces = tmp_path / "pieces.zarr"
+    write_run(pieces, spec, block_sizes=(8, 8, 5))
+    assert calls and max(calls) == 500  # a chunk larger than a call is written in parts
+    assert _objects(pieces) == _objects(whole)
+    assert validate(str(pieces)) == []
+
+
+def test_a_failed_local_write_leaves_no_file_and_commits_nothing(tmp_path, monkeypatch):
+    """A disk that fills while a block's shard is written: append raises the OSError, the
+    temporary file is gone, no object of the failed block is in place and the committed state is
+    the block before; the next block goes in."""
+    spec = small_spec()
+    url = tmp_path / "run.zarr"
+    w = create_run(url, spec, **statics(spec))
+    w.append(fill_block(spec, 0, 8))
+    before = _files(url)
+    real = os.writev
+
+    def full(fd, bufs):
+        if sum(len(b) for b in bufs) > 400:  # the frames' shard, not the small arrays
+            raise OSError(28, "No space left on device")
+        return real(fd, bufs)
+
+    with monkeypatch.context() as m:
+        m.setattr(_chunkwrite.os, "writev", full)
+        with pytest.raises(OSError, match="No space left"):
+            w.append(fill_block(spec, 8, 8))
+    assert not [f for f in _files(url) if f.endswith(".partial")]
+    assert not [f for f in _files(url) - before if "frames" in f]
+    assert open_run(url).num_frames == 8
+    w.append(fill_block(spec, 8, 8))
+    w.close()
+    np.testing.assert_array_equal(
+        open_run(url).env_frames(),
+        np.concatenate([fill_block(spec, 0, 8).env_frames, fill_block(spec, 8, 8).env_frames]),
+    )
+
+
+def test_an_encoding_failure_waits_for_every_task_before_raising(monkeypatch):
+    """The block's data may be a ring slot the caller reuses as soon as write_block returns or
+    raises: no encoding task may still read it then."""
+    import threading
+    import time
+
+    spec = small_spec(num_envs=8, envs_per_shard=8)
+    real = _chunkwrite._encode_envs
+    finished = []
+    first = threading.Event()
+
+    def slow_or_failing(level, data, e0, e1, inner):
+        if e0 == 0:
+            first.set()
+            raise RuntimeError("encoding failed")
+        first.wait(5)
+        time.sleep(0.2)
+        out = real(level, data, e0, e1, inner)
+        finished.append(e0)
+        return out
+
+    monkeypatch.setattr(_chunkwrite, "_encode_envs", slow_or_failing)
+    monkeypatch.setenv("ENVREEL_WRITER_THREADS", "4")
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        w = create_run(os.path.join(d, "run.zarr"), spec, **statics(spec))
+        plan = w._plan("env/frames", w._arrays["env/frames"])
+        data = fill_block(spec, 0, 8).env_frames
+        tasks = _chunkwrite._tasks(_chunkwrite._pool(), plan, 0, data, 8)
+        submitted = sum(len(futs) for _, futs in tasks) - 1  # the failing one
+        for _, futs in tasks:  # let them end before the real call below
+            for f in futs:
+                f.exception()
+        finished.clear()
+        first.clear()
+        with pytest.raises(RuntimeError, match="encoding failed"):
+            _chunkwrite.write_block([(plan, 0, data)])
+        assert len(finished) == submitted
