@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import signal
+import time
 
 import numcodecs
 import numpy as np
@@ -256,43 +257,26 @@ def test_a_failed_local_write_leaves_no_file_and_commits_nothing(tmp_path, monke
     )
 
 
-def test_an_encoding_failure_waits_for_every_task_before_raising(monkeypatch):
+def test_an_encoding_failure_waits_for_every_task_before_raising(tmp_path, monkeypatch):
     """The block's data may be a ring slot the caller reuses as soon as write_block returns or
-    raises: no encoding task may still read it then."""
-    import threading
-    import time
-
+    raises: no encoding task may still read it then. The first group of envs fails at once; the
+    others are slow: every env outside it is encoded by the time the error comes."""
     spec = small_spec(num_envs=8, envs_per_shard=8)
     real = _chunkwrite._encode_envs
-    finished = []
-    first = threading.Event()
+    encoded, failed = [], []
 
     def slow_or_failing(level, data, e0, e1, inner):
         if e0 == 0:
-            first.set()
+            failed.append(e1)
             raise RuntimeError("encoding failed")
-        first.wait(5)
         time.sleep(0.2)
         out = real(level, data, e0, e1, inner)
-        finished.append(e0)
+        encoded.extend(range(e0, e1))
         return out
 
+    w = create_run(tmp_path / "run.zarr", spec, **statics(spec))
+    plan = w._plan("env/frames", w._arrays["env/frames"])
     monkeypatch.setattr(_chunkwrite, "_encode_envs", slow_or_failing)
-    monkeypatch.setenv("ENVREEL_WRITER_THREADS", "4")
-
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as d:
-        w = create_run(os.path.join(d, "run.zarr"), spec, **statics(spec))
-        plan = w._plan("env/frames", w._arrays["env/frames"])
-        data = fill_block(spec, 0, 8).env_frames
-        tasks = _chunkwrite._tasks(_chunkwrite._pool(), plan, 0, data, 8)
-        submitted = sum(len(futs) for _, futs in tasks) - 1  # the failing one
-        for _, futs in tasks:  # let them end before the real call below
-            for f in futs:
-                f.exception()
-        finished.clear()
-        first.clear()
-        with pytest.raises(RuntimeError, match="encoding failed"):
-            _chunkwrite.write_block([(plan, 0, data)])
-        assert len(finished) == submitted
+    with pytest.raises(RuntimeError, match="encoding failed"):
+        _chunkwrite.write_block([(plan, 0, fill_block(spec, 0, 8).env_frames)])
+    assert failed and sorted(encoded) == list(range(failed[0], 8))
