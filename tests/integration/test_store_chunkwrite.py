@@ -200,6 +200,62 @@ def test_rgba_blocks_gather_as_words_like_channel_copies(monkeypatch, frames):
     np.testing.assert_array_equal(np.stack(got), want)
 
 
+class _Counting:
+    """A zstd compressor that counts its calls; ``many=False``: one without
+    ``multi_compress_to_buffer`` (zstandard's cffi backend)."""
+
+    def __init__(self, level: int, many: bool) -> None:
+        self.real = _chunkwrite.ZstdCompressor(level=level, write_content_size=True)
+        self.calls = {"compress": 0, "many": 0}
+        if many:
+            self.multi_compress_to_buffer = self._many
+
+    def compress(self, raw):
+        self.calls["compress"] += 1
+        return self.real.compress(raw)
+
+    def _many(self, data, threads):
+        self.calls["many"] += 1
+        return self.real.multi_compress_to_buffer(data, threads=threads)
+
+
+@pytest.mark.parametrize("frames", [8, 5])  # a whole time chunk, and a block that ends early
+def test_a_group_of_small_chunks_compressed_in_one_call_is_the_same(monkeypatch, frames):
+    """Small chunks are compressed a group at a time in one call (the GIL released once): the
+    stored bytes are those of compressing each chunk alone (zstd frame with its content size,
+    crc32c), fill after a short block included; without that call, chunk by chunk."""
+    rng = np.random.default_rng(4)
+    rgb = rng.integers(0, 64, (frames, 12, 6, 7, 3), dtype=np.uint8)
+    inner = (8, 1, 6, 7, 3)
+    got = {}
+    for many in (True, False):
+        spy = _Counting(3, many)
+        monkeypatch.setattr(_chunkwrite, "_compressor", lambda level, spy=spy: spy)
+        got[many] = _chunkwrite._encode_envs(3, rgb, 0, 12, inner)
+        assert spy.calls == ({"compress": 0, "many": 1} if many else {"compress": 12, "many": 0})
+    assert got[True] == got[False]
+    want = np.zeros((12, 8, 6, 7, 3), np.uint8)
+    want[:, :frames] = rgb.swapaxes(0, 1)
+    codec = numcodecs.Zstd()
+    for env, stored in enumerate(got[True]):
+        data, crc = stored[:-4], stored[-4:]
+        assert int.from_bytes(crc, "little") == _chunkwrite._crc32c(data)
+        np.testing.assert_array_equal(
+            np.frombuffer(codec.decode(data), np.uint8).reshape(inner[0], *inner[2:]), want[env]
+        )
+
+
+def test_groups_smaller_than_the_threshold_compress_chunk_by_chunk(monkeypatch):
+    """Groups of fewer than ``_MANY`` chunks (large chunks) are compressed one call a chunk."""
+    rgb = np.arange(2 * 3 * 4 * 5 * 3, dtype=np.uint8).reshape(2, 3, 4, 5, 3)
+    spy = _Counting(3, True)
+    monkeypatch.setattr(_chunkwrite, "_compressor", lambda level: spy)
+    monkeypatch.setattr(_chunkwrite, "_GATHER_BYTES", 3 * 2 * 4 * 5 * 3)  # groups of 3 envs
+    assert _chunkwrite._MANY > 3
+    chunks = _chunkwrite._encode_envs(3, rgb, 0, 3, (2, 1, 4, 5, 3))
+    assert spy.calls == {"compress": 3, "many": 0} and len(chunks) == 3
+
+
 def _files(root) -> set[str]:
     return {os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs}
 
