@@ -197,7 +197,11 @@ def _compressor(level: int) -> ZstdCompressor:
 
 def _stored(level: int, raw: np.ndarray) -> bytes:
     """One chunk's stored bytes from its C-order little-endian bytes: zstd, then crc32c."""
-    data = _compressor(level).compress(raw)
+    return _checksummed(_compressor(level).compress(raw))
+
+
+def _checksummed(data: bytes) -> bytes:
+    """A chunk's stored bytes from its zstd frame: the frame, then its crc32c (little-endian)."""
     return data + int(_crc32c(data)).to_bytes(4, "little")
 
 
@@ -223,12 +227,8 @@ def _stored_each(level: int, out: np.ndarray) -> list[bytes]:
     many = getattr(_compressor(level), "multi_compress_to_buffer", None)
     if many is None or len(out) < _MANY:
         return [_stored(level, c) for c in out]
-    got = many([c for c in out], threads=1)
-    stored = []
-    for j in range(len(got)):
-        data = got[j].tobytes()
-        stored.append(data + int(_crc32c(data)).to_bytes(4, "little"))
-    return stored
+    got = many(list(out), threads=1)
+    return [_checksummed(got[j].tobytes()) for j in range(len(got))]
 
 
 def _encode(level: int, region: np.ndarray, chunk: tuple[int, ...]) -> bytes:
