@@ -300,9 +300,17 @@ _IOV_MAX = 1024  # Linux's limit on the buffers of one writev
 
 def _write_all(fd: int, parts: list[bytes]) -> None:
     """Write ``parts`` to ``fd`` in order, at most ``_WRITE_BYTES`` a call, short writes
-    resumed."""
+    resumed. A group of chunks (~10, ~100 kB) mostly goes in one call as it is: cutting it into
+    views first held the GIL for ~2 ms a block of 4,096 chunks in the writer's thread, a quarter
+    of the time the writes themselves take (2-core dev VM)."""
+    total = sum(map(len, parts))
+    done = 0
+    if len(parts) <= _IOV_MAX and total <= _WRITE_BYTES:
+        done = os.writev(fd, parts) if total else 0
+        if done == total:
+            return
     views = [memoryview(p) for p in parts if len(p)]
-    i = 0
+    i = _past(views, 0, done)
     while i < len(views):
         batch, size = [], 0
         while i + len(batch) < len(views) and len(batch) < _IOV_MAX:
@@ -313,15 +321,21 @@ def _write_all(fd: int, parts: list[bytes]) -> None:
             size += len(v)
         if len(batch) == 1 and size > _WRITE_BYTES:  # one piece larger than a call
             batch = [batch[0][:_WRITE_BYTES]]
-        done = os.writev(fd, batch)
-        while done and i < len(views):  # drop what was written; resume a piece cut short
-            n = len(views[i])
-            if done >= n:
-                done -= n
-                i += 1
-            else:
-                views[i] = views[i][done:]
-                done = 0
+        i = _past(views, i, os.writev(fd, batch))
+
+
+def _past(views: list[memoryview], i: int, done: int) -> int:
+    """The first of ``views`` not yet wholly written once ``done`` more bytes were, from
+    ``views[i]`` on; a piece cut short is replaced by its rest."""
+    while done and i < len(views):
+        n = len(views[i])
+        if done >= n:
+            done -= n
+            i += 1
+        else:
+            views[i] = views[i][done:]
+            done = 0
+    return i
 
 
 def _put_local(path: str, sharded: bool, futs: list[Future]) -> None:

@@ -260,6 +260,33 @@ def _files(root) -> set[str]:
     return {os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs}
 
 
+@pytest.mark.parametrize("limit", [1 << 20, 700])  # all in one call, and calls of 700 bytes
+@pytest.mark.parametrize("takes", [None, 1, 333])  # writes of all given, of 1 byte, of 333
+def test_write_all_writes_every_piece_once_in_order(tmp_path, monkeypatch, limit, takes):
+    """``_write_all`` puts the pieces (empty ones among them) in the file one after another,
+    however few bytes each writev takes: in one call when they fit in one, resumed where a
+    short write stopped, a piece larger than a call in parts."""
+    rng = np.random.default_rng(5)
+    parts = [b"", b"head", rng.bytes(300), b"", rng.bytes(900), rng.bytes(50), rng.bytes(200)]
+    real, calls = os.writev, []
+
+    def writev(fd, bufs):
+        calls.append(sum(len(b) for b in bufs))
+        if takes is None:
+            return real(fd, bufs)
+        return real(fd, [b"".join(bytes(b) for b in bufs)[:takes]])
+
+    monkeypatch.setattr(_chunkwrite, "_WRITE_BYTES", limit)
+    monkeypatch.setattr(_chunkwrite.os, "writev", writev)
+    with open(tmp_path / "out", "wb") as f:
+        _chunkwrite._write_all(f.fileno(), parts)
+    want = b"".join(parts)
+    assert (tmp_path / "out").read_bytes() == want
+    assert max(calls) <= limit
+    if takes is None and limit > len(want):
+        assert calls == [len(want)]
+
+
 def test_local_objects_written_in_short_pieces_are_the_same(tmp_path, monkeypatch):
     """Objects are written group by group in calls of at most ``_WRITE_BYTES``; a writev that
     takes fewer bytes than given is resumed where it stopped: the files are the same."""
