@@ -275,12 +275,11 @@ def _encode_envs(
 def _shard_index(sizes: list[int | None]) -> list[bytes]:
     """The end of a shard whose chunks (None: not stored) have these sizes, stored one after
     another from its start: the index (offset, length per chunk), then its crc32c."""
+    lengths = np.array([0 if n is None else n for n in sizes], dtype="<u8")
     index = np.full((len(sizes), 2), _EMPTY, dtype="<u8")
-    offset = 0
-    for k, n in enumerate(sizes):
-        if n is not None:
-            index[k] = (offset, n)
-            offset += n
+    stored = np.array([n is not None for n in sizes], dtype=bool)
+    index[stored, 0] = (np.cumsum(lengths) - lengths)[stored]
+    index[stored, 1] = lengths[stored]
     ib = index.tobytes()
     return [ib, _crc32c(ib).to_bytes(4, "little")]
 
