@@ -37,15 +37,25 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return found
 
 
+def _shipped() -> list[str]:
+    """What the wheel must hold, from the source tree: each package's ``__init__.py`` (the
+    package folders are installed under ``envreel/``), every file of the viewer's page and the
+    store format's description."""
+    names = ["envreel/__init__.py"]
+    for room in ("schemas", "capture", "render", "tools"):
+        for init in sorted((ROOT / room).rglob("__init__.py")):
+            names.append(f"envreel/{init.relative_to(ROOT).as_posix()}")
+    for page in sorted((ROOT / "tools" / "viewer_static").iterdir()):
+        if page.is_file():
+            names.append(f"envreel/tools/viewer_static/{page.name}")
+    names += [f"envreel/schemas/{doc.name}" for doc in sorted((ROOT / "schemas").glob("*.md"))]
+    return names
+
+
 def test_the_wheel_carries_every_package_and_the_files_read_at_run_time(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    for package in ("envreel", "schemas", "capture", "capture/isaaclab", "render", "tools"):
-        init = "envreel/__init__.py" if package == "envreel" else f"envreel/{package}/__init__.py"
-        assert init in names, f"{init} is not in {wheel.name}"
-    for page in ("index.html", "viewer.css", "viewer.js"):
-        assert f"envreel/tools/viewer_static/{page}" in names
-    for doc in (ROOT / "schemas").glob("*.md"):
-        assert f"envreel/schemas/{doc.name}" in names
+    missing = [n for n in _shipped() if n not in names]
+    assert not missing, f"not in {wheel.name}: {missing}"
     assert not any(n.startswith(("tests/", "docs/")) for n in names), "tests or docs in the wheel"
 
 
