@@ -132,7 +132,14 @@ def plan_for(array: zarr.Array) -> ChunkPlan | None:
 
 
 _LOCAL = threading.local()
-_GATHER_BYTES = 1 << 20  # envs gathered at once: about this many bytes, cache-sized
+_GATHER_BYTES = 8 << 20
+"""Bytes of envs gathered and compressed at once, at most (a task's envs are fewer at 15 threads
+and 4,096 × 32² or 1,024 × 64²: one gather and one zstd call a task). Each gather and each zstd
+call gives the GIL up and takes it back, and with 15 encode threads those handovers, not the
+work, set the pace: ``write_block`` alone, 15 threads, a fresh H100 host, went 1.8× (4,096 ×
+32²) and 2.5× (1,024 × 64², whose 1 MB groups of two chunks were compressed one by one) as fast
+as with 1 MB groups, the sustained rate of the whole writer 1.13–1.42× (docs/performance.md).
+Each encode thread keeps a buffer of this size."""
 _LITTLE = np.dtype("<u2").isnative
 
 
@@ -245,9 +252,9 @@ def _encode_envs(
 ) -> list[bytes]:
     """The inner chunks of envs ``e0..e1`` of a block ``data`` (time, env, ...), one per env.
 
-    Envs are gathered env-major into this thread's buffer a few at a time (about 1 MB, so zstd
-    then reads them from cache), one copy per channel for the few: each env's chunk is then a
-    contiguous slice, and the few are compressed in one call (``_stored_each``). With 32×32
+    Envs are gathered env-major into this thread's buffer, up to ``_GATHER_BYTES`` at a time,
+    one copy per channel for the group: each env's chunk is then a contiguous slice, and the
+    group is compressed in one call (``_stored_each``). With 32×32
     frames a chunk is ~100 kB and a block of 4,096 envs has 4,096 of them: per-chunk Python
     (three channel copies each) held the GIL long enough that 15 encode threads sustained ~3x
     one thread's rate.
