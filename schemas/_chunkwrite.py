@@ -138,8 +138,8 @@ and 4,096 × 32² or 1,024 × 64²: one gather and one zstd call a task). Each g
 call gives the GIL up and takes it back, and with 15 encode threads those handovers, not the
 work, set the pace: ``write_block`` alone, 15 threads, a fresh H100 host, went 1.8× (4,096 ×
 32²) and 2.5× (1,024 × 64², whose 1 MB groups of two chunks were compressed one by one) as fast
-as with 1 MB groups, the sustained rate of the whole writer 1.13–1.42× (docs/performance.md).
-Each encode thread keeps a buffer of this size."""
+as with 1 MB groups, the sustained rate of the whole writer 1.11–1.42× on two hosts
+(docs/performance.md). Each encode thread keeps a buffer of up to this size."""
 _LITTLE = np.dtype("<u2").isnative
 
 
