@@ -254,10 +254,9 @@ def _encode_envs(
 
     Envs are gathered env-major into this thread's buffer, up to ``_GATHER_BYTES`` at a time,
     one copy per channel for the group: each env's chunk is then a contiguous slice, and the
-    group is compressed in one call (``_stored_each``). With 32×32
-    frames a chunk is ~100 kB and a block of 4,096 envs has 4,096 of them: per-chunk Python
-    (three channel copies each) held the GIL long enough that 15 encode threads sustained ~3x
-    one thread's rate.
+    group is compressed in one call (``_stored_each``). With 32×32 frames a chunk is ~100 kB
+    and a block of 4,096 envs has 4,096 of them: per-chunk Python (three channel copies each)
+    held the GIL long enough that 15 encode threads sustained ~3x one thread's rate.
     """
     t = data.shape[0]
     chunk_bytes = int(np.prod(inner)) * data.dtype.itemsize
