@@ -17,7 +17,10 @@ For each configuration (num_envs × height × width; default 16/64/256 envs at 1
 and reports, per configuration:
 
 * caller time per ``capture()`` (median, p99), with ``on_full="drop"`` so the number is never
-  inflated by back-pressure and a writer that falls behind shows as drops;
+  inflated by back-pressure and a writer that falls behind shows as drops; and the same split
+  by where each call falls in its ring block (those that start or end a block against the
+  rest, and the share of the slowest 1 % of calls that start or end one), to tell a slow tail
+  that comes with the blocks from one that does not;
 * overhead: blocks of ``--block`` steps without capture and with it, alternating (A/B/A/B...)
   in one process, so that the machine's drift falls on both alike: one ratio of mean loop times
   per round, reported as the median over the rounds with an order-statistics confidence
@@ -152,6 +155,39 @@ def _stats_ms(times: list[float]) -> dict[str, float]:
     }
 
 
+def block_edges(cap_t: list[float], block_frames: int) -> dict[str, Any]:
+    """The caller's time split by where each capture falls in its ring block.
+
+    A capture that starts a block also resets the block's defaults, and one that ends it hands
+    the block to the writer; the rest only fill a slot. ``cap_t`` are the times of the
+    captures after the first one (which started block 0), none of them dropped, so capture
+    ``k`` (1-based) is frame ``k % block_frames`` of its block.
+
+    Returns:
+        ``block_frames``; ``edge`` and ``inside``: each set's times (``_stats_ms`` and ``n``;
+        None for an empty set); ``slowest_at_edges``: the share of the slowest 1 % of captures
+        (at least one) that start or end a block, against ``edge_share``, the share of all
+        captures that do.
+    """
+    pos = (np.arange(1, len(cap_t) + 1) % block_frames).tolist()
+    at_edge = [p in (0, block_frames - 1) for p in pos]
+    edge = [t for t, e in zip(cap_t, at_edge, strict=True) if e]
+    inside = [t for t, e in zip(cap_t, at_edge, strict=True) if not e]
+    k = max(1, len(cap_t) // 100)
+    slowest = sorted(range(len(cap_t)), key=cap_t.__getitem__)[-k:]
+
+    def part(times: list[float]) -> dict[str, float] | None:
+        return {**_stats_ms(times), "n": len(times)} if times else None
+
+    return {
+        "block_frames": block_frames,
+        "edge": part(edge),
+        "inside": part(inside),
+        "slowest_at_edges": sum(at_edge[i] for i in slowest) / k,
+        "edge_share": len(edge) / max(1, len(cap_t)),
+    }
+
+
 def run_config(
     n: int,
     h: int,
@@ -249,6 +285,10 @@ def run_config(
     close_s = time.perf_counter() - c0
     rss.append(_rss())
     st = rec.stats
+    # Where the slow calls fall in the ring blocks (known only while no frame was dropped).
+    edges = None
+    if rec.spec is not None and cap_t and st.frames_dropped == 0:
+        edges = block_edges(cap_t, rec.spec.block_frames)
     shutil.rmtree(path, ignore_errors=True)
     plain_mean = statistics.fmean(plain)
     with_mean = statistics.fmean(with_t)
@@ -302,6 +342,7 @@ def run_config(
         "max_queue_bytes": max_queue,
         "writer": writer,
         "capture": cap,
+        "capture_by_block_position": edges,
         "first_capture_ms": first_ms,
         "loop_ms_without": plain_mean * 1e3,
         "loop_ms_with": with_mean * 1e3,
@@ -426,6 +467,18 @@ def table(results: list[dict[str, Any]], info: dict[str, Any], device: str) -> s
             for r in results
         )
     )
+    edges = [
+        f"{r['config']}: p99 {e['edge']['p99_ms']:.3f} against {e['inside']['p99_ms']:.3f} ms, "
+        f"{100 * e['slowest_at_edges']:.0f}% of the slowest 1% ({100 * e['edge_share']:.0f}% "
+        "of all)"
+        for r in results
+        if (e := r.get("capture_by_block_position")) and e["edge"] and e["inside"]
+    ]
+    if edges:
+        lines.append(
+            "Captures that start or end a ring block (reset its defaults, hand it to the "
+            "writer), against the rest: " + ", ".join(edges)
+        )
     return "\n".join(lines)
 
 

@@ -21,6 +21,36 @@ def test_bench_capture_prints_json_with_an_overhead_interval(tmp_path, capsys) -
     assert lo <= result["overhead_pct"] <= hi
     assert result["frames_dropped"] == 0 and result["frames_captured"] == 31  # 1 + 3 × 10
     assert result["sustained_env_frames_per_s"] > 0
+    # the 30 timed captures are frames 1-30 of the first 32-frame block: none at its edges
+    edges = result["capture_by_block_position"]
+    assert edges["block_frames"] == 32 and edges["edge"] is None and edges["inside"]["n"] == 30
+    assert edges["slowest_at_edges"] == 0 and edges["edge_share"] == 0
+
+
+def test_block_edges_splits_the_captures_that_start_or_end_a_block() -> None:
+    # captures 1..10 after the one that started block 0, blocks of 4 frames: frames
+    # 1 2 3 0 1 2 3 0 1 2 of their blocks; those at frame 3 or 0 (k = 3, 4, 7, 8) are slow
+    times = [t * 1e-3 for t in (1, 1, 9, 8, 1, 1, 9, 8, 1, 2)]
+    e = bench_capture.block_edges(times, 4)
+    assert e["block_frames"] == 4 and e["edge_share"] == 0.4
+    assert e["edge"]["n"] == 4 and e["edge"]["max_ms"] == pytest.approx(9.0)
+    assert e["edge"]["median_ms"] == pytest.approx(8.5)
+    assert e["inside"]["n"] == 6 and e["inside"]["max_ms"] == pytest.approx(2.0)
+    assert e["slowest_at_edges"] == 1.0  # the slowest 1 % (one call) is at an edge
+    assert bench_capture.block_edges([1e-3] * 3, 1)["inside"] is None  # every frame an edge
+
+
+def test_bench_capture_table_names_the_block_edges_only_where_measured(tmp_path, capsys) -> None:
+    argv = ["--device", "cpu", "--steps", "80", "--step-ms", "0.5", "--configs", "4x16x16"]
+    argv += ["--baseline-steps", "10", "--block", "10", "--dir", str(tmp_path), "--json"]
+    assert bench_capture.main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    (result,) = out["results"]  # 40 timed captures: frames 31 and 0 of their blocks are edges
+    assert result["capture_by_block_position"]["edge"]["n"] == 2
+    text = bench_capture.table([result], out["machine"], "cpu")
+    assert "Captures that start or end a ring block" in text and "4x16x16: p99 " in text
+    result["capture_by_block_position"]["edge"] = None  # measured inside one block only
+    assert "ring block" not in bench_capture.table([result], out["machine"], "cpu")
 
 
 def test_median_interval_covers_the_median_with_order_statistics() -> None:
