@@ -169,8 +169,7 @@ def block_edges(cap_t: list[float], block_frames: int) -> dict[str, Any]:
         (at least one) that start or end a block, against ``edge_share``, the share of all
         captures that do.
     """
-    pos = (np.arange(1, len(cap_t) + 1) % block_frames).tolist()
-    at_edge = [p in (0, block_frames - 1) for p in pos]
+    at_edge = [k % block_frames in (0, block_frames - 1) for k in range(1, len(cap_t) + 1)]
     edge = [t for t, e in zip(cap_t, at_edge, strict=True) if e]
     inside = [t for t, e in zip(cap_t, at_edge, strict=True) if not e]
     k = max(1, len(cap_t) // 100)
