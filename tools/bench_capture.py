@@ -20,7 +20,10 @@ and reports, per configuration:
   inflated by back-pressure and a writer that falls behind shows as drops; and the same split
   by where each call falls in its ring block (those that start or end a block against the
   rest, and the share of the slowest 1 % of calls that start or end one), to tell a slow tail
-  that comes with the blocks from one that does not;
+  that comes with the blocks from one that does not; and the same calls' wall time split into
+  the caller thread's CPU time, its wait for a core (Linux's ``schedstat``: the thread was
+  runnable, another ran) and the rest (blocked: a lock, the GIL, a page fault's I/O), for all
+  calls and for the slowest 1 %, to tell a tail of work from one of preemption or waiting;
 * overhead: blocks of ``--block`` steps without capture and with it, alternating (A/B/A/B...)
   in one process, so that the machine's drift falls on both alike: one ratio of mean loop times
   per round, reported as the median over the rounds with an order-statistics confidence
@@ -155,6 +158,77 @@ def _stats_ms(times: list[float]) -> dict[str, float]:
     }
 
 
+class ThreadTimes:
+    """The calling thread's CPU time and run-queue wait so far, in seconds.
+
+    CPU time from ``time.thread_time`` (exact at the call); the wait for a core from
+    ``/proc/thread-self/schedstat`` (added as the thread gets a core back, so a wait inside a
+    timed call shows in a read after it). Where that file is missing the wait reads None.
+    Make it on the thread it measures. Reading the file costs more than the clock (~9 µs of
+    CPU right after a capture on the 2-core VM), so ``start`` and ``stop`` keep it outside the
+    span of CPU time they bracket.
+    """
+
+    def __init__(self) -> None:
+        try:
+            self._fd: int | None = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def _wait(self) -> float | None:
+        if self._fd is None:
+            return None
+        return int(os.pread(self._fd, 128, 0).split()[1]) / 1e9
+
+    def start(self) -> tuple[float, float | None]:
+        """(CPU, wait) before a timed call: the file read first, so the CPU time leaves it out."""
+        wait = self._wait()
+        return time.thread_time(), wait
+
+    def stop(self) -> tuple[float, float | None]:
+        """(CPU, wait) after a timed call: the CPU time first."""
+        cpu = time.thread_time()
+        return cpu, self._wait()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def time_split(
+    cap_t: list[float], cpu_t: list[float], wait_t: list[float | None]
+) -> dict[str, Any] | None:
+    """Where each capture's wall time went: on the CPU, waiting for a core, or blocked.
+
+    ``cpu_t`` and ``wait_t`` are the caller thread's CPU time and run-queue wait over each
+    call (read just outside its timed span, so they hold a microsecond or two more than it);
+    blocked is the rest of the wall time, at least 0.
+
+    Returns:
+        None without waits (no ``schedstat``) or calls; else ``all`` and ``slowest`` (the
+        slowest 1 % by wall time, at least one call): each the median wall, CPU, wait and
+        blocked ms, and for ``slowest`` also their means and ``n``.
+    """
+    if not cap_t or any(w is None for w in wait_t):
+        return None
+    wall = np.asarray(cap_t) * 1e3
+    cpu = np.asarray(cpu_t) * 1e3
+    wait = np.asarray(wait_t, dtype=float) * 1e3
+    blocked = np.maximum(0.0, wall - cpu - wait)
+    parts = {"wall": wall, "cpu": cpu, "wait": wait, "blocked": blocked}
+    k = max(1, len(wall) // 100)
+    slow = np.argsort(wall, kind="stable")[-k:]
+    return {
+        "all": {f"{name}_ms_median": float(np.median(a)) for name, a in parts.items()},
+        "slowest": {
+            "n": k,
+            **{f"{name}_ms_median": float(np.median(a[slow])) for name, a in parts.items()},
+            **{f"{name}_ms_mean": float(a[slow].mean()) for name, a in parts.items()},
+        },
+    }
+
+
 def block_edges(cap_t: list[float], block_frames: int) -> dict[str, Any]:
     """The caller's time split by where each capture falls in its ring block.
 
@@ -237,16 +311,25 @@ def run_config(
     spec = RunSpec(num_envs=n, env_frame_shape=(h, w), fps=60)
     max_queue = max(DEFAULT_MAX_QUEUE_BYTES, 3 * block_nbytes(spec, value_range=False))
 
+    clock = ThreadTimes()
+    cpu_t: list[float] = []
+    wait_t: list[float | None] = []
+
     def loop(k: int, rec: Any = None) -> tuple[list[float], list[float], list[int]]:
         loop_t, cap_t, rss = [], [], []
         for t in range(k):
             t0 = time.perf_counter()
             work()
             render(t)
+            q0 = clock.start()  # read in both loops alike, so that the overhead leaves it out
             if rec is not None:
                 c0 = time.perf_counter()
                 rec.capture(rgb, reward=reward, terminated=done)
                 cap_t.append(time.perf_counter() - c0)
+            q1 = clock.stop()
+            if rec is not None:
+                cpu_t.append(q1[0] - q0[0])
+                wait_t.append(None if q0[1] is None or q1[1] is None else q1[1] - q0[1])
             loop_t.append(time.perf_counter() - t0)
             if t % 50 == 0:
                 rss.append(_rss())
@@ -254,6 +337,8 @@ def run_config(
 
     loop(20)  # warm-up
     gc.collect()
+    cpu_t.clear()
+    wait_t.clear()
     path = os.path.join(workdir, f"bench-{device}-{n}x{h}x{w}.zarr")
     shutil.rmtree(path, ignore_errors=True)
     rss0 = _rss()
@@ -283,6 +368,7 @@ def run_config(
     rec.close()
     close_s = time.perf_counter() - c0
     rss.append(_rss())
+    clock.close()
     st = rec.stats
     # Where the slow calls fall in the ring blocks (known only while no frame was dropped).
     edges = None
@@ -342,6 +428,7 @@ def run_config(
         "writer": writer,
         "capture": cap,
         "capture_by_block_position": edges,
+        "capture_time_split": time_split(cap_t, cpu_t, wait_t),
         "first_capture_ms": first_ms,
         "loop_ms_without": plain_mean * 1e3,
         "loop_ms_with": with_mean * 1e3,
@@ -478,7 +565,22 @@ def table(results: list[dict[str, Any]], info: dict[str, Any], device: str) -> s
             "Captures that start or end a ring block (reset its defaults, hand it to the "
             "writer), against the rest: " + ", ".join(edges)
         )
+    splits = [
+        f"{r['config']}: all {_split_text(s['all'])}; slowest 1% {_split_text(s['slowest'])}"
+        for r in results
+        if (s := r.get("capture_time_split"))
+    ]
+    if splits:
+        lines.append(
+            "capture() medians, ms: wall (on the CPU + waiting for a core + blocked): "
+            + "; ".join(splits)
+        )
     return "\n".join(lines)
+
+
+def _split_text(part: dict[str, float]) -> str:
+    wall, cpu, wait, blocked = (part[f"{k}_ms_median"] for k in ("wall", "cpu", "wait", "blocked"))
+    return f"{wall:.3f} ({cpu:.3f} + {wait:.3f} + {blocked:.3f})"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,10 @@ def test_bench_capture_prints_json_with_an_overhead_interval(tmp_path, capsys) -
     edges = result["capture_by_block_position"]
     assert edges["block_frames"] == 32 and edges["edge"] is None and edges["inside"]["n"] == 30
     assert edges["slowest_at_edges"] == 0 and edges["edge_share"] == 0
+    split = result["capture_time_split"]
+    if split is not None:  # Linux: every call's wall time, split
+        assert split["slowest"]["n"] == 1 and split["all"]["wall_ms_median"] > 0
+        assert split["all"]["cpu_ms_median"] > 0 and split["all"]["wait_ms_median"] >= 0
 
 
 def test_block_edges_splits_the_captures_that_start_or_end_a_block() -> None:
@@ -49,8 +53,42 @@ def test_bench_capture_table_names_the_block_edges_only_where_measured(tmp_path,
     assert result["capture_by_block_position"]["edge"]["n"] == 2
     text = bench_capture.table([result], out["machine"], "cpu")
     assert "Captures that start or end a ring block" in text and "4x16x16: p99 " in text
+    if result["capture_time_split"] is not None:
+        assert "capture() medians, ms: wall (on the CPU + waiting for a core + blocked)" in text
+        assert "4x16x16: all " in text and "; slowest 1% " in text
     result["capture_by_block_position"]["edge"] = None  # measured inside one block only
     assert "ring block" not in bench_capture.table([result], out["machine"], "cpu")
+
+
+def test_time_split_parts_a_slow_tail_into_cpu_waiting_and_blocked() -> None:
+    # 200 calls of 0.1 ms on the CPU; the two slowest (1 %): one waited 0.4 ms for a core,
+    # one was blocked 0.6 ms (its CPU and wait leave 0.6 of its 0.7 ms unaccounted)
+    wall = [1e-4] * 198 + [5e-4, 7e-4]
+    cpu = [1e-4] * 198 + [1e-4, 1e-4]
+    wait = [0.0] * 198 + [4e-4, 0.0]
+    s = bench_capture.time_split(wall, cpu, wait)
+    assert s["all"]["wall_ms_median"] == pytest.approx(0.1)
+    assert s["all"]["blocked_ms_median"] == pytest.approx(0.0)
+    slow = s["slowest"]
+    assert slow["n"] == 2 and slow["wall_ms_mean"] == pytest.approx(0.6)
+    assert slow["cpu_ms_mean"] == pytest.approx(0.1)
+    assert slow["wait_ms_mean"] == pytest.approx(0.2)
+    assert slow["blocked_ms_mean"] == pytest.approx(0.3)
+    assert bench_capture.time_split(wall, cpu, [None] * 200) is None  # no schedstat: no split
+    assert bench_capture.time_split([], [], []) is None
+
+
+def test_thread_times_count_this_threads_cpu_and_leave_the_file_read_out() -> None:
+    clock = bench_capture.ThreadTimes()
+    try:
+        a = clock.start()
+        x = sum(range(200_000))  # CPU work, a few ms
+        b = clock.stop()
+    finally:
+        clock.close()
+    assert x > 0 and b[0] - a[0] > 0.5e-3
+    if a[1] is not None:  # Linux: the wait for a core, never negative
+        assert b[1] >= a[1]
 
 
 def test_median_interval_covers_the_median_with_order_statistics() -> None:
