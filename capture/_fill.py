@@ -22,14 +22,6 @@ __all__ = ["SlotFiller"]
 
 _CUDA_KINDS = (fr.CUDA, fr.CUDA_PIXELS, fr.CUDA_FLOAT)
 _RANGE = {"env_frames": "env_range", "global_frames": "global_range"}  # float input's range
-_BLOCK_DEFAULT_FLAGS = (
-    "terminated",
-    "truncated",
-    "stale",
-    "stale_done",
-    "explicit_episode_step",
-    "ep_snapshot",
-)
 
 
 class SlotFiller:
@@ -49,16 +41,6 @@ class SlotFiller:
         from ._cuda import CudaCopier
 
         self.copier = CudaCopier(device, pinned=pinned)
-
-    @staticmethod
-    def reset(slots: Slots, scalar_names: tuple[str, ...]) -> None:
-        """Defaults of values a ``capture()`` may omit, once per block rather than per frame."""
-        a = slots.arrays
-        a["reward"].fill(np.nan)
-        for name in _BLOCK_DEFAULT_FLAGS:
-            a[name].fill(False)
-        for name in scalar_names:
-            a[f"scalar:{name}"].fill(np.nan)
 
     def fill(self, s: Slots, i: int, c: CheckedStep, clip: int, gaps: Any, pinned: bool) -> None:
         """Frame ``i`` of block ``s``: the step ``c`` in clip ``clip``.

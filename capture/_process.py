@@ -349,7 +349,7 @@ def child_main(rfd: int, wfd: int) -> None:
         from envreel.schemas import RunSpec, create_run
 
         from ._cuda import HostMemory
-        from ._writer import BlockSink, Ring
+        from ._writer import BlockSink, Ring, reset_defaults
 
         spec = RunSpec.from_dict(cfg["spec"])
         memory = HostMemory.attach(cfg["path"], cfg["nbytes"])
@@ -359,6 +359,7 @@ def child_main(rfd: int, wfd: int) -> None:
             memory=lambda nbytes: memory,
             value_range=cfg["value_range"] is not None,
             rgba=cfg["rgba"],
+            fresh=False,  # the caller's ring: set to its defaults there
         )
         writer = create_run(
             cfg["url"],
@@ -386,7 +387,9 @@ def child_main(rfd: int, wfd: int) -> None:
         if msg[0] == "block":
             _, index, length, clip_ended, dropped = msg
             sink.dropped_by_caller = dropped
-            sink.write(ring.blocks[index].arrays, length, clip_ended)
+            arrays = ring.blocks[index].arrays
+            sink.write(arrays, length, clip_ended)
+            reset_defaults(arrays)  # before the caller can take the block again
             tx.send(("block", index, _stats(sink)))
         elif msg[0] == "clip_ended":
             sink.dropped_by_caller = msg[1]

@@ -165,6 +165,32 @@ def ring_layout(
     return out
 
 
+BLOCK_DEFAULT_FLAGS = (
+    "terminated",
+    "truncated",
+    "stale",
+    "stale_done",
+    "explicit_episode_step",
+    "ep_snapshot",
+)
+"""Per-frame flags a ``capture()`` may leave unset: False unless the call sets them."""
+
+
+def reset_defaults(arrays: dict[str, np.ndarray]) -> None:
+    """Put a block buffer back to the values a ``capture()`` may omit: NaN rewards and
+    scalars, False flags.
+
+    The writer does it as it frees a block (and the ring for each new block), not the
+    ``capture()`` that starts the next one: a block of 4,096 envs holds 1.3 MB of these.
+    """
+    arrays["reward"].fill(np.nan)
+    for name in BLOCK_DEFAULT_FLAGS:
+        arrays[name].fill(False)
+    for name, a in arrays.items():
+        if name.startswith("scalar:"):
+            a.fill(np.nan)
+
+
 def _carve(layout, t: int) -> tuple[list[tuple[str, int, tuple, Any]], int]:
     """Offsets of each field in one block (aligned; frame fields get one byte of slack)."""
     off, placed = 0, []
@@ -190,6 +216,8 @@ class Ring:
         memory: a factory ``nbytes -> HostMemory``-like object with ``.array`` and ``.release``.
         value_range: reserve per-frame range fields for float CUDA input.
         rgba: frame fields kept with 4 channels (see ``ring_layout``).
+        fresh: new memory, whose blocks are set to their defaults (``reset_defaults``) here;
+            False for the writer process's view of the caller's ring. Defaults to True.
     """
 
     def __init__(
@@ -200,6 +228,7 @@ class Ring:
         memory: Callable[[int], Any],
         value_range: bool,
         rgba: tuple[str, ...] = (),
+        fresh: bool = True,
     ) -> None:
         t = spec.block_frames
         self.rgba = tuple(rgba)
@@ -216,6 +245,8 @@ class Ring:
                 name: np.ndarray(shape, dtype, buffer=flat, offset=base + off)
                 for name, off, shape, dtype in placed
             }
+            if fresh:
+                reset_defaults(arrays)
             slots = Slots(b, arrays)
             for name, off, shape, _ in placed:
                 if name.endswith("frames"):
@@ -551,6 +582,7 @@ class WriterThread(BlockSink):
                 self._failed(exc, length)
             finally:
                 slots.used_cuda = False
+                reset_defaults(slots.arrays)
                 self.ring.free.put(index)
 
 

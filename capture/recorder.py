@@ -336,7 +336,6 @@ class Recorder:
         self._writer_opts = writer_opts
         self._value_range = input_opts.value_range
         self._step_dt = probe.step_dt
-        self._scalar_names = probe.scalar_names
         self._inputs = Inputs(
             probe.num_envs,
             env_frame_shape=env_frame_shape and probe.env_frame_shape,
@@ -860,13 +859,8 @@ class Recorder:
         return self._filler.copier
 
     def _acquire(self):
-        """A free block buffer, reset to defaults; None when full and ``on_full="drop"``."""
-        slots = self._wait_free()
-        if slots is not None:
-            SlotFiller.reset(slots, self._scalar_names)
-        return slots
-
-    def _wait_free(self):
+        """A free block buffer, at its defaults (the writer reset it as it freed it); None when
+        full and ``on_full="drop"``."""
         free = self._ring.free
         try:
             return self._ring.blocks[free.get_nowait()]

@@ -100,6 +100,56 @@ def test_numpy_roundtrip_everything(tmp_path, writer):
     _check_valid(path)
 
 
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_a_reused_block_buffer_comes_back_at_its_defaults(tmp_path, writer):
+    # Two block buffers of 4 frames, used 5 times each: the first blocks are given every
+    # value, the later ones none, so a value left over from a buffer's last use would show.
+    from envreel.capture._writer import block_nbytes
+    from envreel.schemas import RunSpec
+
+    spec = RunSpec(
+        num_envs=N, env_frame_shape=(H, W), fps=30, block_frames=4, scalar_names=("speed",)
+    )
+    path = tmp_path / "run.zarr"
+    rec = Recorder(
+        path,
+        num_envs=N,
+        fps=30,
+        block_frames=4,
+        scalar_names=("speed",),
+        max_queue_bytes=2 * block_nbytes(spec, value_range=False),
+        writer=writer,
+    )
+    given, steps = 16, 40
+    with rec:
+        for t in range(steps):
+            if t < given:
+                rec.capture(
+                    frames(t, N, H, W),
+                    reward=np.full(N, 1.0),
+                    terminated=np.ones(N, bool),
+                    truncated=np.ones(N, bool),
+                    stale=np.ones(N, bool),
+                    episode_step=np.full(N, 3),
+                    scalars={"speed": np.full(N, 2.0)},
+                )
+            else:
+                rec.capture(frames(t, N, H, W))
+        assert rec._ring.num_blocks == 2  # each buffer held 5 of the 10 blocks
+    run = open_run(path)
+    assert run.num_frames == steps
+    assert (run.scalar("reward")[:given] == 1).all()
+    assert np.isnan(run.scalar("reward")[given:]).all()
+    assert np.isnan(run.scalar("speed")[given:]).all()
+    for name in ("terminated", "truncated", "stale"):
+        assert run.scalar(name)[:given].all() and not run.scalar(name)[given:].any(), name
+    # not given: counted from the done flags (every env done at step given - 1), not the 3 given
+    counted = np.arange(1, steps - given + 1)[:, None]
+    assert (run.scalar("episode_step")[:given] == 3).all()
+    assert (run.scalar("episode_step")[given:] == counted).all()
+    _check_valid(path)
+
+
 @pytest.mark.parametrize("layout", ["rgba", "rgba-view", "strided-crop", "fortran"])
 def test_numpy_layouts(tmp_path, layout):
     """RGBA and strided views take other copy paths; all store the same RGB bytes."""
