@@ -60,7 +60,7 @@ class SlotFiller:
         self._put_frame(s, i, "env_frames", self.inputs.env, c.env, frames, pairs)
         if c.glob is not None:
             self._put_frame(s, i, "global_frames", self.inputs.glob, c.glob, frames, pairs)
-        # Values not given keep the defaults the block was filled with when acquired.
+        # Values not given keep the defaults the writer reset the block to (reset_defaults).
         for name, v in c.values.items():
             _put_value(s, i, name, v, pairs)
         if "episode_step" in c.values:
