@@ -180,7 +180,7 @@ def reset_defaults(arrays: dict[str, np.ndarray]) -> None:
     """Put a block buffer back to the values a ``capture()`` may omit: NaN rewards and
     scalars, False flags.
 
-    The writer does it as it frees a block (and the ring for each new block), not the
+    The writer does it as it frees a block (a new ring, for each of its blocks), not the
     ``capture()`` that starts the next one: a block of 4,096 envs holds 1.3 MB of these.
     """
     arrays["reward"].fill(np.nan)

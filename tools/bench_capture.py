@@ -202,7 +202,7 @@ def time_split(
     """Where each capture's wall time went: on the CPU, waiting for a core, or blocked.
 
     ``cpu_t`` and ``wait_t`` are the caller thread's CPU time and run-queue wait over each
-    call (read just outside its timed span, so they hold a microsecond or two more than it);
+    call (read just outside its timed span, so they hold a few microseconds more than it);
     blocked is the rest of the wall time, at least 0.
 
     Returns:
