@@ -158,6 +158,12 @@ def _stats_ms(times: list[float]) -> dict[str, float]:
     }
 
 
+def slowest(times: list[float]) -> list[int]:
+    """Indices of the slowest 1 % of ``times`` (at least one), slowest last; ties in order."""
+    k = max(1, len(times) // 100)
+    return sorted(range(len(times)), key=times.__getitem__)[-k:]
+
+
 class ThreadTimes:
     """The calling thread's CPU time and run-queue wait so far, in seconds.
 
@@ -217,12 +223,11 @@ def time_split(
     wait = np.asarray(wait_t, dtype=float) * 1e3
     blocked = np.maximum(0.0, wall - cpu - wait)
     parts = {"wall": wall, "cpu": cpu, "wait": wait, "blocked": blocked}
-    k = max(1, len(wall) // 100)
-    slow = np.argsort(wall, kind="stable")[-k:]
+    slow = slowest(cap_t)
     return {
         "all": {f"{name}_ms_median": float(np.median(a)) for name, a in parts.items()},
         "slowest": {
-            "n": k,
+            "n": len(slow),
             **{f"{name}_ms_median": float(np.median(a[slow])) for name, a in parts.items()},
             **{f"{name}_ms_mean": float(a[slow].mean()) for name, a in parts.items()},
         },
@@ -246,8 +251,7 @@ def block_edges(cap_t: list[float], block_frames: int) -> dict[str, Any]:
     at_edge = [k % block_frames in (0, block_frames - 1) for k in range(1, len(cap_t) + 1)]
     edge = [t for t, e in zip(cap_t, at_edge, strict=True) if e]
     inside = [t for t, e in zip(cap_t, at_edge, strict=True) if not e]
-    k = max(1, len(cap_t) // 100)
-    slowest = sorted(range(len(cap_t)), key=cap_t.__getitem__)[-k:]
+    slow = slowest(cap_t)
 
     def part(times: list[float]) -> dict[str, float] | None:
         return {**_stats_ms(times), "n": len(times)} if times else None
@@ -256,7 +260,7 @@ def block_edges(cap_t: list[float], block_frames: int) -> dict[str, Any]:
         "block_frames": block_frames,
         "edge": part(edge),
         "inside": part(inside),
-        "slowest_at_edges": sum(at_edge[i] for i in slowest) / k,
+        "slowest_at_edges": sum(at_edge[i] for i in slow) / len(slow),
         "edge_share": len(edge) / max(1, len(cap_t)),
     }
 
