@@ -237,8 +237,8 @@ def time_split(
 def block_edges(cap_t: list[float], block_frames: int) -> dict[str, Any]:
     """The caller's time split by where each capture falls in its ring block.
 
-    A capture that starts a block also resets the block's defaults, and one that ends it hands
-    the block to the writer; the rest only fill a slot. ``cap_t`` are the times of the
+    A capture that starts a block also takes a free block buffer from the ring, and one that
+    ends it hands the block to the writer; the rest only fill a slot. ``cap_t`` are the times of the
     captures after the first one (which started block 0), none of them dropped, so capture
     ``k`` (1-based) is frame ``k % block_frames`` of its block.
 
@@ -566,7 +566,7 @@ def table(results: list[dict[str, Any]], info: dict[str, Any], device: str) -> s
     ]
     if edges:
         lines.append(
-            "Captures that start or end a ring block (reset its defaults, hand it to the "
+            "Captures that start or end a ring block (take a free block, hand it to the "
             "writer), against the rest: " + ", ".join(edges)
         )
     splits = [
