@@ -339,10 +339,8 @@ def run_config(
                 rss.append(_rss())
         return loop_t, cap_t, rss
 
-    loop(20)  # warm-up
+    loop(20)  # warm-up (no capture: cpu_t and wait_t stay empty)
     gc.collect()
-    cpu_t.clear()
-    wait_t.clear()
     path = os.path.join(workdir, f"bench-{device}-{n}x{h}x{w}.zarr")
     shutil.rmtree(path, ignore_errors=True)
     rss0 = _rss()
