@@ -16,7 +16,10 @@ Blocks of ``--block`` steps alternate: the bare env, then the env wrapped in ``R
 (recording every env, every step), round after round in one process. Reported: the overhead
 (ratio of mean step times per round; median and an order-statistics interval over the rounds)
 and the wrapper's own time per step (its ``step()`` less the env's, measured inside each step:
-median and p99).
+median and p99). The mean step's overhead is also split in two, which add up to it: the
+wrapper's own time, and the env's own step running slower inside the wrapper than bare (the
+env's step is timed inside both ways' steps; a capture's work can leave the next step's Python
+and kernel launches slower).
 
 ``--floor`` adds two ways to each round, each after a bare block of its own: ``Recorder.capture``
 called by hand with what the wrapper hands it (the wrapper's glue left out), and the copies
@@ -233,7 +236,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     wrapped.reset()
 
-    def block(step_fn: Any, steps: int, own: list[float] | None) -> list[float]:
+    def block(
+        step_fn: Any, steps: int, own: list[float] | None, env_times: list[float] | None = None
+    ) -> list[float]:
         times = []
         for _ in range(steps):
             sync()
@@ -242,6 +247,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             times.append(time.perf_counter() - t)
             if own is not None:
                 own.append(times[-1] - inner[0])
+            if env_times is not None:
+                env_times.append(inner[0])
         return times
 
     block(wrapped.step, 20, None)  # warm-up: the store, the ring, the writer
@@ -265,11 +272,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         block(step_fn, 20, None)
     rounds = max(1, args.steps // (2 * args.block))
     ratios, own, bare, rec = [], [], [], []
+    env_bare: list[float] = []  # the env's step inside each way's steps
+    env_rec: list[float] = []
     way_ratios: dict[str, list[float]] = {name: [] for name in ways}
     way_own: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(rounds):
-        a = block(env.step, args.block, None)
-        b = block(wrapped.step, args.block, own)
+        a = block(env.step, args.block, None, env_bare)
+        b = block(wrapped.step, args.block, own, env_rec)
         bare += a
         rec += b
         ratios.append(statistics.fmean(b) / statistics.fmean(a))
@@ -282,6 +291,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         by_hand.recorder.close()
     stats = wrapped.stats
     own_ms = np.asarray(own) * 1e3
+    mean_bare = statistics.fmean(bare)
+    env_slower = statistics.fmean(env_rec) - statistics.fmean(env_bare)
+    whole = statistics.fmean(rec) - mean_bare
     return {
         "machine": {
             "platform": platform.platform(),
@@ -302,6 +314,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "median": float(np.median(own_ms)),
             "p99": float(np.percentile(own_ms, 99)),
         },
+        "split_pct": {  # of the mean step's overhead, in % of the mean bare step
+            "whole": 100 * whole / mean_bare,
+            "own": 100 * (whole - env_slower) / mean_bare,
+            "env_step": 100 * env_slower / mean_bare,
+        },
+        "env_step_ms": {
+            "bare": 1e3 * statistics.fmean(env_bare),
+            "inside": 1e3 * statistics.fmean(env_rec),
+        },
         "frames_captured": stats.frames_captured,
         "frames_dropped": stats.frames_dropped,
     }
@@ -320,7 +341,7 @@ _FLOOR_ROWS = {
 
 
 def table(r: dict[str, Any]) -> str:
-    c, o = r["config"], r["overhead_pct"]
+    c, o, sp = r["config"], r["overhead_pct"], r["split_pct"]
     floor = [
         f"| {_FLOOR_ROWS[name]} | {f['median']:+.2f}% [{f['low']:+.2f}, {f['high']:+.2f}] "
         f"| {f['own_ms']:.3f} ms |"
@@ -350,6 +371,10 @@ def table(r: dict[str, Any]) -> str:
             f"| {o['median']:+.2f}% [{o['low']:+.2f}, {o['high']:+.2f}] "
             f"| {r['own_ms']['median']:.3f} / {r['own_ms']['p99']:.3f} ms "
             f"| {r['frames_dropped']} of {r['frames_captured'] + r['frames_dropped']} |",
+            "",
+            f"Of the mean step's {sp['whole']:+.2f}%: the wrapper's own time {sp['own']:+.2f}%, "
+            f"the env's own step running slower inside it {sp['env_step']:+.2f}% "
+            f"({r['env_step_ms']['bare']:.3f} ms bare, {r['env_step_ms']['inside']:.3f} ms inside)",
             *floor,
             "",
             f"(interval: order statistics over rounds, {100 * o['coverage']:.0f}% coverage)",

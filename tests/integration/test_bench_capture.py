@@ -111,6 +111,14 @@ def test_bench_wrapper_prints_json_with_an_overhead_interval(tmp_path, capsys) -
     assert result["rounds"] == 2 and o["low"] <= o["median"] <= o["high"]
     assert result["frames_dropped"] == 0 and result["frames_captured"] >= 20
     assert 0 < result["own_ms"]["median"] <= result["own_ms"]["p99"]
+    # the mean step's overhead splits exactly into the wrapper's own time and the env's step
+    split, env_ms = result["split_pct"], result["env_step_ms"]
+    assert split["own"] + split["env_step"] == pytest.approx(split["whole"])
+    bare_ms = result["step_ms_bare"]
+    assert split["whole"] == pytest.approx(100 * (result["step_ms_recorded"] / bare_ms - 1))
+    assert split["env_step"] == pytest.approx(100 * (env_ms["inside"] - env_ms["bare"]) / bare_ms)
+    assert 0 < env_ms["bare"] < bare_ms and split["own"] > 0
+    assert f"the wrapper's own time {split['own']:+.2f}%" in bench_wrapper.table(result)
 
 
 def test_bench_wrapper_floor_times_capture_by_hand_and_the_copies_alone(tmp_path, capsys) -> None:
