@@ -236,22 +236,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     wrapped.reset()
 
-    def block(
-        step_fn: Any, steps: int, own: list[float] | None, env_times: list[float] | None = None
-    ) -> list[float]:
+    def block(step_fn: Any, steps: int, env_times: list[float] | None = None) -> list[float]:
+        """Times ``steps`` steps; ``env_times`` gets the env's own step inside each."""
         times = []
         for _ in range(steps):
             sync()
             t = time.perf_counter()
             step_fn(action)
             times.append(time.perf_counter() - t)
-            if own is not None:
-                own.append(times[-1] - inner[0])
             if env_times is not None:
                 env_times.append(inner[0])
         return times
 
-    block(wrapped.step, 20, None)  # warm-up: the store, the ring, the writer
+    def own_times(times: list[float], env_times: list[float]) -> list[float]:
+        """Each step less the env's own step inside it."""
+        return [t - e for t, e in zip(times, env_times, strict=True)]
+
+    block(wrapped.step, 20)  # warm-up: the store, the ring, the writer
     ways: dict[str, Any] = {}
     by_hand = None
     if args.floor:
@@ -267,30 +268,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         by_hand = ByHand(env, recorder, rtx=args.renderer == "isaac_rtx")
         ways = {"capture": by_hand.capture, "copies": by_hand.copies}
-    block(env.step, 20, None)
+    block(env.step, 20)
     for step_fn in ways.values():
-        block(step_fn, 20, None)
+        block(step_fn, 20)
     rounds = max(1, args.steps // (2 * args.block))
-    ratios, own, bare, rec = [], [], [], []
+    ratios, bare, rec = [], [], []
     env_bare: list[float] = []  # the env's step inside each way's steps
     env_rec: list[float] = []
     way_ratios: dict[str, list[float]] = {name: [] for name in ways}
     way_own: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(rounds):
-        a = block(env.step, args.block, None, env_bare)
-        b = block(wrapped.step, args.block, own, env_rec)
+        a = block(env.step, args.block, env_bare)
+        b = block(wrapped.step, args.block, env_rec)
         bare += a
         rec += b
         ratios.append(statistics.fmean(b) / statistics.fmean(a))
         for name, step_fn in ways.items():
-            a = block(env.step, args.block, None)
-            b = block(step_fn, args.block, way_own[name])
+            a = block(env.step, args.block)
+            env_times: list[float] = []
+            b = block(step_fn, args.block, env_times)
+            way_own[name] += own_times(b, env_times)
             way_ratios[name].append(statistics.fmean(b) / statistics.fmean(a))
     wrapped.close()
     if by_hand is not None:
         by_hand.recorder.close()
     stats = wrapped.stats
-    own_ms = np.asarray(own) * 1e3
+    own_ms = np.asarray(own_times(rec, env_rec)) * 1e3
     mean_bare = statistics.fmean(bare)
     env_slower = statistics.fmean(env_rec) - statistics.fmean(env_bare)
     whole = statistics.fmean(rec) - mean_bare
