@@ -99,9 +99,14 @@ def make_pool(n: int, h: int, w: int, count: int = POOL, seed: int = 0) -> np.nd
 
 
 class CpuWork:
-    """A simulated CPU training step: numpy elementwise work of about ``ms`` milliseconds."""
+    """A simulated CPU training step: numpy elementwise work of about ``ms`` milliseconds.
+
+    Each call keeps its time in ``launch_s`` (all of it is the CPU's; ``wait_s`` is 0), as
+    ``GpuWork`` does.
+    """
 
     def __init__(self, ms: float) -> None:
+        self.launch_s = self.wait_s = 0.0
         self.x = np.random.default_rng(1).random(250_000).astype(np.float32)
         self.y = np.empty_like(self.x)
         for _ in range(20):
@@ -118,17 +123,34 @@ class CpuWork:
         np.add(self.x, 0.25, out=self.x)
 
     def __call__(self) -> None:
+        t0 = time.perf_counter()
         for _ in range(self.reps):
             self._once()
+        self.launch_s, self.wait_s = time.perf_counter() - t0, 0.0
+
+    def gpu_s(self) -> float | None:
+        """No GPU work: None (see ``GpuWork.gpu_s``)."""
+        return None
 
 
 class GpuWork:
-    """A simulated GPU training step: ``k`` 2048² matmuls (~``ms`` ms on this GPU), then a sync."""
+    """A simulated GPU training step: ``k`` 2048² matmuls (~``ms`` ms on this GPU), then a sync.
 
-    def __init__(self, ms: float, device: Any) -> None:
+    Each call keeps how long it took in two parts: ``launch_s``, launching the kernels (the CPU's
+    side of the work), and ``wait_s``, the synchronize's wait for them. With ``gpu_events``, CUDA
+    events around the kernels also give their time on the GPU (``gpu_s()``).
+    """
+
+    def __init__(self, ms: float, device: Any, *, gpu_events: bool = False) -> None:
         import torch
 
         self.torch = torch
+        self.launch_s = self.wait_s = 0.0
+        self.events = (
+            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            if gpu_events
+            else None
+        )
         self.a = torch.randn(2048, 2048, device=device)
         self.b = torch.randn(2048, 2048, device=device) / 2048**0.5
         for _ in range(5):
@@ -142,10 +164,24 @@ class GpuWork:
         self.k = max(1, round(ms / 1e3 / per))
 
     def __call__(self) -> None:
+        events = self.events
+        t0 = time.perf_counter()
+        if events is not None:
+            events[0].record()
         c = self.a
         for _ in range(self.k):
             c = c @ self.b
+        if events is not None:
+            events[1].record()
+        t1 = time.perf_counter()
         self.torch.cuda.synchronize()
+        self.launch_s, self.wait_s = t1 - t0, time.perf_counter() - t1
+
+    def gpu_s(self) -> float | None:
+        """The last call's kernels' time on the GPU, seconds (None without ``gpu_events``)."""
+        if self.events is None:
+            return None
+        return self.events[0].elapsed_time(self.events[1]) / 1e3
 
 
 def _stats_ms(times: list[float]) -> dict[str, float]:

@@ -19,7 +19,9 @@ and the wrapper's own time per step (its ``step()`` less the env's, measured ins
 median and p99). The mean step's overhead is also split in two, which add up to it: the
 wrapper's own time, and the env's own step running slower inside the wrapper than bare (the
 env's step is timed inside both ways' steps; a capture's work can leave the next step's Python
-and kernel launches slower).
+and kernel launches slower). The env's step is split further (``EnvStep``): its work's CPU time
+(on CUDA, launching its kernels), the synchronize's wait for them, the rest of its step, and (on
+CUDA) its kernels' time on the GPU, from CUDA events around them.
 
 ``--floor`` adds two ways to each round, each after a bare block of its own: ``Recorder.capture``
 called by hand with what the wrapper hands it (the wrapper's glue left out), and the copies
@@ -40,6 +42,7 @@ import sys
 import tempfile
 import time
 import types
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +68,9 @@ class StandinEnv:
         self.torch = torch
         self.num_envs, self.device, self.step_dt = n, device, 1.0 / 60
         dev = torch.device(device)
-        self.work = GpuWork(step_ms, dev) if dev.type == "cuda" else CpuWork(step_ms)
+        self.work = (
+            GpuWork(step_ms, dev, gpu_events=True) if dev.type == "cuda" else CpuWork(step_ms)
+        )
         self.pool = torch.from_numpy(make_pool(n, h, w)).to(dev)
         self.rgba = torch.full((n, h, w, 4), 255, dtype=torch.uint8, device=dev)
         self.common_step_counter = 0
@@ -120,6 +125,38 @@ class StandinEnv:
 
     def close(self) -> None:
         pass
+
+
+@dataclass(frozen=True)
+class EnvStep:
+    """The env's own step inside one timed step, in parts, seconds.
+
+    ``whole``; ``work``, the CPU's side of its training work (launching its kernels on CUDA, all
+    of the work on the CPU); ``wait``, the synchronize's wait for those kernels (0 on the CPU);
+    ``rest``, the rest of its step (the camera's render, the resets); ``gpu``, its kernels' time
+    on the GPU (CUDA events around them; None on the CPU). ``work + wait + rest == whole``.
+    """
+
+    whole: float
+    work: float
+    wait: float
+    rest: float
+    gpu: float | None
+
+    @classmethod
+    def of(cls, whole: float, work: Any) -> EnvStep:
+        """The step just timed (``whole``), split by the parts ``work`` kept of its last call."""
+        launch, wait = work.launch_s, work.wait_s
+        return cls(whole, launch, wait, whole - launch - wait, work.gpu_s())
+
+    @staticmethod
+    def mean_ms(steps: list[EnvStep]) -> dict[str, float | None]:
+        """Each part's mean over ``steps``, ms (None for a part not measured)."""
+        means: dict[str, float | None] = {}
+        for f in fields(EnvStep):
+            values = [getattr(e, f.name) for e in steps]
+            means[f.name] = None if None in values else 1e3 * statistics.fmean(values)
+        return means
 
 
 class ByHand:
@@ -236,8 +273,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     wrapped.reset()
 
-    def block(step_fn: Any, steps: int, env_times: list[float] | None = None) -> list[float]:
-        """Times ``steps`` steps; ``env_times`` gets the env's own step inside each."""
+    def block(step_fn: Any, steps: int, env_times: list[EnvStep] | None = None) -> list[float]:
+        """Times ``steps`` steps; ``env_times`` gets the env's own step inside each, in parts."""
         times = []
         for _ in range(steps):
             sync()
@@ -245,12 +282,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             step_fn(action)
             times.append(time.perf_counter() - t)
             if env_times is not None:
-                env_times.append(inner[0])
+                env_times.append(EnvStep.of(inner[0], env.work))
         return times
 
-    def own_times(times: list[float], env_times: list[float]) -> list[float]:
+    def own_times(times: list[float], env_times: list[EnvStep]) -> list[float]:
         """Each step less the env's own step inside it."""
-        return [t - e for t, e in zip(times, env_times, strict=True)]
+        return [t - e.whole for t, e in zip(times, env_times, strict=True)]
 
     block(wrapped.step, 20)  # warm-up: the store, the ring, the writer
     ways: dict[str, Any] = {}
@@ -273,8 +310,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         block(step_fn, 20)
     rounds = max(1, args.steps // (2 * args.block))
     ratios, bare, rec = [], [], []
-    env_bare: list[float] = []  # the env's step inside each way's steps
-    env_rec: list[float] = []
+    env_bare: list[EnvStep] = []  # the env's step inside each way's steps
+    env_rec: list[EnvStep] = []
     way_ratios: dict[str, list[float]] = {name: [] for name in ways}
     way_own: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(rounds):
@@ -285,7 +322,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ratios.append(statistics.fmean(b) / statistics.fmean(a))
         for name, step_fn in ways.items():
             a = block(env.step, args.block)
-            env_times: list[float] = []
+            env_times: list[EnvStep] = []
             b = block(step_fn, args.block, env_times)
             way_own[name] += own_times(b, env_times)
             way_ratios[name].append(statistics.fmean(b) / statistics.fmean(a))
@@ -295,7 +332,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stats = wrapped.stats
     own_ms = np.asarray(own_times(rec, env_rec)) * 1e3
     mean_bare = statistics.fmean(bare)
-    env_slower = statistics.fmean(env_rec) - statistics.fmean(env_bare)
+    parts_ms = {"bare": EnvStep.mean_ms(env_bare), "inside": EnvStep.mean_ms(env_rec)}
+    env_slower = statistics.fmean(e.whole for e in env_rec) - statistics.fmean(
+        e.whole for e in env_bare
+    )
     whole = statistics.fmean(rec) - mean_bare
     return {
         "machine": {
@@ -322,13 +362,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "own": 100 * (whole - env_slower) / mean_bare,
             "env_step": 100 * env_slower / mean_bare,
         },
-        "env_step_ms": {
-            "bare": 1e3 * statistics.fmean(env_bare),
-            "inside": 1e3 * statistics.fmean(env_rec),
+        "env_step_ms": {way: means["whole"] for way, means in parts_ms.items()},
+        "env_step_parts_ms": parts_ms,
+        "env_step_parts_pct": {  # how much slower each part is inside, % of the mean bare step
+            part: _slower_pct(parts_ms["bare"][part], ms, mean_bare)
+            for part, ms in parts_ms["inside"].items()
+            if part != "whole"
         },
         "frames_captured": stats.frames_captured,
         "frames_dropped": stats.frames_dropped,
     }
+
+
+def _slower_pct(bare_ms: float | None, inside_ms: float | None, step_s: float) -> float | None:
+    """How much longer a part took inside the wrapper than bare, in % of a ``step_s`` step."""
+    if bare_ms is None or inside_ms is None:
+        return None
+    return 100 * (inside_ms - bare_ms) / (1e3 * step_s)
 
 
 def _overhead(ratios: list[float]) -> dict[str, float]:
@@ -378,11 +428,22 @@ def table(r: dict[str, Any]) -> str:
             f"Of the mean step's {sp['whole']:+.2f}%: the wrapper's own time {sp['own']:+.2f}%, "
             f"the env's own step running slower inside it {sp['env_step']:+.2f}% "
             f"({r['env_step_ms']['bare']:.3f} ms bare, {r['env_step_ms']['inside']:.3f} ms inside)",
+            _parts_line(r["env_step_parts_pct"]),
             *floor,
             "",
             f"(interval: order statistics over rounds, {100 * o['coverage']:.0f}% coverage)",
         ]
     )
+
+
+def _parts_line(pct: dict[str, float | None]) -> str:
+    """The env's step running slower inside the wrapper, part by part (see ``EnvStep``)."""
+    line = (
+        f"Of the env's step: its work's CPU time (kernel launches on CUDA) {pct['work']:+.2f}%, "
+        f"the wait for its kernels {pct['wait']:+.2f}%, the rest of its step {pct['rest']:+.2f}%"
+    )
+    gpu = pct["gpu"]
+    return line if gpu is None else f"{line}; its kernels' time on the GPU {gpu:+.2f}%"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -118,7 +118,44 @@ def test_bench_wrapper_prints_json_with_an_overhead_interval(tmp_path, capsys) -
     assert split["whole"] == pytest.approx(100 * (result["step_ms_recorded"] / bare_ms - 1))
     assert split["env_step"] == pytest.approx(100 * (env_ms["inside"] - env_ms["bare"]) / bare_ms)
     assert 0 < env_ms["bare"] < bare_ms and split["own"] > 0
-    assert f"the wrapper's own time {split['own']:+.2f}%" in bench_wrapper.table(result)
+    text = bench_wrapper.table(result)
+    assert f"the wrapper's own time {split['own']:+.2f}%" in text
+    # the env's step in parts: on the CPU all of its work is the CPU's, no wait, no GPU time
+    parts, parts_pct = result["env_step_parts_ms"], result["env_step_parts_pct"]
+    for way in ("bare", "inside"):
+        p = parts[way]
+        assert p["whole"] == pytest.approx(env_ms[way])
+        assert p["work"] + p["wait"] + p["rest"] == pytest.approx(p["whole"])
+        assert p["work"] > 0.5 * result["config"]["step_ms"] and p["wait"] == 0
+        assert 0 < p["rest"] < p["work"] and p["gpu"] is None
+    assert sum(parts_pct[k] for k in ("work", "wait", "rest")) == pytest.approx(split["env_step"])
+    assert parts_pct["gpu"] is None and "on the GPU" not in text
+    assert f"the rest of its step {parts_pct['rest']:+.2f}%" in text
+
+
+@pytest.mark.gpu
+def test_bench_wrapper_splits_the_env_step_on_cuda_with_its_kernels_gpu_time(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    from envreel.tools import bench_wrapper
+
+    argv = ["--device", "cuda", "--num-envs", "4", "--size", "16", "--steps", "200"]
+    argv += ["--step-ms", "2", "--block", "20", "--dir", str(tmp_path), "--json"]
+    assert bench_wrapper.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["frames_dropped"] == 0 and result["rounds"] == 5
+    parts, parts_pct = result["env_step_parts_ms"], result["env_step_parts_pct"]
+    for p in parts.values():
+        assert p["work"] + p["wait"] + p["rest"] == pytest.approx(p["whole"])
+        # the launches are quick and the sync waits for the kernels, which take about 2 ms
+        assert 0 < p["work"] < p["wait"] and 0 < p["rest"]
+        assert 1.0 < p["gpu"] < 4.0 and p["gpu"] < p["whole"]
+    total = sum(parts_pct[k] for k in ("work", "wait", "rest"))
+    assert total == pytest.approx(result["split_pct"]["env_step"])
+    gpu_pct = 100 * (parts["inside"]["gpu"] - parts["bare"]["gpu"]) / result["step_ms_bare"]
+    assert parts_pct["gpu"] == pytest.approx(gpu_pct)
+    assert f"its kernels' time on the GPU {parts_pct['gpu']:+.2f}%" in bench_wrapper.table(result)
 
 
 def test_bench_wrapper_floor_times_capture_by_hand_and_the_copies_alone(tmp_path, capsys) -> None:
