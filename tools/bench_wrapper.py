@@ -321,7 +321,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rec += b
         ratios.append(statistics.fmean(b) / statistics.fmean(a))
         for name, step_fn in ways.items():
-            a = block(env.step, args.block)
+            a = block(env.step, args.block, [])  # timed in parts too, as the way's block is
             env_times: list[EnvStep] = []
             b = block(step_fn, args.block, env_times)
             way_own[name] += own_times(b, env_times)
