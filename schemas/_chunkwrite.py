@@ -53,7 +53,10 @@ from zstandard import ZstdCompressor
 from ._chunks import _EMPTY, ChunkFormat, chunk_format
 from ._pixels import overlap_copy_works, words_into, words_of
 
-__all__ = ["ChunkPlan", "plan_for", "write_block", "encode_threads"]
+__all__ = ["ChunkPlan", "plan_for", "write_block", "encode_threads", "THREADS_ENV"]
+
+THREADS_ENV = "ENVREEL_WRITER_THREADS"
+"""The environment variable that sets how many threads compress chunks (``encode_threads``)."""
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
@@ -62,16 +65,14 @@ _POOL_LOCK = threading.Lock()
 def encode_threads() -> int:
     """Threads that compress chunks: ``ENVREEL_WRITER_THREADS``, else one per usable core but
     one (left to the training loop), at most 16."""
-    env = os.environ.get("ENVREEL_WRITER_THREADS")
+    env = os.environ.get(THREADS_ENV)
     if env:
         try:
             n = int(env)
         except ValueError:
-            raise ValueError(
-                f"ENVREEL_WRITER_THREADS must be a positive integer, got {env!r}"
-            ) from None
+            raise ValueError(f"{THREADS_ENV} must be a positive integer, got {env!r}") from None
         if n < 1:
-            raise ValueError(f"ENVREEL_WRITER_THREADS must be a positive integer, got {env!r}")
+            raise ValueError(f"{THREADS_ENV} must be a positive integer, got {env!r}")
         return n
     try:
         cores = len(os.sched_getaffinity(0))

@@ -126,7 +126,7 @@ class CpuWork:
         t0 = time.perf_counter()
         for _ in range(self.reps):
             self._once()
-        self.launch_s, self.wait_s = time.perf_counter() - t0, 0.0
+        self.launch_s = time.perf_counter() - t0
 
     def gpu_s(self) -> float | None:
         """No GPU work: None (see ``GpuWork.gpu_s``)."""

@@ -30,24 +30,38 @@ staging slots, the four values to the host, every fourth step the staged frames 
 side stream; CUDA driver calls as envreel's copier makes them, torch copies on the CPU). What
 lies between the two is envreel's Python and its writer; the copies are what any recorder of
 these frames pays. Each way's own time is its step less the env's, as for the wrapper.
+
+``--writer-threads 4,2,1`` adds the wrapper again for each count, recording the same env into a
+store of its own, its writer process compressing on that many encode threads
+(``ENVREEL_WRITER_THREADS``) instead of the default one per core but one: does the writer's
+burst of compression after each hand-off slow the training process's next steps?
+
+The ways take each place in the round in turn (the first way of one round is the second of the
+next), and each way reports, besides its overhead and own time, how much slower the env's step
+ran inside it than in its bare block, and its overhead less the wrapper's in the same round
+(median and interval over the rounds): a difference measured side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
 import statistics
 import sys
 import tempfile
 import time
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from envreel.schemas._chunkwrite import THREADS_ENV, encode_threads
 from envreel.tools._interval import median_interval
 from envreel.tools.bench_capture import CpuWork, GpuWork, make_pool
 
@@ -305,38 +319,64 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         by_hand = ByHand(env, recorder, rtx=args.renderer == "isaac_rtx")
         ways = {"capture": by_hand.capture, "copies": by_hand.copies}
+    threaded = {}  # the same wrapper, its writer process on another count of encode threads
+    for count in args.writer_threads:
+        with _writer_threads(count):  # read by the writer process, started by the constructor
+            threaded[count] = RecordEnvs(env, work / f"threads{count}.zarr", wrapped.recorder_cfg)
+        ways[f"threads{count}"] = threaded[count].step
     block(env.step, 20)
     for step_fn in ways.values():
         block(step_fn, 20)
     rounds = max(1, args.steps // (2 * args.block))
-    ratios, bare, rec = [], [], []
-    env_bare: list[EnvStep] = []  # the env's step inside each way's steps
-    env_rec: list[EnvStep] = []
-    way_ratios: dict[str, list[float]] = {name: [] for name in ways}
-    way_own: dict[str, list[float]] = {name: [] for name in ways}
-    for _ in range(rounds):
-        a = block(env.step, args.block, env_bare)
-        b = block(wrapped.step, args.block, env_rec)
-        bare += a
-        rec += b
-        ratios.append(statistics.fmean(b) / statistics.fmean(a))
-        for name, step_fn in ways.items():
-            a = block(env.step, args.block, [])  # timed in parts too, as the way's block is
-            env_times: list[EnvStep] = []
-            b = block(step_fn, args.block, env_times)
-            way_own[name] += own_times(b, env_times)
-            way_ratios[name].append(statistics.fmean(b) / statistics.fmean(a))
-    wrapped.close()
+    step_fns = {"RecordEnvs": wrapped.step, **ways}
+    ratios: dict[str, list[float]] = {name: [] for name in step_fns}
+    own: dict[str, list[float]] = {name: [] for name in step_fns}
+    env_bare: dict[str, list[EnvStep]] = {name: [] for name in step_fns}  # the env's step in
+    env_rec: dict[str, list[EnvStep]] = {name: [] for name in step_fns}  # each way's steps
+    bare, rec = [], []
+    order = list(step_fns)
+    for r in range(rounds):
+        k = r % len(order)  # each way in each place of the round in turn
+        for name in order[k:] + order[:k]:
+            a = block(env.step, args.block, env_bare[name])  # a bare block of its own
+            b = block(step_fns[name], args.block, env_rec[name])
+            own[name] += own_times(b, env_rec[name][-len(b) :])
+            ratios[name].append(statistics.fmean(b) / statistics.fmean(a))
+            if name == "RecordEnvs":
+                bare += a
+                rec += b
+    for recorded in (wrapped, *threaded.values()):
+        recorded.close()
     if by_hand is not None:
         by_hand.recorder.close()
     stats = wrapped.stats
-    own_ms = np.asarray(own_times(rec, env_rec)) * 1e3
+    own_ms = np.asarray(own["RecordEnvs"]) * 1e3
     mean_bare = statistics.fmean(bare)
-    parts_ms = {"bare": EnvStep.mean_ms(env_bare), "inside": EnvStep.mean_ms(env_rec)}
-    env_slower = statistics.fmean(e.whole for e in env_rec) - statistics.fmean(
-        e.whole for e in env_bare
-    )
-    whole = statistics.fmean(rec) - mean_bare
+    parts_ms = {
+        "bare": EnvStep.mean_ms(env_bare["RecordEnvs"]),
+        "inside": EnvStep.mean_ms(env_rec["RecordEnvs"]),
+    }
+    slower_pct = {  # how much slower each part is inside, % of the mean bare step
+        part: _slower_pct(parts_ms["bare"][part], ms, mean_bare)
+        for part, ms in parts_ms["inside"].items()
+    }
+    env_pct = slower_pct.pop("whole")
+    assert env_pct is not None  # the whole step is always timed
+    whole_pct = 100 * (statistics.fmean(rec) / mean_bare - 1)
+
+    def way(name: str) -> dict[str, Any]:
+        """A way's overhead, its own time's median, how much slower the env's step ran in it
+        than in its bare blocks (ms), and its overhead less the wrapper's, round by round."""
+        slower = statistics.fmean(e.whole for e in env_rec[name]) - statistics.fmean(
+            e.whole for e in env_bare[name]
+        )
+        return {
+            **_overhead(ratios[name]),
+            "own_ms": float(np.median(own[name])) * 1e3,
+            "env_step_slower_ms": 1e3 * slower,
+            "vs_recordenvs_pct": _paired(ratios[name], ratios["RecordEnvs"]),
+        }
+
     return {
         "machine": {
             "platform": platform.platform(),
@@ -348,27 +388,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": rounds,
         "step_ms_bare": 1e3 * statistics.fmean(bare),
         "step_ms_recorded": 1e3 * statistics.fmean(rec),
-        "overhead_pct": _overhead(ratios),
-        "floor": {
-            name: {**_overhead(r), "own_ms": float(np.median(way_own[name])) * 1e3}
-            for name, r in way_ratios.items()
+        "overhead_pct": _overhead(ratios["RecordEnvs"]),
+        "floor": {name: way(name) for name in ("capture", "copies") if name in ways},
+        "writer_threads": {
+            "default": encode_threads(),
+            "ways": {
+                count: {
+                    **way(f"threads{count}"),
+                    "frames_dropped": threaded[count].stats.frames_dropped,
+                }
+                for count in threaded
+            },
         },
         "own_ms": {
             "median": float(np.median(own_ms)),
             "p99": float(np.percentile(own_ms, 99)),
         },
         "split_pct": {  # of the mean step's overhead, in % of the mean bare step
-            "whole": 100 * whole / mean_bare,
-            "own": 100 * (whole - env_slower) / mean_bare,
-            "env_step": 100 * env_slower / mean_bare,
+            "whole": whole_pct,
+            "own": whole_pct - env_pct,
+            "env_step": env_pct,
         },
-        "env_step_ms": {way: means["whole"] for way, means in parts_ms.items()},
+        "env_step_ms": {side: means["whole"] for side, means in parts_ms.items()},
         "env_step_parts_ms": parts_ms,
-        "env_step_parts_pct": {  # how much slower each part is inside, % of the mean bare step
-            part: _slower_pct(parts_ms["bare"][part], ms, mean_bare)
-            for part, ms in parts_ms["inside"].items()
-            if part != "whole"
-        },
+        "env_step_parts_pct": slower_pct,
         "frames_captured": stats.frames_captured,
         "frames_dropped": stats.frames_dropped,
     }
@@ -381,9 +424,33 @@ def _slower_pct(bare_ms: float | None, inside_ms: float | None, step_s: float) -
     return 100 * (inside_ms - bare_ms) / (1e3 * step_s)
 
 
+def _paired(ratios: list[float], against: list[float]) -> dict[str, float]:
+    """Median and interval, in points, of one way's overhead less another's, round by round."""
+    return _median_ci([100 * (a - b) for a, b in zip(ratios, against, strict=True)])
+
+
+@contextlib.contextmanager
+def _writer_threads(count: int) -> Iterator[None]:
+    """``ENVREEL_WRITER_THREADS`` set to ``count`` inside the block (the writer process that a
+    recorder starts there reads it), as it was after."""
+    before = os.environ.get(THREADS_ENV)
+    os.environ[THREADS_ENV] = str(count)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[THREADS_ENV]
+        else:
+            os.environ[THREADS_ENV] = before
+
+
 def _overhead(ratios: list[float]) -> dict[str, float]:
     """Median and order-statistics interval, in %, of per-round step-time ratios."""
-    med, lo, hi, coverage = median_interval([100 * (r - 1) for r in ratios])
+    return _median_ci([100 * (r - 1) for r in ratios])
+
+
+def _median_ci(values: list[float]) -> dict[str, float]:
+    med, lo, hi, coverage = median_interval(values)
     return {"median": med, "low": lo, "high": hi, "coverage": coverage}
 
 
@@ -395,20 +462,25 @@ _FLOOR_ROWS = {
 
 def table(r: dict[str, Any]) -> str:
     c, o, sp = r["config"], r["overhead_pct"], r["split_pct"]
-    floor = [
-        f"| {_FLOOR_ROWS[name]} | {f['median']:+.2f}% [{f['low']:+.2f}, {f['high']:+.2f}] "
-        f"| {f['own_ms']:.3f} ms |"
-        for name, f in r["floor"].items()
-    ]
-    if floor:
+    rows = [(_FLOOR_ROWS[name], f) for name, f in r["floor"].items()]
+    for count, t in r["writer_threads"]["ways"].items():
+        drops = f" ({t['frames_dropped']} frames dropped)" if t["frames_dropped"] else ""
+        rows.append((f"RecordEnvs, its writer on {_threads(count)}{drops}", t))
+    floor = []
+    if rows:
+        env_slower = r["env_step_ms"]["inside"] - r["env_step_ms"]["bare"]
         floor = [
             "",
-            "| way (each against a bare block of its own) | overhead, median [CI] | own time "
-            "median |",
-            "|---|---|---|",
-            f"| RecordEnvs | {o['median']:+.2f}% [{o['low']:+.2f}, {o['high']:+.2f}] "
-            f"| {r['own_ms']['median']:.3f} ms |",
-            *floor,
+            "| way (each against a bare block of its own) | overhead, median [CI] | less "
+            "RecordEnvs's, paired [CI] | own time median | env's step slower |",
+            "|---|---|---|---|---|",
+            f"| RecordEnvs (its writer on {_threads(r['writer_threads']['default'])}) "
+            f"| {_ci(o)} | – | {r['own_ms']['median']:.3f} ms | {1e3 * env_slower:.1f} µs |",
+            *(
+                f"| {label} | {_ci(f)} | {_ci(f['vs_recordenvs_pct'], ' pts')} "
+                f"| {f['own_ms']:.3f} ms | {1e3 * f['env_step_slower_ms']:.1f} µs |"
+                for label, f in rows
+            ),
         ]
     return "\n".join(
         [
@@ -436,6 +508,15 @@ def table(r: dict[str, Any]) -> str:
     )
 
 
+def _ci(o: dict[str, float], unit: str = "%") -> str:
+    """A median and its interval."""
+    return f"{o['median']:+.2f}{unit} [{o['low']:+.2f}, {o['high']:+.2f}]"
+
+
+def _threads(count: int | str) -> str:
+    return f"{count} encode thread{'' if int(count) == 1 else 's'}"
+
+
 def _parts_line(pct: dict[str, float | None]) -> str:
     """The env's step running slower inside the wrapper, part by part (see ``EnvStep``)."""
     line = (
@@ -444,6 +525,19 @@ def _parts_line(pct: dict[str, float | None]) -> str:
     )
     gpu = pct["gpu"]
     return line if gpu is None else f"{line}; its kernels' time on the GPU {gpu:+.2f}%"
+
+
+def _thread_counts(text: str) -> tuple[int, ...]:
+    """``--writer-threads``: positive integers, comma-separated."""
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1 or len(set(counts)) < len(counts):
+        raise argparse.ArgumentTypeError(
+            f"expected distinct positive integers separated by commas (e.g. 4,2,1), got {text!r}"
+        )
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -469,7 +563,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time Recorder.capture by hand and the copies alone (see the module doc)",
     )
-    p.add_argument("--dir", help="where the store goes (default: a temporary folder)")
+    p.add_argument(
+        "--writer-threads",
+        type=_thread_counts,
+        default=(),
+        metavar="N[,N...]",
+        help="also time the wrapper with its writer process on each of these counts of encode "
+        "threads (see the module doc)",
+    )
+    p.add_argument("--dir", help="where the stores go (default: a temporary folder)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args(argv)
     try:

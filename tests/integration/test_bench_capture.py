@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -178,3 +179,60 @@ def test_bench_wrapper_floor_times_capture_by_hand_and_the_copies_alone(tmp_path
         assert any(np.array_equal(frame, rendered) for rendered in pool)
     text = bench_wrapper.table(result)
     assert "the copies alone" in text and "`Recorder.capture` by hand" in text
+
+
+def test_bench_wrapper_times_the_wrapper_on_other_writer_thread_counts(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    pytest.importorskip("torch")
+    import subprocess
+
+    from envreel.capture import _process
+    from envreel.schemas import _chunkwrite, open_run
+    from envreel.schemas._chunkwrite import THREADS_ENV
+    from envreel.tools import bench_wrapper
+
+    started = []  # the thread count each writer process was started with
+    real_popen = subprocess.Popen
+
+    def popen(*args, **kwargs):
+        if _process._BOOT in args[0]:  # a writer process
+            started.append(kwargs["env"].get(THREADS_ENV))
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.setattr(_process.subprocess, "Popen", popen)
+    argv = ["--device", "cpu", "--num-envs", "4", "--size", "16", "--steps", "60"]
+    argv += ["--step-ms", "0.5", "--block", "10", "--dir", str(tmp_path), "--json"]
+    assert bench_wrapper.main([*argv, "--writer-threads", "2,1"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert started == [None, "2", "1"] and THREADS_ENV not in os.environ
+    threads = result["writer_threads"]
+    assert threads["default"] == _chunkwrite.encode_threads() and set(threads["ways"]) == {"2", "1"}
+    for count, t in threads["ways"].items():
+        assert t["low"] <= t["median"] <= t["high"] and t["own_ms"] > 0
+        d = t["vs_recordenvs_pct"]
+        assert d["low"] <= d["median"] <= d["high"] and t["frames_dropped"] == 0
+        # each wrapper recorded every step it was given into its own store: 20 warm-up steps
+        # and 3 rounds of 10, each frame one the camera rendered
+        run = open_run(tmp_path / f"threads{count}.zarr")
+        assert run.num_frames == 50
+        pool = bench_capture.make_pool(4, 16, 16)
+        for frame in run.env_frames():
+            assert any(np.array_equal(frame, rendered) for rendered in pool)
+    text = bench_wrapper.table(result)
+    assert "RecordEnvs, its writer on 2 encode threads |" in text
+    assert "RecordEnvs, its writer on 1 encode thread |" in text
+
+
+@pytest.mark.parametrize("value", ["0", "2,x", "", "2,2", "-1"])
+def test_bench_wrapper_rejects_a_bad_writer_thread_list(value, capsys) -> None:
+    from envreel.tools import bench_wrapper
+
+    with pytest.raises(SystemExit):
+        bench_wrapper.main(["--writer-threads", value])
+    err = capsys.readouterr().err
+    assert (
+        f"expected distinct positive integers separated by commas (e.g. 4,2,1), got {value!r}"
+        in err
+    )
