@@ -39,7 +39,9 @@ burst of compression after each hand-off slow the training process's next steps?
 The ways take each place in the round in turn (the first way of one round is the second of the
 next), and each way reports, besides its overhead and own time, how much slower the env's step
 ran inside it than in its bare block, and its overhead less the wrapper's in the same round
-(median and interval over the rounds): a difference measured side by side.
+(median and interval over the rounds): a difference measured side by side. For the wrapper (and
+each writer-thread way) that slowdown is also split by the ring block's fill before the step:
+the first steps after a block goes to the writer process run while it compresses that block.
 """
 
 from __future__ import annotations
@@ -334,11 +336,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env_bare: dict[str, list[EnvStep]] = {name: [] for name in step_fns}  # the env's step in
     env_rec: dict[str, list[EnvStep]] = {name: [] for name in step_fns}  # each way's steps
     bare, rec = [], []
+    recorders = {"RecordEnvs": wrapped.recorder}
+    recorders.update({f"threads{count}": w.recorder for count, w in threaded.items()})
+    fills: dict[str, list[int]] = {name: [] for name in recorders}  # ring fill before each step
+    block_frames = wrapped.recorder.spec.block_frames
     order = list(step_fns)
     for r in range(rounds):
         k = r % len(order)  # each way in each place of the round in turn
         for name in order[k:] + order[:k]:
             a = block(env.step, args.block, env_bare[name])  # a bare block of its own
+            if name in recorders:  # every step is captured, so the fill follows the count
+                start = recorders[name].stats.frames_captured
+                fills[name] += [(start + i) % block_frames for i in range(args.block)]
             b = block(step_fns[name], args.block, env_rec[name])
             own[name] += own_times(b, env_rec[name][-len(b) :])
             ratios[name].append(statistics.fmean(b) / statistics.fmean(a))
@@ -370,12 +379,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         slower = statistics.fmean(e.whole for e in env_rec[name]) - statistics.fmean(
             e.whole for e in env_bare[name]
         )
-        return {
+        out = {
             **_overhead(ratios[name]),
             "own_ms": float(np.median(own[name])) * 1e3,
             "env_step_slower_ms": 1e3 * slower,
             "vs_recordenvs_pct": _paired(ratios[name], ratios["RecordEnvs"]),
         }
+        if name in fills:
+            out["env_step_slower_by_fill_us"] = _by_fill(
+                env_rec[name], fills[name], env_bare[name], block_frames
+            )
+        return out
 
     return {
         "machine": {
@@ -412,9 +426,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "env_step_ms": {side: means["whole"] for side, means in parts_ms.items()},
         "env_step_parts_ms": parts_ms,
         "env_step_parts_pct": slower_pct,
+        "block_frames": block_frames,
+        "env_step_slower_by_fill_us": _by_fill(
+            env_rec["RecordEnvs"], fills["RecordEnvs"], env_bare["RecordEnvs"], block_frames
+        ),
         "frames_captured": stats.frames_captured,
         "frames_dropped": stats.frames_dropped,
     }
+
+
+def _by_fill(
+    inside: list[EnvStep], fills: list[int], bare: list[EnvStep], block_frames: int
+) -> dict[str, float]:
+    """How much slower the env's step ran than bare (mean, µs), by the ring block's fill before
+    the step: 0 is the first step after a block was handed to the writer process."""
+    base = statistics.fmean(e.whole for e in bare)
+    out = {}
+    for lo, hi in ((0, 1), (1, 2), (2, 8), (8, block_frames)):
+        hi = min(hi, block_frames)
+        steps = [e.whole for e, f in zip(inside, fills, strict=True) if lo <= f < hi]
+        if steps:
+            label = str(lo) if hi == lo + 1 else f"{lo}-{hi - 1}"
+            out[label] = 1e6 * (statistics.fmean(steps) - base)
+    return out
 
 
 def _slower_pct(bare_ms: float | None, inside_ms: float | None, step_s: float) -> float | None:
@@ -501,11 +535,23 @@ def table(r: dict[str, Any]) -> str:
             f"the env's own step running slower inside it {sp['env_step']:+.2f}% "
             f"({r['env_step_ms']['bare']:.3f} ms bare, {r['env_step_ms']['inside']:.3f} ms inside)",
             _parts_line(r["env_step_parts_pct"]),
+            "",
+            f"The env's step slower than bare, µs, by the fill of the {r['block_frames']}-frame "
+            "ring block before it (0: right after a block went to the writer process):",
+            f"- RecordEnvs: {_fill_line(r['env_step_slower_by_fill_us'])}",
+            *(
+                f"- its writer on {_threads(count)}: {_fill_line(t['env_step_slower_by_fill_us'])}"
+                for count, t in r["writer_threads"]["ways"].items()
+            ),
             *floor,
             "",
             f"(interval: order statistics over rounds, {100 * o['coverage']:.0f}% coverage)",
         ]
     )
+
+
+def _fill_line(by_fill: dict[str, float]) -> str:
+    return " · ".join(f"{fill}: {us:+.1f}" for fill, us in by_fill.items())
 
 
 def _ci(o: dict[str, float], unit: str = "%") -> str:

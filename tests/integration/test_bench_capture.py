@@ -220,8 +220,15 @@ def test_bench_wrapper_times_the_wrapper_on_other_writer_thread_counts(
         pool = bench_capture.make_pool(4, 16, 16)
         for frame in run.env_frames():
             assert any(np.array_equal(frame, rendered) for rendered in pool)
+    # every recorded way's env step by the ring block's fill: 1 + 20 warm-up captures before
+    # the first timed block, so each way's 30 timed steps reach every part of a 32-frame block
+    assert result["block_frames"] == 32
+    labels = ["0", "1", "2-7", "8-31"]
+    assert list(result["env_step_slower_by_fill_us"]) == labels
+    assert all(list(t["env_step_slower_by_fill_us"]) == labels for t in threads["ways"].values())
     text = bench_wrapper.table(result)
     assert "RecordEnvs, its writer on 2 encode threads |" in text
+    assert "- its writer on 1 encode thread: 0: " in text
     assert "RecordEnvs, its writer on 1 encode thread |" in text
 
 
@@ -236,3 +243,21 @@ def test_bench_wrapper_rejects_a_bad_writer_thread_list(value, capsys) -> None:
         f"expected distinct positive integers separated by commas (e.g. 4,2,1), got {value!r}"
         in err
     )
+
+
+def test_bench_wrapper_splits_the_env_step_slowdown_by_the_ring_block_fill() -> None:
+    pytest.importorskip("torch")
+    from envreel.tools.bench_wrapper import EnvStep, _by_fill
+
+    def steps(*ms):
+        return [EnvStep(m / 1e3, m / 1e3, 0.0, 0.0, None) for m in ms]
+
+    bare = steps(5.0, 5.0, 5.0)
+    inside = steps(5.1, 5.05, 5.02, 5.04, 5.0, 5.03, 5.06)
+    fills = [0, 1, 2, 7, 8, 9, 0]  # two steps right after a hand-off
+    by_fill = _by_fill(inside, fills, bare, 10)
+    assert list(by_fill) == ["0", "1", "2-7", "8-9"]
+    expected = {"0": 80.0, "1": 50.0, "2-7": 30.0, "8-9": 15.0}
+    assert by_fill == pytest.approx(expected)
+    # a short block leaves out the parts it has no steps in
+    assert list(_by_fill(steps(5.1, 5.2), [0, 1], bare, 2)) == ["0", "1"]
