@@ -39,6 +39,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from envreel.tools._interval import median_interval
 
@@ -89,11 +90,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for name, cfg in configs.items():
             cfg.overwrite = True
             ways[name] = RecordEnvs(env, work / f"{name}.zarr", cfg)
-        os.environ["ENVREEL_RENDER_THREAD"] = "0"
-        ways["subset_sync"] = RecordEnvs(
-            env, work / "subset_sync.zarr", RecorderCfg(envs=subset, overwrite=True)
-        )
-        del os.environ["ENVREEL_RENDER_THREAD"]
+        with mock.patch.dict(os.environ, {"ENVREEL_RENDER_THREAD": "0"}):
+            ways["subset_sync"] = RecordEnvs(
+                env, work / "subset_sync.zarr", RecorderCfg(envs=subset, overwrite=True)
+            )
         env.reset(seed=0)
         shape = (args.num_envs, unwrapped.action_space.shape[-1])
         gen = torch.Generator(device="cpu").manual_seed(0)

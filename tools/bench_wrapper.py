@@ -47,7 +47,6 @@ the first steps after a block goes to the writer process run while it compresses
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -56,10 +55,10 @@ import sys
 import tempfile
 import time
 import types
-from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 
@@ -323,7 +322,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ways = {"capture": by_hand.capture, "copies": by_hand.copies}
     threaded = {}  # the same wrapper, its writer process on another count of encode threads
     for count in args.writer_threads:
-        with _writer_threads(count):  # read by the writer process, started by the constructor
+        # set while the constructor starts the writer process, which reads it
+        with mock.patch.dict(os.environ, {THREADS_ENV: str(count)}):
             threaded[count] = RecordEnvs(env, work / f"threads{count}.zarr", wrapped.recorder_cfg)
         ways[f"threads{count}"] = threaded[count].step
     block(env.step, 20)
@@ -461,21 +461,6 @@ def _slower_pct(bare_ms: float | None, inside_ms: float | None, step_s: float) -
 def _paired(ratios: list[float], against: list[float]) -> dict[str, float]:
     """Median and interval, in points, of one way's overhead less another's, round by round."""
     return _median_ci([100 * (a - b) for a, b in zip(ratios, against, strict=True)])
-
-
-@contextlib.contextmanager
-def _writer_threads(count: int) -> Iterator[None]:
-    """``ENVREEL_WRITER_THREADS`` set to ``count`` inside the block (the writer process that a
-    recorder starts there reads it), as it was after."""
-    before = os.environ.get(THREADS_ENV)
-    os.environ[THREADS_ENV] = str(count)
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ[THREADS_ENV]
-        else:
-            os.environ[THREADS_ENV] = before
 
 
 def _overhead(ratios: list[float]) -> dict[str, float]:
