@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["median_interval"]
+__all__ = ["median_interval", "median_summary"]
 
 
 def _binom_cdf(k: int, n: int) -> float:
@@ -54,3 +54,9 @@ def median_interval(
             break
         k, coverage = k + 1, wider
     return median, xs[k - 1], xs[n - k], coverage
+
+
+def median_summary(values: Sequence[float]) -> dict[str, float]:
+    """``median_interval`` as the benchmarks report it: median, low, high and coverage."""
+    med, lo, hi, coverage = median_interval(values)
+    return {"median": med, "low": lo, "high": hi, "coverage": coverage}

@@ -41,12 +41,11 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from envreel.tools._interval import median_interval
+from envreel.tools._interval import median_summary
 
 
 def _overhead(ratios: list[float]) -> dict[str, float]:
-    med, lo, hi, coverage = median_interval([r - 1.0 for r in ratios])
-    return {"median": med, "low": lo, "high": hi, "coverage": coverage, "rounds": len(ratios)}
+    return {**median_summary([r - 1.0 for r in ratios]), "rounds": len(ratios)}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envreel.tools._interval import median_interval
+from envreel.tools._interval import median_summary
 
 WAYS = ("limit", "envreel", "moviepy", "moviepy_store", "moviepy_defaults")
 WORKLOADS = {
@@ -362,8 +362,7 @@ def _median_run(runs: list[dict]) -> dict:
 
 
 def _interval(values: list[float]) -> dict[str, float]:
-    med, lo, hi, coverage = median_interval(values)
-    return {"median": med, "low": lo, "high": hi, "coverage": coverage, "rounds": len(values)}
+    return {**median_summary(values), "rounds": len(values)}
 
 
 def _round_ratios(mine: list[dict], runs: dict, wl: str) -> dict[str, dict[str, float]]:

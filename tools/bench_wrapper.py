@@ -63,7 +63,7 @@ from unittest import mock
 import numpy as np
 
 from envreel.schemas._chunkwrite import THREADS_ENV, encode_threads
-from envreel.tools._interval import median_interval
+from envreel.tools._interval import median_summary
 from envreel.tools.bench_capture import CpuWork, GpuWork, make_pool
 
 
@@ -460,17 +460,12 @@ def _slower_pct(bare_ms: float | None, inside_ms: float | None, step_s: float) -
 
 def _paired(ratios: list[float], against: list[float]) -> dict[str, float]:
     """Median and interval, in points, of one way's overhead less another's, round by round."""
-    return _median_ci([100 * (a - b) for a, b in zip(ratios, against, strict=True)])
+    return median_summary([100 * (a - b) for a, b in zip(ratios, against, strict=True)])
 
 
 def _overhead(ratios: list[float]) -> dict[str, float]:
     """Median and order-statistics interval, in %, of per-round step-time ratios."""
-    return _median_ci([100 * (r - 1) for r in ratios])
-
-
-def _median_ci(values: list[float]) -> dict[str, float]:
-    med, lo, hi, coverage = median_interval(values)
-    return {"median": med, "low": lo, "high": hi, "coverage": coverage}
+    return median_summary([100 * (r - 1) for r in ratios])
 
 
 _FLOOR_ROWS = {

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from envreel.tools import bench_capture
-from envreel.tools._interval import median_interval
+from envreel.tools._interval import median_interval, median_summary
 
 
 def test_bench_capture_prints_json_with_an_overhead_interval(tmp_path, capsys) -> None:
@@ -98,6 +98,8 @@ def test_median_interval_covers_the_median_with_order_statistics() -> None:
     med, lo, hi, cov = median_interval([3.0, 1.0, 2.0, 4.0])
     assert (med, lo, hi) == (2.5, 1.0, 4.0) and cov == 0.875
     assert median_interval([7.0])[:3] == (7.0, 7.0, 7.0)
+    summary = median_summary([3.0, 1.0, 2.0, 4.0])
+    assert summary == {"median": 2.5, "low": 1.0, "high": 4.0, "coverage": 0.875}
 
 
 def test_bench_wrapper_prints_json_with_an_overhead_interval(tmp_path, capsys) -> None:
